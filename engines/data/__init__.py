@@ -1,0 +1,1 @@
+"""Data: the synthetic world, YOLO and MOTChallenge readers/writers, and video writing."""

@@ -1,0 +1,155 @@
+"""H.264 video writing through PyAV (FFmpeg inside the wheel), playable in browsers.
+
+OpenCV cannot write H.264 on these machines and its ``mp4v`` files do not play in Chromium,
+so every video detstream writes goes through :class:`VideoWriter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from engines.errors import UserInputError
+
+#: Encoders detstream can use for .mp4/.mkv/.webm output, in order of preference.
+KNOWN_ENCODERS: tuple[str, ...] = (
+    "libx264", "h264_nvenc", "libopenh264", "libx265", "hevc_nvenc", "libvpx-vp9", "libvpx",
+    "libsvtav1", "libaom-av1", "mpeg4",
+)
+
+
+def frame_rate(fps: float) -> Fraction:
+    """A rational frame rate for ``fps`` (29.97 becomes 30000/1001)."""
+    rate = Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise UserInputError(f"frame rate must be positive, got {fps:g}")
+    return rate
+
+
+class VideoWriter:
+    """Write BGR frames to an H.264 (yuv420p) file; use as a context manager.
+
+    The file is finalised by :meth:`close` (also on exceptions inside the ``with`` block), so an
+    interrupted run still leaves a playable file. Odd frame sizes are padded by one pixel on the
+    right/bottom, since yuv420p needs even sizes.
+
+    Args:
+        path: output file (.mp4, .mkv or .mov).
+        width, height: frame size in pixels.
+        fps: frames per second.
+        codec: FFmpeg encoder name.
+        crf: constant rate factor (lower is better quality; 23 is the x264 default).
+        preset: x264 speed preset.
+        threads: encoder threads (0 lets the encoder choose).
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float,
+                 codec: str = "libx264", crf: int = 23, preset: str = "veryfast",
+                 threads: int = 0) -> None:
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        self._pad = (self.height % 2, self.width % 2)
+        try:
+            self._container = av.open(str(self.path), mode="w",
+                                      options={"movflags": "+faststart"})
+        except (OSError, av.FFmpegError) as exc:
+            raise UserInputError(f"cannot create video file {self.path}: {exc}") from None
+        rate = frame_rate(fps)
+        options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+        self._stream = self._container.add_stream(codec, rate=rate, options=options)
+        self._stream.width = self.width + self._pad[1]
+        self._stream.height = self.height + self._pad[0]
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.time_base = 1 / rate
+        self._stream.codec_context.thread_count = threads
+        self.frames_written = 0
+        self._closed = False
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one frame: uint8 [H, W, 3] BGR of the size given at construction."""
+        if frame.shape != (self.height, self.width, 3):
+            raise ValueError(
+                f"VideoWriter: expected a frame of shape {(self.height, self.width, 3)}, "
+                f"got {frame.shape}"
+            )
+        if any(self._pad):
+            frame = np.pad(frame, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+        video_frame.pts = self.frames_written
+        self._container.mux(self._stream.encode(video_frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finalise the file (safe to call twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _native_output_silenced() -> Iterator[None]:
+    """Send what native libraries print (x265 and SVT-AV1 banners) to /dev/null for a while."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def probe_encoder(codec: str, width: int = 64, height: int = 64) -> tuple[bool, str]:
+    """Try to encode a few frames with ``codec`` in memory.
+
+    Returns:
+        ``(works, detail)``: detail is the encoder's long name, or why it failed.
+    """
+    with _native_output_silenced():
+        return _probe_encoder(codec, width, height)
+
+
+def _probe_encoder(codec: str, width: int, height: int) -> tuple[bool, str]:
+    try:
+        buffer = io.BytesIO()
+        with av.open(buffer, mode="w", format="matroska") as container:
+            stream = container.add_stream(codec, rate=30)
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "yuv420p"
+            for i in range(3):
+                frame = av.VideoFrame.from_ndarray(
+                    np.full((height, width, 3), 40 * i, np.uint8), format="bgr24")
+                frame.pts = i
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        return True, stream.codec_context.codec.long_name
+    except av.codec.codec.UnknownCodecError:
+        return False, "not built into this FFmpeg"
+    except Exception as exc:  # any other FFmpeg failure means "not usable here"
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        return False, f"cannot open: {text or type(exc).__name__}"

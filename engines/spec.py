@@ -1,0 +1,142 @@
+"""The record every stage shares: :class:`Detections`.
+
+One ``Detections`` flows through the whole house: post-processing produces it, trackers add
+track ids, drawing and sinks read it, and the synthetic world uses it for ground truth.
+Arrays are parallel (one row per box). Records are treated as immutable: stages return new
+records instead of mutating their input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _as_array(name: str, value: Any, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
+    array = np.ascontiguousarray(value, dtype=dtype)
+    if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
+        expected = "[N" + "".join(f", {d}" for d in shape_tail) + "]"
+        raise ValueError(f"Detections.{name}: expected shape {expected}, got {list(array.shape)}")
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Boxes found in one frame, with their scores, classes and (optionally) track ids.
+
+    Attributes:
+        boxes: float32 [N, 4], ``xyxy`` in frame pixels; ``x2``/``y2`` are exclusive edges, so a
+            box covering pixel columns 10..19 is ``x1=10, x2=20``.
+        scores: float32 [N], confidence in [0, 1].
+        class_ids: int32 [N], index into ``class_names``.
+        track_ids: int32 [N], persistent identity, ``-1`` while untracked.
+        class_names: names of the classes, indexed by ``class_ids``.
+        data: extra per-box arrays (first dimension N), e.g. ``visibility`` in ground truth.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    class_names: tuple[str, ...] = ()
+    data: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        boxes = _as_array("boxes", self.boxes, np.float32, (4,))
+        n = len(boxes)
+        scores = _as_array("scores", self.scores, np.float32, ())
+        class_ids = _as_array("class_ids", self.class_ids, np.int32, ())
+        track_ids = self.track_ids
+        if track_ids is None or (len(track_ids) == 0 and n > 0):
+            track_ids = np.full(n, -1, np.int32)
+        track_ids = _as_array("track_ids", track_ids, np.int32, ())
+        for name, arr in (("scores", scores), ("class_ids", class_ids), ("track_ids", track_ids)):
+            if len(arr) != n:
+                raise ValueError(f"Detections.{name}: expected {n} rows like boxes, got {len(arr)}")
+        data = {}
+        for key, value in dict(self.data).items():
+            arr = np.asarray(value)
+            if arr.ndim == 0 or len(arr) != n:
+                raise ValueError(f"Detections.data[{key!r}]: expected {n} rows, got {arr.shape}")
+            data[key] = arr
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "class_ids", class_ids)
+        object.__setattr__(self, "track_ids", track_ids)
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "data", data)
+
+    @classmethod
+    def empty(cls, class_names: Sequence[str] = ()) -> Detections:
+        """A record with no boxes."""
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros(0, np.float32),
+            class_ids=np.zeros(0, np.int32),
+            track_ids=np.zeros(0, np.int32),
+            class_names=tuple(class_names),
+        )
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Select rows with a boolean mask, an index array, a slice or an int."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Detections(
+            boxes=self.boxes[index],
+            scores=self.scores[index],
+            class_ids=self.class_ids[index],
+            track_ids=self.track_ids[index],
+            class_names=self.class_names,
+            data={k: v[index] for k, v in self.data.items()},
+        )
+
+    def replace(self, **changes: Any) -> Detections:
+        """A copy with some fields replaced (e.g. ``track_ids=...``)."""
+        fields = {
+            "boxes": self.boxes,
+            "scores": self.scores,
+            "class_ids": self.class_ids,
+            "track_ids": self.track_ids,
+            "class_names": self.class_names,
+            "data": self.data,
+        }
+        fields.update(changes)
+        return Detections(**fields)
+
+    @property
+    def labels(self) -> list[str]:
+        """Class name of each box (the id as text when no names are known)."""
+        names = self.class_names
+        return [names[c] if 0 <= c < len(names) else str(c) for c in self.class_ids.tolist()]
+
+    @property
+    def xywh(self) -> np.ndarray:
+        """Boxes as top-left x, y, width, height: float32 [N, 4]."""
+        out = self.boxes.copy()
+        out[:, 2:] -= out[:, :2]
+        return out
+
+    @staticmethod
+    def merge(records: Sequence[Detections]) -> Detections:
+        """Concatenate records (empty ones included); data keys must agree."""
+        records = list(records)
+        if not records:
+            return Detections.empty()
+        names = next((r.class_names for r in records if r.class_names), ())
+        keys = set(records[0].data)
+        if any(set(r.data) != keys for r in records):
+            raise ValueError("Detections.merge: records carry different data keys")
+        return Detections(
+            boxes=np.concatenate([r.boxes for r in records]),
+            scores=np.concatenate([r.scores for r in records]),
+            class_ids=np.concatenate([r.class_ids for r in records]),
+            track_ids=np.concatenate([r.track_ids for r in records]),
+            class_names=names,
+            data={k: np.concatenate([r.data[k] for r in records]) for k in keys},
+        )

@@ -1,0 +1,1 @@
+"""The verbs of the ``detstream`` command, one module each."""
