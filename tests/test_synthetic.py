@@ -223,3 +223,44 @@ def test_ground_truth_writes_as_mot(tmp_path):
             writer.write(frame, truth)
     rows = (tmp_path / "gt.txt").read_text().splitlines()
     assert rows and all(len(r.split(",")) == 9 for r in rows)
+
+
+def test_objects_stop_and_go():
+    config = SceneConfig(width=640, height=360, frames=300, seed=2, objects=10)
+    speeds: dict[int, list[float]] = {}
+    for state in SyntheticScene(config).states():
+        for body in state.bodies:
+            if body.class_id >= 0:
+                speeds.setdefault(body.uid, []).append(math.hypot(body.vx, body.vy))
+    stop_and_go = 0
+    for series in speeds.values():
+        s = np.array(series)
+        if len(s) < 60:
+            continue
+        slow = s < 0.15 * np.median(s)
+        # A stop lasting at least 0.3 s, with movement before and after it.
+        runs = np.flatnonzero(np.diff(np.concatenate([[0], slow.astype(int), [0]])))
+        for start, end in zip(runs[::2], runs[1::2], strict=True):
+            if end - start >= 9 and s[:start].max(initial=0) > 0.5 * np.median(s) \
+                    and s[end:].max(initial=0) > 0.5 * np.median(s):
+                stop_and_go += 1
+                break
+    assert stop_and_go >= 2
+
+
+def test_lighting_noise_and_blur_change_pixels():
+    base = SceneConfig(width=320, height=180, frames=240, seed=6, objects=10)
+    means = [frame.mean() for frame, _ in SyntheticScene(base)]
+    assert np.ptp(means) > 5  # brightness drifts and steps
+    flat = [frame.mean() for frame, _ in SyntheticScene(base.with_changes(lighting=False))]
+    assert np.ptp(flat) < np.ptp(means)
+    # Noise: two renders of the same scene differ only by the noise field, frame to frame.
+    quiet = next(iter(SyntheticScene(base.with_changes(noise=False))))[0].astype(int)
+    noisy = next(iter(SyntheticScene(base)))[0].astype(int)
+    assert 1.0 < np.std(noisy - quiet) < 20.0
+    # Motion blur: fast objects smear; ground truth stays the same with or without blur.
+    sharp = list(SyntheticScene(base.with_changes(motion_blur=False, frames=30)))
+    blurred = list(SyntheticScene(base.with_changes(frames=30)))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(sharp, blurred, strict=True))
+    for (_, ta), (_, tb) in zip(sharp, blurred, strict=True):
+        np.testing.assert_array_equal(ta.boxes, tb.boxes)
