@@ -1,9 +1,12 @@
-"""The record every stage shares: :class:`Detections`.
+"""The types every part shares: :class:`Detections` and :class:`ModelSpec`.
 
 One ``Detections`` flows through the whole house: post-processing produces it, trackers add
 track ids, drawing and sinks read it, and the synthetic world uses it for ground truth.
 Arrays are parallel (one row per box). Records are treated as immutable: stages return new
 records instead of mutating their input.
+
+A ``ModelSpec`` is what a model needs from the outside world (class names, input size, output
+layout, preprocessing contract); it travels in checkpoint sidecars and ONNX metadata.
 """
 
 from __future__ import annotations
@@ -140,3 +143,78 @@ class Detections:
             class_names=names,
             data={k: np.concatenate([r.data[k] for r in records]) for k in keys},
         )
+
+
+#: Output layouts the decoders understand.
+#: ``xywh_scores``: [B, 4+C, N], box centre/size in input pixels then per-class scores
+#: (Ultralytics YOLOv8/YOLO11 exports and detstream's own models).
+LAYOUTS: tuple[str, ...] = ("xywh_scores", "yolov5", "yolox")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The contract between a model and the code around it.
+
+    Attributes:
+        name: model name, e.g. ``detstream-n``.
+        class_names: class names, indexed by class id.
+        input_size: ``(height, width)`` the model takes, in pixels.
+        layout: raw output layout, one of :data:`LAYOUTS`.
+        colour: channel order the model expects, ``rgb`` or ``bgr``.
+        scale: multiplier applied to 0..255 pixel values (``1/255`` or ``1``).
+        mean, std: per-channel normalisation after scaling, in the model's channel order.
+        letterbox: where the resized image sits in the padded input, ``center`` or ``topleft``.
+        pad_value: value (0..255) of the letterbox padding.
+        stride: largest stride; dynamic input sizes must be multiples of it.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int] = (320, 320)
+    layout: str = "xywh_scores"
+    colour: str = "rgb"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    letterbox: str = "center"
+    pad_value: int = 114
+    stride: int = 32
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"ModelSpec.layout: expected one of {LAYOUTS}, got {self.layout!r}")
+        if self.colour not in ("rgb", "bgr"):
+            raise ValueError(f"ModelSpec.colour: expected 'rgb' or 'bgr', got {self.colour!r}")
+        if self.letterbox not in ("center", "topleft"):
+            raise ValueError(f"ModelSpec.letterbox: expected 'center' or 'topleft', "
+                             f"got {self.letterbox!r}")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (lists for tuples)."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "input_size": list(self.input_size),
+            "layout": self.layout,
+            "colour": self.colour,
+            "scale": self.scale,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "letterbox": self.letterbox,
+            "pad_value": self.pad_value,
+            "stride": self.stride,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored, missing ones take defaults."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,85 @@
+"""Letterbox: resize keeping the aspect ratio, then pad to the model's input size.
+
+Returns what is needed to undo it (:class:`Letterbox`), so boxes found in the model's input
+map back to frame pixels exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was placed in the model input.
+
+    Attributes:
+        ratio: scale applied to the frame (input px per frame px).
+        pad_x, pad_y: offset of the resized frame's top-left corner in the input, in pixels.
+        frame_width, frame_height: size of the original frame.
+    """
+
+    ratio: float
+    pad_x: float
+    pad_y: float
+    frame_width: int
+    frame_height: int
+
+    def to_frame(self, boxes: np.ndarray) -> np.ndarray:
+        """Map ``xyxy`` boxes from input pixels to frame pixels, clipped to the frame."""
+        out = np.asarray(boxes, np.float32).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.ratio
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.ratio
+        np.clip(out[:, [0, 2]], 0, self.frame_width, out=out[:, [0, 2]])
+        np.clip(out[:, [1, 3]], 0, self.frame_height, out=out[:, [1, 3]])
+        return out
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Map ``xyxy`` boxes from frame pixels to input pixels."""
+        out = np.asarray(boxes, np.float32).copy()
+        out[:, [0, 2]] = out[:, [0, 2]] * self.ratio + self.pad_x
+        out[:, [1, 3]] = out[:, [1, 3]] * self.ratio + self.pad_y
+        return out
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 114,
+              align: str = "center", scale_up: bool = True,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, Letterbox]:
+    """Fit ``image`` (uint8 [H, W, 3]) into ``size`` = (height, width).
+
+    Args:
+        image: the frame, any channel order (kept as is).
+        size: target (height, width).
+        pad_value: value of the padding.
+        align: ``center`` (Ultralytics) or ``topleft`` (YOLOX).
+        scale_up: allow enlarging frames smaller than the input.
+        out: optional preallocated uint8 [height, width, 3] buffer to write into.
+
+    Returns:
+        ``(padded, info)``: the uint8 [height, width, 3] input image and how to undo it.
+    """
+    h, w = image.shape[:2]
+    th, tw = size
+    ratio = min(th / h, tw / w)
+    if not scale_up:
+        ratio = min(ratio, 1.0)
+    nw, nh = max(1, int(round(w * ratio))), max(1, int(round(h * ratio)))
+    if align == "center":
+        pad_x, pad_y = (tw - nw) // 2, (th - nh) // 2
+    elif align == "topleft":
+        pad_x = pad_y = 0
+    else:
+        raise ValueError(f"letterbox align must be 'center' or 'topleft', got {align!r}")
+    if out is None:
+        out = np.empty((th, tw, 3), np.uint8)
+    out[:] = pad_value
+    region = out[pad_y:pad_y + nh, pad_x:pad_x + nw]
+    if (nw, nh) == (w, h):
+        region[:] = image
+    else:
+        interp = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+        cv2.resize(image, (nw, nh), dst=region, interpolation=interp)
+    return out, Letterbox(ratio, float(pad_x), float(pad_y), w, h)
