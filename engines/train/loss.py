@@ -1,0 +1,121 @@
+"""The detection loss: BCE on classes, CIoU on boxes, distribution focal loss on box sides.
+
+Targets come from :class:`~engines.train.assigner.TaskAlignedAssigner`; every term is weighted
+by the soft target scores and normalised by their sum, so crowded and empty images balance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import functional as F
+
+from engines.models.head import HeadOutput
+from engines.train.assigner import TaskAlignedAssigner
+from engines.train.boxes import complete_iou
+
+
+def decode_ltrb(distances: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Side distances [..., 4] (left, top, right, bottom) around anchor centres → xyxy."""
+    return torch.cat([anchors - distances[..., :2], anchors + distances[..., 2:]], dim=-1)
+
+
+def pad_targets(targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor]:
+    """Rows ``(image, class, x1, y1, x2, y2)`` [M, 6] → labels int64 [B, K], boxes [B, K, 4],
+    valid bool [B, K] with K the most boxes in one image."""
+    device = targets.device
+    if targets.numel() == 0:
+        return (torch.zeros(batch_size, 0, dtype=torch.long, device=device),
+                torch.zeros(batch_size, 0, 4, device=device),
+                torch.zeros(batch_size, 0, dtype=torch.bool, device=device))
+    image = targets[:, 0].long()
+    counts = torch.bincount(image, minlength=batch_size)
+    k = int(counts.max())
+    order = torch.argsort(image, stable=True)
+    image = image[order]
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(image), device=device) - starts[image]
+    labels = torch.zeros(batch_size, k, dtype=torch.long, device=device)
+    boxes = torch.zeros(batch_size, k, 4, device=device)
+    valid = torch.zeros(batch_size, k, dtype=torch.bool, device=device)
+    labels[image, slot] = targets[order, 1].long()
+    boxes[image, slot] = targets[order, 2:6].float()
+    valid[image, slot] = True
+    return labels, boxes, valid
+
+
+@dataclass
+class DetectionLoss:
+    """Loss of one batch.
+
+    Attributes:
+        num_classes: classes of the model.
+        reg_max: bins of the side-distance distributions.
+        box_gain, cls_gain, dfl_gain: weights of the three terms.
+        assigner: the label assigner.
+    """
+
+    num_classes: int
+    reg_max: int = 16
+    box_gain: float = 7.5
+    cls_gain: float = 0.5
+    dfl_gain: float = 1.5
+    assigner: TaskAlignedAssigner = field(default_factory=TaskAlignedAssigner)
+
+    def __call__(self, out: HeadOutput, targets: torch.Tensor) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:
+        """Compute the loss.
+
+        Args:
+            out: the model's training-mode output.
+            targets: float [M, 6] rows ``(image index, class, x1, y1, x2, y2)``, input pixels.
+
+        Returns:
+            ``(total, parts)``: the scalar to back-propagate (summed over the batch) and the
+            detached per-image ``[box, cls, dfl]`` terms for logging.
+        """
+        b, n, _ = out.cls.shape
+        box_logits = out.box.float()
+        cls_logits = out.cls.float()
+        bins = torch.arange(self.reg_max, device=box_logits.device, dtype=torch.float32)
+        probs = box_logits.view(b, n, 4, self.reg_max).softmax(-1)
+        distances = (probs * bins).sum(-1)  # stride units
+        pred_boxes = decode_ltrb(distances, out.anchors / out.strides) * out.strides
+
+        labels, boxes, valid = pad_targets(targets.to(box_logits.device), b)
+        assigned = self.assigner(cls_logits.detach().sigmoid(), pred_boxes.detach(),
+                                 out.anchors, labels, boxes, valid)
+        score_sum = assigned.scores.sum().clamp(min=1.0)
+
+        cls_loss = F.binary_cross_entropy_with_logits(cls_logits, assigned.scores,
+                                                      reduction="sum") / score_sum
+        fg = assigned.foreground
+        if bool(fg.any()):
+            weight = assigned.scores.sum(-1)[fg]
+            ciou = complete_iou(pred_boxes[fg], assigned.boxes[fg])
+            box_loss = ((1.0 - ciou) * weight).sum() / score_sum
+            anchors = (out.anchors / out.strides).unsqueeze(0).expand(b, n, 2)[fg]
+            target_boxes = assigned.boxes[fg] / out.strides.unsqueeze(0).expand(b, n, 1)[fg]
+            target_ltrb = torch.cat([anchors - target_boxes[:, :2], target_boxes[:, 2:] - anchors],
+                                    dim=-1).clamp(0, self.reg_max - 1 - 0.01)
+            dfl = self._dfl(box_logits[fg].view(-1, self.reg_max), target_ltrb.view(-1))
+            dfl_loss = (dfl.view(-1, 4).mean(-1) * weight).sum() / score_sum
+        else:
+            box_loss = box_logits.sum() * 0.0
+            dfl_loss = box_logits.sum() * 0.0
+        parts = torch.stack([box_loss * self.box_gain, cls_loss * self.cls_gain,
+                             dfl_loss * self.dfl_gain])
+        return parts.sum() * b, parts.detach()
+
+    @staticmethod
+    def _dfl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Distribution focal loss: cross-entropy toward the two bins around ``target``,
+        weighted by closeness. ``logits`` [K, R], ``target`` [K] in [0, R - 1)."""
+        left = target.long()
+        right = left + 1
+        w_left = right.float() - target
+        w_right = 1.0 - w_left
+        return (F.cross_entropy(logits, left, reduction="none") * w_left
+                + F.cross_entropy(logits, right, reduction="none") * w_right)
