@@ -1,0 +1,60 @@
+"""Checkpoints round-trip without pickle, and damaged ones give one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engines.errors import UserInputError
+from engines.models import Detector
+from engines.models.checkpoint import load_checkpoint, save_checkpoint
+from engines.spec import ModelSpec
+
+SPEC = ModelSpec(name="detstream-n", class_names=("a", "b", "c"), input_size=(256, 256))
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = Detector("n", num_classes=3).eval()
+    path = save_checkpoint(tmp_path / "best.safetensors", model, SPEC,
+                           info={"metrics": {"map50": 0.5}, "epoch": 3})
+    return model, path
+
+
+def test_round_trip(saved):
+    model, path = saved
+    loaded, spec, sidecar = load_checkpoint(path)
+    assert spec == SPEC and sidecar["metrics"]["map50"] == 0.5 and sidecar["epoch"] == 3
+    x = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert path.with_suffix(".json").is_file()
+
+
+def test_truncated_weights_give_one_clear_error(saved):
+    _, path = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserInputError, match="corrupt or truncated"):
+        load_checkpoint(path)
+
+
+def test_mismatched_architecture_is_named(saved, tmp_path):
+    _, path = saved
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar["size"] = "s"
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(UserInputError, match="does not match its architecture"):
+        load_checkpoint(path)
+
+
+def test_missing_files(tmp_path, saved):
+    with pytest.raises(UserInputError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    _, path = saved
+    path.with_suffix(".json").unlink()
+    with pytest.raises(UserInputError, match="has no sidecar"):
+        load_checkpoint(path)
