@@ -33,8 +33,8 @@ class Letterbox:
         out = np.asarray(boxes, np.float32).copy()
         out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.ratio
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.ratio
-        np.clip(out[:, [0, 2]], 0, self.frame_width, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, self.frame_height, out=out[:, [1, 3]])
+        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, self.frame_width)
+        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, self.frame_height)
         return out
 
     def to_input(self, boxes: np.ndarray) -> np.ndarray:

@@ -1,0 +1,230 @@
+"""Decode raw model outputs into boxes, then into :class:`~engines.spec.Detections`.
+
+Every layout goes through the same fixed chain, and every step handles zero boxes:
+
+    score filter → top-k → decode → clip → batched NMS → cap
+
+A layout decoder (one function per entry of :data:`engines.spec.LAYOUTS`) turns one raw output
+tensor into per-anchor candidates and then hands them to the shared steps
+(:func:`select_candidates` and :func:`suppress`), so adding a layout means adding one function
+and one :data:`DECODERS` entry. Every decoder returns, per image, a :data:`Decoded` tuple in
+*model-input* pixels; :func:`to_detections` maps it back to frame pixels.
+
+All maths is torch ops on the raw tensor's own device (CPU or CUDA); nothing leaves the device
+until :func:`to_detections`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchvision.ops import batched_nms, nms
+
+from engines.errors import UserInputError
+from engines.process.letterbox import Letterbox
+from engines.spec import Detections
+
+#: One image's result: ``(boxes, scores, class_ids)``.
+#: ``boxes`` float32 [n, 4] ``xyxy`` in model-input pixels, ``scores`` float32 [n] in [0, 1]
+#: sorted high to low, ``class_ids`` int64 [n]; ``n`` may be 0.
+Decoded = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Settings of the post-processing chain.
+
+    Attributes:
+        conf: keep anchors whose best class score is strictly above this, in [0, 1].
+        iou: NMS overlap threshold in [0, 1]; a box overlapping a better one by more is dropped.
+        max_det: most boxes kept per image, after NMS.
+        classes: keep only these class ids (applied after choosing each anchor's best class,
+            so the output is a subset of the unfiltered output); ``None`` keeps all.
+        agnostic: run NMS across classes (a box suppresses overlapping boxes of any class).
+        pre_nms_topk: most candidates, by score, handed to NMS per image.
+    """
+
+    conf: float = 0.25
+    iou: float = 0.45
+    max_det: int = 300
+    classes: tuple[int, ...] | None = None
+    agnostic: bool = False
+    pre_nms_topk: int = 3000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf <= 1.0:
+            raise UserInputError(f"DecodeConfig.conf must be in [0, 1], got {self.conf}")
+        if not 0.0 <= self.iou <= 1.0:
+            raise UserInputError(f"DecodeConfig.iou must be in [0, 1], got {self.iou}")
+        if self.max_det < 1:
+            raise UserInputError(f"DecodeConfig.max_det must be at least 1, got {self.max_det}")
+        if self.pre_nms_topk < 1:
+            raise UserInputError(
+                f"DecodeConfig.pre_nms_topk must be at least 1, got {self.pre_nms_topk}")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+
+
+def select_candidates(scores: torch.Tensor, class_ids: torch.Tensor,
+                      cfg: DecodeConfig) -> torch.Tensor:
+    """Score filter, class filter and top-k over one image's anchors.
+
+    Args:
+        scores: float [N], each anchor's best class score.
+        class_ids: int64 [N], each anchor's best class.
+        cfg: thresholds (``conf``, ``classes``, ``pre_nms_topk``).
+
+    Returns:
+        int64 [n] indices into the N anchors, ``n <= cfg.pre_nms_topk`` (may be 0); when the
+        top-k cut applies they are ordered by score, high to low.
+    """
+    keep = scores > cfg.conf
+    if cfg.classes is not None:
+        allowed = torch.tensor(cfg.classes, dtype=class_ids.dtype, device=class_ids.device)
+        keep &= torch.isin(class_ids, allowed)
+    index = keep.nonzero().squeeze(1)
+    if index.numel() > cfg.pre_nms_topk:
+        best = scores[index].topk(cfg.pre_nms_topk).indices
+        index = index[best]
+    return index
+
+
+def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
+    """Centre/size boxes to corners: float [n, 4] ``cx, cy, w, h`` → float [n, 4] ``xyxy``."""
+    half = boxes[:, 2:] / 2
+    return torch.cat((boxes[:, :2] - half, boxes[:, :2] + half), dim=1)
+
+
+def clip_boxes(boxes: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """Clip ``xyxy`` boxes (float [n, 4]) to an image of ``size`` = (height, width).
+
+    ``None`` returns the boxes unchanged (the frame clip in :func:`to_detections` still applies).
+    """
+    if size is None:
+        return boxes
+    height, width = size
+    limits = boxes.new_tensor([width, height, width, height])
+    return boxes.clamp(min=0).minimum(limits)
+
+
+def suppress(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
+             cfg: DecodeConfig) -> Decoded:
+    """Batched NMS (class-aware unless ``cfg.agnostic``), then the ``max_det`` cap.
+
+    Args:
+        boxes: float [n, 4] ``xyxy`` candidates, any pixel frame.
+        scores: float [n] their scores.
+        class_ids: int64 [n] their classes.
+        cfg: ``iou``, ``agnostic`` and ``max_det``.
+
+    Returns:
+        The surviving ``(boxes, scores, class_ids)``, scores high to low, at most ``max_det``.
+    """
+    boxes, scores = boxes.float(), scores.float()
+    if cfg.agnostic:
+        keep = nms(boxes, scores, cfg.iou)
+    else:
+        keep = batched_nms(boxes, scores, class_ids, cfg.iou)
+    keep = keep[:cfg.max_det]
+    return boxes[keep], scores[keep], class_ids[keep]
+
+
+def _check_raw(raw: torch.Tensor, layout: str, min_channels: int, expected: str) -> None:
+    """Raise a clear error when ``raw`` cannot be the named layout."""
+    if raw.ndim != 3 or raw.shape[1] < min_channels:
+        raise UserInputError(
+            f"decode {layout}: expected a raw output of shape {expected}, got "
+            f"{list(raw.shape)}; check that ModelSpec.layout matches the model")
+
+
+def decode_xywh_scores(raw: torch.Tensor, cfg: DecodeConfig,
+                       input_size: tuple[int, int] | None = None) -> list[Decoded]:
+    """Decode the ``xywh_scores`` layout (Ultralytics YOLOv8/YOLO11 exports, detstream models).
+
+    One label per anchor: its best class (no multi-label).
+
+    Args:
+        raw: float [B, 4 + C, N]: box centre x, centre y, width, height in model-input pixels,
+            then C per-class scores in [0, 1]. Any float dtype, any device.
+        cfg: the post-processing settings.
+        input_size: model input (height, width); when given, boxes are clipped to it before NMS.
+
+    Returns:
+        B :data:`Decoded` tuples on ``raw``'s device, boxes ``xyxy`` in model-input pixels.
+
+    Raises:
+        UserInputError: ``raw`` is not 3-D with at least 5 channels.
+    """
+    _check_raw(raw, "xywh_scores", 5, "[B, 4 + C, N]")
+    results: list[Decoded] = []
+    for image in raw:
+        best_scores, best_classes = image[4:].max(dim=0)
+        index = select_candidates(best_scores, best_classes, cfg)
+        boxes = clip_boxes(xywh_to_xyxy(image[:4, index].T), input_size)
+        results.append(suppress(boxes, best_scores[index], best_classes[index], cfg))
+    return results
+
+
+#: A layout decoder: ``(raw, cfg, input_size) -> list[Decoded]``.
+Decoder = Callable[[torch.Tensor, DecodeConfig, tuple[int, int] | None], list[Decoded]]
+
+#: Implemented decoders by layout name (see :data:`engines.spec.LAYOUTS`).
+DECODERS: Mapping[str, Decoder] = {
+    "xywh_scores": decode_xywh_scores,
+}
+
+
+def decode(raw: torch.Tensor, layout: str, cfg: DecodeConfig,
+           input_size: tuple[int, int] | None = None) -> list[Decoded]:
+    """Decode ``raw`` with the decoder registered for ``layout``.
+
+    Raises:
+        UserInputError: no decoder is implemented for ``layout``.
+    """
+    decoder = DECODERS.get(layout)
+    if decoder is None:
+        raise UserInputError(
+            f"no decoder for output layout {layout!r}; implemented: {sorted(DECODERS)}")
+    return decoder(raw, cfg, input_size)
+
+
+def to_detections(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
+                  letterbox: Letterbox, class_names: Sequence[str]) -> Detections:
+    """One image's decoded boxes as a :class:`Detections` record in frame pixels.
+
+    Args:
+        boxes: float [n, 4] ``xyxy`` in model-input pixels (any device).
+        scores: float [n] in [0, 1].
+        class_ids: int [n].
+        letterbox: how the frame was placed in the model input; boxes are mapped back with
+            :meth:`Letterbox.to_frame`, then clipped to the frame here.
+        class_names: names indexed by class id.
+
+    Returns:
+        Detections with float32 [n, 4] ``xyxy`` frame-pixel boxes, untracked (ids ``-1``).
+    """
+    frame_boxes = letterbox.to_frame(_to_numpy(boxes, np.float32).reshape(-1, 4))
+    frame_boxes = _clip_to_frame(frame_boxes, letterbox.frame_width, letterbox.frame_height)
+    return Detections(
+        boxes=frame_boxes,
+        scores=_to_numpy(scores, np.float32),
+        class_ids=_to_numpy(class_ids, np.int32),
+        class_names=tuple(class_names),
+    )
+
+
+def _to_numpy(tensor: torch.Tensor, dtype: type) -> np.ndarray:
+    """A host numpy copy of ``tensor`` in ``dtype`` (half and bfloat16 go through float32)."""
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point():
+        tensor = tensor.float()
+    return tensor.numpy().astype(dtype)
+
+
+def _clip_to_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip float32 [n, 4] ``xyxy`` boxes to a ``width`` x ``height`` frame."""
+    limits = np.array([width, height, width, height], np.float32)
+    return np.clip(boxes, 0, limits).astype(np.float32, copy=False)
