@@ -1,0 +1,1 @@
+"""Training: label assignment, losses, the trainer (DDP) and evaluation."""

@@ -1,0 +1,76 @@
+"""Training configuration: one frozen record built by the command line and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engines.data.loader import AugmentConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (saved in every checkpoint's sidecar).
+
+    Attributes:
+        data: YOLO ``data.yaml``.
+        model: size ``n``, ``s`` or ``m``.
+        imgsz: square input size (multiple of 32).
+        epochs: epochs to train.
+        batch: global batch size (split over DDP processes).
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: data-loading processes per training process.
+        out: run folder (checkpoints, results.csv, plots).
+        optimizer: ``sgd``, ``adamw`` or ``auto`` (AdamW for short runs, SGD for long ones).
+        lr0: initial learning rate; None picks one for the optimizer.
+        lrf: final learning rate as a fraction of ``lr0``.
+        momentum: SGD momentum / Adam beta1.
+        weight_decay: decay of conv weights, scaled by batch / 64.
+        warmup_epochs: linear warm-up length (at least 100 iterations).
+        close_mosaic: final epochs trained without mosaic.
+        ema_decay: EMA decay.
+        grad_clip: max gradient norm.
+        seed: seed of initialisation, shuffling and augmentation.
+        amp: mixed precision on CUDA.
+        weights: optional checkpoint to start from (fine-tuning).
+        augment: augmentation strengths.
+    """
+
+    data: Path
+    model: str = "n"
+    imgsz: int = 320
+    epochs: int = 100
+    batch: int = 16
+    device: str = "cpu"
+    workers: int = 2
+    out: Path = Path("runs/train")
+    optimizer: str = "auto"
+    lr0: float | None = None
+    lrf: float = 0.01
+    momentum: float = 0.937
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 3.0
+    close_mosaic: int = 10
+    ema_decay: float = 0.9999
+    grad_clip: float = 10.0
+    seed: int = 0
+    amp: bool = True
+    weights: Path | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("data", "out", "weights"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        values = dict(data)
+        values["data"] = Path(values["data"])
+        values["out"] = Path(values["out"])
+        values["weights"] = Path(values["weights"]) if values.get("weights") else None
+        values["augment"] = AugmentConfig(**values.get("augment", {}))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,299 @@
+"""The trainer: one process, or several under ``torchrun`` (DDP; nccl on GPUs, gloo on CPU).
+
+Each epoch: augmented batches (mosaic switched off for the last ``close_mosaic`` epochs),
+warm-up then cosine learning rate, gradient accumulation to a nominal batch of 64, AMP on CUDA,
+gradient clipping, EMA of the weights; then validation of the EMA model, ``last`` and ``best``
+checkpoints, a row in ``results.csv`` and an updated ``results.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from engines.data.detection import DetectionSource
+from engines.data.loader import TrainDataset, build_loader
+from engines.errors import UserInputError
+from engines.models import Detector
+from engines.models.checkpoint import (
+    load_checkpoint,
+    load_tensors,
+    load_weights,
+    read_sidecar,
+    save_checkpoint,
+)
+from engines.spec import ModelSpec
+from engines.train.config import TrainConfig
+from engines.train.ema import ModelEMA
+from engines.train.loss import DetectionLoss
+from engines.train.optim import Schedule, build_optimizer
+from engines.train.plots import plot_results
+from engines.train.validate import evaluate
+
+NOMINAL_BATCH = 64
+RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "precision", "recall", "f1",
+                 "map50", "map50_95", "lr", "seconds", "images_per_s")
+
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device from ``cpu``, ``cuda`` or ``cuda:N``, with a clear error when absent."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserInputError(f"--device {name}: no CUDA device is visible here; "
+                                 "use --device cpu")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserInputError(f"--device {name}: only {torch.cuda.device_count()} CUDA "
+                                 "device(s) exist")
+        return device
+    raise UserInputError(f"--device {name!r} is not cpu, cuda or cuda:N")
+
+
+class Trainer:
+    """Train a detector as described by a :class:`TrainConfig`.
+
+    Args:
+        config: the run's configuration.
+        resume: continue the run in ``config.out`` from its ``last`` checkpoint.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if resume:
+            config = self._resume_config(config)
+        self.config = config
+        device = resolve_device(config.device)
+        if self.world > 1:
+            if device.type == "cuda":
+                device = torch.device("cuda", local_rank)
+                torch.cuda.set_device(device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            if device.type == "cpu":  # share the cores between the processes
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
+        self.device = device
+        if config.batch % self.world:
+            raise UserInputError(f"--batch {config.batch} must divide evenly over "
+                                 f"{self.world} processes")
+        if config.imgsz % 32:
+            raise UserInputError(f"--imgsz {config.imgsz} must be a multiple of 32")
+        torch.manual_seed(config.seed)
+
+        self.train_source = DetectionSource.from_yolo(config.data, "train")
+        self.val_source = DetectionSource.from_yolo(config.data, "val")
+        names = self.train_source.class_names
+        self.spec = ModelSpec(name=f"detstream-{config.model}", class_names=names,
+                              input_size=(config.imgsz, config.imgsz))
+        model = Detector(config.model, len(names))
+        model.head.reset_bias(config.imgsz)
+        if config.weights is not None:
+            start, _, _ = load_checkpoint(config.weights)
+            if start.num_classes != len(names) or start.size != config.model:
+                raise UserInputError(
+                    f"--weights {config.weights} is a {start.size} model with "
+                    f"{start.num_classes} classes; the run needs {config.model} with {len(names)}")
+            model.load_state_dict(start.state_dict())
+        self.model = model.to(device)
+        self.ema = ModelEMA(self.model, config.ema_decay)
+        self.loss_fn = DetectionLoss(num_classes=len(names), reg_max=model.reg_max)
+
+        self.local_batch = config.batch // self.world
+        self.dataset = TrainDataset(self.train_source, config.imgsz, config.augment, config.seed)
+        batches = math.ceil(len(self.dataset) / config.batch)
+        self.accumulate = max(1, round(NOMINAL_BATCH / config.batch))
+        optimizer_name, lr0 = self._choose_optimizer(batches, len(names))
+        decay = config.weight_decay * config.batch * self.accumulate / NOMINAL_BATCH
+        self.optimizer = build_optimizer(self.model, optimizer_name, lr0, config.momentum, decay)
+        self.schedule = Schedule(lr0=lr0, lrf=config.lrf, epochs=config.epochs,
+                                 warmup_iters=max(100, round(config.warmup_epochs * batches)),
+                                 momentum=config.momentum)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
+        self.optimizer_name = optimizer_name
+        self.start_epoch = 0
+        self.best_fitness = -1.0
+        self.results: list[dict[str, Any]] = []
+        self.out = Path(config.out)
+        if resume:
+            self._restore()
+        self.train_model: nn.Module = self.model
+        if self.world > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # ---------------------------------------------------------------- set-up helpers
+    def _choose_optimizer(self, batches: int, num_classes: int) -> tuple[str, float]:
+        cfg = self.config
+        name = cfg.optimizer
+        steps = cfg.epochs * batches / self.accumulate
+        if name == "auto":
+            name = "sgd" if steps > 10_000 else "adamw"
+        if cfg.lr0 is not None:
+            return name, cfg.lr0
+        return name, (0.01 if name == "sgd" else round(0.002 * 5 / (4 + num_classes), 6))
+
+    @staticmethod
+    def _resume_config(config: TrainConfig) -> TrainConfig:
+        last = Path(config.out) / "weights" / "last.safetensors"
+        sidecar = read_sidecar(last)
+        if "train_state" not in sidecar:
+            raise UserInputError(f"{last} holds no training state; it cannot be resumed")
+        saved = TrainConfig.from_dict(sidecar["train_args"])
+        # The run continues as it was configured; only where it runs may change.
+        return replace(saved, device=config.device, workers=config.workers, out=config.out)
+
+    def _restore(self) -> None:
+        last = self.out / "weights" / "last.safetensors"
+        sidecar = read_sidecar(last)
+        tensors = load_tensors(last)
+        state = sidecar["train_state"]
+        load_weights(self.ema.module, {k[6:]: v for k, v in tensors.items()
+                                       if k.startswith("model.")}, last)
+        load_weights(self.model, {k[12:]: v for k, v in tensors.items()
+                                  if k.startswith("train.model.")}, last)
+        self.ema.updates = int(state["ema_updates"])
+        optim_state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("train.optim."):
+                index, name = key[len("train.optim."):].split(".", 1)
+                optim_state.setdefault(int(index), {})[name] = value
+        groups = state["param_groups"]
+        current = self.optimizer.state_dict()
+        for group, saved in zip(current["param_groups"], groups, strict=True):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        current["state"] = optim_state
+        self.optimizer.load_state_dict(current)
+        if state.get("scaler") is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = int(sidecar["epoch"])
+        self.best_fitness = float(state["best_fitness"])
+        self.results = list(state.get("results", []))
+        self.ema.module.to(self.device)
+
+    # ---------------------------------------------------------------- the loop
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def fit(self) -> Path:
+        """Train to the last epoch; returns the path of the best checkpoint."""
+        cfg = self.config
+        if self.start_epoch >= cfg.epochs:
+            raise UserInputError(f"run {self.out} already finished its {cfg.epochs} epochs")
+        (self.out / "weights").mkdir(parents=True, exist_ok=True)
+        loader = None
+        mosaic_on = None
+        for epoch in range(self.start_epoch, cfg.epochs):
+            want_mosaic = epoch < cfg.epochs - cfg.close_mosaic
+            if loader is None or want_mosaic != mosaic_on:
+                # Workers hold a copy of the dataset: rebuild the loader when mosaic switches.
+                self.dataset.mosaic_enabled = want_mosaic
+                loader = build_loader(self.dataset, self.local_batch, cfg.workers, shuffle=True,
+                                      distributed=self.world > 1, seed=cfg.seed)
+                mosaic_on = want_mosaic
+            row = self._train_epoch(epoch, loader)
+            if self.is_main:
+                self._end_epoch(epoch, row)
+            if self.world > 1:
+                dist.barrier()
+        if self.world > 1:
+            dist.destroy_process_group()
+        return self.out / "weights" / "best.safetensors"
+
+    def _train_epoch(self, epoch: int, loader: torch.utils.data.DataLoader) -> dict[str, Any]:
+        cfg = self.config
+        self.dataset.set_epoch(epoch)
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        self.train_model.train()
+        batches = len(loader)
+        sums = torch.zeros(3)
+        seen = 0
+        start = time.perf_counter()
+        bar = tqdm(loader, total=batches, disable=not self.is_main, dynamic_ncols=True,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, (images, targets, _) in enumerate(bar):
+            iteration = epoch * batches + i
+            self.schedule.apply(self.optimizer, iteration, epoch + i / batches)
+            images = images.to(self.device, non_blocking=True).float().div_(255.0)
+            with torch.autocast(self.device.type, dtype=torch.float16,
+                                enabled=self.scaler.is_enabled()):
+                out = self.train_model(images)
+            total, parts = self.loss_fn(out, targets.to(self.device))
+            if self.world > 1:
+                total = total * self.world  # DDP averages gradients over processes
+            self.scaler.scale(total).backward()
+            if (i + 1) % self.accumulate == 0 or i + 1 == batches:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.ema.update(self.model)
+            sums += parts.cpu()
+            seen += images.shape[0]
+            rate = seen * self.world / (time.perf_counter() - start)
+            mean = sums / (i + 1)
+            bar.set_postfix_str(f"box {mean[0]:.3f} cls {mean[1]:.3f} dfl {mean[2]:.3f} "
+                                f"inst {len(targets)} {rate:.1f} img/s")
+        bar.close()
+        seconds = time.perf_counter() - start
+        mean = sums / max(batches, 1)
+        return {"epoch": epoch + 1, "train/box": float(mean[0]), "train/cls": float(mean[1]),
+                "train/dfl": float(mean[2]), "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": round(seconds, 2),
+                "images_per_s": round(seen * self.world / max(seconds, 1e-9), 2)}
+
+    def _end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
+        cfg = self.config
+        result = evaluate(self.ema.module, self.val_source, self.spec, batch=self.local_batch * 2,
+                          device=self.device, workers=cfg.workers, progress=True)
+        row.update({"precision": result.precision, "recall": result.recall, "f1": result.f1,
+                    "map50": result.map50, "map50_95": result.map50_95})
+        self.results.append(row)
+        fitness = 0.1 * result.map50 + 0.9 * result.map50_95
+        is_best = fitness > self.best_fitness
+        self.best_fitness = max(fitness, self.best_fitness)
+        metrics = result.to_json()
+        info = {"epoch": epoch + 1, "train_args": cfg.to_dict(), "metrics": metrics,
+                "optimizer": self.optimizer_name}
+        train_tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim = self.optimizer.state_dict()
+        for index, values in optim["state"].items():
+            for name, value in values.items():
+                train_tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
+        state = {"ema_updates": self.ema.updates, "best_fitness": self.best_fitness,
+                 "param_groups": optim["param_groups"], "results": self.results,
+                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
+        weights = self.out / "weights"
+        save_checkpoint(weights / "last.safetensors", self.ema.module, self.spec,
+                        {**info, "train_state": state}, train_tensors)
+        if is_best:
+            save_checkpoint(weights / "best.safetensors", self.ema.module, self.spec, info)
+        self._write_results()
+        print(f"epoch {epoch + 1}/{cfg.epochs}: mAP50 {result.map50:.4f} "
+              f"mAP50-95 {result.map50_95:.4f} P {result.precision:.3f} R {result.recall:.3f}"
+              f"{'  (best)' if is_best else ''}", flush=True)
+
+    def _write_results(self) -> None:
+        with (self.out / "results.csv").open("w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=RESULT_FIELDS)
+            writer.writeheader()
+            for row in self.results:
+                writer.writerow({k: row.get(k) for k in RESULT_FIELDS})
+        plot_results(self.results, self.out / "results.png")

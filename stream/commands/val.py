@@ -1,0 +1,65 @@
+"""``detstream val``: COCO-standard precision, recall, F1, mAP50 and mAP50-95 of a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from stream.commands.args import fraction, positive_int
+
+EXAMPLES = """examples:
+  detstream val --model default --data runs/synth/data/data.yaml
+  detstream val --model runs/train/n320/weights/best.safetensors --data D.yaml --json val.json
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "val", help="evaluate a model on a dataset split (mAP50, mAP50-95, P, R, F1)",
+        description="Evaluate with COCO-standard AP (faster-coco-eval): overall and per class.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default",
+                        help="'default' or a checkpoint .safetensors (default: default)")
+    parser.add_argument("--data", type=Path, required=True, help="YOLO data.yaml")
+    parser.add_argument("--split", default="val", help="split to evaluate (default val)")
+    parser.add_argument("--imgsz", type=positive_int, default=None,
+                        help="input size (default: the model's own)")
+    parser.add_argument("--conf", type=fraction, default=0.001,
+                        help="confidence threshold (default 0.001)")
+    parser.add_argument("--iou", type=fraction, default=0.65, help="NMS IoU (default 0.65)")
+    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default 16)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--workers", type=int, default=0, help="loading processes (default 0)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from engines.data.detection import DetectionSource
+    from engines.errors import UserInputError
+    from engines.train.trainer import resolve_device
+    from engines.train.validate import evaluate
+    from engines.zoo import load_model
+
+    device = resolve_device(args.device)
+    model, spec, _ = load_model(args.model, device)
+    if args.imgsz is not None:
+        if args.imgsz % spec.stride:
+            raise UserInputError(f"--imgsz {args.imgsz} must be a multiple of {spec.stride}")
+        spec = replace(spec, input_size=(args.imgsz, args.imgsz))
+    source = DetectionSource.from_yolo(args.data, args.split)
+    if tuple(source.class_names) != tuple(spec.class_names):
+        raise UserInputError(
+            f"the model's classes ({', '.join(spec.class_names[:6])}...) differ from the "
+            f"dataset's ({', '.join(source.class_names[:6])}...)")
+    result = evaluate(model, source, spec, batch=args.batch, device=device,
+                      workers=args.workers, conf=args.conf, iou=args.iou, progress=True)
+    print(result.table())
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"metrics written to {args.json}")
+    return 0
