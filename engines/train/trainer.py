@@ -119,7 +119,8 @@ class Trainer:
         decay = config.weight_decay * config.batch * self.accumulate / NOMINAL_BATCH
         self.optimizer = build_optimizer(self.model, optimizer_name, lr0, config.momentum, decay)
         self.schedule = Schedule(lr0=lr0, lrf=config.lrf, epochs=config.epochs,
-                                 warmup_iters=max(100, round(config.warmup_epochs * batches)),
+                                 warmup_iters=(max(100, round(config.warmup_epochs * batches))
+                                               if config.warmup_epochs > 0 else 0),
                                  momentum=config.momentum)
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
         self.optimizer_name = optimizer_name
