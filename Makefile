@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 RUN_STAMP := $(VENV)/.detstream-run
 DEV_STAMP := $(VENV)/.detstream-dev
 
-.PHONY: run test lint bench-synth clean
+.PHONY: run test lint bench-synth default-model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ bench-synth: $(RUN_STAMP)
 	$(VENV)/bin/detstream synth video runs/synth/bench --frames 600 --size 1280x720 --bench
 	$(VENV)/bin/detstream synth video runs/synth/bench --frames 600 --size 1280x720 \
 		--camera-motion --objects 16 --bench
+
+## default-model: retrain the embedded default model (about 2 h on a 2-core CPU; README)
+DEFAULT_RUN := runs/default
+default-model: $(RUN_STAMP)
+	$(VENV)/bin/detstream synth dataset $(DEFAULT_RUN)/data --train 24000 --val 1000 \
+		--imgsz 320 --seed 0
+	rm -rf $(DEFAULT_RUN)/train
+	$(VENV)/bin/detstream train --data $(DEFAULT_RUN)/data/data.yaml --model n --imgsz 320 \
+		--epochs 9 --batch 16 --device $(or $(DEVICE),cpu) --workers 2 --optimizer adamw \
+		--lr0 0.002 --warmup-epochs 1 --close-mosaic 2 --seed 0 --out $(DEFAULT_RUN)/train
+	cp $(DEFAULT_RUN)/train/weights/best.safetensors engines/weights/default.safetensors
+	cp $(DEFAULT_RUN)/train/weights/best.json engines/weights/default.json
+	$(VENV)/bin/detstream val --model default --data $(DEFAULT_RUN)/data/data.yaml \
+		--json $(DEFAULT_RUN)/val-default.json
 
 clean:
 	rm -rf runs .pytest_cache

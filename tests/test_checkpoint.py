@@ -58,3 +58,18 @@ def test_missing_files(tmp_path, saved):
     path.with_suffix(".json").unlink()
     with pytest.raises(UserInputError, match="has no sidecar"):
         load_checkpoint(path)
+
+
+def test_half_checkpoint_is_half_the_size_and_loads_as_fp32(saved, tmp_path):
+    model, full = saved
+    half = save_checkpoint(tmp_path / "half.safetensors", model, SPEC, half=True)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded, _, sidecar = load_checkpoint(half)
+    assert sidecar["weights_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        ref, got = model(x), loaded(x)
+    # Boxes in pixels and sigmoid scores stay close after FP16 rounding of the weights.
+    torch.testing.assert_close(got[:, :4], ref[:, :4], atol=0.5, rtol=0.01)
+    torch.testing.assert_close(got[:, 4:], ref[:, 4:], atol=0.01, rtol=0.01)

@@ -45,7 +45,8 @@ def git_commit() -> str | None:
 
 def save_checkpoint(path: str | Path, model: Detector, spec: ModelSpec,
                     info: dict[str, Any] | None = None,
-                    train_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+                    train_tensors: dict[str, torch.Tensor] | None = None,
+                    half: bool = False) -> Path:
     """Write ``path`` (.safetensors) and its JSON sidecar; returns the weights path.
 
     Args:
@@ -54,11 +55,15 @@ def save_checkpoint(path: str | Path, model: Detector, spec: ModelSpec,
         spec: its ModelSpec.
         info: JSON-able extras: metrics, training arguments, training state.
         train_tensors: extra tensors for resuming (stored with a ``train.`` prefix).
+        half: store the model's floating-point weights as FP16 (half the size; they are
+            cast back to FP32 on loading). For release files, not for resuming.
     """
     weights_path, sidecar_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().to("cpu").contiguous().clone()
-               for k, v in model.state_dict().items()}
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu").contiguous().clone()
+        tensors[f"model.{key}"] = value.half() if half and value.is_floating_point() else value
     for key, value in (train_tensors or {}).items():
         tensors[f"train.{key}"] = value.detach().to("cpu").contiguous().clone()
     sidecar = {
@@ -68,6 +73,7 @@ def save_checkpoint(path: str | Path, model: Detector, spec: ModelSpec,
         "size": model.size,
         "reg_max": model.reg_max,
         "spec": spec.to_dict(),
+        "weights_dtype": "float16" if half else "float32",
         "git_commit": git_commit(),
         **(info or {}),
     }

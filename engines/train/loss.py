@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch.nn import functional as F
 
 from engines.models.head import HeadOutput
@@ -87,7 +88,7 @@ class DetectionLoss:
         labels, boxes, valid = pad_targets(targets.to(box_logits.device), b)
         assigned = self.assigner(cls_logits.detach().sigmoid(), pred_boxes.detach(),
                                  out.anchors, labels, boxes, valid)
-        score_sum = assigned.scores.sum().clamp(min=1.0)
+        score_sum = _global_normalizer(assigned.scores.sum())
 
         cls_loss = F.binary_cross_entropy_with_logits(cls_logits, assigned.scores,
                                                       reduction="sum") / score_sum
@@ -119,3 +120,19 @@ class DetectionLoss:
         w_right = 1.0 - w_left
         return (F.cross_entropy(logits, left, reduction="none") * w_left
                 + F.cross_entropy(logits, right, reduction="none") * w_right)
+
+
+def _global_normalizer(local_sum: torch.Tensor) -> torch.Tensor:
+    """The loss normalizer: the batch's total assigned score, at least 1.
+
+    Under DDP every process normalizes by the *global* total divided by the number of
+    processes (as mmdetection's reduce_mean of the average factor), so that the gradients DDP
+    averages equal a single process's on the same global batch. Normalizing by each process's
+    own total would weight processes with few targets up, and early in training, when the
+    total is below 1 and clamped, would even scale the loss with the local batch size.
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return local_sum.clamp(min=1.0)
+    total = local_sum.detach().clone()
+    dist.all_reduce(total)
+    return total.clamp(min=1.0) / dist.get_world_size()

@@ -61,6 +61,12 @@ def resolve_device(name: str) -> torch.device:
     raise UserInputError(f"--device {name!r} is not cpu, cuda or cuda:N")
 
 
+def _clock(seconds: float) -> str:
+    """``H:MM:SS`` for a duration in seconds."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class Trainer:
     """Train a detector as described by a :class:`TrainConfig`.
 
@@ -107,7 +113,8 @@ class Trainer:
                     f"--weights {config.weights} is a {start.size} model with "
                     f"{start.num_classes} classes; the run needs {config.model} with {len(names)}")
             model.load_state_dict(start.state_dict())
-        self.model = model.to(device)
+        # Channels-last convolutions run ~1.3x faster on CPU (oneDNN) and suit AMP on CUDA.
+        self.model = model.to(device, memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, config.ema_decay)
         self.loss_fn = DetectionLoss(num_classes=len(names), reg_max=model.reg_max)
 
@@ -232,6 +239,7 @@ class Trainer:
             iteration = epoch * batches + i
             self.schedule.apply(self.optimizer, iteration, epoch + i / batches)
             images = images.to(self.device, non_blocking=True).float().div_(255.0)
+            images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.float16,
                                 enabled=self.scaler.is_enabled()):
                 out = self.train_model(images)
@@ -248,10 +256,14 @@ class Trainer:
                 self.ema.update(self.model)
             sums += parts.cpu()
             seen += images.shape[0]
-            rate = seen * self.world / (time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            rate = seen * self.world / elapsed
             mean = sums / (i + 1)
+            # The bar's own ETA covers this epoch; this one covers the whole run (sans validation).
+            left = (cfg.epochs - epoch - 1) * batches + batches - i - 1
+            eta = _clock(left * elapsed / (i + 1))
             bar.set_postfix_str(f"box {mean[0]:.3f} cls {mean[1]:.3f} dfl {mean[2]:.3f} "
-                                f"inst {len(targets)} {rate:.1f} img/s")
+                                f"inst {len(targets)} {rate:.1f} img/s run eta {eta}")
         bar.close()
         seconds = time.perf_counter() - start
         mean = sums / max(batches, 1)
@@ -285,7 +297,9 @@ class Trainer:
         save_checkpoint(weights / "last.safetensors", self.ema.module, self.spec,
                         {**info, "train_state": state}, train_tensors)
         if is_best:
-            save_checkpoint(weights / "best.safetensors", self.ema.module, self.spec, info)
+            # ``best`` is the release file: EMA weights only, in FP16 (as Ultralytics strips).
+            save_checkpoint(weights / "best.safetensors", self.ema.module, self.spec, info,
+                            half=True)
         self._write_results()
         print(f"epoch {epoch + 1}/{cfg.epochs}: mAP50 {result.map50:.4f} "
               f"mAP50-95 {result.map50_95:.4f} P {result.precision:.3f} R {result.recall:.3f}"

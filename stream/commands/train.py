@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from stream.commands.args import non_negative_int, positive_float, positive_int
+from stream.commands.args import non_negative_float, non_negative_int, positive_float, positive_int
 
 EXAMPLES = """examples:
   detstream synth dataset runs/synth/data --train 8000 --val 1000 --imgsz 320
@@ -40,6 +41,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--optimizer", choices=("auto", "sgd", "adamw"), default="auto")
     parser.add_argument("--lr0", type=positive_float, default=None,
                         help="initial learning rate (default: chosen per optimizer)")
+    parser.add_argument("--warmup-epochs", type=non_negative_float, default=3.0,
+                        help="linear warm-up length in epochs, at least 100 iterations; "
+                             "0 switches it off (default 3)")
     parser.add_argument("--close-mosaic", type=non_negative_int, default=10,
                         help="final epochs without mosaic (default 10)")
     parser.add_argument("--seed", type=non_negative_int, default=0)
@@ -58,8 +62,17 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data or Path("."), model=args.model, imgsz=args.imgsz, epochs=args.epochs,
         batch=args.batch, device=args.device, workers=args.workers, out=args.out,
-        optimizer=args.optimizer, lr0=args.lr0, close_mosaic=min(args.close_mosaic, args.epochs),
+        optimizer=args.optimizer, lr0=args.lr0, warmup_epochs=args.warmup_epochs,
+        close_mosaic=min(args.close_mosaic, args.epochs),
         seed=args.seed, weights=args.weights)
-    best = Trainer(config, resume=args.resume).fit()
+    trainer = Trainer(config, resume=args.resume)
+    try:
+        best = trainer.fit()
+    except KeyboardInterrupt:
+        last = trainer.out / "weights" / "last.safetensors"
+        if last.is_file():
+            print(f"{args.prog}: stopped; continue from the last finished epoch with: "
+                  f"detstream train --out {trainer.out} --resume", file=sys.stderr)
+        raise
     print(f"best checkpoint: {best}")
     return 0
