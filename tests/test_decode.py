@@ -139,8 +139,36 @@ def test_decode_dispatches_by_layout() -> None:
     raw = raw_output([(100, 100, 40, 40, 0, 0.9)])
     boxes, _, _ = only(decode(raw, "xywh_scores", DecodeConfig()))
     np.testing.assert_allclose(boxes, [[80, 80, 120, 120]])
-    with pytest.raises(UserInputError, match="no decoder for output layout 'yolox'"):
-        decode(raw, "yolox", DecodeConfig())
+    with pytest.raises(UserInputError, match="no decoder for output layout 'ssd'"):
+        decode(raw, "ssd", DecodeConfig())
+
+
+def test_yolov5_layout_multiplies_objectness_and_class_score() -> None:
+    raw = torch.zeros(1, 10, 5 + NUM_CLASSES)
+    raw[0, :, :4] = torch.tensor([50.0, 50.0, 10.0, 10.0])
+    raw[0, 0, :5] = torch.tensor([100.0, 60.0, 40.0, 20.0, 0.8])
+    raw[0, 0, 5 + 2] = 0.5  # score 0.4, class 2
+    raw[0, 1, :5] = torch.tensor([200.0, 60.0, 40.0, 20.0, 0.9])
+    raw[0, 1, 5 + 1] = 0.2  # score 0.18: below conf 0.25 although objectness is high
+    boxes, scores, classes = only(decode(raw, "yolov5", DecodeConfig(conf=0.25)))
+    np.testing.assert_allclose(boxes, [[80, 50, 120, 70]])
+    np.testing.assert_allclose(scores, [0.4], rtol=1e-6)
+    assert classes.tolist() == [2]
+
+
+def test_yolox_layout_decodes_grid_offsets() -> None:
+    size = (64, 96)  # grids 8x12, 4x6, 2x3 → 96 + 24 + 6 = 126 cells
+    raw = torch.zeros(1, 126, 5 + NUM_CLASSES)
+    # Cell (gx=3, gy=2) of the stride-16 level: index 96 + 2 * 6 + 3.
+    raw[0, 96 + 15, :5] = torch.tensor([0.5, 0.25, float(np.log(2.0)), 0.0, 0.9])
+    raw[0, 96 + 15, 5] = 1.0
+    boxes, scores, classes = only(decode(raw, "yolox", DecodeConfig(), input_size=size))
+    # centre ((3.5) * 16, (2.25) * 16) = (56, 36); size (2 * 16, 1 * 16) = (32, 16).
+    np.testing.assert_allclose(boxes, [[40, 28, 72, 44]], atol=1e-4)
+    np.testing.assert_allclose(scores, [0.9], rtol=1e-6)
+    assert classes.tolist() == [0]
+    with pytest.raises(UserInputError, match=r"expected \[B, 126, 5 \+ C\]"):
+        decode(raw[:, :100], "yolox", DecodeConfig(), input_size=size)
 
 
 @pytest.mark.parametrize("shape", [(4 + NUM_CLASSES, 16), (1, 4, 16)])

@@ -183,14 +183,17 @@ class ValDataset(Dataset[Item]):
         source: the images and labels.
         size: S, the square input size.
         pad_value: value of padding pixels.
+        align: where the image sits in the padding, ``center`` or ``topleft``.
     """
 
-    def __init__(self, source: DetectionSource, size: int, pad_value: int = 114) -> None:
+    def __init__(self, source: DetectionSource, size: int, pad_value: int = 114,
+                 align: str = "center") -> None:
         if len(source) == 0:
             raise UserInputError("the validation dataset has no images")
         self.source = source
         self.size = _check_size(size)
         self.pad_value = int(pad_value)
+        self.align = align
 
     def __len__(self) -> int:
         return len(self.source)
@@ -198,7 +201,7 @@ class ValDataset(Dataset[Item]):
     def __getitem__(self, index: int) -> Item:
         index = int(index)
         image, boxes, classes = self.source.sample(index)
-        padded, info = letterbox(image, (self.size, self.size), self.pad_value)
+        padded, info = letterbox(image, (self.size, self.size), self.pad_value, self.align)
         meta = {"path": str(self.source.image_path(index)), "index": index, "letterbox": info,
                 "boxes": boxes, "classes": classes}
         return _to_item(padded, info.to_input(boxes), classes, meta)

@@ -24,6 +24,12 @@ class ConvBnAct(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
 
+    def fuse(self) -> None:
+        """Fold the batch norm into the convolution (inference only; eval-mode statistics)."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
+            self.bn = nn.Identity()
+
 
 class Bottleneck(nn.Module):
     """Two 3x3 convolutions with an optional residual connection."""

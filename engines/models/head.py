@@ -90,19 +90,36 @@ class DetectHead(nn.Module):
             prior = 5.0 / self.num_classes / (image_size / stride) ** 2
             nn.init.constant_(cls[-1].bias, math.log(prior / (1 - prior)))
 
+    def _eval_anchors(self, shapes: list[tuple[int, int]], device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """FP32 anchors for these feature shapes, cached: computed once per input size, and
+        constants (not shape arithmetic) when the model is traced for ONNX export."""
+        key = (tuple(shapes), str(device))
+        cache = self.__dict__.setdefault("_anchor_cache", {})
+        if key not in cache:
+            if torch.jit.is_tracing():
+                raise RuntimeError("run the model once at the export size before tracing it")
+            cache[key] = make_anchors(shapes, self.strides, device, torch.float32)
+        return cache[key]
+
     def forward(self, features: list[torch.Tensor]) -> HeadOutput | torch.Tensor:
         boxes, scores, shapes = [], [], []
         for x, box, cls in zip(features, self.box_branches, self.cls_branches, strict=True):
             b, _, h, w = x.shape
-            shapes.append((h, w))
+            shapes.append((int(h), int(w)))  # plain ints, also while tracing
             boxes.append(box(x).flatten(2))
             scores.append(cls(x).flatten(2))
         box_logits = torch.cat(boxes, dim=2).transpose(1, 2)  # [B, N, 4R]
         cls_logits = torch.cat(scores, dim=2).transpose(1, 2)  # [B, N, C]
-        anchors, strides = make_anchors(shapes, self.strides, box_logits.device,
-                                        box_logits.dtype)
         if self.training:
+            anchors, strides = make_anchors(shapes, self.strides, box_logits.device,
+                                            box_logits.dtype)
             return HeadOutput(box_logits, cls_logits, anchors, strides)
+        anchors, strides = self._eval_anchors(shapes, box_logits.device)
+        # Decode in FP32 even in a half-precision model (FP16 ONNX / TensorRT engines): the
+        # softmax over bins and pixel coordinates up to 640 need more than FP16's 11 bits.
+        # In an FP32 model these casts are no-ops.
+        box_logits, cls_logits = box_logits.float(), cls_logits.float()
         ltrb = self.dfl(box_logits) * strides  # [B, N, 4] in pixels
         lt, rb = ltrb[..., :2], ltrb[..., 2:]
         centre = anchors + (rb - lt) / 2

@@ -168,12 +168,90 @@ def decode_xywh_scores(raw: torch.Tensor, cfg: DecodeConfig,
     return results
 
 
+def _decode_objectness(raw: torch.Tensor, cfg: DecodeConfig,
+                       input_size: tuple[int, int] | None) -> list[Decoded]:
+    """Shared by ``yolov5`` and ``yolox``: rows ``cx, cy, w, h, obj, cls...`` in input pixels
+    with sigmoid-ed objectness and class scores; an anchor's score is ``obj * cls``."""
+    results: list[Decoded] = []
+    for image in raw:
+        # score <= objectness, so anchors at or below ``conf`` by objectness cannot survive.
+        rows = (image[:, 4] > cfg.conf).nonzero().squeeze(1)
+        candidates = image[rows]
+        best_scores, best_classes = (candidates[:, 5:] * candidates[:, 4:5]).max(dim=1)
+        index = select_candidates(best_scores, best_classes, cfg)
+        boxes = clip_boxes(xywh_to_xyxy(candidates[index, :4]), input_size)
+        results.append(suppress(boxes, best_scores[index], best_classes[index], cfg))
+    return results
+
+
+def decode_yolov5(raw: torch.Tensor, cfg: DecodeConfig,
+                  input_size: tuple[int, int] | None = None) -> list[Decoded]:
+    """Decode the ``yolov5`` layout (YOLOv5 and YOLOv7 exports).
+
+    Args:
+        raw: float [B, N, 5 + C]: box centre x, centre y, width, height in model-input pixels,
+            objectness, then C class scores, all scores already in [0, 1].
+        cfg, input_size: as for :func:`decode_xywh_scores`.
+    """
+    if raw.ndim != 3 or raw.shape[2] < 6:
+        raise UserInputError(f"decode yolov5: expected a raw output of shape [B, N, 5 + C], "
+                             f"got {list(raw.shape)}; check that the layout matches the model")
+    return _decode_objectness(raw, cfg, input_size)
+
+
+YOLOX_STRIDES = (8, 16, 32)
+_yolox_grids: dict[tuple[tuple[int, int], str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _yolox_grid(input_size: tuple[int, int], device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grid cell corners (float [N, 2]) and strides (float [N, 1]) of a YOLOX output."""
+    key = (tuple(input_size), str(device))
+    if key not in _yolox_grids:
+        cells, strides = [], []
+        for stride in YOLOX_STRIDES:
+            h, w = input_size[0] // stride, input_size[1] // stride
+            gy, gx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
+                                    indexing="ij")
+            cells.append(torch.stack([gx, gy], dim=-1).reshape(-1, 2).float())
+            strides.append(torch.full((h * w, 1), float(stride), device=device))
+        _yolox_grids[key] = (torch.cat(cells), torch.cat(strides))
+    return _yolox_grids[key]
+
+
+def decode_yolox(raw: torch.Tensor, cfg: DecodeConfig,
+                 input_size: tuple[int, int] | None = None) -> list[Decoded]:
+    """Decode the ``yolox`` layout (Megvii YOLOX exports without decoding in the graph).
+
+    Args:
+        raw: float [B, N, 5 + C]: per grid cell at strides 8, 16, 32 (row-major per level),
+            ``tx, ty, tw, th`` then sigmoid-ed objectness and class scores. The box is
+            ``cx = (tx + gx) * s``, ``w = exp(tw) * s`` in model-input pixels.
+        cfg: the post-processing settings.
+        input_size: model input (height, width); required, it fixes the grid.
+    """
+    if input_size is None:
+        raise UserInputError("decode yolox: the model input size is needed to build its grid")
+    cells, strides = _yolox_grid(input_size, raw.device)
+    if raw.ndim != 3 or raw.shape[2] < 6 or raw.shape[1] != len(cells):
+        raise UserInputError(
+            f"decode yolox: expected [B, {len(cells)}, 5 + C] for input {input_size[1]}x"
+            f"{input_size[0]}, got {list(raw.shape)}; check --imgsz and the layout")
+    raw = raw.float()
+    centres = (raw[..., :2] + cells) * strides
+    sizes = raw[..., 2:4].exp() * strides
+    return _decode_objectness(torch.cat([centres, sizes, raw[..., 4:]], dim=-1), cfg,
+                              input_size)
+
+
 #: A layout decoder: ``(raw, cfg, input_size) -> list[Decoded]``.
 Decoder = Callable[[torch.Tensor, DecodeConfig, tuple[int, int] | None], list[Decoded]]
 
 #: Implemented decoders by layout name (see :data:`engines.spec.LAYOUTS`).
 DECODERS: Mapping[str, Decoder] = {
     "xywh_scores": decode_xywh_scores,
+    "yolov5": decode_yolov5,
+    "yolox": decode_yolox,
 }
 
 

@@ -45,6 +45,28 @@ class Letterbox:
         return out
 
 
+def fit(height: int, width: int, size: tuple[int, int], align: str = "center",
+        scale_up: bool = True) -> tuple[float, int, int, int, int]:
+    """Where a ``width`` x ``height`` frame lands in an input of ``size`` = (height, width).
+
+    Returns:
+        ``(ratio, new_width, new_height, pad_x, pad_y)``: the scale, the resized frame's size
+        and its top-left corner in the input (shared by the CPU and GPU letterbox).
+    """
+    th, tw = size
+    ratio = min(th / height, tw / width)
+    if not scale_up:
+        ratio = min(ratio, 1.0)
+    nw, nh = max(1, int(round(width * ratio))), max(1, int(round(height * ratio)))
+    if align == "center":
+        pad_x, pad_y = (tw - nw) // 2, (th - nh) // 2
+    elif align == "topleft":
+        pad_x = pad_y = 0
+    else:
+        raise ValueError(f"letterbox align must be 'center' or 'topleft', got {align!r}")
+    return ratio, nw, nh, pad_x, pad_y
+
+
 def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 114,
               align: str = "center", scale_up: bool = True,
               out: np.ndarray | None = None) -> tuple[np.ndarray, Letterbox]:
@@ -63,16 +85,7 @@ def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 114,
     """
     h, w = image.shape[:2]
     th, tw = size
-    ratio = min(th / h, tw / w)
-    if not scale_up:
-        ratio = min(ratio, 1.0)
-    nw, nh = max(1, int(round(w * ratio))), max(1, int(round(h * ratio)))
-    if align == "center":
-        pad_x, pad_y = (tw - nw) // 2, (th - nh) // 2
-    elif align == "topleft":
-        pad_x = pad_y = 0
-    else:
-        raise ValueError(f"letterbox align must be 'center' or 'topleft', got {align!r}")
+    ratio, nw, nh, pad_x, pad_y = fit(h, w, size, align, scale_up)
     if out is None:
         out = np.empty((th, tw, 3), np.uint8)
     out[:] = pad_value

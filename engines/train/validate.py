@@ -11,6 +11,7 @@ from tqdm import tqdm
 from engines.data.detection import DetectionSource
 from engines.data.loader import ValDataset, build_loader
 from engines.process.decode import DecodeConfig, decode, to_detections
+from engines.runtime.base import Backend
 from engines.spec import Detections, ModelSpec
 from engines.train.evaluate import DetectionEvaluator, EvalResult
 
@@ -33,17 +34,39 @@ def evaluate(model: Callable[[torch.Tensor], torch.Tensor], source: DetectionSou
     """
     if isinstance(model, torch.nn.Module):
         model.eval()
-    dataset = ValDataset(source, spec.input_size[0], spec.pad_value)
+    dataset = ValDataset(source, spec.input_size[0], spec.pad_value, spec.letterbox)
     loader = build_loader(dataset, batch, workers, shuffle=False)
     decode_cfg = DecodeConfig(conf=conf, iou=iou, max_det=max_det)
     evaluator = DetectionEvaluator(spec.class_names)
     for images, _, metas in tqdm(loader, disable=not progress, desc="val", unit="batch",
                                  leave=False, dynamic_ncols=True):
         raw = model(images.to(device, non_blocking=True).float().div_(255.0))
-        for (boxes, scores, classes), meta in zip(decode(raw.float(), spec.layout, decode_cfg),
+        decoded = decode(raw.float(), spec.layout, decode_cfg, spec.input_size)
+        for (boxes, scores, classes), meta in zip(decoded,
                                                   metas, strict=True):
             pred = to_detections(boxes, scores, classes, meta["letterbox"], spec.class_names)
             gt = Detections(boxes=meta["boxes"], scores=np.ones(len(meta["boxes"])),
                             class_ids=meta["classes"], class_names=spec.class_names)
             evaluator.add(gt, pred, image_id=int(meta["index"]))
     return evaluator.compute()
+
+
+def backend_model(backend: Backend) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Adapt a backend to :func:`evaluate`'s model interface (RGB in [0, 1], any batch):
+    channel order, scale and mean/std per the backend's contract, in batches it accepts."""
+    spec = backend.spec
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    a = 255.0 * spec.scale / std
+    b = -torch.tensor(spec.mean).view(1, 3, 1, 1) / std
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        images = images.cpu()
+        if spec.colour == "bgr":
+            images = images.flip(1)
+        images = images * a + b
+        step = max(1, backend.max_batch)
+        outputs = [backend.infer(images[i:i + step].to(backend.device, backend.dtype))
+                   for i in range(0, len(images), step)]
+        return torch.cat(outputs).float()
+
+    return run

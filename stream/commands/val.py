@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from stream.commands.args import fraction, positive_int
@@ -20,7 +21,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Evaluate with COCO-standard AP (faster-coco-eval): overall and per class.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default",
-                        help="'default' or a checkpoint .safetensors (default: default)")
+                        help="'default', a checkpoint .safetensors or an .onnx file "
+                             "(default: default)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
+                        help="run the model on this backend (default: torch for checkpoints, "
+                             "onnxruntime for ONNX files)")
+    parser.add_argument("--names", type=Path, default=None,
+                        help="class names for an ONNX file without them (text, one per line)")
     parser.add_argument("--data", type=Path, required=True, help="YOLO data.yaml")
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
     parser.add_argument("--imgsz", type=positive_int, default=None,
@@ -45,16 +52,32 @@ def run(args: argparse.Namespace) -> int:
     from engines.zoo import load_model
 
     device = resolve_device(args.device)
-    model, spec, _ = load_model(args.model, device)
-    if args.imgsz is not None:
-        if args.imgsz % spec.stride:
-            raise UserInputError(f"--imgsz {args.imgsz} must be a multiple of {spec.stride}")
-        spec = replace(spec, input_size=(args.imgsz, args.imgsz))
+    if args.backend is None and not str(args.model).endswith(".onnx"):
+        model, spec, _ = load_model(args.model, device)
+        if args.imgsz is not None:
+            if args.imgsz % spec.stride:
+                raise UserInputError(f"--imgsz {args.imgsz} must be a multiple of {spec.stride}")
+            spec = replace(spec, input_size=(args.imgsz, args.imgsz))
+    else:
+        from engines.runtime.select import open_backend
+        from engines.train.validate import backend_model
+
+        backend = open_backend(args.model, args.backend or "onnxruntime", str(device),
+                               imgsz=args.imgsz, max_batch=args.batch, names=args.names,
+                               log=lambda message: print(message, file=sys.stderr))
+        print(f"running on {backend.describe()}", file=sys.stderr)
+        model, spec = backend_model(backend), backend.spec
     source = DetectionSource.from_yolo(args.data, args.split)
-    if tuple(source.class_names) != tuple(spec.class_names):
+    if len(source.class_names) != len(spec.class_names):
         raise UserInputError(
-            f"the model's classes ({', '.join(spec.class_names[:6])}...) differ from the "
-            f"dataset's ({', '.join(source.class_names[:6])}...)")
+            f"the model predicts {len(spec.class_names)} classes but the dataset has "
+            f"{len(source.class_names)}; evaluate on a dataset with the model's classes")
+    renamed = sum(a != b for a, b in zip(source.class_names, spec.class_names, strict=True))
+    if renamed:
+        # Classes are matched by id; names often differ only in spelling (motorbike/motorcycle).
+        print(f"note: {renamed} class names differ between model and dataset; classes are "
+              "matched by id and reported with the dataset's names", file=sys.stderr)
+        spec = replace(spec, class_names=tuple(source.class_names))
     result = evaluate(model, source, spec, batch=args.batch, device=device,
                       workers=args.workers, conf=args.conf, iou=args.iou, progress=True)
     print(result.table())

@@ -1,0 +1,1 @@
+"""ONNX export of detstream models, ONNX metadata, and export parity checks."""

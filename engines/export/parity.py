@@ -1,0 +1,123 @@
+"""Check an exported ONNX file against the PyTorch model it came from, on real frames.
+
+FP32: the raw outputs agree within 1e-3 (boxes relative to the largest box value, scores
+absolute since they live in [0, 1]). FP16: after decoding and NMS, every FP32 detection has an
+FP16 twin of the same class with IoU >= 0.98 and a score within 0.02 (detections within 0.02 of
+the confidence threshold may appear on one side only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+
+from engines.data.synthetic import SceneConfig
+from engines.data.synthetic.scene import SyntheticScene
+from engines.models import Detector
+from engines.process.decode import DecodeConfig, decode
+from engines.process.preprocess import Preprocessor
+from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from engines.spec import ModelSpec
+
+FP32_TOLERANCE = 1e-3
+FP16_MIN_IOU = 0.98
+FP16_MAX_SCORE_DIFF = 0.02
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """What the parity check measured.
+
+    Attributes:
+        precision: ``fp32`` or ``fp16``.
+        frames: frames compared.
+        box_error: FP32 raw boxes, max abs difference / max abs box value.
+        score_error: FP32 raw scores, max abs difference.
+        matched, detections: FP16 detections matched to FP32 ones / FP32 detections.
+        min_iou, max_score_diff: worst matched pair (FP16).
+        passed: every check held.
+    """
+
+    precision: str
+    frames: int
+    box_error: float = 0.0
+    score_error: float = 0.0
+    matched: int = 0
+    detections: int = 0
+    min_iou: float = 1.0
+    max_score_diff: float = 0.0
+    passed: bool = True
+
+    def summary(self) -> str:
+        if self.precision == "fp32":
+            return (f"FP32 parity on {self.frames} frames: raw boxes rel. error "
+                    f"{self.box_error:.2e}, scores abs. error {self.score_error:.2e} "
+                    f"(limit {FP32_TOLERANCE:g}) - {'ok' if self.passed else 'FAILED'}")
+        return (f"FP16 parity on {self.frames} frames: {self.matched}/{self.detections} "
+                f"detections matched, min IoU {self.min_iou:.4f} (limit {FP16_MIN_IOU}), max "
+                f"score diff {self.max_score_diff:.4f} (limit {FP16_MAX_SCORE_DIFF}) - "
+                f"{'ok' if self.passed else 'FAILED'}")
+
+
+def sample_frames(count: int = 6, width: int = 640, height: int = 360, seed: int = 2024
+                  ) -> list[np.ndarray]:
+    """Rendered frames (BGR) of a busy synthetic scene, taken one second apart."""
+    config = SceneConfig(width=width, height=height, fps=10.0, frames=count * 10, seed=seed,
+                         objects=10, camera_motion=True)
+    frames = [image for image, _ in SyntheticScene(config)]
+    return frames[5::10][:count]
+
+
+def check_parity(onnx_path: str | Path, model: Detector, spec: ModelSpec,
+                 frames: list[np.ndarray], precision: str) -> ParityReport:
+    """Compare ``onnx_path`` (run in onnxruntime on the CPU) with ``model`` in FP32."""
+    reference = model.cpu().float().eval()
+    session = OnnxRuntimeBackend(onnx_path, spec, "cpu")
+    pre = Preprocessor(spec, "cpu", torch.float32)
+    ref_raw, onnx_raw = [], []
+    for frame in frames:
+        batch, _ = pre([frame])
+        with torch.inference_mode():
+            ref_raw.append(reference(batch))
+        onnx_raw.append(session.infer(batch.to(session.dtype)).float())
+    ref, got = torch.cat(ref_raw), torch.cat(onnx_raw)
+    if precision == "fp32":
+        box_error = float((got[:, :4] - ref[:, :4]).abs().max() / ref[:, :4].abs().max())
+        score_error = float((got[:, 4:] - ref[:, 4:]).abs().max())
+        passed = box_error <= FP32_TOLERANCE and score_error <= FP32_TOLERANCE
+        return ParityReport("fp32", len(frames), box_error=box_error, score_error=score_error,
+                            passed=passed)
+    return _compare_detections(ref, got, spec, len(frames))
+
+
+def _compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
+                        frames: int) -> ParityReport:
+    cfg = DecodeConfig(conf=0.25, iou=0.45)
+    border = cfg.conf + FP16_MAX_SCORE_DIFF
+    matched = total = 0
+    min_iou, max_diff, passed = 1.0, 0.0, True
+    for (rb, rs, rc), (gb, gs, gc) in zip(decode(ref, spec.layout, cfg, spec.input_size),
+                                          decode(got, spec.layout, cfg, spec.input_size),
+                                          strict=True):
+        total += len(rb)
+        iou = box_iou(rb, gb) if len(rb) and len(gb) else torch.zeros(len(rb), len(gb))
+        iou = iou * (rc[:, None] == gc[None, :])  # same class only
+        used = set()
+        for i in range(len(rb)):
+            j = int(iou[i].argmax()) if len(gb) else -1
+            if j < 0 or iou[i, j] <= 0.5 or j in used:
+                passed &= bool(rs[i] < border)  # may vanish only near the threshold
+                continue
+            used.add(j)
+            matched += 1
+            min_iou = min(min_iou, float(iou[i, j]))
+            max_diff = max(max_diff, float((rs[i] - gs[j]).abs()))
+        extra = [j for j in range(len(gb)) if j not in used]
+        passed &= all(bool(gs[j] < border) for j in extra)
+    passed &= min_iou >= FP16_MIN_IOU and max_diff <= FP16_MAX_SCORE_DIFF
+    return ParityReport("fp16", frames, matched=matched, detections=total, min_iou=min_iou,
+                        max_score_diff=max_diff, passed=passed)

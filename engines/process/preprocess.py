@@ -1,0 +1,114 @@
+"""Frames → a model's input batch, per the model's preprocessing contract (:class:`ModelSpec`).
+
+Letterbox (with the model's alignment and pad value), channel order, scale, mean and std, then
+NCHW in the backend's dtype on the backend's device. On the CPU the letterbox is OpenCV into a
+reused buffer; when the backend runs on CUDA the frames are uploaded from pinned memory and
+resized and normalized on the GPU with torch, so the host does only a memcpy per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from engines.process.letterbox import Letterbox, fit, letterbox
+from engines.spec import ModelSpec
+
+FRAME_COLOURS = ("bgr", "rgb")
+
+
+class Preprocessor:
+    """Turn uint8 [H, W, 3] frames into a ``[B, 3, S, S]`` input tensor.
+
+    Args:
+        spec: the model's contract (input size, colour order, scale, mean/std, letterbox).
+        device: where the batch is made: ``cpu`` (OpenCV) or a CUDA device (torch).
+        dtype: the input dtype the backend wants (float32 or float16).
+        frame_colour: channel order of the frames given (``bgr`` from OpenCV and PyAV's
+            ``bgr24``, ``rgb`` from PIL and Gradio).
+        input_size: (height, width) override for models with dynamic input sizes.
+    """
+
+    def __init__(self, spec: ModelSpec, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, frame_colour: str = "bgr",
+                 input_size: tuple[int, int] | None = None) -> None:
+        if frame_colour not in FRAME_COLOURS:
+            raise ValueError(f"frame_colour must be one of {FRAME_COLOURS}, got {frame_colour!r}")
+        self.spec = spec
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.input_size = tuple(input_size or spec.input_size)
+        self.swap = frame_colour != spec.colour
+        # x * a + b == (x * scale - mean) / std, per channel in the model's order.
+        std = torch.tensor(spec.std, dtype=torch.float32)
+        self._a = (spec.scale / std).view(1, 3, 1, 1).to(self.device)
+        self._b = (-torch.tensor(spec.mean, dtype=torch.float32) / std).view(1, 3, 1, 1)
+        self._b = self._b.to(self.device)
+        self._host: np.ndarray | None = None  # uint8 [B, S, S, 3] letterbox buffer (CPU)
+        self._pinned: dict[int, torch.Tensor] = {}  # staging buffers by frame byte size (CUDA)
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
+        """Preprocess a batch of frames.
+
+        Returns:
+            ``(batch, letterboxes)``: float [B, 3, S, S] on the device in the backend's dtype,
+            and per frame the :class:`Letterbox` that maps boxes back to it.
+        """
+        if self.device.type == "cuda":
+            return self._on_gpu(frames)
+        return self._on_cpu(frames)
+
+    def _on_cpu(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
+        h, w = self.input_size
+        n = len(frames)
+        if self._host is None or self._host.shape[0] < n:
+            self._host = np.empty((n, h, w, 3), np.uint8)
+        boxes = []
+        for i, frame in enumerate(frames):
+            _, info = letterbox(frame, (h, w), self.spec.pad_value, self.spec.letterbox,
+                                out=self._host[i])
+            boxes.append(info)
+        batch = torch.from_numpy(self._host[:n]).permute(0, 3, 1, 2)
+        if self.swap:
+            batch = batch.flip(1)
+        return self._normalize(batch), boxes
+
+    def _on_gpu(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
+        h, w = self.input_size
+        out = torch.full((len(frames), 3, h, w), float(self.spec.pad_value),
+                         device=self.device, dtype=torch.float32)
+        boxes = []
+        for i, frame in enumerate(frames):
+            fh, fw = frame.shape[:2]
+            ratio, nw, nh, pad_x, pad_y = fit(fh, fw, (h, w), self.spec.letterbox)
+            image = self._upload(frame).permute(2, 0, 1).unsqueeze(0).float()
+            if (nw, nh) != (fw, fh):
+                # Antialiased when shrinking, like OpenCV's INTER_AREA on the CPU path.
+                image = F.interpolate(image, size=(nh, nw), mode="bilinear",
+                                      align_corners=False, antialias=ratio < 1)
+                image = image.round_().clamp_(0, 255)
+            out[i, :, pad_y:pad_y + nh, pad_x:pad_x + nw] = image[0]
+            boxes.append(Letterbox(ratio, float(pad_x), float(pad_y), fw, fh))
+        if self.swap:
+            out = out.flip(1)
+        return self._normalize(out), boxes
+
+    def _upload(self, frame: np.ndarray) -> torch.Tensor:
+        """Copy a frame to the GPU through a reused pinned buffer (asynchronous DMA)."""
+        frame = np.ascontiguousarray(frame)
+        staging = self._pinned.get(frame.nbytes)
+        if staging is None:
+            staging = torch.empty(frame.nbytes, dtype=torch.uint8).pin_memory()
+            self._pinned = {frame.nbytes: staging}  # frame sizes rarely change mid-stream
+        # The previous upload from this buffer must be done before it is overwritten.
+        torch.cuda.current_stream(self.device).synchronize()
+        staging.numpy()[:] = frame.reshape(-1)
+        return staging.to(self.device, non_blocking=True).view(frame.shape)
+
+    def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 or float [B, 3, S, S] → ``(x * scale - mean) / std`` in the backend's dtype."""
+        batch = batch.to(self.device, non_blocking=True).float()
+        return batch.mul_(self._a).add_(self._b).to(self.dtype).contiguous()

@@ -1,0 +1,179 @@
+"""Open any model the project knows on the best (or the requested) backend.
+
+``model`` is ``default``, a detstream checkpoint (``.safetensors``) or an ONNX file (ours or an
+imported YOLOv8/YOLO11, YOLOv5/YOLOv7 or YOLOX export). ``backend="auto"`` picks TensorRT, then
+torch on CUDA, then onnxruntime on the CPU, and says why. Checkpoints bound for onnxruntime or
+TensorRT are exported once to ONNX in the cache (keyed by the checkpoint's SHA-256).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engines.cache import cache_root, file_sha256
+from engines.errors import UserInputError
+from engines.runtime.availability import cuda_unavailable_reason
+from engines.runtime.base import Backend
+from engines.spec import ModelSpec
+
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What ``--model`` named: an ONNX file, or a checkpoint (``default`` included)."""
+
+    name: str
+    path: Path
+    spec: ModelSpec
+    is_onnx: bool
+
+
+def resolve_model(model: str | Path, names: str | Path | None = None) -> ModelSource:
+    """Find the model's file and contract without loading weights into torch."""
+    from engines.models.checkpoint import read_sidecar
+    from engines.zoo.registry import DEFAULT_WEIGHTS
+
+    text = str(model)
+    if text.endswith(".onnx"):
+        from engines.zoo.onnx_import import inspect_onnx
+
+        return ModelSource(text, Path(text), inspect_onnx(text, names), True)
+    if text == "default":
+        path = DEFAULT_WEIGHTS
+        if not path.is_file():
+            raise UserInputError(f"the embedded default model is missing ({path}); reinstall "
+                                 "detstream or pass --model CHECKPOINT")
+    else:
+        path = Path(text)
+        if path.suffix not in (".safetensors", ".json", ""):
+            raise UserInputError(f"--model {text}: expected 'default', a .safetensors "
+                                 "checkpoint or an .onnx file")
+        if not path.with_suffix(".safetensors").exists():
+            raise UserInputError(f"model {text!r} is neither 'default' nor an existing "
+                                 "checkpoint or ONNX file")
+        path = path.with_suffix(".safetensors")
+    spec = ModelSpec.from_dict(read_sidecar(path)["spec"])
+    if names is not None:
+        raise UserInputError("--names applies to ONNX files; checkpoints carry their names")
+    return ModelSource(text, path, spec, False)
+
+
+def cached_onnx(source: ModelSource, imgsz: int | None, half: bool, max_batch: int,
+                log: Log) -> tuple[Path, ModelSpec]:
+    """The ONNX export of a checkpoint, from the cache or exported now."""
+    from engines.export.onnx import export_onnx
+    from engines.zoo.registry import load_model
+
+    size = imgsz or source.spec.input_size[0]
+    precision = "fp16" if half else "fp32"
+    key = f"{file_sha256(source.path)[:16]}_{size}_{precision}_b{max_batch}"
+    path = cache_root() / "onnx" / f"{source.path.stem}_{key}.onnx"
+    if path.is_file():
+        from engines.zoo.onnx_import import inspect_onnx
+
+        return path, inspect_onnx(path)
+    model, spec, _ = load_model(source.path)
+    log(f"exporting {source.name} to ONNX ({precision}, {size}x{size}) in the cache")
+    return export_onnx(model, spec, path, size, half=half, max_batch=max_batch)
+
+
+def _check_imgsz(source: ModelSource, imgsz: int | None) -> None:
+    if imgsz and source.is_onnx and tuple(source.spec.input_size) != (imgsz, imgsz):
+        h, w = source.spec.input_size
+        raise UserInputError(f"{source.path} has a fixed {w}x{h} input; drop --imgsz or pass "
+                             f"--imgsz {h}")
+
+
+def auto_choice(source: ModelSource) -> tuple[str, str, str]:
+    """``(backend, device, why)`` for ``--backend auto``."""
+    from engines.runtime.availability import backend_statuses
+
+    usable = {s.name: s for s in backend_statuses()}
+    trt = usable.get("tensorrt")
+    if trt is not None and trt.usable:
+        return "tensorrt", "cuda", "TensorRT and a CUDA device are present"
+    no_trt = trt.detail if trt is not None else "TensorRT is not installed"
+    cuda_reason = cuda_unavailable_reason()
+    if not cuda_reason and not source.is_onnx:
+        return "torch", "cuda", f"{no_trt}; CUDA is available to torch"
+    if not cuda_reason:
+        import onnxruntime
+
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            return "onnxruntime", "cuda", f"{no_trt}; onnxruntime has its CUDA provider"
+    why = cuda_reason or "the model is an ONNX file and onnxruntime has no CUDA provider"
+    return "onnxruntime", "cpu", f"{no_trt}; {why}"
+
+
+def open_backend(model: str | Path = "default", backend: str = "auto",
+                 device: str | None = None, imgsz: int | None = None, max_batch: int = 1,
+                 names: str | Path | None = None, threads: int | None = None,
+                 half: bool | None = None, cuda_graph: bool = False,
+                 log: Log | None = None) -> Backend:
+    """Load ``model`` on ``backend``.
+
+    Args:
+        model: ``default``, a checkpoint path or an ONNX path.
+        backend: one of :data:`BACKENDS`.
+        device: ``cpu`` or ``cuda[:N]``; default: CUDA for tensorrt, the best for the others.
+        imgsz: square input size for checkpoints (ONNX files have their own).
+        max_batch: largest batch the backend must accept.
+        names: class-names file for ONNX files without names in their metadata.
+        threads: CPU threads for torch and onnxruntime.
+        half: FP16 (default: on CUDA yes, on the CPU no).
+        cuda_graph: TensorRT only: replay CUDA graphs.
+        log: where the choice and build progress are reported (default: nowhere).
+    """
+    log = log or (lambda message: None)
+    if backend not in BACKENDS:
+        raise UserInputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    source = resolve_model(model, names)
+    _check_imgsz(source, imgsz)
+    if backend == "auto":
+        backend, auto_device, why = auto_choice(source)
+        device = device or auto_device
+        log(f"backend auto -> {backend} on {device}: {why}")
+    if device is not None and device.startswith("cuda") and cuda_unavailable_reason():
+        raise UserInputError(f"--device {device}: {cuda_unavailable_reason()}; use --device cpu")
+
+    if backend == "tensorrt":
+        from engines.runtime.tensorrt_backend import TensorRTBackend
+        from engines.tensorrt.builder import import_tensorrt, require_cuda
+
+        import_tensorrt()
+        require_cuda(device or "cuda")
+        if source.is_onnx:
+            path, spec = source.path, source.spec
+        else:
+            path, spec = cached_onnx(source, imgsz, half is not False, max_batch, log)
+        return TensorRTBackend(path, spec, device or "cuda", (1, max_batch, max_batch),
+                               cuda_graph=cuda_graph, log=log)
+    if backend == "torch":
+        if source.is_onnx:
+            raise UserInputError("the torch backend runs detstream checkpoints; run ONNX files "
+                                 "with --backend onnxruntime or tensorrt")
+        from dataclasses import replace
+
+        from engines.runtime.torch_backend import TorchBackend
+        from engines.zoo.registry import load_model
+
+        dev = device or ("cpu" if cuda_unavailable_reason() else "cuda")
+        net, spec, _ = load_model(source.path)
+        if imgsz:
+            if imgsz % spec.stride:
+                raise UserInputError(f"--imgsz {imgsz} must be a multiple of {spec.stride}")
+            spec = replace(spec, input_size=(imgsz, imgsz))
+        return TorchBackend(net, spec, dev, half=half, threads=threads)
+    from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    dev = device or "cpu"
+    if source.is_onnx:
+        path, spec = source.path, source.spec
+    else:
+        want_half = bool(half) if half is not None else dev.startswith("cuda")
+        path, spec = cached_onnx(source, imgsz, want_half, max_batch, log)
+    return OnnxRuntimeBackend(path, spec, dev, threads=threads)
