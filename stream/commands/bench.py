@@ -1,0 +1,130 @@
+"""``detstream bench``: benchmarks that print figures (recorded in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  detstream bench engine --model default --backend all --imgsz 320,416,640 --batch 1,8
+  detstream bench engine --model yolox_nano.onnx --backend onnxruntime --batch 1 --json b.json
+"""
+
+VARIANTS = ("tensorrt", "torch-fp16", "torch-fp32", "onnxruntime")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 320,416, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("bench", help="benchmarks: engine latency and throughput",
+                                 epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    engine = jobs.add_parser(
+        "engine", help="ms and FPS of a model per backend, input size and batch",
+        description="Times inference alone (preprocessed real frames in, raw output out) for "
+                    "each backend that can run here. Backends: tensorrt (FP16), torch-fp16 "
+                    "(CUDA), torch-fp32, onnxruntime (CPU, or CUDA with onnxruntime-gpu); "
+                    "'all' runs every one available and says why the others are skipped.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    engine.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
+    engine.add_argument("--backend", default="all",
+                        help=f"all or a comma list of {', '.join(VARIANTS)} (default all)")
+    engine.add_argument("--imgsz", type=int_list, default=None,
+                        help="comma list of input sizes (default: the model's own)")
+    engine.add_argument("--batch", type=int_list, default=[1], help="comma list (default 1)")
+    engine.add_argument("--seconds", type=float, default=3.0,
+                        help="timing per row in seconds (default 3)")
+    engine.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch and onnxruntime (default: all cores)")
+    engine.add_argument("--device", default=None, help="cpu or cuda (default: best here)")
+    engine.add_argument("--names", default=None, help="class names for an ONNX file")
+    engine.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    engine.set_defaults(handler=run_engine)
+
+
+def _variants(text: str) -> list[str]:
+    from engines.errors import UserInputError
+
+    if text == "all":
+        return list(VARIANTS)
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise UserInputError(f"--backend {text}: unknown {', '.join(unknown)}; choose all or "
+                             f"from {', '.join(VARIANTS)}")
+    return names
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    from engines.errors import UserInputError
+    from engines.export.parity import sample_frames
+    from engines.runtime.availability import cuda_unavailable_reason
+    from engines.runtime.benchmark import time_backend
+    from engines.runtime.select import open_backend, resolve_model
+
+    variants = _variants(args.backend)
+    source = resolve_model(args.model, args.names)
+    sizes = args.imgsz or [source.spec.input_size[0]]
+    no_cuda = cuda_unavailable_reason()
+    device = args.device or ("cpu" if no_cuda else "cuda")
+    frames = sample_frames(4)
+    rows, skipped = [], []
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    print(f"{'backend':<58}{'imgsz':>6}{'batch':>6}{'ms':>9}{'p95 ms':>9}{'FPS':>9}")
+    for variant in variants:
+        kind = variant.split("-")[0]
+        half = {"torch-fp16": True, "torch-fp32": False}.get(variant)
+        if variant == "torch-fp16" and device == "cpu":
+            skipped.append(f"{variant}: needs CUDA ({no_cuda or 'CPU requested'})")
+            continue
+        if kind == "torch" and source.is_onnx:
+            skipped.append(f"{variant}: runs checkpoints, not ONNX files")
+            continue
+        for size in sizes:
+            if source.is_onnx and source.spec.input_size[0] != size:
+                skipped.append(f"{variant} at {size}: the ONNX file's input is fixed at "
+                               f"{source.spec.input_size[0]}")
+                continue
+            for batch in args.batch:
+                try:
+                    backend = open_backend(args.model, kind, device if kind != "tensorrt"
+                                           else None, imgsz=None if source.is_onnx else size,
+                                           max_batch=batch, names=args.names,
+                                           threads=args.threads, half=half, log=log)
+                except UserInputError as exc:
+                    skipped.append(f"{variant}: {exc}")
+                    break
+                if batch > backend.max_batch:
+                    skipped.append(f"{variant} batch {batch}: the model takes at most "
+                                   f"{backend.max_batch}")
+                    continue
+                row = time_backend(backend, frames, batch, args.seconds)
+                backend.close()
+                rows.append(row.to_dict())
+                print(f"{row.backend:<58}{row.imgsz:>6}{row.batch:>6}{row.ms:>9.2f}"
+                      f"{row.p95_ms:>9.2f}{row.fps:>9.1f}", flush=True)
+            else:
+                continue
+            break
+    for line in dict.fromkeys(skipped):
+        print(f"skipped {line}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"model": args.model, "rows": rows,
+                                         "skipped": list(dict.fromkeys(skipped))}, indent=2)
+                             + "\n", encoding="utf-8")
+    return 0 if rows else 2

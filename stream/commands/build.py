@@ -1,0 +1,73 @@
+"""``detstream build``: a TensorRT FP16 engine for a model, kept in the engine cache."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stream.commands.args import positive_float, positive_int
+
+EXAMPLES = """examples:
+  detstream build --model default
+  detstream build --model default --batch 1-8 --imgsz 416
+  detstream build --model yolox_nano.onnx --workspace 2
+"""
+
+
+def batch_range(text: str) -> tuple[int, int]:
+    """``N`` or ``MIN-MAX`` → (min, max)."""
+    try:
+        parts = [int(p) for p in text.split("-")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+    if len(parts) == 1:
+        parts = [1, parts[0]]
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX with 1 <= MIN <= MAX, "
+                                         f"got {text!r}")
+    return parts[0], parts[1]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "build", help="build a TensorRT FP16 engine (cached) for a model",
+        description="Export the model to FP16 ONNX when it is a checkpoint, then build a "
+                    "strongly typed TensorRT engine with an optimization profile over the batch "
+                    "range. Engines are cached in $DETSTREAM_CACHE/engines (default "
+                    "~/.cache/detstream/engines) by ONNX SHA-256, TensorRT version, GPU and "
+                    "profile; an engine that no longer loads is rebuilt.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default",
+                        help="'default', a checkpoint or an .onnx file (default: default)")
+    parser.add_argument("--batch", type=batch_range, default=(1, 1), metavar="MIN-MAX",
+                        help="batch sizes the engine accepts (default 1)")
+    parser.add_argument("--imgsz", type=positive_int, default=None,
+                        help="square input size for checkpoints (default: the model's own)")
+    parser.add_argument("--workspace", type=positive_float, default=4.0, metavar="GB",
+                        help="builder workspace limit in GiB (default 4)")
+    parser.add_argument("--device", default="cuda", help="CUDA device (default cuda)")
+    parser.add_argument("--names", default=None, help="class names for an ONNX file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engines.export.metadata import onnx_precision
+    from engines.runtime.select import cached_onnx, resolve_model
+    from engines.tensorrt.builder import import_tensorrt, load_or_build, require_cuda
+
+    import_tensorrt()
+    device = require_cuda(args.device)
+    source = resolve_model(args.model, args.names)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    low, high = args.batch
+    if source.is_onnx:
+        path, spec = source.path, source.spec
+    else:
+        path, spec = cached_onnx(source, args.imgsz, True, high, log)
+    _, engine_path = load_or_build(path, onnx_precision(path), (low, high, high),
+                                   spec.input_size, device, args.workspace, log)
+    print(f"engine: {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB)")
+    return 0
