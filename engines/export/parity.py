@@ -91,11 +91,12 @@ def check_parity(onnx_path: str | Path, model: Detector, spec: ModelSpec,
         passed = box_error <= FP32_TOLERANCE and score_error <= FP32_TOLERANCE
         return ParityReport("fp32", len(frames), box_error=box_error, score_error=score_error,
                             passed=passed)
-    return _compare_detections(ref, got, spec, len(frames))
+    return compare_detections(ref, got, spec, len(frames))
 
 
-def _compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
-                        frames: int) -> ParityReport:
+def compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
+                       frames: int) -> ParityReport:
+    """Compare two raw outputs of the same frames after decoding and NMS (the FP16 rule)."""
     cfg = DecodeConfig(conf=0.25, iou=0.45)
     border = cfg.conf + FP16_MAX_SCORE_DIFF
     matched = total = 0
