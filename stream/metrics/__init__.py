@@ -1,0 +1,1 @@
+"""Scores of what the live side produces: multi-object tracking metrics."""

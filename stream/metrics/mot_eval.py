@@ -1,0 +1,160 @@
+"""HOTA, CLEAR (MOTA, IDSW, FP, FN, MT, ML) and Identity (IDF1) metrics through TrackEval.
+
+TrackEval is the maintained reference implementation; we only arrange files the way its
+MOTChallenge 2D-box dataset reader expects (in a temporary folder) and read its results, so the
+figures are exactly TrackEval's. No preprocessing (distractor removal) is applied, as for MOT15.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import io
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engines.data.mot import read_mot
+from engines.errors import UserInputError
+
+TRACKER = "detstream"
+
+
+@dataclass(frozen=True)
+class MotScores:
+    """Tracking scores of one sequence or of all sequences combined."""
+
+    HOTA: float
+    DetA: float
+    AssA: float
+    MOTA: float
+    IDF1: float
+    IDSW: int
+    FP: int
+    FN: int
+    MT: int
+    ML: int
+    frames: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (f"HOTA {self.HOTA:.4f}  DetA {self.DetA:.4f}  AssA {self.AssA:.4f}  "
+                f"MOTA {self.MOTA:.4f}  IDF1 {self.IDF1:.4f}  IDSW {self.IDSW}  FP {self.FP}  "
+                f"FN {self.FN}  MT {self.MT}  ML {self.ML}")
+
+
+@dataclass(frozen=True)
+class SequencePair:
+    """One sequence: its ground truth, the tracker's result and its length in frames."""
+
+    name: str
+    gt: Path
+    pred: Path
+    frames: int
+
+
+def _seq_length(gt: Path) -> int:
+    """Frames of a sequence: from a seqinfo.ini next to (or above) gt.txt, else the last
+    frame that has a ground-truth row."""
+    for ini in (gt.parent / "seqinfo.ini", gt.parent.parent / "seqinfo.ini"):
+        if ini.is_file():
+            parser = configparser.ConfigParser()
+            parser.read(ini)
+            with contextlib.suppress(KeyError, ValueError):
+                return int(parser["Sequence"]["seqLength"])
+    rows = np.loadtxt(gt, delimiter=",", ndmin=2, usecols=0)
+    return int(rows[:, 0].max()) if len(rows) else 0
+
+
+def _pairs(gt: Path, pred: Path) -> list[SequencePair]:
+    """Pair up sequences: two files, or two MOTChallenge folders (GT/SEQ/gt/gt.txt with
+    PRED/SEQ.txt, or PRED/data/SEQ.txt)."""
+    if not gt.exists():
+        raise UserInputError(f"--gt {gt} does not exist")
+    if not pred.exists():
+        raise UserInputError(f"--pred {pred} does not exist")
+    if gt.is_file() != pred.is_file():
+        raise UserInputError("--gt and --pred must both be files or both be folders")
+    if gt.is_file():
+        # SEQ/gt/gt.txt (MOTChallenge) or SEQ/gt.txt: name the sequence after SEQ.
+        seq = gt.parent.parent if gt.parent.name == "gt" else gt.parent
+        return [SequencePair(seq.name or "seq", gt, pred, _seq_length(gt))]
+    pairs = []
+    for seq_gt in sorted(gt.glob("*/gt/gt.txt")):
+        name = seq_gt.parent.parent.name
+        candidates = [pred / f"{name}.txt", pred / "data" / f"{name}.txt"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UserInputError(f"no tracker result for sequence {name}: expected "
+                                 f"{candidates[0]}")
+        pairs.append(SequencePair(name, seq_gt, found, _seq_length(seq_gt)))
+    if not pairs:
+        raise UserInputError(f"--gt {gt}: no SEQ/gt/gt.txt files inside")
+    return pairs
+
+
+def _scores(res: dict, frames: int) -> MotScores:
+    hota, clear, ident = res["HOTA"], res["CLEAR"], res["Identity"]
+    return MotScores(
+        HOTA=float(np.mean(hota["HOTA"])), DetA=float(np.mean(hota["DetA"])),
+        AssA=float(np.mean(hota["AssA"])), MOTA=float(clear["MOTA"]), IDF1=float(ident["IDF1"]),
+        IDSW=int(clear["IDSW"]), FP=int(clear["CLR_FP"]), FN=int(clear["CLR_FN"]),
+        MT=int(clear["MT"]), ML=int(clear["ML"]), frames=frames)
+
+
+def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str, MotScores]]:
+    """Score tracker results against ground truth with TrackEval.
+
+    Args:
+        gt: a MOT ``gt.txt`` file, or a folder of ``SEQ/gt/gt.txt``.
+        pred: a MOT result file, or a folder of ``SEQ.txt`` (or ``data/SEQ.txt``).
+
+    Returns:
+        ``(combined, per_sequence)``.
+
+    Raises:
+        UserInputError: missing files, unpaired sequences, or malformed rows (naming the line).
+    """
+    import trackeval
+
+    pairs = _pairs(Path(gt), Path(pred))
+    for pair in pairs:  # our reader names the file and line of a malformed row
+        read_mot(pair.gt)
+        read_mot(pair.pred)
+    with tempfile.TemporaryDirectory(prefix="detstream-mot-") as tmp:
+        root = Path(tmp)
+        for pair in pairs:
+            (root / "gt" / pair.name / "gt").mkdir(parents=True)
+            shutil.copyfile(pair.gt, root / "gt" / pair.name / "gt" / "gt.txt")
+            (root / "trackers" / TRACKER / "data").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pair.pred, root / "trackers" / TRACKER / "data" / f"{pair.name}.txt")
+        dataset_config = {
+            "GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"),
+            "TRACKERS_TO_EVAL": [TRACKER], "BENCHMARK": "MOT15", "SKIP_SPLIT_FOL": True,
+            "DO_PREPROC": False, "PRINT_CONFIG": False,
+            "SEQ_INFO": {pair.name: pair.frames for pair in pairs},
+        }
+        eval_config = {"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False,
+                       "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
+                       "PLOT_CURVES": False, "DISPLAY_LESS_PROGRESS": True,
+                       "BREAK_ON_ERROR": True, "LOG_ON_ERROR": None}
+        evaluator = trackeval.Evaluator(eval_config)
+        dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
+        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+                   trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+        with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints progress lines
+            try:
+                results, _ = evaluator.evaluate([dataset], metrics)
+            except trackeval.utils.TrackEvalException as exc:
+                raise UserInputError(f"TrackEval could not score the files: {exc}") from None
+    per_seq = results["MotChallenge2DBox"][TRACKER]
+    sequences = {pair.name: _scores(per_seq[pair.name]["pedestrian"], pair.frames)
+                 for pair in pairs}
+    combined = _scores(per_seq["COMBINED_SEQ"]["pedestrian"],
+                       sum(pair.frames for pair in pairs))
+    return combined, sequences

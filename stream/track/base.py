@@ -1,0 +1,32 @@
+"""The tracker interface: one instance per stream."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from engines.spec import Detections
+
+
+class Tracker(ABC):
+    """Give detections persistent identities, frame after frame, for one stream."""
+
+    name: str
+
+    @abstractmethod
+    def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
+        """Associate this frame's detections with the tracks.
+
+        Args:
+            detections: the frame's detections (frame pixels); their ``track_ids`` are ignored.
+            frame: the BGR image, for camera-motion compensation and scene-cut detection
+                (both are skipped without it).
+
+        Returns:
+            The confirmed tracks seen in this frame, with ``track_ids`` (>= 1).
+        """
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget every track (end of stream, new source). Identities are not reused."""

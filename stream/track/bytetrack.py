@@ -1,0 +1,231 @@
+"""ByteTrack: two-stage association of high- then low-score detections with Kalman-predicted
+tracks (Zhang et al., 2022), written over arrays so a frame costs a few dozen numpy calls.
+
+Per frame:
+
+1. (optional) scene cut → all tracks end; camera motion → track states are warped.
+2. Every track is predicted one frame ahead.
+3. Confirmed tracks (tracked or lost) are matched to high-score detections on
+   ``1 - IoU * score`` (score fusion), accepting costs up to ``match_cost``.
+4. Still-unmatched tracked tracks are matched to low-score detections on ``1 - IoU``
+   (up to ``low_match_cost``): occluded or blurred objects keep their identity through weak
+   detections instead of spawning new tracks.
+5. Unconfirmed tracks get a chance with the remaining high-score detections; those unmatched
+   are dropped. A track is confirmed after ``min_hits`` consecutive matches.
+6. Remaining detections above ``new_track_score`` start tracks.
+7. Tracks lost for more than ``lost_seconds`` (converted with the source's frame rate) end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from engines.spec import Detections
+from stream.track.base import Tracker
+from stream.track.kalman import KalmanFilter
+from stream.track.matching import assign, iou_matrix
+
+TRACKED, LOST = 1, 2
+
+
+@dataclass(frozen=True)
+class ByteTrackConfig:
+    """Tracker parameters (all documented in README's tracking section).
+
+    Attributes:
+        high_score: detections at or above are matched first and may start tracks.
+        low_score: detections below are ignored; between the two they only extend tracks.
+        new_track_score: a detection must score at least this to start a track.
+        match_cost: first-stage cost limit (1 - IoU x score).
+        low_match_cost: second-stage cost limit (1 - IoU).
+        unconfirmed_cost: cost limit for tracks not yet confirmed.
+        min_hits: consecutive matches that confirm a track (tracks of the first frame are
+            confirmed at once).
+        lost_seconds: how long a lost track waits to be found again.
+        fuse_score: multiply IoU by the detection score in the first stage.
+        state: Kalman parametrisation, ``xyah`` (ByteTrack) or ``xywh`` (BoT-SORT).
+        std_position, std_velocity: Kalman noise as fractions of the box size.
+        output: ``filtered`` (Kalman-corrected boxes) or ``detection`` (the matched boxes).
+    """
+
+    high_score: float = 0.5
+    low_score: float = 0.1
+    new_track_score: float = 0.6
+    match_cost: float = 0.8
+    low_match_cost: float = 0.5
+    unconfirmed_cost: float = 0.7
+    min_hits: int = 2
+    lost_seconds: float = 1.0
+    fuse_score: bool = True
+    state: str = "xyah"
+    std_position: float = 1.0 / 20
+    std_velocity: float = 1.0 / 160
+    output: str = "filtered"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ByteTrack(Tracker):
+    """ByteTrack over arrays.
+
+    Args:
+        config: parameters.
+        fps: the source's frame rate (scales ``lost_seconds`` to frames).
+        motion: optional camera-motion estimator (``estimate(frame, boxes) -> 2x3 affine``).
+        cuts: optional scene-cut detector (``is_cut(frame) -> bool``).
+    """
+
+    name = "bytetrack"
+
+    def __init__(self, config: ByteTrackConfig | None = None, fps: float = 30.0,
+                 motion=None, cuts=None) -> None:
+        self.config = config or ByteTrackConfig()
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.max_lost = max(1, int(round(self.config.lost_seconds * self.fps)))
+        self.kf = KalmanFilter(self.config.state, self.config.std_position,
+                               self.config.std_velocity)
+        self.motion = motion
+        self.cuts = cuts
+        self.next_id = 1
+        self.cut_count = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.frame = 0
+        self.first_frame = 1  # tracks born on this frame are confirmed at once
+        self.ids = np.empty(0, np.int64)
+        self.mean = np.empty((0, 8))
+        self.cov = np.empty((0, 8, 8))
+        self.status = np.empty(0, np.int8)
+        self.confirmed = np.empty(0, bool)
+        self.hits = np.empty(0, np.int64)
+        self.last_seen = np.empty(0, np.int64)
+        self.score = np.empty(0)
+        self.cls = np.empty(0, np.int32)
+        self.det_box = np.empty((0, 4))
+        if self.motion is not None:
+            self.motion.reset()
+        if self.cuts is not None:
+            self.cuts.reset()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # ------------------------------------------------------------------ per frame
+    def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
+        cfg = self.config
+        if frame is not None and self.cuts is not None and self.cuts.is_cut(frame):
+            self._end_all()
+        self.frame += 1
+        boxes = detections.boxes.astype(np.float64, copy=False)
+        scores = detections.scores.astype(np.float64, copy=False)
+        classes = detections.class_ids
+        if frame is not None and self.motion is not None:
+            affine = self.motion.estimate(frame, boxes)
+            if len(self) and affine is not None:
+                self.mean, self.cov = self.kf.warp(self.mean, self.cov, affine)
+        if len(self):
+            lost = self.status == LOST
+            self.mean[lost, 7] = 0.0  # a lost box stops changing size
+            self.mean, self.cov = self.kf.predict(self.mean, self.cov)
+        predicted = self.kf.to_boxes(self.mean)
+
+        high = np.flatnonzero(scores >= cfg.high_score)
+        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        matched_t: list[np.ndarray] = []
+        matched_d: list[np.ndarray] = []
+
+        # Stage 1: confirmed tracks (tracked or lost) with high-score detections.
+        pool = np.flatnonzero(self.confirmed)
+        iou = iou_matrix(predicted[pool], boxes[high])
+        sim = iou * scores[high][None, :] if cfg.fuse_score else iou
+        pairs, rest_t, rest_d = assign(1.0 - sim, cfg.match_cost)
+        matched_t.append(pool[pairs[:, 0]])
+        matched_d.append(high[pairs[:, 1]])
+        pool, high = pool[rest_t], high[rest_d]
+
+        # Stage 2: tracks still tracked (not lost) with low-score detections.
+        tracked = pool[self.status[pool] == TRACKED]
+        pairs, rest_t, _ = assign(1.0 - iou_matrix(predicted[tracked], boxes[low]),
+                                  cfg.low_match_cost)
+        matched_t.append(tracked[pairs[:, 0]])
+        matched_d.append(low[pairs[:, 1]])
+        newly_lost = tracked[rest_t]
+
+        # Stage 3: unconfirmed tracks with the remaining high-score detections.
+        unconfirmed = np.flatnonzero(~self.confirmed)
+        iou = iou_matrix(predicted[unconfirmed], boxes[high])
+        sim = iou * scores[high][None, :] if cfg.fuse_score else iou
+        pairs, rest_t, rest_d = assign(1.0 - sim, cfg.unconfirmed_cost)
+        matched_t.append(unconfirmed[pairs[:, 0]])
+        matched_d.append(high[pairs[:, 1]])
+        dropped = unconfirmed[rest_t]
+        high = high[rest_d]
+
+        t = np.concatenate(matched_t)
+        d = np.concatenate(matched_d)
+        if len(t):
+            measured = self.kf.from_boxes(boxes[d])
+            self.mean[t], self.cov[t] = self.kf.update(self.mean[t], self.cov[t], measured)
+            self.status[t] = TRACKED
+            self.hits[t] += 1
+            self.last_seen[t] = self.frame
+            self.score[t] = scores[d]
+            self.cls[t] = classes[d]
+            self.det_box[t] = boxes[d]
+            self.confirmed[t] |= self.hits[t] >= cfg.min_hits
+        self.status[newly_lost] = LOST
+        self.hits[newly_lost] = 0
+
+        # End dropped unconfirmed tracks and tracks lost for too long; start new ones.
+        keep = np.ones(len(self), bool)
+        keep[dropped] = False
+        keep &= ~((self.status == LOST) & (self.frame - self.last_seen > self.max_lost))
+        self._select(keep)
+        fresh = high[scores[high] >= cfg.new_track_score]
+        if len(fresh):
+            self._start(boxes[fresh], scores[fresh], classes[fresh])
+        return self._output(detections)
+
+    # ------------------------------------------------------------------ helpers
+    def _select(self, keep: np.ndarray) -> None:
+        for name in ("ids", "mean", "cov", "status", "confirmed", "hits", "last_seen", "score",
+                     "cls", "det_box"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def _start(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
+        n = len(boxes)
+        mean, cov = self.kf.initiate(self.kf.from_boxes(boxes))
+        first = self.frame == self.first_frame or self.config.min_hits <= 1
+        self.ids = np.concatenate([self.ids, np.arange(self.next_id, self.next_id + n)])
+        self.next_id += n
+        self.mean = np.concatenate([self.mean, mean])
+        self.cov = np.concatenate([self.cov, cov])
+        self.status = np.concatenate([self.status, np.full(n, TRACKED, np.int8)])
+        self.confirmed = np.concatenate([self.confirmed, np.full(n, first)])
+        self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
+        self.last_seen = np.concatenate([self.last_seen, np.full(n, self.frame)])
+        self.score = np.concatenate([self.score, scores])
+        self.cls = np.concatenate([self.cls, classes.astype(np.int32)])
+        self.det_box = np.concatenate([self.det_box, boxes])
+
+    def _end_all(self) -> None:
+        self._select(np.zeros(len(self), bool))
+        self.first_frame = self.frame + 1
+        self.cut_count += 1
+        if self.motion is not None:
+            self.motion.reset()
+
+    def _output(self, detections: Detections) -> Detections:
+        live = np.flatnonzero((self.status == TRACKED) & self.confirmed
+                              & (self.last_seen == self.frame))
+        if self.config.output == "detection":
+            boxes = self.det_box[live]
+        else:
+            boxes = self.kf.to_boxes(self.mean[live])
+        return Detections(boxes=boxes.astype(np.float32), scores=self.score[live],
+                          class_ids=self.cls[live], track_ids=self.ids[live].astype(np.int32),
+                          class_names=detections.class_names)

@@ -1,0 +1,114 @@
+"""A constant-velocity Kalman filter over many boxes at once (arrays, not objects).
+
+Two state parametrisations, as in the trackers they come from:
+
+- ``xyah`` (SORT/ByteTrack): centre x, centre y, aspect w/h, height, and their velocities;
+  noise scales with the height.
+- ``xywh`` (BoT-SORT): centre x, centre y, width, height, and their velocities; noise scales
+  with the width for x-like terms and the height for y-like ones, which fits boxes whose aspect
+  changes (people turning, shapes spinning).
+
+All functions take ``mean`` [N, 8] and ``cov`` [N, 8, 8] and return new arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)  # x' = x + v (one frame)
+
+
+class KalmanFilter:
+    """Constant-velocity Kalman filter for N boxes.
+
+    Args:
+        state: ``xyah`` or ``xywh``.
+        std_position: position noise as a fraction of the box size (per frame).
+        std_velocity: velocity noise as a fraction of the box size (per frame).
+    """
+
+    def __init__(self, state: str = "xyah", std_position: float = 1.0 / 20,
+                 std_velocity: float = 1.0 / 160) -> None:
+        if state not in ("xyah", "xywh"):
+            raise ValueError(f"state must be 'xyah' or 'xywh', got {state!r}")
+        self.state = state
+        self.std_position = std_position
+        self.std_velocity = std_velocity
+
+    # Per-box scales of the four measured quantities: [x, y, a|w, h].
+    def _scales(self, measurement: np.ndarray) -> np.ndarray:
+        if self.state == "xyah":
+            h = measurement[:, 3]
+            return np.stack([h, h, np.full_like(h, np.nan), h], axis=1)
+        w, h = measurement[:, 2], measurement[:, 3]
+        return np.stack([w, h, w, h], axis=1)
+
+    def _aspect_fix(self, std: np.ndarray, value: float) -> np.ndarray:
+        if self.state == "xyah":
+            std[:, 2] = value  # the aspect ratio is unitless: fixed noise
+        return std
+
+    def from_boxes(self, xyxy: np.ndarray) -> np.ndarray:
+        """Measurements [N, 4] in the filter's parametrisation from ``xyxy`` boxes."""
+        w = xyxy[:, 2] - xyxy[:, 0]
+        h = xyxy[:, 3] - xyxy[:, 1]
+        cx = xyxy[:, 0] + w / 2
+        cy = xyxy[:, 1] + h / 2
+        third = w / np.maximum(h, 1e-6) if self.state == "xyah" else w
+        return np.stack([cx, cy, third, h], axis=1)
+
+    def to_boxes(self, mean: np.ndarray) -> np.ndarray:
+        """``xyxy`` boxes [N, 4] from states [N, 8]."""
+        h = mean[:, 3]
+        w = mean[:, 2] * h if self.state == "xyah" else mean[:, 2]
+        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2,
+                         mean[:, 0] + w / 2, mean[:, 1] + h / 2], axis=1)
+
+    def initiate(self, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New tracks from measurements [N, 4]: zero velocity, wide uncertainty."""
+        n = len(measurement)
+        mean = np.zeros((n, 8))
+        mean[:, :4] = measurement
+        scale = self._scales(measurement)
+        std = np.concatenate([self._aspect_fix(2 * self.std_position * scale, 1e-2),
+                              self._aspect_fix(10 * self.std_velocity * scale, 1e-5)], axis=1)
+        cov = np.zeros((n, 8, 8))
+        cov[:, range(8), range(8)] = std ** 2
+        return mean, cov
+
+    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame ahead."""
+        scale = self._scales(mean[:, :4])
+        std = np.concatenate([self._aspect_fix(self.std_position * scale, 1e-2),
+                              self._aspect_fix(self.std_velocity * scale, 1e-5)], axis=1)
+        mean = mean @ _F.T
+        cov = _F @ cov @ _F.T
+        cov[:, range(8), range(8)] += std ** 2
+        return mean, cov
+
+    def update(self, mean: np.ndarray, cov: np.ndarray, measurement: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Correct states [N, 8] with their matched measurements [N, 4]."""
+        scale = self._scales(mean[:, :4])
+        std = self._aspect_fix(self.std_position * scale, 1e-1)
+        projected = cov[:, :4, :4].copy()  # H P H^T with H = [I 0]
+        projected[:, range(4), range(4)] += std ** 2
+        cross = cov[:, :, :4]  # P H^T, [N, 8, 4]
+        # K = P H^T S^-1, solved rather than inverted (S is symmetric).
+        gain = np.linalg.solve(projected, cross.transpose(0, 2, 1)).transpose(0, 2, 1)
+        innovation = measurement - mean[:, :4]
+        mean = mean + np.einsum("nij,nj->ni", gain, innovation)
+        cov = cov - gain @ cov[:, :4, :]
+        return mean, cov
+
+    @staticmethod
+    def warp(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Apply a 2x3 camera-motion affine (previous frame → current) to the states."""
+        linear, shift = affine[:, :2], affine[:, 2]
+        big = np.kron(np.eye(4), linear)  # rotate/scale every (x, y)-like pair
+        mean = mean @ big.T
+        mean[:, :2] += shift
+        cov = big @ cov @ big.T
+        return mean, cov
