@@ -9,7 +9,18 @@ from typing import NoReturn
 
 from engines import __version__
 from engines.errors import DetstreamError
-from stream.commands import bench, build, doctor, export, models, synth, train, val
+from stream.commands import (
+    bench,
+    build,
+    doctor,
+    eval_mot,
+    export,
+    models,
+    synth,
+    track,
+    train,
+    val,
+)
 
 EXAMPLES = """examples:
   detstream doctor                                  check this machine
@@ -35,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"detstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (doctor, synth, models, train, val, export, build, bench):
+    for module in (doctor, synth, models, train, val, export, build, bench, track, eval_mot):
         module.register(commands)
     # Every command knows its own name for error lines ("detstream synth video: error: ...").
     for sub in commands.choices.values():

@@ -1,0 +1,89 @@
+"""Multi-object trackers: ByteTrack and BoT-SORT-style ByteTrack with camera-motion compensation.
+
+``make_tracker("botsort", fps=25)`` builds one tracker for one stream; parameters come from
+:class:`~stream.track.bytetrack.ByteTrackConfig` defaults, the tracker's own defaults, and an
+optional YAML file or dict of overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from engines.errors import UserInputError
+from stream.track.base import Tracker
+from stream.track.bytetrack import ByteTrack, ByteTrackConfig
+from stream.track.motion import CameraMotion
+from stream.track.scenecut import SceneCutDetector
+
+#: Per-tracker defaults on top of ByteTrackConfig's.
+TRACKERS: dict[str, dict[str, Any]] = {
+    "bytetrack": {"camera_motion": False},
+    # BoT-SORT's Kalman state (width and height, not aspect) and its camera-motion compensation.
+    "botsort": {"camera_motion": True, "state": "xywh"},
+}
+EXTRA_KEYS = {"camera_motion", "scene_cut"}
+
+
+def load_tracker_options(source: str | Path | dict[str, Any] | None) -> dict[str, Any]:
+    """Overrides from a YAML file (a mapping of parameter → value) or a dict."""
+    if source is None:
+        return {}
+    if isinstance(source, dict):
+        return dict(source)
+    import yaml
+
+    path = Path(source)
+    if not path.is_file():
+        raise UserInputError(f"tracker config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"tracker config {path} is not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"tracker config {path} must be a mapping of parameter: value")
+    return data
+
+
+def make_tracker(name: str, fps: float = 30.0,
+                 options: str | Path | dict[str, Any] | None = None) -> Tracker:
+    """A fresh tracker for one stream.
+
+    Args:
+        name: ``bytetrack`` or ``botsort``.
+        fps: the stream's real frame rate (lost-track buffers are in seconds).
+        options: overrides (YAML path or dict): any :class:`ByteTrackConfig` field, plus
+            ``camera_motion`` and ``scene_cut`` (booleans).
+    """
+    if name not in TRACKERS:
+        raise UserInputError(f"unknown tracker {name!r}; choose one of "
+                             f"{', '.join(TRACKERS)} or none")
+    values = {"scene_cut": True, **TRACKERS[name], **load_tracker_options(options)}
+    known = {f.name for f in fields(ByteTrackConfig)} | EXTRA_KEYS
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserInputError(f"unknown tracker parameter(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+    camera = bool(values.pop("camera_motion"))
+    cuts = bool(values.pop("scene_cut"))
+    defaults = ByteTrackConfig()
+    typed = {}
+    for key, value in values.items():
+        kind = type(getattr(defaults, key))
+        if kind is bool and not isinstance(value, bool):
+            raise UserInputError(f"tracker parameter {key} must be true or false, got {value!r}")
+        try:
+            typed[key] = kind(value)
+        except (TypeError, ValueError):
+            raise UserInputError(f"tracker parameter {key} must be a {kind.__name__}, "
+                                 f"got {value!r}") from None
+    config = replace(defaults, **typed)
+    tracker = ByteTrack(config, fps, motion=CameraMotion() if camera else None,
+                        cuts=SceneCutDetector() if cuts else None)
+    tracker.name = name
+    return tracker
+
+
+__all__ = ["TRACKERS", "ByteTrack", "ByteTrackConfig", "CameraMotion", "SceneCutDetector",
+           "Tracker", "make_tracker"]

@@ -1,0 +1,72 @@
+"""Global camera motion between consecutive frames: sparse optical flow on a downscaled grey
+frame and a RANSAC similarity fit (OpenCV), with moving objects masked out.
+
+The estimate is a 2x3 affine mapping points of the previous frame to the current one, in full
+frame pixels; trackers apply it to their predicted states (BoT-SORT's camera-motion
+compensation), so a panning camera does not look like every object jumping.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+class CameraMotion:
+    """Estimate frame-to-frame camera motion.
+
+    Args:
+        width: frames are downscaled to this width first (speed; the fit is done at this scale
+            and converted back).
+        max_corners, quality, min_distance: Shi-Tomasi corner settings.
+        min_points: fewer tracked points than this gives the identity (no estimate).
+    """
+
+    def __init__(self, width: int = 320, max_corners: int = 200, quality: float = 0.01,
+                 min_distance: int = 6, min_points: int = 12) -> None:
+        self.width = width
+        self.max_corners = max_corners
+        self.quality = quality
+        self.min_distance = min_distance
+        self.min_points = min_points
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev: np.ndarray | None = None
+        self._points: np.ndarray | None = None
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray | None = None) -> np.ndarray:
+        """The affine from the previous frame to ``frame`` (identity for the first frame).
+
+        Args:
+            frame: uint8 [H, W, 3] BGR (or [H, W] grey).
+            boxes: float [N, 4] ``xyxy`` of this frame's detections, masked out when
+                choosing the points to follow in the next frame.
+        """
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        scale = min(1.0, self.width / gray.shape[1])
+        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
+                                                     interpolation=cv2.INTER_AREA)
+        affine = IDENTITY.copy()
+        if self._prev is not None and self._points is not None and len(self._points):
+            moved, found, _ = cv2.calcOpticalFlowPyrLK(self._prev, small, self._points, None,
+                                                       winSize=(15, 15), maxLevel=3)
+            ok = found.reshape(-1) == 1
+            if ok.sum() >= self.min_points:
+                fit, inliers = cv2.estimateAffinePartial2D(
+                    self._points[ok], moved[ok], method=cv2.RANSAC,
+                    ransacReprojThreshold=1.0, maxIters=200, confidence=0.99)
+                if fit is not None and inliers is not None and inliers.sum() >= self.min_points:
+                    affine = fit.astype(np.float64)
+                    affine[:, 2] /= scale  # translation back to full-frame pixels
+        mask = None
+        if boxes is not None and len(boxes):
+            mask = np.full(small.shape, 255, np.uint8)
+            for x1, y1, x2, y2 in np.round(np.asarray(boxes) * scale).astype(int):
+                mask[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = 0
+        self._points = cv2.goodFeaturesToTrack(small, self.max_corners, self.quality,
+                                               self.min_distance, mask=mask)
+        self._prev = small
+        return affine
