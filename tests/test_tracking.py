@@ -1,0 +1,150 @@
+"""Trackers: the Kalman filter against hand-computed values, identities through crossings,
+occlusions and scene cuts, camera motion, and the MOT scoring through TrackEval."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engines.errors import UserInputError
+from engines.spec import Detections
+from stream.metrics.mot_eval import evaluate_mot
+from stream.track import make_tracker
+from stream.track.kalman import KalmanFilter
+from stream.track.motion import CameraMotion
+from tests.conftest import run_cli, shared_path
+
+
+def dets(*boxes: tuple[float, float, float, float], score: float = 0.9) -> Detections:
+    return Detections(boxes=np.array(boxes, np.float32).reshape(-1, 4),
+                      scores=np.full(len(boxes), score, np.float32),
+                      class_ids=np.zeros(len(boxes), np.int32))
+
+
+def box(cx: float, cy: float, w: float = 20, h: float = 40) -> tuple[float, ...]:
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def test_kalman_predict_and_update_match_hand_computed_values():
+    kf = KalmanFilter("xyah")  # position noise h/20, velocity noise h/160
+    mean, cov = kf.initiate(np.array([[100.0, 50.0, 0.5, 40.0]]))
+    np.testing.assert_allclose(np.diag(cov[0]), [16, 16, 1e-4, 16, 6.25, 6.25, 1e-10, 6.25])
+    mean, cov = kf.predict(mean, cov)
+    np.testing.assert_allclose(mean[0, :4], [100, 50, 0.5, 40])
+    assert cov[0, 0, 0] == pytest.approx(16 + 6.25 + 4)     # P + P_v + Q
+    assert cov[0, 0, 4] == pytest.approx(6.25)
+    assert cov[0, 4, 4] == pytest.approx(6.25 + 0.0625)
+    mean, cov = kf.update(mean, cov, np.array([[104.0, 50.0, 0.5, 40.0]]))
+    # S = 26.25 + R (= 4); K = 26.25 / 30.25 for x and 6.25 / 30.25 for its velocity.
+    assert mean[0, 0] == pytest.approx(100 + 4 * 26.25 / 30.25)
+    assert mean[0, 4] == pytest.approx(4 * 6.25 / 30.25)
+    assert cov[0, 0, 0] == pytest.approx(26.25 * 4 / 30.25)
+
+
+def test_kalman_boxes_round_trip_in_both_parametrisations():
+    xyxy = np.array([[10.0, 20.0, 50.0, 100.0], [0.0, 0.0, 8.0, 4.0]])
+    for state in ("xyah", "xywh"):
+        kf = KalmanFilter(state)
+        mean, _ = kf.initiate(kf.from_boxes(xyxy))
+        np.testing.assert_allclose(kf.to_boxes(mean), xyxy, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_crossing_objects_keep_their_identities(name):
+    tracker = make_tracker(name, fps=30)
+    first = last = None
+    for t in range(60):  # A goes right, B goes left; they overlap around t = 30
+        a, b = box(20 + 5 * t, 100), box(320 - 5 * t, 108)
+        out = tracker.update(dets(a, b))
+        ids = {int(i): out.boxes[k, 0] for k, i in enumerate(out.track_ids)}
+        if t == 2:
+            first = sorted(ids, key=ids.get)  # left to right: A, B
+        if t == 59:
+            last = sorted(ids, key=ids.get)   # left to right: B, A
+    assert first is not None and len(first) == 2
+    assert last == first[::-1]
+
+
+def test_a_short_full_occlusion_keeps_the_old_identity():
+    tracker = make_tracker("bytetrack", fps=30)
+    seen = []
+    for t in range(50):
+        hidden = 20 <= t < 32  # 12 frames (0.4 s) with no detection at all
+        out = tracker.update(dets() if hidden else dets(box(50 + 4 * t, 120)))
+        seen.append(out.track_ids.tolist())
+    assert all(ids == [] for ids in seen[20:32])
+    assert seen[19] == seen[33] == seen[49] and len(seen[19]) == 1
+
+
+def test_a_lost_track_ends_after_its_time_in_seconds():
+    # 0.5 s at 10 fps is 5 frames, at 60 fps 30 frames: the same gap ends one and not the other.
+    for fps, same in ((10, False), (60, True)):
+        tracker = make_tracker("bytetrack", fps=fps, options={"lost_seconds": 0.5})
+        before = tracker.update(dets(box(100, 100))).track_ids.tolist()
+        before = tracker.update(dets(box(100, 100))).track_ids.tolist()
+        for _ in range(10):
+            tracker.update(dets())
+        after = tracker.update(dets(box(100, 100))).track_ids.tolist()
+        after = tracker.update(dets(box(100, 100))).track_ids.tolist()
+        assert (after == before) is same, fps
+
+
+def test_no_identity_survives_a_scene_cut():
+    h, w = 180, 320
+    shot_a = np.zeros((h, w, 3), np.uint8)
+    shot_a[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]   # blue, left to right
+    shot_b = np.zeros((h, w, 3), np.uint8)
+    shot_b[..., 2] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]   # red, top to bottom
+    tracker = make_tracker("botsort", fps=30)
+    ids = []
+    for t in range(20):
+        frame = shot_a if t < 10 else shot_b
+        ids.append(set(tracker.update(dets(box(100, 90), box(200, 90)), frame).track_ids))
+    assert len(ids[9]) == 2 and len(ids[12]) == 2
+    assert not ids[9] & ids[12]
+    assert tracker.cut_count == 1
+
+
+def test_camera_motion_recovers_a_known_shift():
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (400, 700, 3), np.uint8)
+    scene = np.ascontiguousarray(np.repeat(np.repeat(scene[::4, ::4], 4, 0), 4, 1))
+    motion = CameraMotion(width=320)
+    motion.estimate(scene[50:350, 50:650])
+    affine = motion.estimate(scene[50:350, 62:662])  # the camera moved 12 px right
+    np.testing.assert_allclose(affine[:, :2], np.eye(2), atol=0.01)
+    np.testing.assert_allclose(affine[:, 2], [-12, 0], atol=1.0)
+
+
+def test_bad_tracker_options_are_clear():
+    with pytest.raises(UserInputError, match="unknown tracker 'sort'"):
+        make_tracker("sort")
+    with pytest.raises(UserInputError, match="unknown tracker parameter"):
+        make_tracker("bytetrack", options={"speed": 2})
+    with pytest.raises(UserInputError, match="must be true or false"):
+        make_tracker("bytetrack", options={"fuse_score": "no"})
+
+
+def test_eval_mot_reproduces_the_reference_scores(tmp_path):
+    folder = shared_path("mot15/TUD-Campus")
+    combined, _ = evaluate_mot(folder / "gt.txt", folder / "tracker_result.txt")
+    assert round(combined.MOTA, 4) == 0.5265
+    assert round(combined.IDF1, 4) == 0.5577
+    assert round(combined.HOTA, 4) == 0.3914
+    assert (combined.FP, combined.FN, combined.IDSW) == (13, 150, 7)
+    out = tmp_path / "scores.json"
+    result = run_cli("eval-mot", "--gt", str(folder / "gt.txt"), "--pred",
+                     str(folder / "tracker_result.txt"), "--json", str(out))
+    assert result.returncode == 0 and "MOTA 0.5265" in result.stdout
+    assert {"HOTA", "MOTA", "IDF1", "IDSW", "FP", "FN"} <= set(json.loads(out.read_text()))
+
+
+def test_malformed_mot_file_names_the_line(tmp_path):
+    folder = shared_path("mot15/TUD-Campus")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1,1,10,10,5,5,1,-1,-1,-1\n2,1,ten,10,5,5,1,-1,-1,-1\n")
+    result = run_cli("eval-mot", "--gt", str(folder / "gt.txt"), "--pred", str(bad))
+    assert result.returncode == 2 and "bad.txt:2:" in result.stderr
+    assert "Traceback" not in result.stderr
