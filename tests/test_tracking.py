@@ -148,3 +148,16 @@ def test_malformed_mot_file_names_the_line(tmp_path):
     result = run_cli("eval-mot", "--gt", str(folder / "gt.txt"), "--pred", str(bad))
     assert result.returncode == 2 and "bad.txt:2:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_update_leaves_its_input_alone_and_reset_restarts_ids(name):
+    tracker = make_tracker(name, fps=30)
+    first = dets(box(50, 50), box(150, 50))
+    before = (first.boxes.copy(), first.track_ids.copy())
+    ids = tracker.update(first).track_ids.tolist()
+    assert np.array_equal(first.boxes, before[0]) and np.array_equal(first.track_ids, before[1])
+    tracker.update(dets(box(300, 50)))
+    tracker.reset()
+    assert len(tracker) == 0
+    assert sorted(tracker.update(first).track_ids.tolist()) == sorted(ids) == [1, 2]

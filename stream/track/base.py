@@ -29,4 +29,7 @@ class Tracker(ABC):
 
     @abstractmethod
     def reset(self) -> None:
-        """Forget every track (end of stream, new source). Identities are not reused."""
+        """Forget every track and number new ones from 1 again (end of stream, new source).
+
+        Within a stream identities are never reused: tracks ended by a scene cut keep theirs.
+        """

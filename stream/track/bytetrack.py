@@ -89,11 +89,11 @@ class ByteTrack(Tracker):
                                self.config.std_velocity)
         self.motion = motion
         self.cuts = cuts
-        self.next_id = 1
-        self.cut_count = 0
         self.reset()
 
     def reset(self) -> None:
+        self.next_id = 1  # a new stream numbers its tracks from 1 again
+        self.cut_count = 0
         self.frame = 0
         self.first_frame = 1  # tracks born on this frame are confirmed at once
         self.ids = np.empty(0, np.int64)
