@@ -1,0 +1,1 @@
+"""The real-time pipeline: packets, stages, the runner and its metrics."""

@@ -1,0 +1,38 @@
+"""The packet that carries one frame through the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engines.spec import Detections
+
+
+@dataclass
+class FramePacket:
+    """One frame and everything the stages add to it.
+
+    Attributes:
+        stream_id: which source it came from (one runner may serve several).
+        index: 0-based frame number within its stream (counts dropped frames too).
+        pts: presentation time in seconds on the source's clock (``None`` if unknown).
+        captured: ``time.perf_counter()`` when the frame was decoded/captured.
+        image: uint8 [H, W, 3] BGR.
+        truth: ground truth when the source knows it (the synthetic world).
+        detections: the detector's output, then the tracker's (frame pixels).
+        annotated: the drawn frame, for the outputs.
+        timings: stage name → milliseconds spent on this packet.
+        done: ``time.perf_counter()`` when the last output finished with it.
+    """
+
+    stream_id: int
+    index: int
+    pts: float | None
+    captured: float
+    image: np.ndarray
+    truth: Detections | None = None
+    detections: Detections | None = None
+    annotated: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    done: float | None = None

@@ -1,0 +1,100 @@
+"""Sources named by URI, one mental model for every input (as jetson-utils' videoSource):
+
+==========================================  ============================  ====================
+URI                                         what                          default mode
+==========================================  ============================  ====================
+``0``, ``1``, ``/dev/video0``               a camera                      live (drops)
+``clip.mp4``                                a video file                  every frame
+``frames/``, ``'frames/*.jpg'``, ``a.png``  images, sorted by name        every frame
+``rtsp://``, ``rtmp://``, ``http(s)://``    a network stream (MJPEG, HLS)  live, reconnects
+``http(s)://host/clip.mp4``                 a video file over HTTP        every frame
+``synthetic://?seed=1&size=640x360&...``    the synthetic world           ``live=1`` paces it
+==========================================  ============================  ====================
+
+Live sources are read by their own thread into a newest-frame slot, so a slow pipeline drops
+old frames (counted) instead of building latency; ``live=True``/``False`` and ``drop=False``
+override the defaults (``--live``, ``--no-drop``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from engines.errors import UserInputError
+from stream.sources.base import Frame, Source, SourceStats
+from stream.sources.grabbers import (
+    IMAGE_SUFFIXES,
+    CameraGrabber,
+    ImageGrabber,
+    NetworkGrabber,
+    SyntheticGrabber,
+    VideoFileGrabber,
+)
+from stream.sources.reader import DirectSource, LiveSource
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".flv", ".mpg"}
+URI_HELP = ("0 or /dev/video0 (camera), clip.mp4, a folder or 'frames/*.jpg', rtsp://..., "
+            "http://..., synthetic://?seed=1")
+
+
+def open_source(uri: str, live: bool | None = None, drop: bool = True,
+                log: Callable[[str], None] | None = None) -> Source:
+    """Open the input named by ``uri``.
+
+    Args:
+        uri: see the table above.
+        live: force live (paced, newest-frame) or file (every frame) semantics.
+        drop: for live sources, keep only the newest frame (``False``: queue every frame).
+        log: where live sources report connection status.
+
+    Raises:
+        UserInputError: nothing usable at ``uri`` (one sentence naming the fix).
+    """
+    uri = str(uri).strip()
+    if uri.startswith("synthetic://"):
+        from engines.data.synthetic import parse_synthetic_uri
+
+        config, uri_live = parse_synthetic_uri(uri)
+        grabber = SyntheticGrabber(config)
+        is_live = uri_live if live is None else live
+        if is_live:
+            return LiveSource(uri, grabber, drop=drop, pace=config.fps, reconnect=False, log=log)
+        return DirectSource(uri, grabber)
+    if re.fullmatch(r"\d+", uri) or re.fullmatch(r"/dev/video\d+", uri):
+        index = int(re.search(r"\d+$", uri).group())
+        if live is False:
+            raise UserInputError("a camera is always live; drop --no-live or use --no-drop")
+        return LiveSource(uri, CameraGrabber(index), drop=drop, log=log)
+    scheme = urlparse(uri).scheme.lower()
+    if scheme in NETWORK_SCHEMES:
+        if Path(urlparse(uri).path).suffix.lower() in VIDEO_SUFFIXES and scheme.startswith("http"):
+            grabber = VideoFileGrabber(uri, network=True)
+            if live:
+                return LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
+            return DirectSource(uri, grabber)
+        if live is False:
+            return DirectSource(uri, NetworkGrabber(uri))
+        return LiveSource(uri, NetworkGrabber(uri), drop=drop, log=log)
+    if "://" in uri:
+        raise UserInputError(f"unknown source scheme in {uri!r}; sources look like: {URI_HELP}")
+    path = Path(uri)
+    if path.is_dir() or any(c in uri for c in "*?[") or (
+            path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+        grabber = ImageGrabber(uri)
+    elif path.is_file():
+        grabber = VideoFileGrabber(uri)
+    else:
+        raise UserInputError(f"source {uri!r} does not exist; sources look like: {URI_HELP}")
+    if live:
+        fps = getattr(grabber, "fps", None)
+        source = LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
+        source.pace = source.fps or fps or 30.0  # a file read as if live runs at its frame rate
+        return source
+    return DirectSource(uri, grabber)
+
+
+__all__ = ["Frame", "Source", "SourceStats", "open_source"]

@@ -1,0 +1,94 @@
+"""The source interface: frames in order, an explicit end, counted drops and outages."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.spec import Detections
+
+
+@dataclass
+class Frame:
+    """A decoded frame as a source hands it out.
+
+    Attributes:
+        index: 0-based frame number in the stream (gaps mean frames were dropped).
+        pts: presentation time in seconds, ``None`` if unknown.
+        captured: ``time.perf_counter()`` when it was decoded.
+        image: uint8 [H, W, 3] BGR.
+        truth: ground truth when the source knows it.
+    """
+
+    index: int
+    pts: float | None
+    captured: float
+    image: np.ndarray
+    truth: Detections | None = None
+
+
+@dataclass
+class SourceStats:
+    """What happened while reading.
+
+    Attributes:
+        frames_read: frames decoded.
+        frames_dropped: decoded frames replaced by newer ones before being taken (live only).
+        reconnects: successful reconnections after a loss.
+        outage_seconds: total time without a connection.
+        error: why reading stopped early (a truncated file, an unreachable stream), if it did.
+    """
+
+    frames_read: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+    outage_seconds: float = 0.0
+    error: str | None = None
+
+
+class Source(ABC):
+    """Frames from one input, named by URI.
+
+    Attributes:
+        uri: what the user wrote.
+        live: frames arrive in real time and old ones may be dropped (cameras, network
+            streams, paced synthetic scenes); otherwise every frame is delivered (files).
+        fps: nominal frame rate, if known.
+        size: (width, height), known after the first frame at the latest.
+        frames: total frames when known in advance (files), else ``None``.
+        stats: counters (see :class:`SourceStats`).
+    """
+
+    uri: str
+    live: bool
+    fps: float | None
+    size: tuple[int, int] | None
+    frames: int | None
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+
+    @abstractmethod
+    def read(self) -> Frame | None:
+        """The next frame, blocking until there is one; ``None`` at the end of the stream."""
+
+    def close(self) -> None:
+        """Stop reading and release the device, file or connection."""
+        return None
+
+    def __iter__(self):
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def now() -> float:
+        return time.perf_counter()

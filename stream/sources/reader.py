@@ -1,0 +1,174 @@
+"""How frames get from a grabber to the pipeline: directly (files, every frame, backpressure)
+or through a reader thread into a newest-frame slot (live sources, old frames dropped).
+
+A *grabber* knows one kind of input (a file, a camera, a network stream ...):
+
+- ``open()`` connects (raising :class:`~engines.errors.UserInputError` with a clear sentence, or
+  ``ConnectionError`` when a live input is unreachable);
+- ``grab()`` returns ``(image, pts, truth)`` for the next frame, ``None`` at the end, and
+  raises ``ConnectionError`` when a live input is lost;
+- ``close()``; attributes ``fps``, ``size``, ``frames``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from engines.errors import UserInputError
+from stream.sources.base import Frame, Source
+
+Log = Callable[[str], None]
+
+
+class DirectSource(Source):
+    """Every frame, read in the caller's thread (files, image folders, unpaced scenes)."""
+
+    def __init__(self, uri: str, grabber: Any) -> None:
+        super().__init__()
+        self.uri, self.live = uri, False
+        self.grabber = grabber
+        grabber.open()
+        self.fps, self.size, self.frames = grabber.fps, grabber.size, grabber.frames
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        try:
+            item = self.grabber.grab()
+        except UserInputError as exc:  # e.g. a truncated file: stop here, say why
+            self.stats.error = str(exc)
+            return None
+        if item is None:
+            return None
+        image, pts, truth = item
+        frame = Frame(self._index, pts, time.perf_counter(), image, truth)
+        self._index += 1
+        self.stats.frames_read += 1
+        self.size = self.size or (image.shape[1], image.shape[0])
+        return frame
+
+    def close(self) -> None:
+        self.grabber.close()
+
+
+class LiveSource(Source):
+    """A reader thread keeps grabbing; :meth:`read` takes the newest frame.
+
+    Args:
+        uri: what the user wrote.
+        grabber: the input.
+        drop: keep only the newest frame (counting the ones replaced); with ``False`` frames
+            queue up (``--no-drop``: nothing is lost, latency may grow).
+        pace: deliver at most this many frames per second (paced synthetic scenes and files
+            read as if live); ``None`` grabs as fast as the input gives them.
+        reconnect: after a loss, retry with exponential back-off (0.5 s doubling to 8 s) for
+            as long as the source is open.
+        log: where connection status lines go.
+    """
+
+    def __init__(self, uri: str, grabber: Any, drop: bool = True, pace: float | None = None,
+                 reconnect: bool = True, log: Log | None = None) -> None:
+        super().__init__()
+        self.uri, self.live = uri, True
+        self.grabber = grabber
+        self.drop = drop
+        self.pace = pace
+        self.reconnect = reconnect
+        self.log = log or (lambda message: None)
+        try:  # the first connection must work: an unreachable URI is a user error
+            grabber.open()
+        except ConnectionError as exc:
+            raise UserInputError(f"cannot open {uri} ({exc}); check the address and that the "
+                                 "stream or device is up") from None
+        self.fps, self.size, self.frames = grabber.fps, grabber.size, grabber.frames
+        self.connected = True
+        self._cond = threading.Condition()
+        self._queue: deque[Frame] = deque()
+        self._ended = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"source:{uri}", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------- reader thread
+    def _run(self) -> None:
+        index = 0
+        next_due = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = self.grabber.grab()
+                except ConnectionError as exc:
+                    if not self.reconnect or not self._reconnect(str(exc)):
+                        break
+                    continue
+                except UserInputError as exc:
+                    self.stats.error = str(exc)
+                    break
+                if item is None:
+                    break
+                if self.pace:
+                    next_due += 1.0 / self.pace
+                    delay = next_due - time.perf_counter()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                    else:
+                        next_due = time.perf_counter()  # behind: do not burst to catch up
+                image, pts, truth = item
+                self._put(Frame(index, pts, time.perf_counter(), image, truth))
+                index += 1
+        except Exception as exc:  # keep the reason; the pipeline reports it
+            self.stats.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            self.stats.frames_read += 1
+            if self.drop and self._queue:
+                self.stats.frames_dropped += len(self._queue)
+                self._queue.clear()
+            self._queue.append(frame)
+            self._cond.notify_all()
+
+    def _reconnect(self, reason: str) -> bool:
+        """Retry until connected again or stopped; True when connected."""
+        self.connected = False
+        lost = time.perf_counter()
+        self.log(f"{self.uri}: connection lost ({reason}); reconnecting")
+        delay = 0.5
+        while not self._stop.wait(delay):
+            try:
+                self.grabber.close()
+                self.grabber.open()
+            except (ConnectionError, UserInputError) as exc:
+                self.log(f"{self.uri}: still unreachable ({exc}); next try in "
+                         f"{min(delay * 2, 8.0):.1f} s")
+                delay = min(delay * 2, 8.0)
+                continue
+            self.stats.reconnects += 1
+            self.stats.outage_seconds += time.perf_counter() - lost
+            self.connected = True
+            self.log(f"{self.uri}: reconnected after {time.perf_counter() - lost:.1f} s")
+            return True
+        self.stats.outage_seconds += time.perf_counter() - lost
+        return False
+
+    # ----------------------------------------------------------------- consumer side
+    def read(self) -> Frame | None:
+        with self._cond:
+            while not self._queue and not self._ended:
+                self._cond.wait()
+            return self._queue.popleft() if self._queue else None
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:  # wake a reader waiting for frames that will not come
+            self._ended = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5.0)
+        self.grabber.close()
