@@ -161,3 +161,15 @@ def test_update_leaves_its_input_alone_and_reset_restarts_ids(name):
     tracker.reset()
     assert len(tracker) == 0
     assert sorted(tracker.update(first).track_ids.tolist()) == sorted(ids) == [1, 2]
+
+
+def test_carry_moves_tracks_along_their_velocity_without_detections():
+    tracker = make_tracker("bytetrack", fps=30)
+    for t in range(10):
+        out = tracker.update(dets(box(100 + 6 * t, 80)))
+    (track_id,) = out.track_ids.tolist()
+    carried = [tracker.carry(out) for _ in range(3)]
+    centres = [float(c.boxes[0, [0, 2]].mean()) for c in carried]
+    assert all(c.track_ids.tolist() == [track_id] for c in carried)
+    assert centres[0] < centres[1] < centres[2] and 5 < centres[1] - centres[0] < 7
+    assert tracker.update(dets(box(100 + 6 * 13, 80))).track_ids.tolist() == [track_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class FramePacket:
         annotated: the drawn frame, for the outputs.
         timings: stage name → milliseconds spent on this packet.
         done: ``time.perf_counter()`` when the last output finished with it.
+        detect: whether the detector runs on this frame (``--detect-every``).
+        batch, letterbox, raw: working data between preprocess, inference and post-processing.
     """
 
     stream_id: int
@@ -36,3 +39,7 @@ class FramePacket:
     annotated: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     done: float | None = None
+    detect: bool = True
+    batch: Any = None
+    letterbox: Any = None
+    raw: Any = None

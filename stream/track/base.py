@@ -28,6 +28,11 @@ class Tracker(ABC):
         """
 
     @abstractmethod
+    def carry(self, detections_like: Detections | None = None,
+              frame: np.ndarray | None = None) -> Detections:
+        """Advance one frame on which the detector did not run; tracks at predicted boxes."""
+
+    @abstractmethod
     def reset(self) -> None:
         """Forget every track and number new ones from 1 again (end of stream, new source).
 

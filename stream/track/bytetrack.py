@@ -190,6 +190,24 @@ class ByteTrack(Tracker):
             self._start(boxes[fresh], scores[fresh], classes[fresh])
         return self._output(detections)
 
+    def carry(self, detections_like: Detections | None = None,
+              frame: np.ndarray | None = None) -> Detections:
+        """Advance one frame without detections (``--detect-every K``): camera motion and
+        Kalman prediction only; returns the confirmed tracks at their predicted boxes. Tracks
+        do not age towards being lost on carried frames."""
+        if frame is not None and self.cuts is not None and self.cuts.is_cut(frame):
+            self._end_all()
+        self.frame += 1
+        if frame is not None and self.motion is not None:
+            affine = self.motion.estimate(frame, self.kf.to_boxes(self.mean))
+            if len(self) and affine is not None:
+                self.mean, self.cov = self.kf.warp(self.mean, self.cov, affine)
+        if len(self):
+            self.mean, self.cov = self.kf.predict(self.mean, self.cov)
+            self.last_seen[self.status == TRACKED] = self.frame
+        names = detections_like.class_names if detections_like is not None else ()
+        return self._output(Detections.empty(names), predicted=True)
+
     # ------------------------------------------------------------------ helpers
     def _select(self, keep: np.ndarray) -> None:
         for name in ("ids", "mean", "cov", "status", "confirmed", "hits", "last_seen", "score",
@@ -219,10 +237,10 @@ class ByteTrack(Tracker):
         if self.motion is not None:
             self.motion.reset()
 
-    def _output(self, detections: Detections) -> Detections:
+    def _output(self, detections: Detections, predicted: bool = False) -> Detections:
         live = np.flatnonzero((self.status == TRACKED) & self.confirmed
                               & (self.last_seen == self.frame))
-        if self.config.output == "detection":
+        if self.config.output == "detection" and not predicted:
             boxes = self.det_box[live]
         else:
             boxes = self.kf.to_boxes(self.mean[live])

@@ -1,0 +1,314 @@
+"""The pipeline runner: capture → preprocess → infer → track → draw → output, each stage in its
+own thread, bounded queues between them, so the stages overlap and throughput approaches the
+slowest stage instead of the sum of all of them.
+
+The runner owns the wiring; stages are plain functions of a packet. File sources block on a
+full queue (backpressure, no frame lost); live sources drop in their newest-frame slot before
+the pipeline. An exception in any stage stops every stage promptly, is reported with the
+stage's name, and the outputs are still finalised.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from engines.predict import Predictor
+from engines.spec import Detections
+from stream.draw import Annotator
+from stream.pipeline.metrics import RunMetrics
+from stream.pipeline.packet import FramePacket
+from stream.sinks.base import Sink, StopRequested
+from stream.sources.base import Source
+from stream.track.base import Tracker
+
+_END = object()  # end-of-stream marker passed down the queues
+_POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
+
+
+class StageError(RuntimeError):
+    """A stage failed; ``stage`` names it and ``__cause__`` holds the original error."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        super().__init__(f"the {stage} stage failed: {type(error).__name__}: {error}")
+        self.stage = stage
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How the runner behaves.
+
+    Attributes:
+        detect_every: run the detector on every K-th frame; the tracker carries boxes between.
+        queue_size: packets each inter-stage queue holds (small: latency stays low).
+        max_frames: stop after this many frames (``None``: until the source ends).
+        overlay: draw FPS and latency on the annotated frames.
+    """
+
+    detect_every: int = 1
+    queue_size: int = 2
+    max_frames: int | None = None
+    overlay: bool = True
+
+
+class Pipeline:
+    """Run one source through detection, tracking, drawing and outputs.
+
+    Args:
+        source: frames (see :func:`stream.sources.open_source`).
+        predictor: preprocess, inference and post-processing for one model.
+        tracker: gives identities (``None``: detections only).
+        annotator: draws frames for the video and window outputs (``None``: no drawing).
+        sinks: outputs, written in frame order by one thread.
+        options: runner settings.
+        on_packet: called with every finished packet (from the output thread).
+        stream_id: the id stamped on this stream's packets.
+    """
+
+    def __init__(self, source: Source, predictor: Predictor, tracker: Tracker | None = None,
+                 annotator: Annotator | None = None, sinks: Sequence[Sink] = (),
+                 options: PipelineOptions | None = None,
+                 on_packet: Callable[[FramePacket], None] | None = None,
+                 stream_id: int = 0) -> None:
+        self.source = source
+        self.predictor = predictor
+        self.tracker = tracker
+        self.annotator = annotator
+        self.sinks = list(sinks)
+        self.options = options or PipelineOptions()
+        self.on_packet = on_packet
+        self.stream_id = stream_id
+        self.metrics = RunMetrics()
+        self.error: StageError | None = None
+        self.stopped_by: str | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ control
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask every stage to finish the packet in hand and exit."""
+        with self._lock:
+            if self.stopped_by is None:
+                self.stopped_by = reason
+        self._stop.set()
+
+    def _fail(self, stage: str, error: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = StageError(stage, error)
+                self.error.__cause__ = error
+        self.stop(f"{stage} failed")
+
+    def _put(self, q: queue.Queue, item: object) -> bool:
+        """Put with backpressure; False when stopping."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue, name: str) -> object | None:
+        """Next item, or None when stopping."""
+        while not self._stop.is_set():
+            try:
+                item = q.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            self.metrics.add_depth(name, q.qsize())
+            return item
+        return None
+
+    # ------------------------------------------------------------------ stages
+    def _stage(self, name: str, work: Callable[[FramePacket], None], inbox: queue.Queue,
+               outbox: queue.Queue | None) -> None:
+        """A stage loop: take, work, stamp the time, pass on; the end marker passes through."""
+        try:
+            while True:
+                item = self._get(inbox, name)
+                if item is None:
+                    return
+                if item is _END:
+                    if outbox is not None:
+                        self._put(outbox, _END)
+                    return
+                start = time.perf_counter()
+                work(item)
+                item.timings[name] = (time.perf_counter() - start) * 1000.0
+                if outbox is not None and not self._put(outbox, item):
+                    return
+        except StopRequested as request:
+            self.stop(str(request) or "stop requested")
+        except BaseException as exc:  # reported to the caller with the stage's name
+            self._fail(name, exc)
+
+    def _capture(self, outbox: queue.Queue) -> None:
+        limit = self.options.max_frames
+        every = max(1, self.options.detect_every)
+        count = 0
+        try:
+            while not self._stop.is_set() and (limit is None or count < limit):
+                start = time.perf_counter()
+                frame = self.source.read()
+                if frame is None:
+                    break
+                packet = FramePacket(self.stream_id, frame.index, frame.pts, frame.captured,
+                                     frame.image, truth=frame.truth,
+                                     detect=frame.index % every == 0)
+                packet.timings["capture"] = (time.perf_counter() - start) * 1000.0
+                if not self._put(outbox, packet):
+                    return
+                count += 1
+            self._put(outbox, _END)
+        except BaseException as exc:
+            self._fail("capture", exc)
+
+    def _preprocess(self, packet: FramePacket) -> None:
+        if packet.detect:
+            packet.batch, (packet.letterbox,) = self.predictor.preprocess([packet.image])
+
+    def _infer(self, packet: FramePacket) -> None:
+        if packet.detect:
+            packet.raw = self.predictor.infer(packet.batch)
+            packet.batch = None
+
+    def _track(self, packet: FramePacket) -> None:
+        names = self.predictor.spec.class_names
+        if packet.detect:
+            (dets,) = self.predictor.postprocess(packet.raw, [packet.letterbox])
+            packet.raw = None
+            if self.tracker is not None:
+                dets = self.tracker.update(dets, packet.image)
+        elif self.tracker is not None:
+            dets = self.tracker.carry(Detections.empty(names), packet.image)
+        else:
+            dets = Detections.empty(names)
+        packet.detections = dets
+
+    def _draw(self, packet: FramePacket) -> None:
+        overlay = None
+        if self.options.overlay and self.metrics.latency_ms:
+            recent = self.metrics.finished_at[-30:]
+            fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9) if len(recent) > 1 else 0
+            overlay = f"{fps:.1f} FPS  latency {self.metrics.latency_ms[-1]:.0f} ms"
+        packet.annotated = self.annotator.draw(packet.image, packet.detections, overlay)
+
+    def _output(self, packet: FramePacket) -> None:
+        for sink in self.sinks:
+            sink.write(packet)
+        packet.done = time.perf_counter()
+
+    def _finish(self, inbox: queue.Queue, results: queue.Queue | None) -> None:
+        """The last stage: outputs, metrics, callback, iteration results."""
+        try:
+            while True:
+                item = self._get(inbox, "output")
+                if item is None or item is _END:
+                    return
+                start = time.perf_counter()
+                self._output(item)
+                item.timings["output"] = (time.perf_counter() - start) * 1000.0
+                self.metrics.add_packet(item.timings, (item.done - item.captured) * 1000.0,
+                                        item.done)
+                if self.on_packet is not None:
+                    self.on_packet(item)
+                if results is not None and not self._put(results, item):
+                    return
+        except StopRequested as request:
+            self.stop(str(request) or "stop requested")
+        except BaseException as exc:
+            self._fail("output", exc)
+        finally:
+            self._finished.set()
+
+    # ------------------------------------------------------------------ running
+    def start(self, results: queue.Queue | None = None) -> None:
+        """Start every stage thread (``run`` and iteration call this)."""
+        size = max(1, self.options.queue_size)
+        names = ["capture", "preprocess", "infer", "track"]
+        work = [self._preprocess, self._infer, self._track]
+        if self.annotator is not None:
+            names.append("draw")
+            work.append(self._draw)
+        queues = [queue.Queue(maxsize=size) for _ in names]
+        self.metrics.started = time.perf_counter()
+        self._threads = [threading.Thread(target=self._capture, args=(queues[0],),
+                                          name="capture", daemon=True)]
+        for i, fn in enumerate(work):
+            stage = names[i + 1]
+            self._threads.append(threading.Thread(
+                target=self._stage, args=(stage, fn, queues[i], queues[i + 1]),
+                name=stage, daemon=True))
+        self._threads.append(threading.Thread(target=self._finish, args=(queues[-1], results),
+                                              name="output", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the output stage to finish; True when it has."""
+        return self._finished.wait(timeout)
+
+    def close(self) -> None:
+        """Stop, join every thread (bounded), close the source and finalise every sink."""
+        self.stop(self.stopped_by or "finished")
+        deadline = time.perf_counter() + 10.0
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.perf_counter()))
+        self.metrics.ended = self.metrics.finished_at[-1] if self.metrics.finished_at \
+            else time.perf_counter()
+        errors = []
+        for closer in [self.source.close, *(sink.close for sink in self.sinks)]:
+            try:
+                closer()
+            except Exception as exc:  # finalise the others, then report the first
+                errors.append(exc)
+        if errors and self.error is None:
+            self.error = StageError("output", errors[0])
+            self.error.__cause__ = errors[0]
+
+    def run(self) -> dict:
+        """Run to the end of the source (or a stop); returns the metrics report.
+
+        Raises:
+            StageError: a stage failed (outputs were finalised first).
+            KeyboardInterrupt: Ctrl-C (outputs were finalised first).
+        """
+        self.start()
+        try:
+            while not self.wait(0.1):
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    break
+        finally:
+            self.close()
+        if self.error is not None:
+            raise self.error
+        return self.report()
+
+    def report(self) -> dict:
+        stats = self.source.stats
+        return self.metrics.report(stats.frames_read, stats.frames_dropped)
+
+    def __iter__(self) -> Iterator[FramePacket]:
+        """Run in the background and yield each finished packet (frame, detections with
+        track ids, per-stage timings). Stopping the iteration stops the pipeline."""
+        results: queue.Queue = queue.Queue(maxsize=max(2, self.options.queue_size))
+        self.start(results)
+        try:
+            while True:
+                try:
+                    item = results.get(timeout=_POLL)
+                except queue.Empty:
+                    if self._finished.is_set() and results.empty():
+                        break
+                    continue
+                yield item
+        finally:
+            self.close()
+            if self.error is not None:
+                raise self.error

@@ -1,0 +1,92 @@
+"""File sinks: annotated H.264 video, JSON Lines and MOTChallenge results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engines.data.mot import MotWriter
+from engines.data.video import VideoWriter
+from stream.pipeline.packet import FramePacket
+from stream.sinks.base import Sink
+
+
+class VideoSink(Sink):
+    """Annotated frames to a browser-playable H.264 file (PyAV), finalised on close even
+    after an interruption. The writer opens on the first frame (its size decides)."""
+
+    name = "video"
+
+    def __init__(self, path: str | Path, fps: float, threads: int = 0,
+                 preset: str = "veryfast") -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.threads = threads
+        self.preset = preset
+        self.frames = 0
+        self._writer: VideoWriter | None = None
+
+    def write(self, packet: FramePacket) -> None:
+        image = packet.annotated if packet.annotated is not None else packet.image
+        if self._writer is None:
+            h, w = image.shape[:2]
+            self._writer = VideoWriter(self.path, w, h, self.fps, preset=self.preset,
+                                       threads=self.threads)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class JsonlSink(Sink):
+    """One JSON object per frame: ``frame``, ``time``, ``stream`` and ``detections`` (each with
+    ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``)."""
+
+    name = "jsonl"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def write(self, packet: FramePacket) -> None:
+        dets = packet.detections
+        items = []
+        if dets is not None:
+            labels = dets.labels
+            for k in range(len(dets)):
+                items.append({
+                    "box": [round(float(v), 2) for v in dets.boxes[k]],
+                    "score": round(float(dets.scores[k]), 4),
+                    "class_id": int(dets.class_ids[k]), "class": labels[k],
+                    "track_id": int(dets.track_ids[k]),
+                })
+        record = {"frame": packet.index, "time": packet.pts, "stream": packet.stream_id,
+                  "detections": items}
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class MotSink(Sink):
+    """MOTChallenge tracker results (1-based frames): ``frame,id,x,y,w,h,score,-1,-1,-1``."""
+
+    name = "mot"
+
+    def __init__(self, path: str | Path) -> None:
+        self._writer = MotWriter(path)
+        self._closed = False
+
+    def write(self, packet: FramePacket) -> None:
+        if packet.detections is not None:
+            tracked = packet.detections[packet.detections.track_ids >= 0]
+            self._writer.write(packet.index + 1, tracked)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._writer.close()
+            self._closed = True
