@@ -16,6 +16,7 @@ from stream.commands import (
     eval_mot,
     export,
     models,
+    run,
     synth,
     track,
     train,
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"detstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (doctor, synth, models, train, val, export, build, bench, track, eval_mot):
+    for module in (doctor, synth, models, train, val, export, build, bench, track, eval_mot,
+                   run):
         module.register(commands)
     # Every command knows its own name for error lines ("detstream synth video: error: ...").
     for sub in commands.choices.values():

@@ -21,7 +21,9 @@ class FramePacket:
         captured: ``time.perf_counter()`` when the frame was decoded/captured.
         image: uint8 [H, W, 3] BGR.
         truth: ground truth when the source knows it (the synthetic world).
-        detections: the detector's output, then the tracker's (frame pixels).
+        found: the detector's own output on this frame (before tracking).
+        detections: what the pipeline reports: the tracker's output, or the detector's
+            when there is no tracker (frame pixels).
         annotated: the drawn frame, for the outputs.
         timings: stage name → milliseconds spent on this packet.
         done: ``time.perf_counter()`` when the last output finished with it.
@@ -35,6 +37,7 @@ class FramePacket:
     captured: float
     image: np.ndarray
     truth: Detections | None = None
+    found: Detections | None = None
     detections: Detections | None = None
     annotated: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)

@@ -183,6 +183,7 @@ class Pipeline:
         if packet.detect:
             (dets,) = self.predictor.postprocess(packet.raw, [packet.letterbox])
             packet.raw = None
+            packet.found = dets
             if self.tracker is not None:
                 dets = self.tracker.update(dets, packet.image)
         elif self.tracker is not None:

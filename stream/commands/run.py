@@ -1,0 +1,183 @@
+"""``detstream run``: detect and track on any source, live, with any outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from stream.commands.args import fraction, positive_int
+
+EXAMPLES = """examples:
+  detstream run                                   # the synthetic demo → runs/run-N/
+  detstream run --source clip.mp4 --output out.mp4 --save-json out.jsonl
+  detstream run --source 0 --show                 # a webcam, in a window
+  detstream run --source rtsp://camera/stream --tracker bytetrack --save-mot tracks.txt
+  detstream run --source clip.mp4 --model yolox_nano.onnx --names coco.txt --classes person
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    from stream.session import DEFAULT_SOURCE
+
+    parser = commands.add_parser(
+        "run", help="detect and track on a camera, file, stream or the synthetic world",
+        description="Capture, preprocess, infer, track, draw and write, each stage in its own "
+                    "thread. Files are processed frame by frame with no drops; live sources "
+                    "(cameras, network streams, synthetic://...&live=1) drop old frames rather "
+                    "than build latency. With no output flags the run writes runs/run-N/ "
+                    "(video.mp4, detections.jsonl, tracks.txt, stats.json); on synthetic:// "
+                    "sources it also scores detection and tracking against the ground truth.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
+                        help="0, /dev/video0, file.mp4, folder/, 'frames/*.jpg', rtsp://..., "
+                             "http://..., synthetic://?... (default: a synthetic scene)")
+    parser.add_argument("--model", default="default",
+                        help="'default', a checkpoint or an .onnx file (default: default)")
+    parser.add_argument("--names", type=Path, default=None, help="class names for an ONNX file")
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    parser.add_argument("--device", default=None, help="cpu or cuda[:N] (default: best)")
+    parser.add_argument("--imgsz", type=positive_int, default=None, help="model input size")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="inference threads on the CPU (default: chosen for the machine)")
+    parser.add_argument("--conf", type=fraction, default=0.25, help="confidence (default 0.25)")
+    parser.add_argument("--iou", type=fraction, default=0.45, help="NMS IoU (default 0.45)")
+    parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
+                        help="keep only these classes (names or ids)")
+    parser.add_argument("--tracker", default="botsort",
+                        help="botsort (default), bytetrack or none")
+    parser.add_argument("--tracker-config", type=Path, default=None,
+                        help="YAML of tracker parameters")
+    parser.add_argument("--output", type=Path, default=None, help="annotated H.264 video")
+    parser.add_argument("--show", action="store_true", help="show a window (q or Esc quits)")
+    parser.add_argument("--save-json", type=Path, default=None, help="JSON Lines per frame")
+    parser.add_argument("--save-mot", type=Path, default=None, help="MOTChallenge tracks")
+    parser.add_argument("--stats-json", type=Path, default=None, help="run metrics as JSON")
+    parser.add_argument("--max-frames", type=positive_int, default=None)
+    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
+                        help="run the detector on every K-th frame; track in between")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--live", action="store_true", default=None,
+                      help="treat the source as live (paced, newest frame wins)")
+    mode.add_argument("--no-live", dest="live", action="store_false",
+                      help="process every frame of the source, whatever it is")
+    parser.add_argument("--no-drop", action="store_true",
+                        help="live sources: queue every frame instead of dropping old ones")
+    parser.add_argument("--no-overlay", action="store_true", help="no FPS/latency overlay")
+    parser.set_defaults(handler=run)
+
+
+def _summary(report: dict) -> str:
+    lines = [f"{'stage':<11}{'mean ms':>9}{'p95 ms':>9}{'FPS':>9}"]
+    for name, stage in report["stages"].items():
+        lines.append(f"{name:<11}{stage['mean_ms']:>9.2f}{stage['p95_ms']:>9.2f}"
+                     f"{stage['fps']:>9.1f}")
+    latency = report["latency_ms"]
+    lines.append(f"frames in {report['frames_in']}, out {report['frames_out']}, dropped "
+                 f"{report['frames_dropped']}; {report['fps']:.1f} FPS; latency p50 "
+                 f"{latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms, max "
+                 f"{latency['max']:.0f} ms")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from engines.errors import UserInputError
+    from stream.draw import DrawConfig
+    from stream.session import RunConfig, build, next_run_dir
+    from stream.signals import graceful_stop
+
+    config = RunConfig(
+        source=args.source, model=args.model, names=args.names, backend=args.backend,
+        device=args.device, imgsz=args.imgsz, threads=args.threads, conf=args.conf,
+        iou=args.iou, classes=tuple(args.classes) if args.classes else None,
+        tracker=None if args.tracker == "none" else args.tracker,
+        tracker_options=args.tracker_config, output=args.output, save_json=args.save_json,
+        save_mot=args.save_mot, stats_json=args.stats_json, show=args.show,
+        max_frames=args.max_frames, detect_every=args.detect_every, live=args.live,
+        drop=not args.no_drop, draw=DrawConfig(overlay=not args.no_overlay))
+    run_dir = None
+    if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show)):
+        run_dir = next_run_dir()
+        config = replace(config, output=run_dir / "video.mp4",
+                         save_json=run_dir / "detections.jsonl",
+                         save_mot=run_dir / "tracks.txt" if config.tracker else None,
+                         stats_json=run_dir / "stats.json")
+
+    def log(message: str) -> None:
+        tqdm.write(message, file=sys.stderr)
+
+    session = build(config, log=log)
+    pipeline, source = session.pipeline, session.pipeline.source
+    total = source.frames if not source.live else None
+    if total is not None and config.max_frames:
+        total = min(total, config.max_frames)
+    print(f"{config.source} → {session.describe}; tracker {config.tracker or 'none'}",
+          file=sys.stderr)
+    bar = tqdm(total=total, unit="frame", dynamic_ncols=True, desc="run",
+               disable=None, file=sys.stderr)
+    pipeline.on_packet = lambda packet: bar.update(1)
+    interrupted = False
+    with graceful_stop() as stop:
+        pipeline.start()
+        try:
+            while not pipeline.wait(0.2):
+                if stop.is_set():
+                    interrupted = True
+                    pipeline.stop("interrupted")
+                    break
+                if pipeline.error is not None:
+                    break
+        except KeyboardInterrupt:  # a second Ctrl-C
+            interrupted = True
+        finally:
+            pipeline.close()
+            bar.close()
+    report = pipeline.report()
+    scores = session.scores() if not interrupted else None
+    if scores is not None:
+        report["scores"] = scores
+    if config.stats_json is not None:
+        Path(config.stats_json).write_text(json.dumps(report, indent=2) + "\n",
+                                           encoding="utf-8")
+    print(_summary(report))
+    if scores is not None:
+        det = scores["detection"]
+        print(f"detection vs truth: mAP50 {det['map50']:.3f}  mAP50-95 {det['map50_95']:.3f}  "
+              f"P {det['precision']:.3f}  R {det['recall']:.3f}")
+        if "tracking" in scores:
+            t = scores["tracking"]
+            print(f"tracking vs truth:  HOTA {t['HOTA']:.3f}  MOTA {t['MOTA']:.3f}  "
+                  f"IDF1 {t['IDF1']:.3f}  IDSW {t['IDSW']}")
+    written = [p for p in (config.output, config.save_json, config.save_mot, config.stats_json)
+               if p is not None]
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written))
+    note = getattr(getattr(source, "grabber", None), "note", None) or source.stats.error
+    if note:
+        print(f"{args.prog}: note: {note}", file=sys.stderr)
+    if pipeline.error is not None:
+        cause = pipeline.error.__cause__
+        if isinstance(cause, UserInputError):
+            raise UserInputError(str(cause))
+        if os.environ.get("DETSTREAM_DEBUG"):
+            traceback.print_exception(cause)
+        print(f"{args.prog}: error: {pipeline.error} (outputs written so far were finalised; "
+              "set DETSTREAM_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    if interrupted:
+        print(f"{args.prog}: interrupted; outputs written so far were finalised",
+              file=sys.stderr)
+        return 130
+    if report["frames_out"] == 0:
+        print(f"{args.prog}: error: no frame could be processed from {config.source}",
+              file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,176 @@
+"""One run of the product: a source, a model, a tracker, drawing and outputs, wired into a
+:class:`~stream.pipeline.runner.Pipeline`. The ``detstream run`` command and the Python API
+(:func:`track`) are thin shells over :func:`build`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engines.errors import UserInputError
+from engines.paths import writable_dir
+from engines.predict import Predictor
+from engines.runtime.select import open_backend
+from stream.draw import Annotator, DrawConfig
+from stream.pipeline.packet import FramePacket
+from stream.pipeline.runner import Pipeline, PipelineOptions
+from stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
+from stream.sources import open_source
+from stream.track import make_tracker
+from stream.truth import TruthScorer
+
+#: What ``detstream run`` shows with no arguments: 10 s of a busy, panning synthetic scene.
+DEFAULT_SOURCE = "synthetic://?seed=0&size=1280x720&fps=30&frames=300&camera_motion=1&objects=10"
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on (built by the command line, the demo or a script).
+
+    Attributes:
+        source: input URI (see :mod:`stream.sources`).
+        model: ``default``, a checkpoint or an ONNX file; ``names`` for ONNX without names.
+        backend, device, imgsz, threads: where and how the model runs.
+        conf, iou, classes: post-processing; ``classes`` are names or ids.
+        tracker: ``botsort``, ``bytetrack`` or ``None``; ``tracker_options`` a YAML file.
+        output, save_json, save_mot, stats_json: files to write (``None``: not written).
+        show: an OpenCV window.
+        max_frames, detect_every, live, drop: runner and source behaviour.
+        draw: drawing settings.
+    """
+
+    source: str = DEFAULT_SOURCE
+    model: str = "default"
+    names: Path | None = None
+    backend: str = "auto"
+    device: str | None = None
+    imgsz: int | None = None
+    threads: int | None = None
+    conf: float = 0.25
+    iou: float = 0.45
+    classes: tuple[str, ...] | None = None
+    tracker: str | None = "botsort"
+    tracker_options: Path | None = None
+    output: Path | None = None
+    save_json: Path | None = None
+    save_mot: Path | None = None
+    stats_json: Path | None = None
+    show: bool = False
+    max_frames: int | None = None
+    detect_every: int = 1
+    live: bool | None = None
+    drop: bool = True
+    draw: DrawConfig = field(default_factory=DrawConfig)
+
+
+def next_run_dir(root: str | Path = "runs") -> Path:
+    """``runs/run-N`` with the first N not taken."""
+    root = Path(root)
+    taken = {int(m.group(1)) for p in root.glob("run-*")
+             if (m := re.fullmatch(r"run-(\d+)", p.name))} if root.is_dir() else set()
+    n = 1
+    while n in taken:
+        n += 1
+    return root / f"run-{n}"
+
+
+def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int] | None:
+    if not classes:
+        return None
+    ids = []
+    for item in classes:
+        if str(item).isdigit():
+            ids.append(int(item))
+        elif item in names:
+            ids.append(list(names).index(item))
+        else:
+            raise UserInputError(f"--classes {item!r} is not a class of this model "
+                                 f"({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
+    bad = [i for i in ids if not 0 <= i < len(names)]
+    if bad:
+        raise UserInputError(f"--classes {bad[0]} is out of range; the model has {len(names)} "
+                             "classes")
+    return ids
+
+
+@dataclass
+class Session:
+    """A built run: the pipeline plus what the command reports afterwards."""
+
+    pipeline: Pipeline
+    config: RunConfig
+    truth: TruthScorer | None
+    describe: str
+
+    def scores(self) -> dict | None:
+        return self.truth.scores() if self.truth is not None else None
+
+
+def build(config: RunConfig, log: Log | None = None,
+          on_packet: Callable[[FramePacket], None] | None = None,
+          extra_sinks: Sequence[Sink] = ()) -> Session:
+    """Open the source, the model and the outputs, and wire the pipeline (not started)."""
+    log = log or (lambda message: None)
+    for path in (config.output, config.save_json, config.save_mot, config.stats_json):
+        if path is not None:
+            writable_dir(Path(path).parent)
+    if config.output is not None and Path(config.output).suffix.lower() not in (".mp4", ".mkv",
+                                                                                  ".mov"):
+        raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
+    if config.detect_every < 1:
+        raise UserInputError("--detect-every must be at least 1")
+    backend = open_backend(config.model, config.backend, config.device, config.imgsz,
+                           names=config.names, threads=config.threads, log=log)
+    predictor = Predictor(backend, conf=config.conf, iou=config.iou,
+                          classes=_class_ids(config.classes, backend.spec.class_names))
+    source = open_source(config.source, live=config.live, drop=config.drop, log=log)
+    sinks: list[Sink] = []
+    try:
+        fps = source.fps or 30.0
+        tracker = (make_tracker(config.tracker, fps, config.tracker_options)
+                   if config.tracker else None)
+        if config.output is not None:
+            sinks.append(VideoSink(config.output, fps))
+        if config.save_json is not None:
+            sinks.append(JsonlSink(config.save_json))
+        if config.save_mot is not None:
+            sinks.append(MotSink(config.save_mot))
+        if config.show:
+            sinks.append(DisplaySink(f"detstream: {config.source}"))
+        sinks.extend(extra_sinks)
+        truth = None
+        if config.source.startswith("synthetic://"):
+            truth = TruthScorer(backend.spec.class_names)
+            sinks.append(truth)
+    except BaseException:
+        source.close()
+        for sink in sinks:
+            sink.close()
+        raise
+    drawing = config.output is not None or config.show or on_packet is not None
+    annotator = Annotator(config.draw) if drawing else None
+    options = PipelineOptions(detect_every=config.detect_every, max_frames=config.max_frames,
+                              overlay=config.draw.overlay)
+    pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet)
+    return Session(pipeline, config, truth, backend.describe())
+
+
+def track(source: str = DEFAULT_SOURCE, model: str = "default", **options) -> Iterator[FramePacket]:
+    """Run detection and tracking on ``source`` and yield each finished frame.
+
+    Each :class:`FramePacket` holds ``image`` (BGR), ``annotated`` (drawn), ``detections``
+    (with track ids), ``found`` (the detector's own output), ``truth`` (synthetic sources) and
+    ``timings`` (stage → ms). Keyword options are :class:`RunConfig` fields.
+
+    Example:
+        >>> for packet in track("clip.mp4", tracker="bytetrack", conf=0.3):
+        ...     print(packet.index, packet.detections.track_ids)
+    """
+    config = RunConfig(source=source, model=model, **options)
+    session = build(config, on_packet=lambda packet: None)
+    yield from session.pipeline

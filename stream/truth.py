@@ -1,0 +1,62 @@
+"""Scores against ground truth, for sources that know it (the synthetic world): detection
+mAP (faster-coco-eval) of the detector's output and MOT scores (TrackEval) of the tracks."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engines.data.mot import MotWriter
+from engines.spec import Detections
+from engines.train.evaluate import DetectionEvaluator
+from stream.metrics.mot_eval import evaluate_mot
+from stream.pipeline.packet import FramePacket
+from stream.sinks.base import Sink
+
+#: Truth boxes less visible than this are not expected from a detector (as in the datasets).
+MIN_VISIBILITY = 0.3
+
+
+class TruthScorer(Sink):
+    """Collects truth, detections and tracks per frame; :meth:`scores` computes the figures."""
+
+    name = "truth"
+
+    def __init__(self, class_names: tuple[str, ...]) -> None:
+        self.class_names = tuple(class_names)
+        self.frames: list[tuple[int, Detections, Detections | None, Detections]] = []
+
+    def write(self, packet: FramePacket) -> None:
+        if packet.truth is not None and packet.detections is not None:
+            self.frames.append((packet.index, packet.truth, packet.found, packet.detections))
+
+    def scores(self) -> dict | None:
+        """``{"detection": {...}, "tracking": {...}}``, or None without truth."""
+        if not self.frames:
+            return None
+        evaluator = DetectionEvaluator(self.class_names)
+        for index, truth, found, _ in self.frames:
+            if found is None:  # a frame the detector skipped (--detect-every)
+                continue
+            visible = truth[truth.data["visibility"] >= MIN_VISIBILITY]
+            gt = Detections(boxes=visible.boxes, scores=np.ones(len(visible)),
+                            class_ids=visible.class_ids, class_names=self.class_names)
+            evaluator.add(gt, found, image_id=index)
+        detection = evaluator.compute()
+        result = {"detection": {"map50": detection.map50, "map50_95": detection.map50_95,
+                                "precision": detection.precision, "recall": detection.recall,
+                                "frames": detection.images}}
+        tracked = any(len(tracks) and (tracks.track_ids >= 0).any()
+                      for _, _, _, tracks in self.frames)
+        if tracked:
+            with tempfile.TemporaryDirectory(prefix="detstream-truth-") as tmp:
+                gt_path, pred_path = Path(tmp) / "gt.txt", Path(tmp) / "pred.txt"
+                with MotWriter(gt_path, ground_truth=True) as gt, MotWriter(pred_path) as pred:
+                    for index, truth, _, tracks in self.frames:
+                        gt.write(index + 1, truth)
+                        pred.write(index + 1, tracks[tracks.track_ids >= 0])
+                combined, _ = evaluate_mot(gt_path, pred_path)
+            result["tracking"] = {k: v for k, v in combined.to_dict().items() if k != "frames"}
+        return result
