@@ -26,7 +26,7 @@ def int_list(text: str) -> list[int]:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("bench", help="benchmarks: engine latency and throughput",
+    parser = commands.add_parser("bench", help="benchmarks: engines and the pipeline",
                                  epilog=EXAMPLES,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
@@ -51,6 +51,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     engine.add_argument("--names", default=None, help="class names for an ONNX file")
     engine.add_argument("--json", type=Path, default=None, help="also write the rows here")
     engine.set_defaults(handler=run_engine)
+
+    pipe = jobs.add_parser(
+        "pipeline", help="stages alone, the ceiling, sequential vs pipelined FPS, latency",
+        description="On the same frames and model, with tracking, drawing and H.264 output: "
+                    "each stage alone (inference at its fastest thread count), the ceiling "
+                    "min(1 / slowest stage, cores / sum of stages), a sequential one-thread loop, "
+                    "and the pipeline with its latency.",
+        epilog="examples:\n  detstream bench pipeline --source clip.mp4 --model default\n"
+               "  detstream bench pipeline --source bikes.mp4 --model yolox_nano.onnx "
+               "--names coco.txt --json b.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pipe.add_argument("--source", required=True, help="a video file, folder or synthetic://")
+    pipe.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
+    pipe.add_argument("--names", default=None, help="class names for an ONNX file")
+    pipe.add_argument("--imgsz", type=int, default=None, help="input size (checkpoints)")
+    pipe.add_argument("--backend", default="auto",
+                      choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    pipe.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
+    pipe.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
+    pipe.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    pipe.set_defaults(handler=run_pipeline)
 
 
 def _variants(text: str) -> list[str]:
@@ -128,3 +149,28 @@ def run_engine(args: argparse.Namespace) -> int:
                                          "skipped": list(dict.fromkeys(skipped))}, indent=2)
                              + "\n", encoding="utf-8")
     return 0 if rows else 2
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from stream.bench import bench_pipeline
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    result = bench_pipeline(args.source, args.model, args.imgsz, args.frames, args.backend,
+                            None if args.tracker == "none" else args.tracker, args.names, log)
+    print(f"{'stage (alone)':<20}{'ms/frame':>10}")
+    for name, ms in result["stage_ms"].items():
+        print(f"{name:<20}{ms:>10.2f}")
+    print(f"inference only     {result['inference_only_fps']:>8.1f} FPS "
+          f"({result['inference_threads']} threads)")
+    print(f"ceiling            {result['ceiling_fps']:>8.1f} FPS")
+    print(f"sequential         {result['sequential_fps']:>8.1f} FPS")
+    print(f"pipelined          {result['pipelined_fps']:>8.1f} FPS  "
+          f"({result['pipelined_vs_sequential']:.2f}x sequential, "
+          f"{result['pipelined_vs_ceiling']:.2f}x ceiling)")
+    print(f"latency p50 {result['latency_ms_p50']:.0f} ms, p95 {result['latency_ms_p95']:.0f} ms")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0

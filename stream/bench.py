@@ -1,0 +1,166 @@
+"""``detstream bench pipeline``: how close the pipelined run comes to what this machine allows.
+
+On the same frames and model, with tracking, drawing and H.264 output:
+
+1. each stage alone (decode, preprocess, inference, post-process + track, draw, encode) in ms
+   per frame, inference at the fastest thread count for this machine;
+2. the ceiling a perfect pipeline could reach: ``min(1 / slowest stage, cores / sum of all
+   stages)`` (no stage can go faster than itself alone, and the cores are shared);
+3. a sequential loop doing every stage in turn in one thread (how Ultralytics' predictor runs);
+4. our pipeline, with its latency.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engines.data.video import VideoWriter
+from engines.predict import Predictor
+from engines.runtime.select import open_backend
+from stream.draw import Annotator
+from stream.pipeline.runner import Pipeline, PipelineOptions
+from stream.sinks import VideoSink
+from stream.sources import open_source
+from stream.track import make_tracker
+
+Log = Callable[[str], None]
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, (time.perf_counter() - start) * 1000.0
+
+
+def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None,
+                   frames: int = 300, backend: str = "auto", tracker: str = "botsort",
+                   names: str | None = None, log: Log | None = None) -> dict:
+    """Measure stages, ceiling, sequential and pipelined throughput (see the module doc)."""
+    log = log or (lambda message: None)
+    cores = os.cpu_count() or 1
+
+    # 1a. decode alone, keeping the frames for the other stages.
+    src = open_source(source, live=False)
+    fps = src.fps or 30.0
+    images, decode_ms = [], []
+    for _ in range(frames):
+        frame, ms = _timed(src.read)
+        if frame is None:
+            break
+        images.append(frame.image)
+        decode_ms.append(ms)
+    src.close()
+    n = len(images)
+    if n == 0:
+        raise ValueError(f"no frames could be read from {source}")
+    log(f"{n} frames of {images[0].shape[1]}x{images[0].shape[0]} from {source}")
+
+    # 1b. inference alone at each thread count; the fastest sets the stage's figure.
+    best = None
+    for threads in sorted({1, max(1, cores // 2), cores}):
+        candidate = open_backend(model, backend, imgsz=imgsz, names=names, threads=threads)
+        pred = Predictor(candidate)
+        batch, _ = pred.preprocess([images[0]])
+        for _ in range(3):
+            pred.infer(batch)
+        sample = [_timed(lambda pred=pred, batch=batch: pred.infer(batch))[1]
+                  for _ in range(min(n, 30))]
+        ms = float(np.median(sample))
+        log(f"inference with {threads} thread(s): {ms:.2f} ms")
+        if best is None or ms < best[0]:
+            best = (ms, threads)
+    threads = best[1]
+    predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
+                                       threads=threads))
+
+    stage_ms: dict[str, list[float]] = {"decode": decode_ms}
+    batches = []
+    for image in images:
+        value, ms = _timed(lambda image=image: predictor.preprocess([image]))
+        batches.append(value)
+        stage_ms.setdefault("preprocess", []).append(ms)
+    raws = []
+    for batch, _ in batches:
+        value, ms = _timed(lambda batch=batch: predictor.infer(batch))
+        raws.append(value)
+        stage_ms.setdefault("inference", []).append(ms)
+    track = make_tracker(tracker, fps) if tracker else None
+    results = []
+    for image, raw, (_, boxes) in zip(images, raws, batches, strict=True):
+        def post(image=image, raw=raw, boxes=boxes):
+            (dets,) = predictor.postprocess(raw, boxes)
+            return track.update(dets, image) if track is not None else dets
+        value, ms = _timed(post)
+        results.append(value)
+        stage_ms.setdefault("postprocess_track", []).append(ms)
+    del raws, batches
+    annotator = Annotator()
+    drawn = []
+    for image, dets in zip(images, results, strict=True):
+        value, ms = _timed(lambda image=image, dets=dets: annotator.draw(image, dets))
+        drawn.append(value)
+        stage_ms.setdefault("draw", []).append(ms)
+    with tempfile.TemporaryDirectory(prefix="detstream-bench-") as tmp:
+        h, w = drawn[0].shape[:2]
+        writer = VideoWriter(Path(tmp) / "alone.mp4", w, h, fps)
+        for image in drawn:
+            stage_ms.setdefault("encode", []).append(_timed(lambda image=image:
+                                                            writer.write(image))[1])
+        _, close_ms = _timed(writer.close)
+        stage_ms["encode"][-1] += close_ms
+        del drawn
+
+        means = {name: float(np.mean(values)) for name, values in stage_ms.items()}
+        slowest = max(means.values())
+        total = sum(means.values())
+        ceiling = min(1000.0 / slowest, cores * 1000.0 / total)
+        log("stages alone: " + ", ".join(f"{k} {v:.2f} ms" for k, v in means.items()))
+
+        # 3. sequential: everything in one thread, frame after frame.
+        track = make_tracker(tracker, fps) if tracker else None
+        annotator = Annotator()
+        writer = VideoWriter(Path(tmp) / "sequential.mp4", w, h, fps)
+        src = open_source(source, live=False)
+        start = time.perf_counter()
+        for _ in range(n):
+            frame = src.read()
+            if frame is None:
+                break
+            batch, boxes = predictor.preprocess([frame.image])
+            (dets,) = predictor.postprocess(predictor.infer(batch), boxes)
+            if track is not None:
+                dets = track.update(dets, frame.image)
+            writer.write(annotator.draw(frame.image, dets))
+        writer.close()
+        sequential = n / (time.perf_counter() - start)
+        src.close()
+        log(f"sequential: {sequential:.1f} FPS")
+
+        # 4. our pipeline, same work.
+        src = open_source(source, live=False)
+        pipeline = Pipeline(src, predictor, make_tracker(tracker, fps) if tracker else None,
+                            Annotator(), [VideoSink(Path(tmp) / "pipelined.mp4", fps)],
+                            PipelineOptions(max_frames=n, overlay=False))
+        report = pipeline.run()
+        log(f"pipelined: {report['fps']:.1f} FPS")
+
+    return {
+        "source": source, "model": model, "frames": n, "cores": cores,
+        "inference_threads": threads,
+        "stage_ms": {k: round(v, 3) for k, v in means.items()},
+        "inference_only_fps": round(1000.0 / means["inference"], 1),
+        "ceiling_fps": round(ceiling, 1),
+        "sequential_fps": round(sequential, 1),
+        "pipelined_fps": report["fps"],
+        "pipelined_vs_sequential": round(report["fps"] / sequential, 3),
+        "pipelined_vs_ceiling": round(report["fps"] / ceiling, 3),
+        "latency_ms_p50": report["latency_ms"]["p50"],
+        "latency_ms_p95": report["latency_ms"]["p95"],
+        "pipeline_stages": report["stages"],
+    }
