@@ -1,0 +1,1 @@
+"""Real servers and files the tests use (never mocks)."""
