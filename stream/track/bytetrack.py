@@ -48,6 +48,10 @@ class ByteTrackConfig:
         state: Kalman parametrisation, ``xyah`` (ByteTrack) or ``xywh`` (BoT-SORT).
         std_position, std_velocity: Kalman noise as fractions of the box size.
         output: ``filtered`` (Kalman-corrected boxes) or ``detection`` (the matched boxes).
+        duplicate_iou: a tracked and a lost track overlapping more than this are one object;
+            the younger one ends.
+        max_inside: a new detection lying more than this fraction inside a box tracked in the
+            same frame starts no track (1.0 switches this off).
     """
 
     high_score: float = 0.5
@@ -63,6 +67,8 @@ class ByteTrackConfig:
     std_position: float = 1.0 / 20
     std_velocity: float = 1.0 / 160
     output: str = "filtered"
+    duplicate_iou: float = 0.85
+    max_inside: float = 0.8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +112,7 @@ class ByteTrack(Tracker):
         self.score = np.empty(0)
         self.cls = np.empty(0, np.int32)
         self.det_box = np.empty((0, 4))
+        self.born = np.empty(0, np.int64)
         if self.motion is not None:
             self.motion.reset()
         if self.cuts is not None:
@@ -184,8 +191,11 @@ class ByteTrack(Tracker):
         keep = np.ones(len(self), bool)
         keep[dropped] = False
         keep &= ~((self.status == LOST) & (self.frame - self.last_seen > self.max_lost))
+        keep &= ~self._duplicates()
         self._select(keep)
         fresh = high[scores[high] >= cfg.new_track_score]
+        if len(fresh) and cfg.max_inside < 1.0:
+            fresh = fresh[~self._inside_tracks(boxes[fresh])]
         if len(fresh):
             self._start(boxes[fresh], scores[fresh], classes[fresh])
         return self._output(detections)
@@ -209,9 +219,38 @@ class ByteTrack(Tracker):
         return self._output(Detections.empty(names), predicted=True)
 
     # ------------------------------------------------------------------ helpers
+    def _inside_tracks(self, boxes: np.ndarray) -> np.ndarray:
+        """Which boxes lie mostly inside a box tracked in this frame (a part of an object the
+        detector also found whole, or a second box on it): those start no track."""
+        seen = np.flatnonzero((self.status == TRACKED) & (self.last_seen == self.frame))
+        if not len(seen):
+            return np.zeros(len(boxes), bool)
+        other = self.kf.to_boxes(self.mean[seen])
+        lt = np.maximum(boxes[:, None, :2], other[None, :, :2])
+        rb = np.minimum(boxes[:, None, 2:], other[None, :, 2:])
+        inter = np.clip(rb - lt, 0, None).prod(axis=2)
+        area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+        return (inter / area[:, None]).max(axis=1) > self.config.max_inside
+
+    def _duplicates(self) -> np.ndarray:
+        """Tracks that duplicate another: a lost track and a tracked one over the same object
+        (IoU above ``duplicate_iou``); the younger of each pair goes (as ByteTrack does)."""
+        out = np.zeros(len(self), bool)
+        tracked = np.flatnonzero(self.status == TRACKED)
+        lost = np.flatnonzero(self.status == LOST)
+        if not len(tracked) or not len(lost):
+            return out
+        boxes = self.kf.to_boxes(self.mean)
+        iou = iou_matrix(boxes[tracked], boxes[lost])
+        for i, j in zip(*np.nonzero(iou > self.config.duplicate_iou), strict=True):
+            a, b = tracked[i], lost[j]
+            younger = a if self.frame - self.born[a] < self.frame - self.born[b] else b
+            out[younger] = True
+        return out
+
     def _select(self, keep: np.ndarray) -> None:
         for name in ("ids", "mean", "cov", "status", "confirmed", "hits", "last_seen", "score",
-                     "cls", "det_box"):
+                     "cls", "det_box", "born"):
             setattr(self, name, getattr(self, name)[keep])
 
     def _start(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
@@ -229,6 +268,7 @@ class ByteTrack(Tracker):
         self.score = np.concatenate([self.score, scores])
         self.cls = np.concatenate([self.cls, classes.astype(np.int32)])
         self.det_box = np.concatenate([self.det_box, boxes])
+        self.born = np.concatenate([self.born, np.full(n, self.frame)])
 
     def _end_all(self) -> None:
         self._select(np.zeros(len(self), bool))
