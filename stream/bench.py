@@ -164,3 +164,58 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
         "latency_ms_p95": report["latency_ms"]["p95"],
         "pipeline_stages": report["stages"],
     }
+
+
+def bench_live(source: str, model: str = "default", seconds: float = 120.0,
+               imgsz: int | None = None, backend: str = "auto", tracker: str = "botsort",
+               names: str | None = None, window: float = 30.0, log: Log | None = None) -> dict:
+    """Run a live source for ``seconds`` with outputs on; report latency against processing.
+
+    Processing time per frame is the sum of its stage times except capture (which, for a live
+    source, is waiting for the next frame). Drift compares the p95 latency of the first and
+    last ``window`` seconds.
+    """
+    log = log or (lambda message: None)
+    predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names))
+    src = open_source(source, live=True)  # after the model: no frames pile up while it loads
+    fps = src.fps or 30.0
+    done: list[tuple[float, float, float]] = []  # (finished, latency ms, processing ms)
+
+    def record(packet) -> None:
+        processing = sum(ms for stage, ms in packet.timings.items() if stage != "capture")
+        done.append((packet.done, (packet.done - packet.captured) * 1000.0, processing))
+
+    with tempfile.TemporaryDirectory(prefix="detstream-live-") as tmp:
+        pipeline = Pipeline(src, predictor, make_tracker(tracker, fps) if tracker else None,
+                            Annotator(), [VideoSink(Path(tmp) / "live.mp4", fps)],
+                            PipelineOptions(), on_packet=record)
+        pipeline.start()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and not pipeline.wait(0.5):
+            pass
+        pipeline.close()
+    if pipeline.error is not None:
+        raise pipeline.error
+    report = pipeline.report()
+    start = done[0][0]
+    latency = np.array([d[1] for d in done])
+    processing = float(np.mean([d[2] for d in done]))
+    first = [d[1] for d in done if d[0] - start <= window]
+    last = [d[1] for d in done if d[0] >= done[-1][0] - window]
+    first_p95, last_p95 = float(np.percentile(first, 95)), float(np.percentile(last, 95))
+    result = {
+        "source": source, "seconds": round(done[-1][0] - start, 1),
+        "source_fps": fps, "output_fps": report["fps"],
+        "frames_in": report["frames_in"], "frames_out": report["frames_out"],
+        "frames_dropped": report["frames_dropped"],
+        "processing_ms_mean": round(processing, 2),
+        "latency_ms_p50": round(float(np.percentile(latency, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(latency, 95)), 2),
+        "latency_p95_vs_processing": round(float(np.percentile(latency, 95)) / processing, 3),
+        "first_window_p95_ms": round(first_p95, 2), "last_window_p95_ms": round(last_p95, 2),
+        "drift": round(last_p95 / first_p95 - 1.0, 3),
+        "stages": report["stages"],
+    }
+    log(f"live: {result['output_fps']} FPS out of {fps:g}, latency p95 "
+        f"{result['latency_ms_p95']} ms vs processing {result['processing_ms_mean']} ms")
+    return result
