@@ -46,12 +46,18 @@ class PipelineOptions:
         queue_size: packets each inter-stage queue holds (small: latency stays low).
         max_frames: stop after this many frames (``None``: until the source ends).
         overlay: draw FPS and latency on the annotated frames.
+        just_in_time: live sources only (default: on for live sources that drop frames):
+            take the next frame from the source's newest-frame slot only when it can go
+            straight through preprocessing into inference, timed from the stages' recent
+            durations, so frames never wait in queues and latency stays near the processing
+            time. Files never wait for this.
     """
 
     detect_every: int = 1
     queue_size: int = 2
     max_frames: int | None = None
     overlay: bool = True
+    just_in_time: bool | None = None
 
 
 class Pipeline:
@@ -88,6 +94,11 @@ class Pipeline:
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
+        jit = self.options.just_in_time
+        self._jit = (source.live and getattr(source, "drop", True)) if jit is None else jit
+        self._credit = threading.Semaphore(1)  # frames allowed between capture and inference
+        self._ema: dict[str, float] = {}
+        self._infer_started = 0.0
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stopped") -> None:
@@ -141,6 +152,7 @@ class Pipeline:
                 start = time.perf_counter()
                 work(item)
                 item.timings[name] = (time.perf_counter() - start) * 1000.0
+                self._learn(name, item.timings[name])
                 if outbox is not None and not self._put(outbox, item):
                     return
         except StopRequested as request:
@@ -148,12 +160,31 @@ class Pipeline:
         except BaseException as exc:  # reported to the caller with the stage's name
             self._fail(name, exc)
 
+    def _learn(self, stage: str, ms: float) -> None:
+        """Recent duration of a stage (exponential average), for just-in-time capture."""
+        old = self._ema.get(stage)
+        self._ema[stage] = ms if old is None else 0.8 * old + 0.2 * ms
+
+    def _wait_for_inference(self) -> bool:
+        """Live sources: block until a frame taken now would reach inference as it frees up;
+        False when stopping."""
+        while not self._credit.acquire(timeout=_POLL):
+            if self._stop.is_set():
+                return False
+        lead = (self._ema.get("capture", 0.0) + self._ema.get("preprocess", 0.0)) / 1000.0
+        wake = self._infer_started + self._ema.get("infer", 0.0) / 1000.0 - lead
+        while not self._stop.is_set() and (delay := wake - time.perf_counter()) > 0:
+            time.sleep(min(delay, _POLL))
+        return not self._stop.is_set()
+
     def _capture(self, outbox: queue.Queue) -> None:
         limit = self.options.max_frames
         every = max(1, self.options.detect_every)
         count = 0
         try:
             while not self._stop.is_set() and (limit is None or count < limit):
+                if self._jit and not self._wait_for_inference():
+                    return
                 start = time.perf_counter()
                 frame = self.source.read()
                 if frame is None:
@@ -162,6 +193,7 @@ class Pipeline:
                                      frame.image, truth=frame.truth,
                                      detect=frame.index % every == 0)
                 packet.timings["capture"] = (time.perf_counter() - start) * 1000.0
+                self._learn("capture", packet.timings["capture"])
                 if not self._put(outbox, packet):
                     return
                 count += 1
@@ -174,6 +206,9 @@ class Pipeline:
             packet.batch, (packet.letterbox,) = self.predictor.preprocess([packet.image])
 
     def _infer(self, packet: FramePacket) -> None:
+        self._infer_started = time.perf_counter()
+        if self._jit:
+            self._credit.release()  # the next frame may be taken (when due)
         if packet.detect:
             packet.raw = self.predictor.infer(packet.batch)
             packet.batch = None
