@@ -66,7 +66,16 @@ def main() -> int:
                 print(f"{name:<14} {size:>4} batch {n}: {row.ms:8.3f} ms  {row.fps:9.1f} FPS",
                       flush=True)
                 sized.close()
-    # The full pipeline FPS joins this check once `detstream run` exists (issue 5).
+    # The full pipeline on a real video (or a rendered one): stages alone, sequential, pipelined.
+    from stream.bench import bench_pipeline
+
+    video = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "bikes.mp4"
+    source = str(video) if video.is_file() else "synthetic://?seed=0&size=1280x720&frames=300"
+    best = "tensorrt" if "tensorrt" in usable else "torch"
+    report["pipeline"] = bench_pipeline(source, "default", frames=250, backend=best, log=log)
+    pipe = report["pipeline"]
+    print(f"pipeline on {Path(source).name} ({best}): {pipe['pipelined_fps']} FPS pipelined, "
+          f"{pipe['sequential_fps']} sequential, ceiling {pipe['ceiling_fps']}", flush=True)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     failed = [name for name, p in report["parity"].items() if not p["passed"]]
     if failed:
