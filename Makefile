@@ -22,11 +22,11 @@ $(DEV_STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
-## run: the main job on the embedded default (no network, no GPU)
+## run: the main job on the embedded default (no network, no GPU): a synthetic scene through
+## the default model and tracker into runs/run-N/, scored against the scene's truth
 run: $(RUN_STAMP)
 	$(VENV)/bin/detstream doctor
-	$(VENV)/bin/detstream synth video runs/synth/demo --frames 300 --size 1280x720 --fps 30 \
-		--seed 0 --camera-motion
+	$(VENV)/bin/detstream run
 
 ## test: the whole test suite
 test: $(DEV_STAMP)

@@ -13,6 +13,7 @@ EXAMPLES = """examples:
 """
 
 VARIANTS = ("tensorrt", "torch-fp16", "torch-fp32", "onnxruntime")
+ALIASES = ("torch",)  # torch at the device's default precision (FP16 on CUDA, FP32 on the CPU)
 
 
 def int_list(text: str) -> list[int]:
@@ -82,7 +83,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="examples:\n  detstream bench live --seconds 120 --json live.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     live.add_argument("--source",
-                      default="synthetic://?seed=0&size=1280x720&fps=30&live=1&camera_motion=1",
+                      default="synthetic://?seed=0&size=1280x720&fps=30&live=1&camera_motion=1"
+                              "&min_size=48&max_size_frac=0.35",
                       help="a live source (default: paced synthetic scene, 30 fps, 1280x720)")
     live.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
     live.add_argument("--names", default=None, help="class names for an ONNX file")
@@ -116,7 +118,7 @@ def _variants(text: str) -> list[str]:
     if text == "all":
         return list(VARIANTS)
     names = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS]
+    unknown = [v for v in names if v not in VARIANTS + ALIASES]
     if unknown:
         raise UserInputError(f"--backend {text}: unknown {', '.join(unknown)}; choose all or "
                              f"from {', '.join(VARIANTS)}")
