@@ -119,9 +119,6 @@ def build(config: RunConfig, log: Log | None = None,
           extra_sinks: Sequence[Sink] = ()) -> Session:
     """Open the source, the model and the outputs, and wire the pipeline (not started)."""
     log = log or (lambda message: None)
-    for path in (config.output, config.save_json, config.save_mot, config.stats_json):
-        if path is not None:
-            writable_dir(Path(path).parent)
     if config.output is not None and Path(config.output).suffix.lower() not in (".mp4", ".mkv",
                                                                                   ".mov"):
         raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
@@ -134,6 +131,11 @@ def build(config: RunConfig, log: Log | None = None,
     source = open_source(config.source, live=config.live, drop=config.drop, log=log)
     sinks: list[Sink] = []
     try:
+        # Folders are created only once the model and the source have opened: a mistaken
+        # command leaves no empty run folder behind.
+        for path in (config.output, config.save_json, config.save_mot, config.stats_json):
+            if path is not None:
+                writable_dir(Path(path).parent)
         fps = source.fps or 30.0
         tracker = (make_tracker(config.tracker, fps, config.tracker_options)
                    if config.tracker else None)
