@@ -26,6 +26,16 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, backend and tracker options shared by the pipeline benchmarks."""
+    parser.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
+    parser.add_argument("--names", default=None, help="class names for an ONNX file")
+    parser.add_argument("--imgsz", type=int, default=None, help="input size (checkpoints)")
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    parser.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="benchmarks: engines and the pipeline",
                                  epilog=EXAMPLES,
@@ -64,12 +74,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                "--names coco.txt --json b.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     pipe.add_argument("--source", required=True, help="a video file, folder or synthetic://")
-    pipe.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
-    pipe.add_argument("--names", default=None, help="class names for an ONNX file")
-    pipe.add_argument("--imgsz", type=int, default=None, help="input size (checkpoints)")
-    pipe.add_argument("--backend", default="auto",
-                      choices=("auto", "tensorrt", "torch", "onnxruntime"))
-    pipe.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
+    _model_arguments(pipe)
     pipe.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
     pipe.add_argument("--json", type=Path, default=None, help="also write the figures here")
     pipe.set_defaults(handler=run_pipeline)
@@ -86,12 +91,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                       default="synthetic://?seed=0&size=1280x720&fps=30&live=1&camera_motion=1"
                               "&min_size=48&max_size_frac=0.35",
                       help="a live source (default: paced synthetic scene, 30 fps, 1280x720)")
-    live.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
-    live.add_argument("--names", default=None, help="class names for an ONNX file")
-    live.add_argument("--imgsz", type=int, default=None, help="input size (checkpoints)")
-    live.add_argument("--backend", default="auto",
-                      choices=("auto", "tensorrt", "torch", "onnxruntime"))
-    live.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
+    _model_arguments(live)
     live.add_argument("--seconds", type=float, default=120.0, help="duration (default 120)")
     live.add_argument("--json", type=Path, default=None, help="also write the figures here")
     live.set_defaults(handler=run_live)
@@ -153,32 +153,30 @@ def run_engine(args: argparse.Namespace) -> int:
         if kind == "torch" and source.is_onnx:
             skipped.append(f"{variant}: runs checkpoints, not ONNX files")
             continue
-        for size in sizes:
+        # Every (size, batch) of one variant; the first failure to open skips the variant.
+        combos = [(size, batch) for size in sizes for batch in args.batch]
+        for size, batch in combos:
             if source.is_onnx and source.spec.input_size[0] != size:
                 skipped.append(f"{variant} at {size}: the ONNX file's input is fixed at "
                                f"{source.spec.input_size[0]}")
                 continue
-            for batch in args.batch:
-                try:
-                    backend = open_backend(args.model, kind, device if kind != "tensorrt"
-                                           else None, imgsz=None if source.is_onnx else size,
-                                           max_batch=batch, names=args.names,
-                                           threads=args.threads, half=half, log=log)
-                except UserInputError as exc:
-                    skipped.append(f"{variant}: {exc}")
-                    break
-                if batch > backend.max_batch:
-                    skipped.append(f"{variant} batch {batch}: the model takes at most "
-                                   f"{backend.max_batch}")
-                    continue
-                row = time_backend(backend, frames, batch, args.seconds)
-                backend.close()
-                rows.append(row.to_dict())
-                print(f"{row.backend:<58}{row.imgsz:>6}{row.batch:>6}{row.ms:>9.2f}"
-                      f"{row.p95_ms:>9.2f}{row.fps:>9.1f}", flush=True)
-            else:
+            try:
+                backend = open_backend(args.model, kind, device if kind != "tensorrt" else None,
+                                       imgsz=None if source.is_onnx else size, max_batch=batch,
+                                       names=args.names, threads=args.threads, half=half,
+                                       log=log)
+            except UserInputError as exc:
+                skipped.append(f"{variant}: {exc}")
+                break
+            if batch > backend.max_batch:
+                skipped.append(f"{variant} batch {batch}: the model takes at most "
+                               f"{backend.max_batch}")
                 continue
-            break
+            row = time_backend(backend, frames, batch, args.seconds)
+            backend.close()
+            rows.append(row.to_dict())
+            print(f"{row.backend:<58}{row.imgsz:>6}{row.batch:>6}{row.ms:>9.2f}"
+                  f"{row.p95_ms:>9.2f}{row.fps:>9.1f}", flush=True)
     for line in dict.fromkeys(skipped):
         print(f"skipped {line}")
     if args.json is not None:

@@ -7,17 +7,16 @@ figures are exactly TrackEval's. No preprocessing (distractor removal) is applie
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import io
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from engines.data.mot import read_mot
+from engines.data.mot import read_mot, read_seqinfo
 from engines.errors import UserInputError
 
 TRACKER = "detstream"
@@ -55,20 +54,16 @@ class SequencePair:
     name: str
     gt: Path
     pred: Path
-    frames: int
+    frames: int  # filled in once the ground truth has been read
 
 
-def _seq_length(gt: Path) -> int:
+def _seq_length(gt: Path, last_row_frame: int) -> int:
     """Frames of a sequence: from a seqinfo.ini next to (or above) gt.txt, else the last
     frame that has a ground-truth row."""
     for ini in (gt.parent / "seqinfo.ini", gt.parent.parent / "seqinfo.ini"):
         if ini.is_file():
-            parser = configparser.ConfigParser()
-            parser.read(ini)
-            with contextlib.suppress(KeyError, ValueError):
-                return int(parser["Sequence"]["seqLength"])
-    rows = np.loadtxt(gt, delimiter=",", ndmin=2, usecols=0)
-    return int(rows[:, 0].max()) if len(rows) else 0
+            return read_seqinfo(ini).length
+    return last_row_frame
 
 
 def _pairs(gt: Path, pred: Path) -> list[SequencePair]:
@@ -83,7 +78,7 @@ def _pairs(gt: Path, pred: Path) -> list[SequencePair]:
     if gt.is_file():
         # SEQ/gt/gt.txt (MOTChallenge) or SEQ/gt.txt: name the sequence after SEQ.
         seq = gt.parent.parent if gt.parent.name == "gt" else gt.parent
-        return [SequencePair(seq.name or "seq", gt, pred, _seq_length(gt))]
+        return [SequencePair(seq.name or "seq", gt, pred, 0)]
     pairs = []
     for seq_gt in sorted(gt.glob("*/gt/gt.txt")):
         name = seq_gt.parent.parent.name
@@ -92,7 +87,7 @@ def _pairs(gt: Path, pred: Path) -> list[SequencePair]:
         if found is None:
             raise UserInputError(f"no tracker result for sequence {name}: expected "
                                  f"{candidates[0]}")
-        pairs.append(SequencePair(name, seq_gt, found, _seq_length(seq_gt)))
+        pairs.append(SequencePair(name, seq_gt, found, 0))
     if not pairs:
         raise UserInputError(f"--gt {gt}: no SEQ/gt/gt.txt files inside")
     return pairs
@@ -122,10 +117,11 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
     """
     import trackeval
 
-    pairs = _pairs(Path(gt), Path(pred))
-    for pair in pairs:  # our reader names the file and line of a malformed row
-        read_mot(pair.gt)
+    pairs = []
+    for pair in _pairs(Path(gt), Path(pred)):  # our reader names the line of a malformed row
+        truth = read_mot(pair.gt)
         read_mot(pair.pred)
+        pairs.append(replace(pair, frames=_seq_length(pair.gt, max(truth, default=0))))
     with tempfile.TemporaryDirectory(prefix="detstream-mot-") as tmp:
         root = Path(tmp)
         for pair in pairs:

@@ -40,6 +40,10 @@ class VideoFileGrabber:
                 raise ConnectionError(str(exc)) from None
             raise UserInputError(f"{self.path} is not a readable video ({exc}); check the file "
                                  "or re-encode it") from None
+        self._use_first_video_stream()
+
+    def _use_first_video_stream(self) -> None:
+        """Decode the container's first video stream; read its rate, length and size."""
         if not self.container.streams.video:
             self.container.close()
             raise UserInputError(f"{self.path} has no video stream")
@@ -91,15 +95,9 @@ class NetworkGrabber(VideoFileGrabber):
         except (av.error.FFmpegError, OSError) as exc:
             raise ConnectionError(str(exc).splitlines()[0] if str(exc) else "no answer") \
                 from None
-        if not self.container.streams.video:
-            self.container.close()
-            raise UserInputError(f"{self.path} carries no video stream")
-        stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else None
-        self.frames = None
-        self._decoder = self.container.decode(stream)
+        self._use_first_video_stream()
+        self.frames = None  # a live stream has no length
+        self.size = None  # known from the first decoded frame
 
     def grab(self) -> Grab:
         item = super().grab()

@@ -25,7 +25,7 @@ import numpy as np
 from engines.spec import Detections
 from stream.track.base import Tracker
 from stream.track.kalman import KalmanFilter
-from stream.track.matching import assign, iou_matrix
+from stream.track.matching import area, assign, intersection_matrix, iou_matrix
 
 TRACKED, LOST = 1, 2
 
@@ -225,12 +225,9 @@ class ByteTrack(Tracker):
         seen = np.flatnonzero((self.status == TRACKED) & (self.last_seen == self.frame))
         if not len(seen):
             return np.zeros(len(boxes), bool)
-        other = self.kf.to_boxes(self.mean[seen])
-        lt = np.maximum(boxes[:, None, :2], other[None, :, :2])
-        rb = np.minimum(boxes[:, None, 2:], other[None, :, 2:])
-        inter = np.clip(rb - lt, 0, None).prod(axis=2)
-        area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
-        return (inter / area[:, None]).max(axis=1) > self.config.max_inside
+        inter = intersection_matrix(boxes, self.kf.to_boxes(self.mean[seen]))
+        inside = inter / np.maximum(area(boxes), 1e-9)[:, None]
+        return inside.max(axis=1) > self.config.max_inside
 
     def _duplicates(self) -> np.ndarray:
         """Tracks that duplicate another: a lost track and a tracked one over the same object
