@@ -92,6 +92,9 @@ def test_synth_dataset(tmp_path):
          "too small"),
         (["synth", "video", "{tmp}/o", "--bogus"], "unrecognized arguments: --bogus"),
         (["nonsense"], "invalid choice: 'nonsense'"),
+        (["train", "--data", "{tmp}/d.yaml", "--augment", "zoom=2"], "--augment takes KEY=VALUE"),
+        (["train", "--data", "{tmp}/d.yaml", "--augment", "scale=big"], "needs a number"),
+        (["train", "--data", "{tmp}/d.yaml", "--augment", "scale=2"], "must be in [0, 0.99]"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path, args, message):

@@ -11,6 +11,7 @@ from stream.commands.args import positive_float
 EXAMPLES = """examples:
   detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25
   detstream track --dets det.txt --out tracks.txt --tracker bytetrack --config tracker.yaml
+  detstream track --dets det.txt --out online.txt --no-interpolate
 """
 
 
@@ -19,7 +20,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "track", help="track MOTChallenge detections (no images) into MOTChallenge tracks",
         description="Read detections (frame,-1,x,y,w,h,score,...) and write tracks "
                     "(frame,id,x,y,w,h,score,-1,-1,-1). Without images there is no "
-                    "camera-motion compensation and no scene-cut detection.",
+                    "camera-motion compensation and no scene-cut detection. Since the whole "
+                    "sequence is known, each track is then filled in linearly across the frames "
+                    "it was lost (occlusions the tracker bridged); --no-interpolate writes the "
+                    "online tracker's output as it was.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
     parser.add_argument("--out", type=Path, required=True, help="tracks file to write")
@@ -28,6 +32,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="frame rate (default: seqinfo.ini next to the detections, else 30)")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML of tracker parameters to override")
+    parser.add_argument("--no-interpolate", dest="interpolate", action="store_false",
+                        help="write the online output, without filling gaps inside tracks")
     parser.set_defaults(handler=run)
 
 
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from engines.paths import writable_dir
     from engines.spec import Detections
     from stream.track import make_tracker
+    from stream.track.interpolate import interpolate_tracks
 
     detections = read_mot(args.dets)
     fps = args.fps or _fps_from_seqinfo(args.dets) or 30.0
@@ -53,13 +60,17 @@ def run(args: argparse.Namespace) -> int:
     writable_dir(args.out.parent)
     last = max(detections, default=0)
     start = time.perf_counter()
-    tracks = 0
-    with MotWriter(args.out) as writer:
-        for frame in range(1, last + 1):
-            result = tracker.update(detections.get(frame, Detections.empty()))
-            writer.write(frame, result)
-            tracks += len(result)
+    results = {frame: tracker.update(detections.get(frame, Detections.empty()))
+               for frame in range(1, last + 1)}
     seconds = time.perf_counter() - start
-    print(f"{args.tracker}: {last} frames, {tracker.next_id - 1} tracks started, {tracks} boxes "
-          f"written to {args.out} ({last / max(seconds, 1e-9):.0f} frames/s incl. writing)")
+    added = 0
+    if args.interpolate:
+        results, added = interpolate_tracks(results)
+    with MotWriter(args.out) as writer:
+        for frame, result in results.items():
+            writer.write(frame, result)
+    boxes = sum(len(r) for r in results.values())
+    filled = f", {added} of them filled in across gaps" if args.interpolate else ""
+    print(f"{args.tracker}: {last} frames at {last / max(seconds, 1e-9):.0f} frames/s, "
+          f"{tracker.next_id - 1} tracks started, {boxes} boxes{filled}, written to {args.out}")
     return 0

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.commands.args import non_negative_float, non_negative_int, positive_float, positive_int
+
+if TYPE_CHECKING:
+    from engines.data.loader import AugmentConfig
 
 EXAMPLES = """examples:
   detstream synth dataset runs/synth/data --train 8000 --val 1000 --imgsz 320
@@ -49,7 +53,30 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--weights", type=Path, default=None,
                         help="start from this checkpoint (same size and classes)")
+    parser.add_argument("--augment", metavar="KEY=VALUE", nargs="+", default=[],
+                        help="augmentation strengths, e.g. scale=0.25 mosaic=0.5 (keys: "
+                             "mosaic, degrees, translate, scale, shear, hsv_h, hsv_s, hsv_v, "
+                             "fliplr; defaults as Ultralytics' for detection)")
     parser.set_defaults(handler=run)
+
+
+def parse_augment(pairs: list[str]) -> AugmentConfig:
+    """``["scale=0.25", ...]`` → an :class:`AugmentConfig` (its own range checks apply)."""
+    from engines.data.loader import AugmentConfig
+    from engines.errors import UserInputError
+
+    known = set(AugmentConfig.__dataclass_fields__)
+    values: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in known:
+            raise UserInputError(f"--augment takes KEY=VALUE with KEY one of "
+                                 f"{', '.join(sorted(known))}; got {pair!r}")
+        try:
+            values[key] = float(text)
+        except ValueError:
+            raise UserInputError(f"--augment {key} needs a number, got {text!r}") from None
+    return AugmentConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch, device=args.device, workers=args.workers, out=args.out,
         optimizer=args.optimizer, lr0=args.lr0, warmup_epochs=args.warmup_epochs,
         close_mosaic=min(args.close_mosaic, args.epochs),
-        seed=args.seed, weights=args.weights)
+        seed=args.seed, weights=args.weights, augment=parse_augment(args.augment))
     trainer = Trainer(config, resume=args.resume)
     try:
         best = trainer.fit()
