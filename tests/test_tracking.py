@@ -231,3 +231,16 @@ def test_bench_mot_scores_every_variant_on_both_streams(tmp_path):
             assert 0.0 < entry["all"]["HOTA"] <= 1.0
     # Degraded truth is tracked well: most identities are kept.
     assert report["results"]["noisy-truth"]["botsort"]["all"]["IDF1"] > 0.6
+
+
+def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
+    from stream.track.matching import buffered_iou_matrix, iou_matrix
+
+    track = np.array([[0.0, 0.0, 10.0, 10.0]])
+    dets = np.array([[0.0, 0.0, 10.0, 10.0], [12.0, 0.0, 22.0, 10.0]])
+    plain = iou_matrix(track, dets)
+    assert np.allclose(buffered_iou_matrix(track, dets, np.zeros((1, 2))), plain)
+    grown = buffered_iou_matrix(track, dets, np.array([[2.0, 2.0]]))
+    # Aligned stays 1; the box 2 px beyond the edge now overlaps: 12 of 14 wide apart → 2/26.
+    assert grown[0, 0] == pytest.approx(1.0) and plain[0, 1] == 0.0
+    assert grown[0, 1] == pytest.approx(2 * 14 / (2 * 14 * 14 - 2 * 14))

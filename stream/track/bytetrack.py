@@ -25,7 +25,13 @@ import numpy as np
 from engines.spec import Detections
 from stream.track.base import Tracker
 from stream.track.kalman import KalmanFilter
-from stream.track.matching import area, assign, intersection_matrix, iou_matrix
+from stream.track.matching import (
+    area,
+    assign,
+    buffered_iou_matrix,
+    intersection_matrix,
+    iou_matrix,
+)
 
 TRACKED, LOST = 1, 2
 
@@ -52,6 +58,10 @@ class ByteTrackConfig:
             the younger one ends.
         max_inside: a new detection lying more than this fraction inside a box tracked in the
             same frame starts no track (1.0 switches this off).
+        buffer_sigmas: first-stage matching grows both boxes of a track-detection pair by this
+            many standard deviations of the track's predicted position (buffered IoU), so a
+            track whose object sped up, turned or went unseen for a few frames is still found;
+            0 uses plain IoU.
     """
 
     high_score: float = 0.5
@@ -69,6 +79,7 @@ class ByteTrackConfig:
     output: str = "filtered"
     duplicate_iou: float = 0.85
     max_inside: float = 0.8
+    buffer_sigmas: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,7 +158,7 @@ class ByteTrack(Tracker):
 
         # Stage 1: confirmed tracks (tracked or lost) with high-score detections.
         pool = np.flatnonzero(self.confirmed)
-        iou = iou_matrix(predicted[pool], boxes[high])
+        iou = self._overlap(predicted, pool, boxes[high])
         sim = iou * scores[high][None, :] if cfg.fuse_score else iou
         pairs, rest_t, rest_d = assign(1.0 - sim, cfg.match_cost)
         matched_t.append(pool[pairs[:, 0]])
@@ -219,6 +230,15 @@ class ByteTrack(Tracker):
         return self._output(Detections.empty(names), predicted=True)
 
     # ------------------------------------------------------------------ helpers
+    def _overlap(self, predicted: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """IoU of tracks ``rows`` with ``boxes``, buffered by the tracks' position
+        uncertainty when ``buffer_sigmas`` > 0."""
+        k = self.config.buffer_sigmas
+        if k <= 0:
+            return iou_matrix(predicted[rows], boxes)
+        sigma = np.sqrt(np.maximum(self.cov[rows][:, [0, 1], [0, 1]], 0.0))
+        return buffered_iou_matrix(predicted[rows], boxes, k * sigma)
+
     def _inside_tracks(self, boxes: np.ndarray) -> np.ndarray:
         """Which boxes lie mostly inside a box tracked in this frame (a part of an object the
         detector also found whole, or a second box on it): those start no track."""

@@ -41,3 +41,32 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     unmatched_r = np.setdiff1d(np.arange(rows), r, assume_unique=True)
     unmatched_c = np.setdiff1d(np.arange(cols), c, assume_unique=True)
     return np.stack([r, c], axis=1), unmatched_r, unmatched_c
+
+
+def buffered_iou_matrix(tracks: np.ndarray, dets: np.ndarray, margins: np.ndarray) -> np.ndarray:
+    """IoU after growing both boxes of each pair by the track's margins (buffered IoU).
+
+    A track's position is only known to within its uncertainty, which grows every frame it
+    goes unseen. Growing both boxes of a pair by the same margin keeps perfectly aligned boxes
+    at IoU 1 while letting a detection that lies within the track's uncertainty still overlap
+    it, so a lost track that moved differently than predicted can be found again.
+
+    Args:
+        tracks: ``xyxy`` [N, 4].
+        dets: ``xyxy`` [M, 4].
+        margins: [N, 2], growth of each side in x and y for each track's pairs.
+
+    Returns:
+        [N, M] IoU of the grown pairs.
+    """
+    if len(tracks) == 0 or len(dets) == 0:
+        return np.zeros((len(tracks), len(dets)))
+    grow = np.concatenate([-margins, margins], axis=1)  # [N, 4]
+    a = tracks + grow  # [N, 4]
+    b = dets[None, :, :] + grow[:, None, :]  # [N, M, 4]
+    lt = np.maximum(a[:, None, :2], b[..., :2])
+    rb = np.minimum(a[:, None, 2:], b[..., 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a[:, None] + area_b - inter, 1e-9)
