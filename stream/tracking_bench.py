@@ -31,16 +31,16 @@ from engines.spec import Detections
 from stream.metrics.mot_eval import MotScores, evaluate_mot
 from stream.track import make_tracker
 from stream.track.interpolate import interpolate_tracks
+from stream.truth import MIN_VISIBILITY
 
-#: Tracker variants compared: name → (tracker, option overrides, offline gap filling).
-VARIANTS: dict[str, tuple[str, dict, bool]] = {
-    "bytetrack": ("bytetrack", {}, False),
-    "botsort-no-cmc": ("botsort", {"camera_motion": False}, False),
-    "botsort": ("botsort", {}, False),
-    "botsort+interpolate": ("botsort", {}, True),
+#: Tracker variants compared: name → (tracker, option overrides).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "bytetrack": ("bytetrack", {}),
+    "botsort-no-cmc": ("botsort", {"camera_motion": False}),
+    "botsort": ("botsort", {}),
 }
-#: Truth less visible than this is not expected from a detector (as in the datasets).
-MIN_VISIBILITY = 0.3
+#: Variants also scored with offline gap filling (as ``NAME+interpolate``, from the same run).
+INTERPOLATED = ("botsort",)
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,19 @@ def scene_configs(scenes: int, frames: int, size: tuple[int, int], fps: float,
                         max_size_frac=0.35) for i in range(scenes)]
 
 
-def bench_tracking(configs: list[SceneConfig], detector: Callable[[np.ndarray], Detections]
-                   | None, variants: dict[str, tuple[str, dict, bool]] = VARIANTS,
-                   how: Degradation = Degradation(), progress: Callable[[str], None] | None
-                   = None) -> dict:
+def bench_tracking(configs: list[SceneConfig],
+                   detector: Callable[[np.ndarray], Detections] | None,
+                   variants: dict[str, tuple[str, dict]] = VARIANTS,
+                   interpolated: tuple[str, ...] = INTERPOLATED,
+                   how: Degradation = Degradation(),
+                   progress: Callable[[str], None] | None = None) -> dict:
     """Run every variant on every scene's detection streams and score them.
 
     Args:
         configs: the scenes.
         detector: frame (BGR) → detections, or None to skip the ``model`` stream.
         variants: tracker variants (see :data:`VARIANTS`).
+        interpolated: variants whose output is also scored after gap filling.
         how: the degradation of ``noisy-truth``.
         progress: called with a line per finished scene.
 
@@ -121,7 +124,7 @@ def bench_tracking(configs: list[SceneConfig], detector: Callable[[np.ndarray], 
             write_seqinfo(gt_dir / "seqinfo.ini", SeqInfo(name, config.fps, config.frames,
                                                           config.width, config.height))
             trackers = {(s, v): make_tracker(t, config.fps, dict(opts))
-                        for s in streams for v, (t, opts, _) in variants.items()}
+                        for s in streams for v, (t, opts) in variants.items()}
             tracks: dict[tuple[str, str], dict[int, Detections]] = {k: {} for k in trackers}
             rng = np.random.default_rng([config.seed, 0x7AC])
             with MotWriter(gt_dir / "gt" / "gt.txt", ground_truth=True) as gt:
@@ -133,9 +136,10 @@ def bench_tracking(configs: list[SceneConfig], detector: Callable[[np.ndarray], 
                         found["model"] = detector(frame)
                     for (s, v), tracker in trackers.items():
                         tracks[s, v][index + 1] = tracker.update(found[s], frame)
+            for (s, v), frames in list(tracks.items()):
+                if v in interpolated:
+                    tracks[s, f"{v}+interpolate"] = interpolate_tracks(frames)[0]
             for (s, v), frames in tracks.items():
-                if variants[v][2]:
-                    frames, _ = interpolate_tracks(frames)
                 path = root / "pred" / s / v / f"{name}.txt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_mot(path, frames.items())
@@ -149,8 +153,9 @@ def bench_tracking(configs: list[SceneConfig], detector: Callable[[np.ndarray], 
                 for n in members:  # TrackEval scores a folder: one folder per group
                     shutil.copytree(root / "gt" / n, root / f"gt-{group}" / n)
         results: dict = {}
+        scored = [*variants, *(f"{v}+interpolate" for v in interpolated if v in variants)]
         for s in streams:
-            for v in variants:
+            for v in scored:
                 entry = {}
                 for group, members in groups.items():
                     if not members:

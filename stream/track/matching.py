@@ -7,8 +7,8 @@ from scipy.optimize import linear_sum_assignment
 
 
 def area(boxes: np.ndarray) -> np.ndarray:
-    """Areas of ``xyxy`` boxes [N, 4]: [N]."""
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    """Areas of ``xyxy`` boxes [..., 4]: [...]."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,6 +67,4 @@ def buffered_iou_matrix(tracks: np.ndarray, dets: np.ndarray, margins: np.ndarra
     lt = np.maximum(a[:, None, :2], b[..., :2])
     rb = np.minimum(a[:, None, 2:], b[..., 2:])
     inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a[:, None] + area_b - inter, 1e-9)
+    return inter / np.maximum(area(a)[:, None] + area(b) - inter, 1e-9)
