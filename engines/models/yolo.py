@@ -109,7 +109,13 @@ class Detector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> HeadOutput | torch.Tensor:
         """``x``: float [B, 3, H, W], RGB in [0, 1], H and W multiples of 32."""
-        return self.head(self.neck(self.backbone(x)))
+        features = self.neck(self.backbone(x))
+        if torch.is_autocast_enabled(x.device.type):
+            # Mixed-precision training: the head's logits feed the loss directly, and bf16's
+            # 8-bit mantissa there cost an overfit run a tenth of its mAP50; keep it float32.
+            with torch.autocast(x.device.type, enabled=False):
+                return self.head([f.float() for f in features])
+        return self.head(features)
 
 
     def fuse(self) -> Detector:

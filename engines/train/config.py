@@ -32,7 +32,8 @@ class TrainConfig:
         ema_decay: EMA decay.
         grad_clip: max gradient norm.
         seed: seed of initialisation, shuffling and augmentation.
-        amp: mixed precision on CUDA.
+        amp: mixed precision (float16 on CUDA, bfloat16 on CPUs that have it natively);
+            the detection head stays float32.
         weights: optional checkpoint to start from (fine-tuning).
         augment: augmentation strengths.
     """

@@ -38,6 +38,7 @@ from engines.train.ema import ModelEMA
 from engines.train.loss import DetectionLoss
 from engines.train.optim import Schedule, build_optimizer
 from engines.train.plots import plot_results
+from engines.train.precision import autocast_dtype
 from engines.train.validate import evaluate
 
 NOMINAL_BATCH = 64
@@ -129,7 +130,9 @@ class Trainer:
                                  warmup_iters=(max(100, round(config.warmup_epochs * batches))
                                                if config.warmup_epochs > 0 else 0),
                                  momentum=config.momentum)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
+        self.amp_dtype = autocast_dtype(device, config.amp)
+        # Only float16 needs loss scaling; bfloat16 has float32's exponent range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.optimizer_name = optimizer_name
         self.start_epoch = 0
         self.best_fitness = -1.0
@@ -202,6 +205,11 @@ class Trainer:
         if self.start_epoch >= cfg.epochs:
             raise UserInputError(f"run {self.out} already finished its {cfg.epochs} epochs")
         (self.out / "weights").mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            precision = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "float32"
+            print(f"training {self.spec.name} on {self.device} ({precision}), "
+                  f"{len(self.dataset)} images, batch {cfg.batch}, epochs "
+                  f"{self.start_epoch + 1}-{cfg.epochs}")
         loader = None
         mosaic_on = None
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -240,9 +248,10 @@ class Trainer:
             self.schedule.apply(self.optimizer, iteration, epoch + i / batches)
             images = images.to(self.device, non_blocking=True).float().div_(255.0)
             images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.float16,
-                                enabled=self.scaler.is_enabled()):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
                 out = self.train_model(images)
+            out = out._replace(box=out.box.float(), cls=out.cls.float())  # loss in float32
             total, parts = self.loss_fn(out, targets.to(self.device))
             if self.world > 1:
                 total = total * self.world  # DDP averages gradients over processes

@@ -53,6 +53,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--weights", type=Path, default=None,
                         help="start from this checkpoint (same size and classes)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                        help="mixed precision: float16 on CUDA, bfloat16 on CPUs with native "
+                             "bf16 (AVX512-BF16, AMX); float32 elsewhere (default on)")
     parser.add_argument("--augment", metavar="KEY=VALUE", nargs="+", default=[],
                         help="augmentation strengths, e.g. scale=0.25 mosaic=0.5 (keys: "
                              "mosaic, degrees, translate, scale, shear, hsv_h, hsv_s, hsv_v, "
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch, device=args.device, workers=args.workers, out=args.out,
         optimizer=args.optimizer, lr0=args.lr0, warmup_epochs=args.warmup_epochs,
         close_mosaic=min(args.close_mosaic, args.epochs),
-        seed=args.seed, weights=args.weights, augment=parse_augment(args.augment))
+        seed=args.seed, amp=args.amp, weights=args.weights, augment=parse_augment(args.augment))
     trainer = Trainer(config, resume=args.resume)
     try:
         best = trainer.fit()
