@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if getattr(args, "runs_pipeline", False):
+        from stream.pipeline.threads import prefer_passive_openmp
+
+        prefer_passive_openmp()  # before the handler imports torch
     try:
         return int(args.handler(args) or 0)
     except DetstreamError as exc:

@@ -4,6 +4,7 @@ counts, H.264 output, interruption, truncated input, reconnection, drops, failin
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -220,3 +221,35 @@ def test_real_video_file_in_file_mode(model, tmp_path):
                      "--output", str(out), "--max-frames", "60")
     assert result.returncode == 0, result.stderr[-2000:]
     assert decode_count(out)[:2] == ("h264", 60)
+
+
+def test_bench_pipeline_reports_wall_and_cpu_time_and_an_honest_ceiling(model, clip, tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "pipeline", "--source", str(clip), "--model", str(model),
+                     "--backend", "onnxruntime", "--tracker", "bytetrack", "--frames", "24",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    stages = ("decode", "preprocess", "inference", "postprocess_track", "draw", "encode")
+    assert tuple(report["stage_ms"]) == stages and tuple(report["stage_cpu_ms"]) == stages
+    assert all(report["stage_ms"][s] > 0 and report["stage_cpu_ms"][s] > 0 for s in stages)
+    assert report["frames"] == 24
+    # The ceiling is the tighter of the two bounds, from the figures it reports.
+    by_slowest = 1000.0 / max(report["stage_ms"].values())
+    by_cores = report["cores"] * 1000.0 / sum(report["stage_cpu_ms"].values())
+    assert report["ceiling_fps"] == pytest.approx(min(by_slowest, by_cores), rel=0.01)
+    assert isinstance(report["inference_spin"], bool) and report["inference_threads"] >= 1
+    assert report["pipelined_fps"] > 0 and report["sequential_fps"] > 0
+    assert "ceiling" in result.stdout and "CPU ms" in result.stdout
+
+
+def test_pipeline_commands_ask_openmp_to_sleep_not_spin():
+    code = ("import os; from stream.pipeline.threads import prefer_passive_openmp as p; "
+            "first = p(); import torch; print(first, os.environ['OMP_WAIT_POLICY'], p())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, cwd=REPO, timeout=120)
+    assert fresh.stdout.split() == ["True", "PASSIVE", "False"], fresh.stderr
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, cwd=REPO, timeout=120)
+    assert chosen.stdout.split() == ["False", "ACTIVE", "False"], chosen.stderr

@@ -18,6 +18,7 @@ from engines.process.letterbox import Letterbox, fit, letterbox
 from engines.spec import ModelSpec
 
 FRAME_COLOURS = ("bgr", "rgb")
+_NUMPY_DTYPE = {torch.float32: np.float32, torch.float16: np.float16}
 
 
 class Preprocessor:
@@ -47,6 +48,9 @@ class Preprocessor:
         self._a = (spec.scale / std).view(1, 3, 1, 1).to(self.device)
         self._b = (-torch.tensor(spec.mean, dtype=torch.float32) / std).view(1, 3, 1, 1)
         self._b = self._b.to(self.device)
+        # The same per-channel factors as numpy scalars (float32 keeps numpy from float64).
+        self._scale = [np.float32(v) for v in self._a.flatten().cpu().tolist()]
+        self._offset = [np.float32(v) for v in self._b.flatten().cpu().tolist()]
         self._host: np.ndarray | None = None  # uint8 [B, S, S, 3] letterbox buffer (CPU)
         self._pinned: dict[int, torch.Tensor] = {}  # staging buffers by frame byte size (CUDA)
 
@@ -71,10 +75,20 @@ class Preprocessor:
             _, info = letterbox(frame, (h, w), self.spec.pad_value, self.spec.letterbox,
                                 out=self._host[i])
             boxes.append(info)
-        batch = torch.from_numpy(self._host[:n]).permute(0, 3, 1, 2)
-        if self.swap:
-            batch = batch.flip(1)
-        return self._normalize(batch), boxes
+        # One single-threaded numpy pass per channel: HWC uint8 → NCHW, channel order, scale,
+        # mean and std at once. (torch's permute → float → mul → add → contiguous made four
+        # passes through its thread pool: 2 ms of wall and 4 ms of CPU per 320 frame, 11 ms
+        # single-threaded.) The output is fresh each call: the pipeline's queues hold it
+        # while the next frame is being prepared.
+        out = np.empty((n, 3, h, w), _NUMPY_DTYPE.get(self.dtype, np.float32))
+        for c in range(3):
+            src = 2 - c if self.swap else c
+            np.multiply(self._host[:n, :, :, src], self._scale[c], out=out[:, c],
+                        casting="unsafe")
+            if self._offset[c] != 0:
+                np.add(out[:, c], self._offset[c], out=out[:, c], casting="unsafe")
+        batch = torch.from_numpy(out)
+        return batch if batch.dtype == self.dtype else batch.to(self.dtype), boxes
 
     def _on_gpu(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
         h, w = self.input_size

@@ -77,7 +77,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _model_arguments(pipe)
     pipe.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
     pipe.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    pipe.set_defaults(handler=run_pipeline)
+    pipe.set_defaults(handler=run_pipeline, runs_pipeline=True)
 
     live = jobs.add_parser(
         "live", help="a paced live source for a while: latency against processing time, drift",
@@ -94,7 +94,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _model_arguments(live)
     live.add_argument("--seconds", type=float, default=120.0, help="duration (default 120)")
     live.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    live.set_defaults(handler=run_live)
+    live.set_defaults(handler=run_live, runs_pipeline=True)
 
     tracker = jobs.add_parser(
         "tracker", help="tracker frames/s on MOT detections; camera-motion estimate frames/s",
@@ -217,11 +217,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     result = bench_pipeline(args.source, args.model, args.imgsz, args.frames, args.backend,
                             None if args.tracker == "none" else args.tracker, args.names, log)
-    print(f"{'stage (alone)':<20}{'ms/frame':>10}")
+    print(f"{'stage (alone)':<20}{'wall ms':>10}{'CPU ms':>10}   per frame")
     for name, ms in result["stage_ms"].items():
-        print(f"{name:<20}{ms:>10.2f}")
+        print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
+    spinning = ", spinning" if result["inference_spin"] else ""
     print(f"inference only     {result['inference_only_fps']:>8.1f} FPS "
-          f"({result['inference_threads']} threads)")
+          f"({result['inference_threads']} threads{spinning})")
     print(f"ceiling            {result['ceiling_fps']:>8.1f} FPS")
     print(f"sequential         {result['sequential_fps']:>8.1f} FPS")
     print(f"pipelined          {result['pipelined_fps']:>8.1f} FPS  "

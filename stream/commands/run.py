@@ -68,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-drop", action="store_true",
                         help="live sources: queue every frame instead of dropping old ones")
     parser.add_argument("--no-overlay", action="store_true", help="no FPS/latency overlay")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, runs_pipeline=True)
 
 
 def _summary(report: dict) -> str:

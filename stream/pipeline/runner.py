@@ -6,6 +6,9 @@ The runner owns the wiring; stages are plain functions of a packet. File sources
 full queue (backpressure, no frame lost); live sources drop in their newest-frame slot before
 the pipeline. An exception in any stage stops every stage promptly, is reported with the
 stage's name, and the outputs are still finalised.
+
+Programs that embed the pipeline should start with ``OMP_WAIT_POLICY=PASSIVE`` in their
+environment, as the ``detstream`` commands do (:mod:`stream.pipeline.threads`).
 """
 
 from __future__ import annotations
