@@ -28,6 +28,7 @@ from engines.predict import Predictor
 from engines.runtime.select import open_backend
 from stream.draw import Annotator
 from stream.pipeline.runner import Pipeline, PipelineOptions
+from stream.pipeline.threads import inference_threads
 from stream.sinks import VideoSink
 from stream.sources import open_source
 from stream.track import make_tracker
@@ -86,9 +87,13 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
         raise ValueError(f"no frames could be read from {source}")
     log(f"{n} frames of {images[0].shape[1]}x{images[0].shape[0]} from {source}")
 
-    # The pipeline and the sequential loop run our defaults: no onnxruntime spinning (other
-    # stages share the cores) and the backend's default thread count.
-    predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names))
+    # The sequential loop runs inference on every core (nothing else runs meanwhile); the
+    # pipeline as `detstream run` does, leaving a core to the other stages. Neither spins:
+    # in the sequential loop spinning threads slowed everything after inference.
+    sequential_predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
+                                                  threads=cores))
+    predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
+                                       threads=inference_threads(cores)))
     stage_ms: dict[str, list[float]] = {"decode": decode_ms}
     batches = []
     with _CpuClock(n) as clock:
@@ -181,8 +186,8 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
             frame = src.read()
             if frame is None:
                 break
-            batch, boxes = predictor.preprocess([frame.image])
-            (dets,) = predictor.postprocess(predictor.infer(batch), boxes)
+            batch, boxes = sequential_predictor.preprocess([frame.image])
+            (dets,) = sequential_predictor.postprocess(sequential_predictor.infer(batch), boxes)
             if track is not None:
                 dets = track.update(dets, frame.image)
             writer.write(annotator.draw(frame.image, dets))
@@ -226,7 +231,8 @@ def bench_live(source: str, model: str = "default", seconds: float = 120.0,
     last ``window`` seconds.
     """
     log = log or (lambda message: None)
-    predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names))
+    predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
+                                       threads=inference_threads()))
     src = open_source(source, live=True)  # after the model: no frames pile up while it loads
     fps = src.fps or 30.0
     done: list[tuple[float, float, float]] = []  # (finished, latency ms, processing ms)

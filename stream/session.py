@@ -17,6 +17,7 @@ from engines.runtime.select import open_backend
 from stream.draw import Annotator, DrawConfig
 from stream.pipeline.packet import FramePacket
 from stream.pipeline.runner import Pipeline, PipelineOptions
+from stream.pipeline.threads import inference_threads
 from stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
 from stream.sources import open_source
 from stream.track import make_tracker
@@ -125,7 +126,8 @@ def build(config: RunConfig, log: Log | None = None,
     if config.detect_every < 1:
         raise UserInputError("--detect-every must be at least 1")
     backend = open_backend(config.model, config.backend, config.device, config.imgsz,
-                           names=config.names, threads=config.threads, log=log)
+                           names=config.names, threads=config.threads or inference_threads(),
+                           log=log)
     predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                           classes=_class_ids(config.classes, backend.spec.class_names))
     source = open_source(config.source, live=config.live, drop=config.drop, log=log)

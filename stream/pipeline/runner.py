@@ -24,6 +24,7 @@ from engines.spec import Detections
 from stream.draw import Annotator
 from stream.pipeline.metrics import RunMetrics
 from stream.pipeline.packet import FramePacket
+from stream.pipeline.threads import yield_to_inference
 from stream.sinks.base import Sink, StopRequested
 from stream.sources.base import Source
 from stream.track.base import Tracker
@@ -54,6 +55,9 @@ class PipelineOptions:
             straight through preprocessing into inference, timed from the stages' recent
             durations, so frames never wait in queues and latency stays near the processing
             time. Files never wait for this.
+        favour_inference: run every stage thread but inference at a lower CPU priority
+            (:func:`stream.pipeline.threads.yield_to_inference`), so the slowest stage
+            never waits for a core while the others have slack.
     """
 
     detect_every: int = 1
@@ -61,6 +65,7 @@ class PipelineOptions:
     max_frames: int | None = None
     overlay: bool = True
     just_in_time: bool | None = None
+    favour_inference: bool = True
 
 
 class Pipeline:
@@ -143,6 +148,7 @@ class Pipeline:
     def _stage(self, name: str, work: Callable[[FramePacket], None], inbox: queue.Queue,
                outbox: queue.Queue | None) -> None:
         """A stage loop: take, work, stamp the time, pass on; the end marker passes through."""
+        self._set_priority(name)
         try:
             while True:
                 item = self._get(inbox, name)
@@ -162,6 +168,10 @@ class Pipeline:
             self.stop(str(request) or "stop requested")
         except BaseException as exc:  # reported to the caller with the stage's name
             self._fail(name, exc)
+
+    def _set_priority(self, stage: str) -> None:
+        if self.options.favour_inference and stage != "infer":
+            yield_to_inference()
 
     def _learn(self, stage: str, ms: float) -> None:
         """Recent duration of a stage (exponential average), for just-in-time capture."""
@@ -184,6 +194,7 @@ class Pipeline:
         limit = self.options.max_frames
         every = max(1, self.options.detect_every)
         count = 0
+        self._set_priority("capture")
         try:
             while not self._stop.is_set() and (limit is None or count < limit):
                 if self._jit and not self._wait_for_inference():
@@ -245,6 +256,7 @@ class Pipeline:
 
     def _finish(self, inbox: queue.Queue, results: queue.Queue | None) -> None:
         """The last stage: outputs, metrics, callback, iteration results."""
+        self._set_priority("output")
         try:
             while True:
                 item = self._get(inbox, "output")
