@@ -242,9 +242,9 @@ def bench_live(source: str, model: str = "default", seconds: float = 120.0,
         done.append((packet.done, (packet.done - packet.captured) * 1000.0, processing))
 
     with tempfile.TemporaryDirectory(prefix="detstream-live-") as tmp:
+        sink = VideoSink(Path(tmp) / "live.mp4", fps, tune="zerolatency")  # as `detstream run`
         pipeline = Pipeline(src, predictor, make_tracker(tracker, fps) if tracker else None,
-                            Annotator(), [VideoSink(Path(tmp) / "live.mp4", fps)],
-                            PipelineOptions(), on_packet=record)
+                            Annotator(), [sink], PipelineOptions(), on_packet=record)
         pipeline.start()
         end = time.perf_counter() + seconds
         while time.perf_counter() < end and not pipeline.wait(0.5):

@@ -177,6 +177,29 @@ def test_live_source_drops_frames_instead_of_building_latency(model):
     assert last < 2.0 * first + 60
 
 
+def test_a_stale_live_frame_is_passed_over_for_the_next_one():
+    source = open_source("synthetic://?seed=4&size=320x180&fps=20&frames=0&live=1")
+    try:
+        first = source.read()
+        time.sleep(0.5)  # the reader learns the interval (50 ms); frames keep replacing
+        assert source.interval == pytest.approx(0.05, rel=0.3)
+        fresh_ages, waits = [], []
+        for _ in range(6):
+            time.sleep(0.05 * 0.8)  # the newest frame is now usually over half an interval old
+            start = time.perf_counter()
+            source.wait_for_fresh_frame()
+            waits.append(time.perf_counter() - start)
+            frame = source.read()
+            fresh_ages.append(time.perf_counter() - frame.captured)
+        assert frame.index > first.index
+        # Taken no later than about half an interval after it arrived, and never waiting
+        # much more than the rest of one interval for it.
+        assert max(fresh_ages) < 0.05 * 0.5 + 0.02, fresh_ages
+        assert max(waits) < 0.05 * 1.25 + 0.02, waits
+    finally:
+        source.close()
+
+
 def test_a_failing_stage_stops_the_pipeline_and_names_itself(model, clip, tmp_path):
     class Broken(Predictor):
         calls = 0

@@ -50,11 +50,13 @@ class VideoWriter:
         crf: constant rate factor (lower is better quality; 23 is the x264 default).
         preset: x264 speed preset.
         threads: encoder threads (0 lets the encoder choose).
+        tune: x264 tuning, e.g. ``zerolatency`` for live sources: no lookahead or B-frames,
+            slice threads instead of frame threads, so each frame is encoded as it arrives.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float,
                  codec: str = "libx264", crf: int = 23, preset: str = "veryfast",
-                 threads: int = 0) -> None:
+                 threads: int = 0, tune: str | None = None) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self._pad = (self.height % 2, self.width % 2)
@@ -65,6 +67,8 @@ class VideoWriter:
             raise UserInputError(f"cannot create video file {self.path}: {exc}") from None
         rate = frame_rate(fps)
         options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+        if tune and codec == "libx264":
+            options["tune"] = tune
         self._stream = self._container.add_stream(codec, rate=rate, options=options)
         self._stream.width = self.width + self._pad[1]
         self._stream.height = self.height + self._pad[0]

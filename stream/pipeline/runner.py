@@ -54,7 +54,8 @@ class PipelineOptions:
             take the next frame from the source's newest-frame slot only when it can go
             straight through preprocessing into inference, timed from the stages' recent
             durations, so frames never wait in queues and latency stays near the processing
-            time. Files never wait for this.
+            time; and when the newest frame is already more than half a frame interval old,
+            wait for the next one instead. Files never wait for this.
         favour_inference: run every stage thread but inference at a lower CPU priority
             (:func:`stream.pipeline.threads.yield_to_inference`), so the slowest stage
             never waits for a core while the others have slack.
@@ -188,6 +189,9 @@ class Pipeline:
         wake = self._infer_started + self._ema.get("infer", 0.0) / 1000.0 - lead
         while not self._stop.is_set() and (delay := wake - time.perf_counter()) > 0:
             time.sleep(min(delay, _POLL))
+        fresh = getattr(self.source, "wait_for_fresh_frame", None)
+        if fresh is not None:
+            fresh()  # a stale newest frame: its successor is due within half an interval
         return not self._stop.is_set()
 
     def _capture(self, outbox: queue.Queue) -> None:

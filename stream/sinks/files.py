@@ -18,11 +18,12 @@ class VideoSink(Sink):
     name = "video"
 
     def __init__(self, path: str | Path, fps: float, threads: int = 0,
-                 preset: str = "veryfast") -> None:
+                 preset: str = "veryfast", tune: str | None = None) -> None:
         self.path = Path(path)
         self.fps = fps
         self.threads = threads
         self.preset = preset
+        self.tune = tune
         self.frames = 0
         self._writer: VideoWriter | None = None
 
@@ -31,7 +32,7 @@ class VideoSink(Sink):
         if self._writer is None:
             h, w = image.shape[:2]
             self._writer = VideoWriter(self.path, w, h, self.fps, preset=self.preset,
-                                       threads=self.threads)
+                                       threads=self.threads, tune=self.tune)
         self._writer.write(image)
         self.frames += 1
 

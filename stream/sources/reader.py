@@ -87,6 +87,8 @@ class LiveSource(Source):
         self.connected = True
         self._cond = threading.Condition()
         self._queue: deque[Frame] = deque()
+        self.interval: float | None = None  # recent time between frames, seconds
+        self._last_arrival: float | None = None
         self._ended = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"source:{uri}", daemon=True)
@@ -128,6 +130,10 @@ class LiveSource(Source):
 
     def _put(self, frame: Frame) -> None:
         with self._cond:
+            if self._last_arrival is not None:
+                gap = frame.captured - self._last_arrival
+                self.interval = gap if self.interval is None else 0.9 * self.interval + 0.1 * gap
+            self._last_arrival = frame.captured
             self.stats.frames_read += 1
             if self.drop and self._queue:
                 self.stats.frames_dropped += len(self._queue)
@@ -159,6 +165,27 @@ class LiveSource(Source):
         return False
 
     # ----------------------------------------------------------------- consumer side
+    def wait_for_fresh_frame(self) -> None:
+        """Return once the newest frame is no older than half the frame interval, waiting
+        (at most about half an interval) for the next one when it is older.
+
+        A consumer slower than the source takes frames at moments unrelated to when they
+        arrived, so without this a frame would wait half an interval on average (up to a
+        whole one) before processing even starts; that wait is part of its latency.
+        """
+        with self._cond:
+            interval = self.interval
+            if not self._queue or not interval or not self.drop:
+                return  # nothing waiting (read() takes the next arrival), or no rate known
+            newest = self._queue[-1]
+            age = time.perf_counter() - newest.captured
+            if age <= interval / 2:
+                return
+            deadline = newest.captured + 1.25 * interval  # due by then, with some slack
+            while (not self._ended and self._queue and self._queue[-1] is newest
+                   and (left := deadline - time.perf_counter()) > 0):
+                self._cond.wait(left)
+
     def read(self) -> Frame | None:
         with self._cond:
             while not self._queue and not self._ended:
