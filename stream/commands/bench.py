@@ -85,7 +85,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "with tracking, drawing and H.264 output for --seconds and reports latency "
                     "p50/p95 against the mean per-frame processing time, and the drift between "
                     "the p95 of the first and last 30 s.",
-        epilog="examples:\n  detstream bench live --seconds 120 --json live.json",
+        epilog="examples:\n  detstream bench live --seconds 120 --json live.json\n"
+               "  detstream bench live --seconds 120 --imgsz 640   "
+               "# a model slower than the 30 fps camera: frames are dropped",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     live.add_argument("--source",
                       default="synthetic://?seed=0&size=1280x720&fps=30&live=1&camera_motion=1"
@@ -323,6 +325,11 @@ def run_live(args: argparse.Namespace) -> int:
                 "latency_p95_vs_processing", "first_window_p95_ms", "last_window_p95_ms",
                 "drift"):
         print(f"{key:<28}{result[key]}")
+    if result["frames_dropped"]:
+        print(f"the pipeline was slower than the {result['source_fps']:g} fps source: "
+              f"{result['frames_dropped']} frames dropped, newest frames kept")
+    else:
+        print(f"the pipeline kept up with the {result['source_fps']:g} fps source")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
