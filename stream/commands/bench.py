@@ -66,9 +66,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     pipe = jobs.add_parser(
         "pipeline", help="stages alone, the ceiling, sequential vs pipelined FPS, latency",
         description="On the same frames and model, with tracking, drawing and H.264 output: "
-                    "each stage alone (inference at its fastest thread count), the ceiling "
-                    "min(1 / slowest stage, cores / sum of stages), a sequential one-thread loop, "
-                    "and the pipeline with its latency.",
+                    "each stage alone (wall and CPU time; inference at each thread setting), "
+                    "the ceiling min(1 / slowest stage, cores / sum of the stages' CPU time) "
+                    "for the best inference setting, a sequential one-thread loop, and the "
+                    "pipeline with its latency.",
         epilog="examples:\n  detstream bench pipeline --source clip.mp4 --model default\n"
                "  detstream bench pipeline --source bikes.mp4 --model yolox_nano.onnx "
                "--names coco.txt --json b.json",
