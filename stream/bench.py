@@ -43,23 +43,21 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
 
 
 class _CpuClock:
-    """CPU time of the whole process (every thread) over a block, in ms per frame.
+    """CPU time of the whole process (every thread) over a block, in ms (``ms``).
 
     Wall time alone under-counts stages that hand work to their own threads: libx264 encodes
     on its frame threads after ``write`` returns, and onnxruntime's pool spins between calls.
     The ceiling's core budget needs what each stage really costs the machine.
     """
 
-    def __init__(self, frames: int) -> None:
-        self.frames = frames
-        self.ms = 0.0
+    ms = 0.0
 
     def __enter__(self) -> _CpuClock:
         self._start = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.ms = (time.process_time() - self._start) * 1000.0 / max(self.frames, 1)
+        self.ms = (time.process_time() - self._start) * 1000.0
 
 
 def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None,
@@ -73,7 +71,7 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
     src = open_source(source, live=False)
     fps = src.fps or 30.0
     images, decode_ms = [], []
-    with _CpuClock(1) as decode_cpu:
+    with _CpuClock() as decode_cpu:
         for _ in range(frames):
             frame, ms = _timed(src.read)
             if frame is None:
@@ -82,9 +80,9 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
             decode_ms.append(ms)
         src.close()
     n = len(images)
-    cpu_ms = {"decode": decode_cpu.ms / max(n, 1)}
     if n == 0:
         raise ValueError(f"no frames could be read from {source}")
+    cpu_ms = {"decode": decode_cpu.ms / n}
     log(f"{n} frames of {images[0].shape[1]}x{images[0].shape[0]} from {source}")
 
     # The sequential loop runs inference on every core (nothing else runs meanwhile); the
@@ -96,12 +94,13 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
                                        threads=inference_threads(cores)))
     stage_ms: dict[str, list[float]] = {"decode": decode_ms}
     batches = []
-    with _CpuClock(n) as clock:
+    with _CpuClock() as clock:
         for image in images:
             value, ms = _timed(lambda image=image: predictor.preprocess([image]))
             batches.append(value)
             stage_ms.setdefault("preprocess", []).append(ms)
-    cpu_ms["preprocess"] = clock.ms
+    cpu_ms["preprocess"] = clock.ms / n
+    stage_ms["inference"], cpu_ms["inference"] = [], 0.0  # filled in once a setting is chosen
 
     # 1b. inference alone at each thread count (and, on onnxruntime, with its idle threads
     # spinning or not). Each setting's wall and CPU time are kept; the ceiling below takes
@@ -117,18 +116,18 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
             for _ in range(3):
                 candidate.infer(batches[0][0])
             walls, outputs = [], []
-            with _CpuClock(n) as clock:
+            with _CpuClock() as clock:
                 for batch, _ in batches:
                     value, ms = _timed(lambda batch=batch, run=candidate.infer: run(batch))
                     outputs.append(value)
                     walls.append(ms)
-            settings.append((threads, spin, walls, clock.ms))
+            settings.append((threads, spin, walls, clock.ms / n))
             raws = raws or outputs
             log(f"inference with {threads} thread(s){', spinning' if spin else ''}: "
-                f"{np.mean(walls):.2f} ms wall, {clock.ms:.2f} ms CPU")
+                f"{np.mean(walls):.2f} ms wall, {clock.ms / n:.2f} ms CPU")
     track = make_tracker(tracker, fps) if tracker else None
     results = []
-    with _CpuClock(n) as clock:
+    with _CpuClock() as clock:
         for image, raw, (_, boxes) in zip(images, raws, batches, strict=True):
             def post(image=image, raw=raw, boxes=boxes):
                 (dets,) = predictor.postprocess(raw, boxes)
@@ -136,42 +135,37 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
             value, ms = _timed(post)
             results.append(value)
             stage_ms.setdefault("postprocess_track", []).append(ms)
-    cpu_ms["postprocess_track"] = clock.ms
+    cpu_ms["postprocess_track"] = clock.ms / n
     del raws, batches
     annotator = Annotator()
     drawn = []
-    with _CpuClock(n) as clock:
+    with _CpuClock() as clock:
         for image, dets in zip(images, results, strict=True):
             value, ms = _timed(lambda image=image, dets=dets: annotator.draw(image, dets))
             drawn.append(value)
             stage_ms.setdefault("draw", []).append(ms)
-    cpu_ms["draw"] = clock.ms
+    cpu_ms["draw"] = clock.ms / n
     with tempfile.TemporaryDirectory(prefix="detstream-bench-") as tmp:
         h, w = drawn[0].shape[:2]
-        with _CpuClock(n) as clock:
+        with _CpuClock() as clock:
             writer = VideoWriter(Path(tmp) / "alone.mp4", w, h, fps)
             for image in drawn:
                 stage_ms.setdefault("encode", []).append(_timed(lambda image=image:
                                                                 writer.write(image))[1])
             _, close_ms = _timed(writer.close)
-        cpu_ms["encode"] = clock.ms
+        cpu_ms["encode"] = clock.ms / n
         # The encoder finishes queued frames in close(): its wall time per frame includes it.
         stage_ms["encode"][-1] += close_ms
         del drawn
 
         def ceiling_with(setting: tuple[int, bool, list[float], float]) -> float:
-            walls = [float(np.mean(v)) for v in stage_ms.values()] + [float(np.mean(setting[2]))]
-            total_cpu = sum(cpu_ms.values()) + setting[3]
+            walls = [float(np.mean(v)) for v in stage_ms.values() if v] + [np.mean(setting[2])]
+            total_cpu = sum(cpu_ms.values()) + setting[3]  # inference's entry is still 0
             return min(1000.0 / max(walls), cores * 1000.0 / total_cpu)
 
-        threads, spin, walls, inference_cpu = max(settings, key=ceiling_with)
-        ceiling = ceiling_with((threads, spin, walls, inference_cpu))
-        stage_ms = {"decode": stage_ms["decode"], "preprocess": stage_ms["preprocess"],
-                    "inference": walls, **{k: v for k, v in stage_ms.items()
-                                           if k not in ("decode", "preprocess")}}
-        cpu_ms = {"decode": cpu_ms["decode"], "preprocess": cpu_ms["preprocess"],
-                  "inference": inference_cpu, **{k: v for k, v in cpu_ms.items()
-                                                 if k not in ("decode", "preprocess")}}
+        best = max(settings, key=ceiling_with)
+        ceiling = ceiling_with(best)
+        threads, spin, stage_ms["inference"], cpu_ms["inference"] = best
         means = {name: float(np.mean(values)) for name, values in stage_ms.items()}
         log("stages alone (wall): " + ", ".join(f"{k} {v:.2f} ms" for k, v in means.items()))
         log("stages alone (CPU):  " + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu_ms.items()))
