@@ -24,8 +24,8 @@ from stream.track import make_tracker
 from stream.truth import TruthScorer
 
 #: What ``detstream run`` shows with no arguments: 10 s of a busy, panning synthetic scene at
-#: 1280x720 whose objects (48 px and up) are at least 12 px in the default model's 320 input,
-#: the smallest size it was trained on.
+#: 1280x720 whose objects (48 px and up) are at least 15 px in the default model's 416 input,
+#: above the 12 px floor of the images it was trained on.
 DEFAULT_SOURCE = ("synthetic://?seed=0&size=1280x720&fps=30&frames=300&camera_motion=1"
                   "&objects=10&min_size=48&max_size_frac=0.35")
 
