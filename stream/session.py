@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engines.errors import UserInputError
 from engines.paths import writable_dir
 from engines.predict import Predictor
+from engines.runtime.base import Backend
 from engines.runtime.select import open_backend
 from stream.draw import Annotator, DrawConfig
 from stream.pipeline.packet import FramePacket
@@ -102,6 +105,61 @@ def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int]
     return ids
 
 
+#: The RunConfig fields that choose and load the model.
+MODEL_FIELDS = ("model", "names", "backend", "device", "imgsz", "threads")
+#: The fields a running session can change from its next frame (:meth:`Session.reconfigure`).
+LIVE_FIELDS = (*MODEL_FIELDS, "conf", "iou", "classes", "tracker", "tracker_options",
+               "detect_every", "draw")
+
+
+class BackendCache:
+    """Models opened once per process and shared by its runs (the demo's many sessions).
+
+    Keyed by the fields that decide what is loaded; the least recently used model is let go
+    when more than ``size`` are open. Backends are safe to share between pipelines:
+    onnxruntime and torch run concurrent calls, and the TensorRT backend serialises its own.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = max(1, size)
+        self._models: OrderedDict[tuple, Backend] = OrderedDict()
+        self._lock = threading.Lock()
+        self._opening: dict[tuple, threading.Lock] = {}
+
+    @staticmethod
+    def key(config: RunConfig) -> tuple:
+        return tuple(str(getattr(config, name)) for name in MODEL_FIELDS)
+
+    def open(self, config: RunConfig, log: Log | None = None) -> Backend:
+        """The model ``config`` names, opened now or taken from the cache."""
+        key = self.key(config)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            opening = self._opening.setdefault(key, threading.Lock())
+        with opening:  # two sessions asking for one new model open it once
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            backend = _open(config, log)
+            with self._lock:
+                self._models[key] = backend
+                self._opening.pop(key, None)
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+            return backend
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def _open(config: RunConfig, log: Log | None) -> Backend:
+    return open_backend(config.model, config.backend, config.device, config.imgsz,
+                        names=config.names, threads=config.threads or inference_threads(),
+                        log=log)
+
+
 @dataclass
 class Session:
     """A built run: the pipeline plus what the command reports afterwards."""
@@ -110,24 +168,74 @@ class Session:
     config: RunConfig
     truth: TruthScorer | None
     describe: str
+    backends: BackendCache | None = None
 
     def scores(self) -> dict | None:
         return self.truth.scores() if self.truth is not None else None
 
+    def reconfigure(self, config: RunConfig, log: Log | None = None) -> None:
+        """Apply ``config`` to the running pipeline from its next frame.
+
+        The model (and where it runs), thresholds, class filter, tracker, drawing and
+        ``detect_every`` can change (:data:`LIVE_FIELDS`); the source and outputs cannot.
+        Everything is checked and opened first, then swapped: on an error nothing changes.
+        A new model or class set restarts the tracks.
+
+        Raises:
+            UserInputError: a field that cannot change while running, or a bad value.
+        """
+        old = self.config
+        fixed = [name for name in RunConfig.__dataclass_fields__
+                 if name not in LIVE_FIELDS and getattr(config, name) != getattr(old, name)]
+        if fixed:
+            raise UserInputError(f"{', '.join(fixed)} cannot change while the run is going; "
+                                 "start a new run")
+        if config.detect_every < 1:
+            raise UserInputError("--detect-every must be at least 1")
+        pipeline = self.pipeline
+        backend = pipeline.predictor.backend
+        if any(getattr(config, n) != getattr(old, n) for n in MODEL_FIELDS):
+            backend = self.backends.open(config, log) if self.backends else _open(config, log)
+        predictor = pipeline.predictor
+        if (backend is not predictor.backend or config.conf != old.conf or config.iou != old.iou
+                or config.classes != old.classes):
+            predictor = Predictor(backend, conf=config.conf, iou=config.iou,
+                                  classes=_class_ids(config.classes, backend.spec.class_names))
+        tracker = pipeline.tracker
+        new_names = backend.spec.class_names != pipeline.predictor.spec.class_names
+        if (new_names or config.tracker != old.tracker
+                or config.tracker_options != old.tracker_options):
+            fps = pipeline.source.fps or 30.0
+            tracker = (make_tracker(config.tracker, fps, config.tracker_options)
+                       if config.tracker else None)
+        annotator = pipeline.annotator
+        if annotator is not None and (config.draw != old.draw or new_names):
+            annotator = Annotator(config.draw)
+        options = replace(pipeline.options, detect_every=config.detect_every,
+                          overlay=config.draw.overlay)
+        if backend is not pipeline.predictor.backend:
+            self.describe = backend.describe()
+        # Each stage reads these once per packet; the packet keeps the predictor that
+        # preprocessed it, so a frame in flight finishes on the model it started with.
+        pipeline.predictor, pipeline.tracker = predictor, tracker
+        pipeline.annotator, pipeline.options = annotator, options
+        self.config = config
+
 
 def build(config: RunConfig, log: Log | None = None,
           on_packet: Callable[[FramePacket], None] | None = None,
-          extra_sinks: Sequence[Sink] = ()) -> Session:
-    """Open the source, the model and the outputs, and wire the pipeline (not started)."""
+          extra_sinks: Sequence[Sink] = (), backends: BackendCache | None = None) -> Session:
+    """Open the source, the model and the outputs, and wire the pipeline (not started).
+
+    ``backends`` shares opened models between the runs of one process (each is opened once).
+    """
     log = log or (lambda message: None)
     if config.output is not None and Path(config.output).suffix.lower() not in (".mp4", ".mkv",
                                                                                   ".mov"):
         raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
     if config.detect_every < 1:
         raise UserInputError("--detect-every must be at least 1")
-    backend = open_backend(config.model, config.backend, config.device, config.imgsz,
-                           names=config.names, threads=config.threads or inference_threads(),
-                           log=log)
+    backend = backends.open(config, log) if backends is not None else _open(config, log)
     predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                           classes=_class_ids(config.classes, backend.spec.class_names))
     source = open_source(config.source, live=config.live, drop=config.drop, log=log)
@@ -167,7 +275,7 @@ def build(config: RunConfig, log: Log | None = None,
     options = PipelineOptions(detect_every=config.detect_every, max_frames=config.max_frames,
                               overlay=config.draw.overlay)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet)
-    return Session(pipeline, config, truth, backend.describe())
+    return Session(pipeline, config, truth, backend.describe(), backends)
 
 
 def track(source: str = DEFAULT_SOURCE, model: str = "default", **options) -> Iterator[FramePacket]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -58,6 +59,9 @@ class TensorRTBackend(Backend):
         self.stream = torch.cuda.Stream(self.device)
         self.cuda_graph = cuda_graph
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        # One execution context holds the bound shapes and addresses: callers from several
+        # threads (pipelines sharing one model) take turns.
+        self._lock = threading.Lock()
 
     def _bind(self, batch: torch.Tensor) -> torch.Tensor:
         """Set shapes and addresses for ``batch``; returns the output buffer."""
@@ -74,15 +78,16 @@ class TensorRTBackend(Backend):
                              f"{self.max_batch}")
         batch = batch.to(self.device, self.dtype).contiguous()
         caller = torch.cuda.current_stream(self.device)
-        self.stream.wait_stream(caller)  # the input was made on the caller's stream
-        with torch.cuda.stream(self.stream):
-            if self.cuda_graph:
-                output = self._replay(batch)
-            else:
-                output = self._bind(batch)
-                if not self.context.execute_async_v3(self.stream.cuda_stream):
-                    raise RuntimeError("TensorRT execution failed")
-        caller.wait_stream(self.stream)
+        with self._lock:
+            self.stream.wait_stream(caller)  # the input was made on the caller's stream
+            with torch.cuda.stream(self.stream):
+                if self.cuda_graph:
+                    output = self._replay(batch)
+                else:
+                    output = self._bind(batch)
+                    if not self.context.execute_async_v3(self.stream.cuda_stream):
+                        raise RuntimeError("TensorRT execution failed")
+            caller.wait_stream(self.stream)
         batch.record_stream(self.stream)
         output.record_stream(caller)
         return output

@@ -196,7 +196,6 @@ class Pipeline:
 
     def _capture(self, outbox: queue.Queue) -> None:
         limit = self.options.max_frames
-        every = max(1, self.options.detect_every)
         count = 0
         self._set_priority("capture")
         try:
@@ -207,9 +206,12 @@ class Pipeline:
                 frame = self.source.read()
                 if frame is None:
                     break
+                # Every K-th frame the pipeline takes (not the source's index, which counts
+                # dropped frames too: regular drops would otherwise starve the detector).
+                every = max(1, self.options.detect_every)
                 packet = FramePacket(self.stream_id, frame.index, frame.pts, frame.captured,
                                      frame.image, truth=frame.truth,
-                                     detect=frame.index % every == 0)
+                                     detect=count % every == 0, tag=frame.tag)
                 packet.timings["capture"] = (time.perf_counter() - start) * 1000.0
                 self._learn("capture", packet.timings["capture"])
                 if not self._put(outbox, packet):
@@ -220,21 +222,22 @@ class Pipeline:
             self._fail("capture", exc)
 
     def _preprocess(self, packet: FramePacket) -> None:
+        packet.predictor = self.predictor  # may be swapped between frames (reconfigure)
         if packet.detect:
-            packet.batch, (packet.letterbox,) = self.predictor.preprocess([packet.image])
+            packet.batch, (packet.letterbox,) = packet.predictor.preprocess([packet.image])
 
     def _infer(self, packet: FramePacket) -> None:
         self._infer_started = time.perf_counter()
         if self._jit:
             self._credit.release()  # the next frame may be taken (when due)
         if packet.detect:
-            packet.raw = self.predictor.infer(packet.batch)
+            packet.raw = packet.predictor.infer(packet.batch)
             packet.batch = None
 
     def _track(self, packet: FramePacket) -> None:
-        names = self.predictor.spec.class_names
+        names = packet.predictor.spec.class_names
         if packet.detect:
-            (dets,) = self.predictor.postprocess(packet.raw, [packet.letterbox])
+            (dets,) = packet.predictor.postprocess(packet.raw, [packet.letterbox])
             packet.raw = None
             packet.found = dets
             if self.tracker is not None:

@@ -9,7 +9,11 @@ URI                                         what                          defaul
 ``rtsp://``, ``rtmp://``, ``http(s)://``    a network stream (MJPEG, HLS)  live, reconnects
 ``http(s)://host/clip.mp4``                 a video file over HTTP        every frame
 ``synthetic://?seed=1&size=640x360&...``    the synthetic world           ``live=1`` paces it
+``push://?fps=30``                          frames the caller pushes      live (drops)
 ==========================================  ============================  ====================
+
+``push://`` opens a :class:`PushSource`: the application hands frames to
+``source.push(image, tag=...)`` (a browser webcam's frames, for example).
 
 Live sources are read by their own thread into a newest-frame slot, so a slow pipeline drops
 old frames (counted) instead of building latency; ``live=True``/``False`` and ``drop=False``
@@ -33,6 +37,7 @@ from stream.sources.grabbers import (
     SyntheticGrabber,
     VideoFileGrabber,
 )
+from stream.sources.push import PushSource
 from stream.sources.reader import DirectSource, LiveSource
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
@@ -55,6 +60,10 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         UserInputError: nothing usable at ``uri`` (one sentence naming the fix).
     """
     uri = str(uri).strip()
+    if uri.startswith("push://"):
+        if live is False:
+            raise UserInputError("a push:// source is always live; drop --no-live")
+        return PushSource(uri, fps=_push_fps(uri), drop=drop)
     if uri.startswith("synthetic://"):
         from engines.data.synthetic import parse_synthetic_uri
 
@@ -97,4 +106,19 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
     return DirectSource(uri, grabber)
 
 
-__all__ = ["Frame", "Source", "SourceStats", "open_source"]
+def _push_fps(uri: str) -> float | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(urlparse(uri).query).get("fps")
+    if not values:
+        return None
+    try:
+        fps = float(values[-1])
+    except ValueError:
+        fps = 0.0
+    if not fps > 0:
+        raise UserInputError(f"{uri}: fps must be a positive number, got {values[-1]!r}")
+    return fps
+
+
+__all__ = ["Frame", "PushSource", "Source", "SourceStats", "open_source"]

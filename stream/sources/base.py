@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,8 @@ class Frame:
         captured: ``time.perf_counter()`` when it was decoded.
         image: uint8 [H, W, 3] BGR.
         truth: ground truth when the source knows it.
+        tag: the producer's own label for the frame, carried unchanged to the finished
+            packet (a pushed frame's id, for example, to pair results with requests).
     """
 
     index: int
@@ -28,6 +31,7 @@ class Frame:
     captured: float
     image: np.ndarray
     truth: Detections | None = None
+    tag: Any = None
 
 
 @dataclass

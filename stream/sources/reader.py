@@ -54,7 +54,88 @@ class DirectSource(Source):
         self.grabber.close()
 
 
-class LiveSource(Source):
+class SlotSource(Source):
+    """The consumer side every live source shares: a newest-frame slot (or, with
+    ``drop=False``, a bounded queue), the arrival interval, and an explicit end.
+
+    Producers call :meth:`_put` for each frame and :meth:`_finish` at the end of the stream.
+    """
+
+    def __init__(self, uri: str, drop: bool = True, capacity: int = 64) -> None:
+        super().__init__()
+        self.uri, self.live = uri, True
+        self.drop = drop
+        self.capacity = max(1, capacity)
+        self._cond = threading.Condition()
+        self._queue: deque[Frame] = deque()
+        self.interval: float | None = None  # recent time between frames, seconds
+        self._last_arrival: float | None = None
+        self._ended = False
+
+    def _put(self, frame: Frame, block: bool = True) -> list[Frame]:
+        """Hand ``frame`` to the consumer; returns the frames it replaced (dropped).
+
+        With ``drop=False`` a full queue makes the producer wait (``block``) until the
+        consumer takes a frame, so nothing is lost and memory stays bounded.
+        """
+        with self._cond:
+            if not self.drop and block:
+                while len(self._queue) >= self.capacity and not self._ended:
+                    self._cond.wait(0.1)
+            if self._last_arrival is not None:
+                gap = frame.captured - self._last_arrival
+                self.interval = gap if self.interval is None else 0.9 * self.interval + 0.1 * gap
+            self._last_arrival = frame.captured
+            self.stats.frames_read += 1
+            dropped: list[Frame] = []
+            if self.drop and self._queue:
+                dropped = list(self._queue)
+                self.stats.frames_dropped += len(dropped)
+                self._queue.clear()
+            self._queue.append(frame)
+            self._cond.notify_all()
+            return dropped
+
+    def _finish(self) -> None:
+        """No more frames will come: wake a waiting reader."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    # ----------------------------------------------------------------- consumer side
+    def wait_for_fresh_frame(self) -> None:
+        """Return once the newest frame is no older than half the frame interval, waiting
+        (at most about half an interval) for the next one when it is older.
+
+        A consumer slower than the source takes frames at moments unrelated to when they
+        arrived, so without this a frame would wait half an interval on average (up to a
+        whole one) before processing even starts; that wait is part of its latency.
+        """
+        with self._cond:
+            interval = self.interval
+            if not self._queue or not interval or not self.drop:
+                return  # nothing waiting (read() takes the next arrival), or no rate known
+            newest = self._queue[-1]
+            age = time.perf_counter() - newest.captured
+            if age <= interval / 2:
+                return
+            deadline = newest.captured + 1.25 * interval  # due by then, with some slack
+            while (not self._ended and self._queue and self._queue[-1] is newest
+                   and (left := deadline - time.perf_counter()) > 0):
+                self._cond.wait(left)
+
+    def read(self) -> Frame | None:
+        with self._cond:
+            while not self._queue and not self._ended:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            frame = self._queue.popleft()
+            self._cond.notify_all()  # a producer may wait for room (drop=False)
+            return frame
+
+
+class LiveSource(SlotSource):
     """A reader thread keeps grabbing; :meth:`read` takes the newest frame.
 
     Args:
@@ -71,10 +152,8 @@ class LiveSource(Source):
 
     def __init__(self, uri: str, grabber: Any, drop: bool = True, pace: float | None = None,
                  reconnect: bool = True, log: Log | None = None) -> None:
-        super().__init__()
-        self.uri, self.live = uri, True
+        super().__init__(uri, drop=drop)
         self.grabber = grabber
-        self.drop = drop
         self.pace = pace
         self.reconnect = reconnect
         self.log = log or (lambda message: None)
@@ -85,11 +164,6 @@ class LiveSource(Source):
                                  "stream or device is up") from None
         self.fps, self.size, self.frames = grabber.fps, grabber.size, grabber.frames
         self.connected = True
-        self._cond = threading.Condition()
-        self._queue: deque[Frame] = deque()
-        self.interval: float | None = None  # recent time between frames, seconds
-        self._last_arrival: float | None = None
-        self._ended = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"source:{uri}", daemon=True)
         self._thread.start()
@@ -124,22 +198,7 @@ class LiveSource(Source):
         except Exception as exc:  # keep the reason; the pipeline reports it
             self.stats.error = f"{type(exc).__name__}: {exc}"
         finally:
-            with self._cond:
-                self._ended = True
-                self._cond.notify_all()
-
-    def _put(self, frame: Frame) -> None:
-        with self._cond:
-            if self._last_arrival is not None:
-                gap = frame.captured - self._last_arrival
-                self.interval = gap if self.interval is None else 0.9 * self.interval + 0.1 * gap
-            self._last_arrival = frame.captured
-            self.stats.frames_read += 1
-            if self.drop and self._queue:
-                self.stats.frames_dropped += len(self._queue)
-                self._queue.clear()
-            self._queue.append(frame)
-            self._cond.notify_all()
+            self._finish()
 
     def _reconnect(self, reason: str) -> bool:
         """Retry until connected again or stopped; True when connected."""
@@ -164,38 +223,8 @@ class LiveSource(Source):
         self.stats.outage_seconds += time.perf_counter() - lost
         return False
 
-    # ----------------------------------------------------------------- consumer side
-    def wait_for_fresh_frame(self) -> None:
-        """Return once the newest frame is no older than half the frame interval, waiting
-        (at most about half an interval) for the next one when it is older.
-
-        A consumer slower than the source takes frames at moments unrelated to when they
-        arrived, so without this a frame would wait half an interval on average (up to a
-        whole one) before processing even starts; that wait is part of its latency.
-        """
-        with self._cond:
-            interval = self.interval
-            if not self._queue or not interval or not self.drop:
-                return  # nothing waiting (read() takes the next arrival), or no rate known
-            newest = self._queue[-1]
-            age = time.perf_counter() - newest.captured
-            if age <= interval / 2:
-                return
-            deadline = newest.captured + 1.25 * interval  # due by then, with some slack
-            while (not self._ended and self._queue and self._queue[-1] is newest
-                   and (left := deadline - time.perf_counter()) > 0):
-                self._cond.wait(left)
-
-    def read(self) -> Frame | None:
-        with self._cond:
-            while not self._queue and not self._ended:
-                self._cond.wait()
-            return self._queue.popleft() if self._queue else None
-
     def close(self) -> None:
         self._stop.set()
-        with self._cond:  # wake a reader waiting for frames that will not come
-            self._ended = True
-            self._cond.notify_all()
+        self._finish()  # wake a reader waiting for frames that will not come
         self._thread.join(timeout=5.0)
         self.grabber.close()
