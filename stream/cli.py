@@ -22,6 +22,7 @@ from stream.commands import (
     train,
     val,
 )
+from stream.commands.plugins import add_plugins
 
 EXAMPLES = """examples:
   detstream doctor                                  check this machine
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (doctor, synth, models, train, val, export, build, bench, track, eval_mot,
                    run):
         module.register(commands)
+    add_plugins("detstream.commands", commands)
     # Every command knows its own name for error lines ("detstream synth video: error: ...").
     for sub in commands.choices.values():
         _set_prog(sub)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from stream.commands.plugins import add_plugins
+
 EXAMPLES = """examples:
   detstream bench engine --model default --backend all --imgsz 320,416,640 --batch 1,8
   detstream bench engine --model yolox_nano.onnx --backend onnxruntime --batch 1 --json b.json
@@ -135,6 +137,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                      choices=("auto", "tensorrt", "torch", "onnxruntime"))
     mot.add_argument("--json", type=Path, default=None, help="also write the figures here")
     mot.set_defaults(handler=run_mot)
+    add_plugins("detstream.bench", jobs)  # `bench demo` comes with the demo package
 
 
 def _variants(text: str) -> list[str]:

@@ -1,0 +1,296 @@
+"""The page: Webcam, Video file and Stream tabs beside one settings panel, served by Gradio,
+with the live transport (:mod:`demo.live`) mounted in Gradio's own server."""
+
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import WebSocket
+
+from demo.admission import Admission
+from demo.examples import ExampleVideo
+from demo.guard import NAMED_MODELS, check_model, onnx_models
+from demo.live import LiveHub
+from demo.options import DemoOptions
+from demo.state import TRACKERS, LiveSettings, Registry
+from demo.upload import Update, process_video, status_html
+from engines.errors import DetstreamError
+
+STATIC = Path(__file__).parent / "static"
+ABOUT = ("**detstream** detects and tracks objects live: your webcam, an uploaded video or a "
+         "stream goes through the same pipeline as the `detstream run` command (detector, "
+         "tracker, drawing), and the annotated result comes back here. The built-in model "
+         "knows the synthetic world's circles, triangles, squares and stars: try the example "
+         "video, or choose another model in the settings.")
+IMGSZ_CHOICES = [("model's own", 0), ("320", 320), ("416", 416), ("512", 512), ("640", 640)]
+BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+
+
+def viewer_html(mode: str, allow_streams: bool = True) -> str:
+    """The live viewer's markup (driven by static/detstream.js)."""
+    if mode == "stream" and not allow_streams:
+        return ('<div class="ds-message" data-kind="info">Streams are off on this server. '
+                "Start it with <code>detstream demo --allow-streams</code> (and "
+                "<code>--allow-dir DIR</code> for files) to watch RTSP/HTTP streams here."
+                "</div>")
+    uri = ('<input class="ds-uri" type="text" placeholder="rtsp://..., http://..., or a video '
+           'file in an allowed folder">' if mode == "stream" else "")
+    label = "Start camera" if mode == "webcam" else "Play"
+    hint = ("Press Start camera and allow access: frames go to the server and come back "
+            "annotated." if mode == "webcam" else "Enter a stream URL and press Play.")
+    return f"""
+<div class="ds-viewer" data-mode="{mode}">
+  <div class="ds-stage"><canvas class="ds-out" width="640" height="480"></canvas>
+    <video class="ds-cam" muted playsinline autoplay></video>
+    <div class="ds-placeholder">{hint}</div></div>
+  <div class="ds-controls">{uri}<button class="ds-start">{label}</button>
+    <button class="ds-stop" disabled>Stop</button><span class="ds-state">idle</span></div>
+  <div class="ds-stats"><span><b class="ds-fps">–</b> FPS</span>
+    <span>latency p50 <b class="ds-lat">–</b> ms, p95 <b class="ds-lat95">–</b> ms</span>
+    <span>dropped <b class="ds-drop">0</b></span><span>objects <b class="ds-obj">0</b></span>
+    <span class="ds-model"></span></div>
+  <details class="ds-details"><summary>stage timings (ms per frame)</summary>
+    <table class="ds-timings"><tbody></tbody></table></details>
+  <div class="ds-message"></div>
+</div>"""
+
+
+def _mount_js(mode: str) -> str:
+    return (f"const url = new URL('detstream/static/detstream.js', document.baseURI);"
+            f"import(url.href).then((m) => m.mount(element.querySelector('.ds-viewer') "
+            f"|| element, '{mode}'));")
+
+
+HEAD = """<script>
+window.__detstreamClient = window.__detstreamClient || (window.crypto && crypto.randomUUID
+  ? crypto.randomUUID() : String(Math.random()).slice(2) + String(Date.now()));
+</script>"""
+
+
+@dataclass
+class Server:
+    """A running demo: its Gradio app, the shared state, and where its files live."""
+
+    blocks: Any
+    app: Any
+    url: str
+    share_url: str | None
+    root: Path
+    registry: Registry
+
+    def close(self) -> None:
+        for info in self.registry.active():
+            info.stop.set()
+        self.blocks.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
+                 hub: LiveHub, example: ExampleVideo):
+    """The Gradio layout and its event handlers."""
+    import gradio as gr
+
+    allow = list(options.allow_dirs)
+    models = list(dict.fromkeys([*NAMED_MODELS, options.model, *onnx_models(allow)]))
+    clients: dict[str, str] = {}  # Gradio session -> page client id
+    lock = threading.Lock()
+
+    def register(client: str, request: gr.Request) -> str:
+        with lock:
+            clients[request.session_hash] = client
+        registry.settings(client)  # create with the server's defaults
+        return client
+
+    def forget(request: gr.Request) -> None:
+        with lock:
+            client = clients.pop(request.session_hash, None)
+        if client:
+            registry.forget(client)
+
+    def class_names(model: str, backend: str) -> list[str]:
+        from engines.runtime.select import resolve_model
+
+        try:
+            return list(resolve_model(model).spec.class_names)
+        except DetstreamError:
+            return []
+
+    def apply(client, model, backend, imgsz, conf, iou, classes, tracker, trails, every):
+        note = ""
+        current, _ = registry.settings(client)
+        try:
+            model = check_model(model, allow) if model else "default"
+        except DetstreamError as exc:
+            model = current.model
+            note = f"⚠ {exc}"
+        names = class_names(model, backend)
+        kept = tuple(c for c in (classes or []) if c in names)
+        settings = LiveSettings(model=model, backend=backend, imgsz=int(imgsz) or None,
+                                conf=float(conf), iou=float(iou), classes=kept,
+                                tracker=tracker, trails=bool(trails),
+                                detect_every=int(every))
+        registry.update(client, settings)
+        if not note:
+            note = f"applied: {Path(model).name}, {backend}, conf {conf:.2f}, {tracker}"
+        return note, gr.update(choices=names, value=list(kept))
+
+    def upload(path, client):
+        try:
+            for item in process_video(path, client, registry, admission, hub.backends, allow,
+                                      options.max_upload_mb * 1024 * 1024):
+                yield _outputs(item)
+        except Exception as exc:  # a bug, not the visitor's mistake: say so, keep serving
+            logging.getLogger("detstream.demo").exception("upload failed")
+            yield _outputs(Update(status=status_html(
+                "error", f"processing failed on the server ({type(exc).__name__}: {exc})")))
+
+    def _outputs(item: Update):
+        return tuple(gr.skip() if value is None else value for value in
+                     (item.status, item.preview, item.video, item.files, item.summary))
+
+    defaults = registry.defaults
+    with gr.Blocks(title="detstream", delete_cache=(600, 3600)) as blocks:
+        client = gr.Textbox(visible=False, elem_id="ds-client")
+        gr.Markdown("# detstream — live detection and tracking")
+        gr.Markdown(ABOUT, elem_classes=["ds-about"])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                with gr.Tabs():
+                    with gr.Tab("Webcam", id="webcam", elem_id="ds-tab-webcam"):
+                        gr.HTML(viewer_html("webcam"), js_on_load=_mount_js("webcam"),
+                                elem_id="ds-webcam")
+                    with gr.Tab("Video file", id="upload", elem_id="ds-tab-upload"):
+                        with gr.Row():
+                            video_in = gr.File(label="video to process", type="filepath",
+                                               file_types=["video"], elem_id="ds-upload")
+                            with gr.Column(min_width=160):
+                                process = gr.Button("Process video", variant="primary",
+                                                    elem_id="ds-process")
+                                example_button = gr.Button("Try the example video",
+                                                           elem_id="ds-example")
+                        status = gr.HTML("", elem_id="ds-upload-status")
+                        preview = gr.Image(label="output as it is made", type="numpy",
+                                           format="jpeg", interactive=False,
+                                           elem_id="ds-preview")
+                        video_out = gr.Video(label="annotated video", interactive=False,
+                                             elem_id="ds-video")
+                        files_out = gr.File(label="results: JSON Lines, MOT tracks, stats",
+                                            file_count="multiple", interactive=False,
+                                            elem_id="ds-files")
+                        summary = gr.Markdown(elem_id="ds-summary")
+                    with gr.Tab("Stream", id="stream", elem_id="ds-tab-stream"):
+                        gr.HTML(viewer_html("stream", options.allow_streams),
+                                js_on_load=_mount_js("stream") if options.allow_streams
+                                else None, elem_id="ds-stream")
+            with gr.Column(scale=1, min_width=240, elem_id="ds-settings"):
+                gr.Markdown("### Settings\nChanges apply from the next frame.")
+                model = gr.Dropdown(models, value=defaults.model, label="model",
+                                    allow_custom_value=True, elem_id="ds-model",
+                                    info="default, or an .onnx file in an allowed folder")
+                backend = gr.Dropdown(list(BACKENDS), value=defaults.backend, label="backend",
+                                      elem_id="ds-backend")
+                imgsz = gr.Dropdown(IMGSZ_CHOICES, value=defaults.imgsz or 0,
+                                    label="input size", elem_id="ds-imgsz")
+                conf = gr.Slider(0.05, 0.95, value=defaults.conf, step=0.05,
+                                 label="confidence", elem_id="ds-conf")
+                iou = gr.Slider(0.1, 0.9, value=defaults.iou, step=0.05, label="NMS IoU",
+                                elem_id="ds-iou")
+                classes = gr.Dropdown(class_names(defaults.model, defaults.backend), value=[],
+                                      multiselect=True, label="classes (empty: all)",
+                                      elem_id="ds-classes")
+                tracker = gr.Radio(list(TRACKERS), value=defaults.tracker, label="tracker",
+                                   elem_id="ds-tracker")
+                trails = gr.Checkbox(value=defaults.trails, label="track trails",
+                                     elem_id="ds-trails")
+                every = gr.Slider(1, 10, value=defaults.detect_every, step=1,
+                                  label="detect every K frames", elem_id="ds-every")
+                note = gr.Markdown(elem_id="ds-settings-note")
+        controls = [model, backend, imgsz, conf, iou, classes, tracker, trails, every]
+        blocks.load(register, [client], [client], js="(c) => window.__detstreamClient")
+        for control in controls:
+            event = control.release if isinstance(control, gr.Slider) else control.change
+            event(apply, [client, *controls], [note, classes], queue=False,
+                  trigger_mode="always_last")
+        outputs = [status, preview, video_out, files_out, summary]
+        process.click(upload, [video_in, client], outputs,
+                      concurrency_limit=max(2, 2 * options.max_sessions))
+        example_button.click(lambda: str(example.path()), None, video_in, queue=False).then(
+            upload, [video_in, client], outputs,
+            concurrency_limit=max(2, 2 * options.max_sessions))
+        blocks.unload(forget)
+    return blocks
+
+
+def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None:
+    """The live WebSocket, the status endpoint and the viewer's files, ahead of Gradio's."""
+    from fastapi import APIRouter
+    from fastapi.responses import JSONResponse
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    router = APIRouter()
+
+    @router.websocket("/detstream/ws/live")
+    async def live(websocket: WebSocket) -> None:
+        await hub.handle(websocket)
+
+    @router.get("/detstream/api/status")
+    async def status() -> JSONResponse:
+        report = registry.status()
+        report["queued"] = admission.waiting()
+        return JSONResponse(report)
+
+    routes = [*router.routes, Mount("/detstream/static", StaticFiles(directory=STATIC),
+                                    name="detstream-static")]
+    app.router.routes[0:0] = routes
+
+
+def serve(options: DemoOptions, block: bool = False, log=print) -> Server:
+    """Start the demo server (in the background unless ``block``)."""
+    from stream.session import BackendCache
+
+    root = Path(options.workdir or tempfile.mkdtemp(prefix="detstream-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "gradio"))
+    import gradio as gr
+
+    defaults = LiveSettings(model=check_model(options.model, list(options.allow_dirs))
+                            if options.model not in NAMED_MODELS else options.model,
+                            backend=options.backend)
+    registry = Registry(root, defaults)
+    admission = Admission(options.max_sessions)
+    backends = BackendCache()
+    hub = LiveHub(registry, admission, backends, options.allow_dirs, options.allow_streams)
+    example = ExampleVideo(root)
+    blocks = build_blocks(options, registry, admission, hub, example)
+    blocks.queue(default_concurrency_limit=max(2, 2 * options.max_sessions))
+    css = (STATIC / "detstream.css").read_text(encoding="utf-8")
+    app, url, share_url = blocks.launch(
+        server_name=options.host, server_port=options.port, share=options.share,
+        max_file_size=f"{options.max_upload_mb}mb", allowed_paths=[str(root)],
+        prevent_thread_lock=True, quiet=True, show_error=True, head=HEAD, css=css,
+        theme=gr.themes.Soft(), footer_links=[])
+    _routes(app, hub, registry, admission)
+    server = Server(blocks, app, url, share_url, root, registry)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    # A first model opening warms the cache so the first visitor does not wait for it.
+    threading.Thread(target=lambda: _warm(backends, defaults), daemon=True).start()
+    if block:
+        blocks.block_thread()
+    return server
+
+
+def _warm(backends, defaults: LiveSettings) -> None:
+    try:
+        backends.open(defaults.run_config("push://"))
+    except Exception:  # the first session reports the problem to its page
+        pass
+
+
+__all__ = ["DemoOptions", "Server", "build_blocks", "serve"]

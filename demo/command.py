@@ -1,0 +1,90 @@
+"""``detstream demo``: the browser page (registered with the command line as a plugin, so the
+``stream`` package never imports ``demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from stream.commands.args import positive_int
+
+EXAMPLES = """examples:
+  detstream demo                                   # http://127.0.0.1:7860, the default model
+  detstream demo --allow-streams --allow-dir ~/videos --allow-dir ~/models
+  detstream demo --host 0.0.0.0 --port 8080 --max-upload-mb 500
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo", help="the browser page: webcam, video upload and streams, live",
+        description="Serves a Gradio page where visitors run detection and tracking on their "
+                    "own webcam (frames carried over a WebSocket, newest frame wins), on an "
+                    "uploaded video (every frame, results to download) or, with "
+                    "--allow-streams, on a server-side stream. The page reads files only "
+                    "inside the --allow-dir folders; uploads and outputs live in a temporary "
+                    "folder deleted when a page closes and when the server exits.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=positive_int, default=7860, help="port (default 7860)")
+    parser.add_argument("--model", default="default",
+                        help="the model the page starts with: 'default' or an .onnx file in "
+                             "an --allow-dir folder")
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    parser.add_argument("--allow-streams", action="store_true",
+                        help="offer the Stream tab (RTSP/HTTP URLs, files in --allow-dir)")
+    parser.add_argument("--allow-dir", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder the page may read models and videos from (repeatable)")
+    parser.add_argument("--max-upload-mb", type=positive_int, default=200,
+                        help="largest upload accepted, in MB (default 200)")
+    parser.add_argument("--max-sessions", type=positive_int, default=2,
+                        help="sessions processed at once per backend; others wait in line "
+                             "(default 2)")
+    parser.add_argument("--share", action="store_true",
+                        help="also ask Gradio for a public share link")
+    parser.set_defaults(handler=run, runs_pipeline=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engines.errors import UserInputError
+
+    for folder in args.allow_dir:
+        if not folder.is_dir():
+            raise UserInputError(f"--allow-dir {folder} is not a folder")
+    import os
+    import tempfile
+
+    # Gradio reads its upload folder when it is imported: keep it in ours, deleted at exit.
+    workdir = Path(tempfile.mkdtemp(prefix="detstream-demo-"))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))
+    from demo.app import serve
+    from demo.options import DemoOptions
+
+    options = DemoOptions(host=args.host, port=args.port, model=args.model,
+                          backend=args.backend, allow_streams=args.allow_streams,
+                          allow_dirs=tuple(folder.resolve() for folder in args.allow_dir),
+                          max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
+                          share=args.share, workdir=workdir)
+    try:
+        server = serve(options)
+    except OSError as exc:
+        raise UserInputError(f"cannot serve on {args.host}:{args.port} ({exc}); choose "
+                             "another --port") from None
+    print(f"detstream demo on {server.url}" + (f" (share link {server.share_url})"
+                                               if server.share_url else ""), file=sys.stderr)
+    print("Ctrl-C stops the server", file=sys.stderr)
+    def terminate(signum, frame):  # SIGTERM: stop like Ctrl-C, cleaning up
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        server.blocks.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()  # stops every session and deletes the folder
+    return 0

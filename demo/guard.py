@@ -1,0 +1,98 @@
+"""What a visitor may name: models and stream sources are checked against the server's
+allowed folders before anything is opened (no ``..``, no symbolic link leading outside)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from engines.errors import UserInputError
+from stream.sources import NETWORK_SCHEMES
+
+#: Model names the page accepts without a file.
+NAMED_MODELS = ("default",)
+
+
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(os.path.expanduser(str(path))))
+
+
+def inside(path: str | Path, folders: Sequence[Path]) -> Path | None:
+    """``path`` resolved (symbolic links followed) when it lies inside one of ``folders``."""
+    real = _real(path)
+    for folder in folders:
+        root = _real(folder)
+        if real == root or root in real.parents:
+            return real
+    return None
+
+
+def _refuse_outside(what: str, text: str, folders: Sequence[Path]) -> UserInputError:
+    if not folders:
+        return UserInputError(f"{what} {text!r} is refused: this server allows no folders "
+                              "(start it with --allow-dir DIR)")
+    return UserInputError(f"{what} {text!r} is refused: it is outside the allowed folders "
+                          f"({', '.join(str(f) for f in folders)})")
+
+
+def check_model(text: str, folders: Sequence[Path]) -> str:
+    """A model the page may open: a named model, or an ``.onnx`` file in an allowed folder.
+
+    Raises:
+        UserInputError: anything else, with what is allowed.
+    """
+    text = (text or "").strip()
+    if text in NAMED_MODELS:
+        return text
+    if not text.lower().endswith(".onnx"):
+        raise UserInputError(f"model {text!r} is refused: choose "
+                             f"{', '.join(NAMED_MODELS)} or an .onnx file in an allowed folder")
+    real = inside(text, folders)
+    if real is None:
+        raise _refuse_outside("model", text, folders)
+    if not real.is_file():
+        raise UserInputError(f"model {text!r} does not exist")
+    return str(real)
+
+
+def check_stream(text: str, folders: Sequence[Path]) -> str:
+    """A server-side source the page may open: a network stream, a synthetic scene, or a
+    video file in an allowed folder.
+
+    Raises:
+        UserInputError: a local path outside the allowed folders, a camera, or nothing.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise UserInputError("enter a stream URL (rtsp://..., http://...) or a file path")
+    scheme = urlparse(text).scheme.lower()
+    if scheme in NETWORK_SCHEMES or scheme == "synthetic":
+        return text
+    if "://" in text or scheme == "file":
+        raise UserInputError(f"source {text!r} is refused: use rtsp://, http(s)://, "
+                             "synthetic:// or a file in an allowed folder")
+    if text.isdigit() or text.startswith("/dev/"):
+        raise UserInputError("the server's own cameras are not offered; use the Webcam tab")
+    real = inside(text, folders)
+    if real is None:
+        raise _refuse_outside("source", text, folders)
+    if not real.is_file():
+        raise UserInputError(f"source {text!r} is not a file")
+    return str(real)
+
+
+def onnx_models(folders: Sequence[Path], limit: int = 50) -> list[str]:
+    """ONNX files found in the allowed folders (for the model menu)."""
+    found: list[str] = []
+    for folder in folders:
+        root = _real(folder)
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*.onnx")):
+            if inside(path, folders) is not None:
+                found.append(str(path))
+            if len(found) >= limit:
+                return found
+    return found
