@@ -15,7 +15,7 @@ from fastapi import WebSocket
 
 from demo.admission import Admission
 from demo.examples import ExampleVideo
-from demo.guard import NAMED_MODELS, check_model, onnx_models
+from demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
 from demo.live import LiveHub
 from demo.options import DemoOptions
 from demo.state import TRACKERS, LiveSettings, Registry
@@ -113,25 +113,35 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
         if client:
             registry.forget(client)
 
-    def class_names(model: str, backend: str) -> list[str]:
+    def class_names(model: str) -> list[str]:
         from engines.runtime.select import resolve_model
 
         try:
-            return list(resolve_model(model).spec.class_names)
+            return list(resolve_model(model, names_beside(model)).spec.class_names)
         except DetstreamError:
             return []
 
-    def apply(client, model, backend, imgsz, conf, iou, classes, tracker, trails, every):
+    def client_of(client: str | None, request: gr.Request) -> str:
+        """The page's id; before the page has registered, its Gradio session stands in."""
+        if client:
+            return client
+        with lock:
+            return clients.get(request.session_hash, request.session_hash)
+
+    def apply(client, model, backend, imgsz, conf, iou, classes, tracker, trails, every,
+              request: gr.Request):
         note = ""
+        client = client_of(client, request)
         current, _ = registry.settings(client)
         try:
             model = check_model(model, allow) if model else "default"
         except DetstreamError as exc:
             model = current.model
             note = f"⚠ {exc}"
-        names = class_names(model, backend)
+        names = class_names(model)
         kept = tuple(c for c in (classes or []) if c in names)
-        settings = LiveSettings(model=model, backend=backend, imgsz=int(imgsz) or None,
+        settings = LiveSettings(model=model, names=names_beside(model), backend=backend,
+                                imgsz=int(imgsz) or None,
                                 conf=float(conf), iou=float(iou), classes=kept,
                                 tracker=tracker, trails=bool(trails),
                                 detect_every=int(every))
@@ -140,7 +150,8 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
             note = f"applied: {Path(model).name}, {backend}, conf {conf:.2f}, {tracker}"
         return note, gr.update(choices=names, value=list(kept))
 
-    def upload(path, client):
+    def upload(path, client, request: gr.Request):
+        client = client_of(client, request)
         try:
             for item in process_video(path, client, registry, admission, hub.backends, allow,
                                       options.max_upload_mb * 1024 * 1024):
@@ -195,13 +206,16 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                     info="default, or an .onnx file in an allowed folder")
                 backend = gr.Dropdown(list(BACKENDS), value=defaults.backend, label="backend",
                                       elem_id="ds-backend")
-                imgsz = gr.Dropdown(IMGSZ_CHOICES, value=defaults.imgsz or 0,
+                sizes = IMGSZ_CHOICES + ([(str(defaults.imgsz), defaults.imgsz)] if defaults.imgsz
+                                         and defaults.imgsz not in dict(IMGSZ_CHOICES).values()
+                                         else [])
+                imgsz = gr.Dropdown(sizes, value=defaults.imgsz or 0,
                                     label="input size", elem_id="ds-imgsz")
                 conf = gr.Slider(0.05, 0.95, value=defaults.conf, step=0.05,
                                  label="confidence", elem_id="ds-conf")
                 iou = gr.Slider(0.1, 0.9, value=defaults.iou, step=0.05, label="NMS IoU",
                                 elem_id="ds-iou")
-                classes = gr.Dropdown(class_names(defaults.model, defaults.backend), value=[],
+                classes = gr.Dropdown(class_names(defaults.model), value=[],
                                       multiselect=True, label="classes (empty: all)",
                                       elem_id="ds-classes")
                 tracker = gr.Radio(list(TRACKERS), value=defaults.tracker, label="tracker",
@@ -260,9 +274,9 @@ def serve(options: DemoOptions, block: bool = False, log=print) -> Server:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "gradio"))
     import gradio as gr
 
-    defaults = LiveSettings(model=check_model(options.model, list(options.allow_dirs))
-                            if options.model not in NAMED_MODELS else options.model,
-                            backend=options.backend)
+    model = check_model(options.model, list(options.allow_dirs))
+    defaults = LiveSettings(model=model, names=names_beside(model), backend=options.backend,
+                            imgsz=options.imgsz, tracker=options.tracker, conf=options.conf)
     registry = Registry(root, defaults)
     admission = Admission(options.max_sessions)
     backends = BackendCache()

@@ -1,3 +1,257 @@
-"""placeholder"""
-def register(jobs):
-    pass
+"""``detstream bench demo``: the page driven by headless Chromium with a fake camera, side by
+side with ``detstream run`` on a paced synthetic camera of the same size, model and settings.
+
+Figures are taken where they happen: frames shown and capture-to-display latency in the page
+(each frame's camera capture time to the moment its annotated result is drawn, paired by
+frame id), server CPU from the server's own clock. The page keeps its figures and the
+benchmark reads them once at the end, so the browser driver stays idle while it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stream.commands.args import positive_float, positive_int
+
+CAMERA = (640, 480, 30)
+WARMUP_S = 5.0
+EXAMPLES = """examples:
+  detstream bench demo                       # 60 s of webcam, then an upload, vs detstream run
+  detstream bench demo --seconds 120 --json runs/bench-demo.json
+  detstream bench demo --imgsz 320 --no-upload
+"""
+
+
+def register(jobs: argparse._SubParsersAction) -> None:
+    parser = jobs.add_parser(
+        "demo", help="the browser page's FPS, latency and CPU vs detstream run",
+        description="Starts detstream demo, drives its page in headless Chromium with a fake "
+                    "640x480 30 fps camera (a synthetic scene) for --seconds, and prints the "
+                    "frames shown per second, capture-to-display latency measured in the "
+                    "page (p50/p95, first vs last 10 s), frames dropped and server CPU per "
+                    "frame; then runs detstream run on a paced synthetic camera of the same "
+                    "size with the same model and settings. Unless --no-upload, it also "
+                    "processes a video through the page's upload and with detstream run.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=positive_float, default=60.0,
+                        help="measured webcam time (default 60)")
+    parser.add_argument("--model", default="default", help="'default' or an .onnx file")
+    parser.add_argument("--imgsz", type=positive_int, default=None, help="model input size")
+    parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"))
+    parser.add_argument("--upload", type=Path, default=None,
+                        help="video for the upload comparison (default: a synthetic 640x360 "
+                             "scene, 240 frames)")
+    parser.add_argument("--no-upload", action="store_true", help="skip the upload comparison")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engines.errors import UserInputError
+
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        raise UserInputError("bench demo needs Playwright: pip install 'detstream[dev]' "
+                             "(and Debian's chromium)") from None
+    from demo.browser import chromium_path
+
+    chromium_path()
+    with tempfile.TemporaryDirectory(prefix="detstream-bench-demo-") as tmp:
+        work = Path(tmp)
+        figures = bench_demo(work, args.seconds, args.model, args.imgsz, args.tracker,
+                             None if args.no_upload else (args.upload or "synthetic"))
+    print(format_figures(figures))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _model_args(model: str, imgsz: int | None, tracker: str) -> list[str]:
+    args = ["--model", model, "--tracker", tracker]
+    return args + (["--imgsz", str(imgsz)] if imgsz else [])
+
+
+def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | None = None,
+               tracker: str = "botsort", upload: Path | str | None = "synthetic") -> dict:
+    """Measure the page and the command line in one run; returns the figures."""
+    from demo.browser import write_y4m
+
+    width, height, fps = CAMERA
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"rendering the fake camera ({width}x{height} at {fps} fps) ...")
+    y4m = write_y4m(work / "camera.y4m", width, height, fps, frames=150)
+    allow = ["--allow-dir", str(Path(model).parent)] if model.endswith(".onnx") else []
+    figures: dict = {"camera": f"{width}x{height}@{fps}", "model": model, "imgsz": imgsz,
+                     "tracker": tracker}
+    log(f"page: {seconds:.0f} s of webcam through detstream demo ...")
+    figures.update(_measure_page(work, y4m, seconds, [*_model_args(model, imgsz, tracker),
+                                                      *allow]))
+    log(f"command line: detstream run on a paced synthetic camera for {seconds:.0f} s ...")
+    figures["cli_fps"] = _measure_cli(work, seconds, model, imgsz, tracker)
+    figures["page_vs_cli"] = round(figures["page_fps"] / max(figures["cli_fps"], 1e-9), 3)
+    if upload is not None:
+        video = _upload_video(work) if upload == "synthetic" else Path(upload)
+        log(f"upload: {video.name} through the page and through detstream run ...")
+        figures.update(_measure_upload(work, video, [*_model_args(model, imgsz, tracker),
+                                                     *allow], model, imgsz, tracker))
+    return figures
+
+
+def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str]) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from demo.browser import DemoProcess, camera_flags, launch
+
+    with DemoProcess(*server_args, log=work / "server.log") as server, \
+            sync_playwright() as playwright:
+        browser = launch(playwright, camera_flags(y4m))
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url, wait_until="load")
+        page.wait_for_selector("#ds-webcam .ds-start", timeout=60_000)
+        page.click("#ds-webcam .ds-start")
+        page.wait_for_function("() => (window.detstreamStats?.webcam?.shown || 0) > 5",
+                               timeout=120_000)
+        page.wait_for_timeout(WARMUP_S * 1000)
+        before = server.status()
+        start = page.evaluate("() => performance.now()")
+        counts0 = page.evaluate(_COUNTS)
+        page.wait_for_timeout(seconds * 1000)
+        end = page.evaluate("() => performance.now()")
+        counts1 = page.evaluate(_COUNTS)
+        after = server.status()
+        log = page.evaluate("() => window.detstreamStats.webcam.log")
+        page.click("#ds-webcam .ds-stop")
+        browser.close()
+    window = [(t, lat) for t, lat in log if start <= t <= end]
+    latencies = [lat for _, lat in window]
+    first = [lat for t, lat in window if t <= start + 10_000]
+    last = [lat for t, lat in window if t >= end - 10_000]
+    frames = after["frames_total"] - before["frames_total"]
+    cpu = after["cpu_seconds"] - before["cpu_seconds"]
+    elapsed = (end - start) / 1000.0
+    return {
+        "seconds": round(elapsed, 1),
+        "page_fps": round((counts1["shown"] - counts0["shown"]) / elapsed, 2),
+        "latency_ms_p50": round(_pct(latencies, 50), 1),
+        "latency_ms_p95": round(_pct(latencies, 95), 1),
+        "latency_ms_p50_first_10s": round(_pct(first, 50), 1),
+        "latency_ms_p50_last_10s": round(_pct(last, 50), 1),
+        "frames_dropped": (counts1["dropped"] - counts0["dropped"])
+        + (counts1["serverDropped"] - counts0["serverDropped"]),
+        "frames_dropped_in_page": counts1["dropped"] - counts0["dropped"],
+        "frames_dropped_on_server": counts1["serverDropped"] - counts0["serverDropped"],
+        "frames_sent": counts1["sent"] - counts0["sent"],
+        "server_fps": round(frames / elapsed, 2),
+        "cpu_ms_per_frame": round(1000.0 * cpu / max(frames, 1), 2),
+        "server_cpu_percent": round(100.0 * cpu / elapsed, 1),
+    }
+
+
+_COUNTS = ("() => { const s = window.detstreamStats.webcam; return {shown: s.shown, "
+           "sent: s.sent, dropped: s.dropped, serverDropped: s.serverDropped}; }")
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def _cli(*args: str, timeout: float = 900) -> None:
+    import os
+
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    done = subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"detstream {args[0]} failed: {done.stderr.strip()[-500:]}")
+
+
+def _measure_cli(work: Path, seconds: float, model: str, imgsz: int | None,
+                 tracker: str) -> float:
+    width, height, fps = CAMERA
+    frames = int((seconds + WARMUP_S) * fps)
+    source = (f"synthetic://?seed=5&size={width}x{height}&fps={fps}&frames={frames}&live=1"
+              "&objects=6&min_size=32&max_size_frac=0.3")
+    stats = work / "cli-stats.json"
+    _cli("run", "--source", source, *_model_args(model, imgsz, tracker),
+         "--output", str(work / "cli.mp4"), "--stats-json", str(stats))
+    return float(json.loads(stats.read_text())["fps"])
+
+
+def _upload_video(work: Path) -> Path:
+    from demo.examples import EXAMPLE
+    from engines.data.synthetic.sequence import write_sequence
+
+    write_sequence(work / "upload", EXAMPLE)
+    return work / "upload" / "video.mp4"
+
+
+def _measure_upload(work: Path, video: Path, server_args: list[str], model: str,
+                    imgsz: int | None, tracker: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from demo.browser import DemoProcess, launch
+
+    with DemoProcess(*server_args, log=work / "server-upload.log") as server, \
+            sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        page.goto(server.url, wait_until="load")
+        page.get_by_role("tab", name="Video file").click()
+        page.set_input_files("#ds-upload input[type=file]", str(video))
+        page.wait_for_selector("#ds-upload .file-name, #ds-upload table", timeout=60_000)
+        started = time.perf_counter()
+        page.click("#ds-process")
+        page.wait_for_selector("#ds-upload-status [data-kind=ok], "
+                               "#ds-upload-status [data-kind=warn], "
+                               "#ds-upload-status [data-kind=error]", timeout=900_000)
+        page_seconds = time.perf_counter() - started
+        text = page.locator("#ds-upload-status").inner_text()
+        browser.close()
+    if "done:" not in text:
+        raise RuntimeError(f"the page did not process {video.name}: {text}")
+    stats_page = float(text.split("(")[1].split(" FPS")[0])
+    stats = work / "upload-cli-stats.json"
+    _cli("run", "--source", str(video), *_model_args(model, imgsz, tracker),
+         "--output", str(work / "upload-cli.mp4"), "--save-json", str(work / "u.jsonl"),
+         "--save-mot", str(work / "u.txt"), "--stats-json", str(stats))
+    cli = float(json.loads(stats.read_text())["fps"])
+    return {"upload_video": video.name, "upload_fps": stats_page,
+            "upload_cli_fps": cli, "upload_vs_cli": round(stats_page / max(cli, 1e-9), 3),
+            "upload_click_to_done_s": round(page_seconds, 1)}
+
+
+def format_figures(f: dict) -> str:
+    lines = [
+        f"webcam {f['camera']}, model {f['model']}"
+        + (f" at {f['imgsz']}" if f.get("imgsz") else "") + f", tracker {f['tracker']}, "
+        f"{f['seconds']:.0f} s",
+        f"  page FPS           {f['page_fps']:7.2f}   (detstream run: {f['cli_fps']:.2f}; "
+        f"ratio {f['page_vs_cli']:.2f}, target >= 0.85)",
+        f"  latency p50 / p95  {f['latency_ms_p50']:7.1f} / {f['latency_ms_p95']:.1f} ms "
+        "(targets 150 / 250)",
+        f"  p50 first / last 10 s  {f['latency_ms_p50_first_10s']:.1f} / "
+        f"{f['latency_ms_p50_last_10s']:.1f} ms",
+        f"  frames dropped     {f['frames_dropped']:7d}   (in the page "
+        f"{f['frames_dropped_in_page']}, on the server {f['frames_dropped_on_server']}; "
+        f"sent {f['frames_sent']})",
+        f"  server CPU         {f['cpu_ms_per_frame']:7.2f} ms/frame "
+        f"({f['server_cpu_percent']:.0f} % of one core)",
+    ]
+    if "upload_fps" in f:
+        lines.append(f"upload {f['upload_video']}: page {f['upload_fps']:.2f} FPS, detstream "
+                     f"run {f['upload_cli_fps']:.2f} FPS (ratio {f['upload_vs_cli']:.2f}, "
+                     "target >= 0.9)")
+    return "\n".join(lines)
+
+

@@ -54,3 +54,68 @@ def launch(playwright, extra: Sequence[str] = ()):
     """A headless Chromium browser (Playwright's ``Browser``)."""
     return playwright.chromium.launch(executable_path=chromium_path(),
                                       args=[*CHROMIUM_FLAGS, *extra])
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DemoProcess:
+    """``detstream demo`` in a child process on a free loopback port, for tests and
+    benchmarks: started on entry (waiting until the page answers), stopped on exit."""
+
+    def __init__(self, *args: str, startup: float = 120.0, log: Path | None = None) -> None:
+        self.args = list(args)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.startup = startup
+        self.log = log
+        self.process = None
+
+    def __enter__(self) -> DemoProcess:
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", GRADIO_ANALYTICS_ENABLED="False")
+        out = self.log.open("wb") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "demo", "--port", str(self.port), *self.args],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.startup
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"detstream demo exited with {self.process.returncode}"
+                                   + (f"; see {self.log}" if self.log else ""))
+            try:
+                with urllib.request.urlopen(self.url + "detstream/api/status", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError(f"detstream demo did not answer within {self.startup:.0f} s")
+
+    def status(self) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "detstream/api/status", timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

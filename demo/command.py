@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stream.commands.args import positive_int
+from stream.commands.args import fraction, positive_int
 
 EXAMPLES = """examples:
   detstream demo                                   # http://127.0.0.1:7860, the default model
@@ -35,6 +35,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "an --allow-dir folder")
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    parser.add_argument("--imgsz", type=positive_int, default=None,
+                        help="input size the page starts with (default: the model's own)")
+    parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"),
+                        help="tracker the page starts with (default botsort)")
+    parser.add_argument("--conf", type=fraction, default=0.25,
+                        help="confidence the page starts with (default 0.25)")
     parser.add_argument("--allow-streams", action="store_true",
                         help="offer the Stream tab (RTSP/HTTP URLs, files in --allow-dir)")
     parser.add_argument("--allow-dir", type=Path, action="append", default=[], metavar="DIR",
@@ -65,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from demo.options import DemoOptions
 
     options = DemoOptions(host=args.host, port=args.port, model=args.model,
-                          backend=args.backend, allow_streams=args.allow_streams,
+                          backend=args.backend, imgsz=args.imgsz, tracker=args.tracker,
+                          conf=args.conf, allow_streams=args.allow_streams,
                           allow_dirs=tuple(folder.resolve() for folder in args.allow_dir),
                           max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
                           share=args.share, workdir=workdir)

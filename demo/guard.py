@@ -83,6 +83,30 @@ def check_stream(text: str, folders: Sequence[Path]) -> str:
     return str(real)
 
 
+#: Class-name files looked for beside an ONNX file that carries no names of its own.
+NAMES_FILES = ("{stem}.names", "{stem}.txt", "classes.txt", "names.txt", "coco_classes.txt")
+
+
+def names_beside(model: str) -> str | None:
+    """A class-names file next to an ONNX model whose metadata has no class names."""
+    if not model.lower().endswith(".onnx"):
+        return None
+    from engines.zoo.onnx_import import inspect_onnx
+
+    try:
+        names = inspect_onnx(model).class_names
+    except UserInputError:
+        return None
+    if not all(name == f"class{i}" for i, name in enumerate(names)):
+        return None  # the file names its classes
+    path = Path(model)
+    for pattern in NAMES_FILES:
+        candidate = path.parent / pattern.format(stem=path.stem)
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
 def onnx_models(folders: Sequence[Path], limit: int = 50) -> list[str]:
     """ONNX files found in the allowed folders (for the model menu)."""
     found: list[str] = []

@@ -48,13 +48,12 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
-def decode_frame(message: bytes) -> tuple[int, np.ndarray | None]:
-    """``(frame id, BGR image)`` from a binary webcam message (image ``None`` if unreadable)."""
+def split_frame(message: bytes) -> tuple[int, memoryview | None]:
+    """``(frame id, JPEG bytes)`` of a binary webcam message (``None``: too short)."""
     if len(message) <= _HEADER.size:
         return -1, None
     (seq,) = _HEADER.unpack_from(message)
-    data = np.frombuffer(message, np.uint8, offset=_HEADER.size)
-    return seq, cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return seq, memoryview(message)[_HEADER.size:]
 
 
 def result_message(packet: FramePacket, extra: dict) -> bytes:
@@ -112,7 +111,9 @@ class LiveHub:
                                      "--allow-streams)")
             source = check_stream(str(start.get("uri", "")), self.allow_dirs)
         elif mode == "webcam":
-            source = "push://?fps=30"
+            # The page sends a frame when a result comes back (a few in flight), not at its
+            # own pace: the pipeline takes the newest without waiting for a fresher one.
+            source = "push://?fps=30&paced=0"
         else:
             raise UserInputError(f"unknown mode {mode!r}; expected webcam or stream")
         settings, version = self.registry.settings(client)
@@ -195,11 +196,11 @@ class LiveHub:
             if not data:
                 continue
             captured = time.perf_counter()
-            seq, image = await asyncio.to_thread(decode_frame, data)
-            if image is None:
-                await _send_json(ws, {"type": "dropped", "ids": [seq], "why": "unreadable"})
-                continue
-            dropped = source.push(image, tag=seq, captured=captured)
+            seq, jpeg = split_frame(data)
+            # Decoded by the pipeline only if it takes this frame: one replaced by a newer
+            # frame first costs nothing.
+            dropped = source.push(jpeg, tag=seq, captured=captured) if jpeg is not None else [seq]
+            dropped += source.take_unreadable()
             if dropped:
                 await _send_json(ws, {"type": "dropped", "ids": dropped})
 

@@ -12,7 +12,8 @@ class DemoOptions:
 
     Attributes:
         host, port: where the page is served (127.0.0.1 unless asked otherwise).
-        model, backend: what the page starts with (the visitor can change both).
+        model, backend, imgsz, tracker, conf: what the page starts with (the visitor can
+            change each).
         allow_streams: offer the Stream tab (server-side RTSP/HTTP URLs and allowed files).
         allow_dirs: folders whose files the page may read (ONNX models, videos for the Stream
             tab); nothing outside them is ever opened on a visitor's behalf.
@@ -28,6 +29,9 @@ class DemoOptions:
     port: int = 7860
     model: str = "default"
     backend: str = "auto"
+    imgsz: int | None = None
+    tracker: str = "botsort"
+    conf: float = 0.25
     allow_streams: bool = False
     allow_dirs: tuple[Path, ...] = ()
     max_upload_mb: int = 200

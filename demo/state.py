@@ -22,6 +22,7 @@ class LiveSettings:
 
     Attributes:
         model: ``default`` or an ONNX path (checked by :mod:`demo.guard`).
+        names: a class-names file for an ONNX model without names (found beside it).
         backend: ``auto``, ``onnxruntime``, ``torch`` or ``tensorrt``.
         imgsz: model input size (``None``: the model's own).
         conf, iou: detection thresholds.
@@ -32,6 +33,7 @@ class LiveSettings:
     """
 
     model: str = "default"
+    names: str | None = None
     backend: str = "auto"
     imgsz: int | None = None
     conf: float = 0.25
@@ -43,7 +45,8 @@ class LiveSettings:
 
     def run_config(self, source: str, **fields) -> RunConfig:
         """The :class:`RunConfig` for ``source`` with these settings."""
-        return RunConfig(source=source, model=self.model, backend=self.backend,
+        return RunConfig(source=source, model=self.model,
+                         names=Path(self.names) if self.names else None, backend=self.backend,
                          imgsz=self.imgsz, conf=self.conf, iou=self.iou,
                          classes=self.classes or None,
                          tracker=None if self.tracker == "none" else self.tracker,
@@ -54,7 +57,7 @@ class LiveSettings:
         """``config`` with its live fields replaced by these settings."""
         new = self.run_config(config.source)
         return replace(config, **{name: getattr(new, name) for name in
-                                  ("model", "backend", "imgsz", "conf", "iou", "classes",
+                                  ("model", "names", "backend", "imgsz", "conf", "iou", "classes",
                                    "tracker", "detect_every", "draw")})
 
 

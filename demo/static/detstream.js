@@ -7,7 +7,7 @@
 // page, from the camera frame's own capture time to the moment its result is drawn.
 // Figures are kept in window.detstreamStats[mode] for `detstream bench demo` and the tests.
 
-const MAX_IN_FLIGHT = 2;
+const MAX_IN_FLIGHT = 3;
 const JPEG_QUALITY = 0.8;
 const WINDOW_MS = 2000; // FPS and latency over the last two seconds
 

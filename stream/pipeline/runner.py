@@ -116,6 +116,9 @@ class Pipeline:
             if self.stopped_by is None:
                 self.stopped_by = reason
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:  # a live source waiting for its next frame lets go now
+            interrupt()
 
     def _fail(self, stage: str, error: BaseException) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ URI                                         what                          defaul
 ``rtsp://``, ``rtmp://``, ``http(s)://``    a network stream (MJPEG, HLS)  live, reconnects
 ``http(s)://host/clip.mp4``                 a video file over HTTP        every frame
 ``synthetic://?seed=1&size=640x360&...``    the synthetic world           ``live=1`` paces it
-``push://?fps=30``                          frames the caller pushes      live (drops)
+``push://?fps=30&paced=1``                  frames the caller pushes      live (drops)
 ==========================================  ============================  ====================
 
 ``push://`` opens a :class:`PushSource`: the application hands frames to
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from engines.errors import UserInputError
 from stream.sources.base import Frame, Source, SourceStats
@@ -63,7 +63,9 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
     if uri.startswith("push://"):
         if live is False:
             raise UserInputError("a push:// source is always live; drop --no-live")
-        return PushSource(uri, fps=_push_fps(uri), drop=drop)
+        query = parse_qs(urlparse(uri).query)
+        return PushSource(uri, fps=_push_fps(uri), drop=drop,
+                          paced=query.get("paced", ["1"])[-1] not in ("0", "false", "no"))
     if uri.startswith("synthetic://"):
         from engines.data.synthetic import parse_synthetic_uri
 
@@ -107,8 +109,6 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
 
 
 def _push_fps(uri: str) -> float | None:
-    from urllib.parse import parse_qs
-
     values = parse_qs(urlparse(uri).query).get("fps")
     if not values:
         return None

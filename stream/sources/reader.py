@@ -96,6 +96,11 @@ class SlotSource(Source):
             self._cond.notify_all()
             return dropped
 
+    def interrupt(self) -> None:
+        """The consumer is stopping: a :meth:`read` waiting for a frame returns ``None`` now
+        (the pipeline calls this when it stops, so a silent source cannot hold it up)."""
+        self._finish()
+
     def _finish(self) -> None:
         """No more frames will come: wake a waiting reader."""
         with self._cond:
