@@ -232,10 +232,11 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
             event(apply, [client, *controls], [note, classes], queue=False,
                   trigger_mode="always_last")
         outputs = [status, preview, video_out, files_out, summary]
-        process.click(upload, [video_in, client], outputs,
+        # The page draws its own progress bar: Gradio's overlay would hide the preview.
+        process.click(upload, [video_in, client], outputs, show_progress="hidden",
                       concurrency_limit=max(2, 2 * options.max_sessions))
         example_button.click(lambda: str(example.path()), None, video_in, queue=False).then(
-            upload, [video_in, client], outputs,
+            upload, [video_in, client], outputs, show_progress="hidden",
             concurrency_limit=max(2, 2 * options.max_sessions))
         blocks.unload(forget)
     return blocks

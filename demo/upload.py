@@ -22,8 +22,8 @@ from stream.pipeline.packet import FramePacket
 from stream.session import BackendCache, build
 from stream.sinks import SummarySink
 
-PREVIEW_EVERY = 1.0  # seconds between preview frames in the page
-STATUS_EVERY = 0.4  # seconds between progress updates
+PREVIEW_EVERY = 2.0  # seconds between preview frames in the page
+STATUS_EVERY = 1.0  # seconds between progress updates
 
 
 @dataclass

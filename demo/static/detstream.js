@@ -178,6 +178,7 @@ class Viewer {
         s.log.push([now, now - captured]);
       }
       s.timings = header.timings;
+      s.boxes = header.boxes; // what the canvas shows now (tests check its pixels)
       s.objects = header.objects;
       s.serverFps = header.fps;
       s.serverDroppedTotal = header.dropped;

@@ -1,0 +1,265 @@
+"""The demo's server-side parts without a browser: the push source, live reconfiguration of a
+running session, the run summary, the allowed-folder checks and the admission line."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from demo.admission import Admission
+from demo.guard import check_model, check_stream, names_beside
+from demo.state import LiveSettings, Registry
+from engines.data.synthetic import SceneConfig, SyntheticScene
+from engines.errors import UserInputError
+from stream.session import BackendCache, RunConfig, build
+from stream.sinks import JsonlSink, SummarySink
+from stream.sources import PushSource, open_source
+
+
+def frames(n: int, size=(320, 240), seed: int = 1) -> list[np.ndarray]:
+    config = SceneConfig(width=size[0], height=size[1], fps=30, frames=n, seed=seed,
+                         objects=5, min_size=28)
+    return [image for image, _ in SyntheticScene(config)]
+
+
+# --------------------------------------------------------------------------- PushSource
+def test_push_source_keeps_the_newest_frame_and_reports_the_replaced_tags():
+    source = PushSource(fps=30)
+    image = np.zeros((4, 6, 3), np.uint8)
+    assert source.push(image, tag="a") == []
+    assert source.push(image, tag="b") == ["a"]
+    assert source.push(image, tag="c") == ["b"]
+    frame = source.read()
+    assert frame.tag == "c" and frame.index == 2 and source.size == (6, 4)
+    assert source.stats.frames_read == 3 and source.stats.frames_dropped == 2
+    source.end()
+    assert source.read() is None
+    with pytest.raises(UserInputError, match="after end"):
+        source.push(image)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
+                                 np.zeros((0, 4, 3), np.uint8), b"", "frame.jpg"])
+def test_push_source_names_what_it_expected(bad):
+    with pytest.raises(UserInputError, match="push\\(\\)"):
+        PushSource().push(bad)
+
+
+def test_push_source_decodes_encoded_frames_only_when_taken():
+    source = PushSource()
+    image = frames(1)[0]
+    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+    source.push(b"not a jpeg at all", tag=1)
+    assert source.push(jpeg, tag=2) == [1]  # replaced before it was ever decoded
+    frame = source.read()
+    assert frame.tag == 2 and frame.image.shape == image.shape
+    assert np.abs(frame.image.astype(int) - image).mean() < 6  # JPEG, not exact
+    source.push(b"\xff\xd8 broken", tag=3)
+    source.end()
+    assert source.read() is None  # the unreadable frame is skipped, not handed on
+    assert source.take_unreadable() == [3] and source.take_unreadable() == []
+
+
+def test_push_source_without_dropping_makes_the_producer_wait():
+    source = PushSource(drop=False, capacity=2)
+    image = np.zeros((2, 2, 3), np.uint8)
+    source.push(image, tag=0)
+    source.push(image, tag=1)
+    pushed = threading.Event()
+    threading.Thread(target=lambda: (source.push(image, tag=2), pushed.set()),
+                     daemon=True).start()
+    assert not pushed.wait(0.3)  # full: the third push waits
+    assert source.read().tag == 0
+    assert pushed.wait(2.0)
+    assert [source.read().tag, source.read().tag] == [1, 2]
+    assert source.stats.frames_dropped == 0
+
+
+def test_open_source_push_uri():
+    source = open_source("push://?fps=25&paced=0")
+    assert isinstance(source, PushSource) and source.fps == 25 and source.live
+    assert source.paced is False
+    with pytest.raises(UserInputError, match="fps"):
+        open_source("push://?fps=zero")
+
+
+# --------------------------------------------------------------------------- sessions
+def test_pushed_frames_run_through_the_pipeline_and_keep_their_tags():
+    results = []
+    session = build(RunConfig(source="push://?fps=30", tracker="bytetrack"),
+                    on_packet=results.append)
+    pipeline = session.pipeline
+    pipeline.start()
+    images = frames(12)
+    for k, image in enumerate(images):
+        pipeline.source.push(image, tag=1000 + k)
+        time.sleep(0.12)  # slower than the model here: nothing is dropped
+    pipeline.source.end()
+    assert pipeline.wait(30)
+    pipeline.close()
+    assert pipeline.error is None
+    tags = [packet.tag for packet in results]
+    assert tags == sorted(tags) and set(tags) <= {1000 + k for k in range(12)}
+    assert len(tags) + pipeline.source.stats.frames_dropped == 12
+    assert all(packet.annotated is not None for packet in results)
+    assert sum(len(packet.detections) for packet in results) > 0
+    assert any((packet.detections.track_ids >= 0).any() for packet in results)
+
+
+def test_reconfigure_applies_from_the_next_frame_and_refuses_fixed_fields(tmp_path):
+    results = []
+    backends = BackendCache()
+    config = RunConfig(source="push://?fps=30", tracker="botsort", conf=0.25)
+    session = build(config, on_packet=results.append, backends=backends)
+    pipeline = session.pipeline
+    pipeline.start()
+    images = frames(16, seed=4)
+
+    def feed(batch):
+        start = len(results)
+        for image in batch:
+            pipeline.source.push(image)
+            deadline = time.monotonic() + 10
+            while len(results) == start and time.monotonic() < deadline:
+                time.sleep(0.01)
+            start = len(results)
+
+    feed(images[:5])
+    before = results[-1]
+    assert (before.detections.track_ids >= 0).any()
+    session.reconfigure(RunConfig(source=config.source, tracker=None, conf=0.99,
+                                  classes=("circle",), detect_every=2))
+    assert len(backends) == 1  # the model was not reopened for new thresholds
+    feed(images[5:10])
+    pipeline.source.end()
+    assert pipeline.wait(30)
+    pipeline.close()
+    after = results[-5:]
+    assert all((p.detections.track_ids == -1).all() for p in after)  # no tracker now
+    assert all((p.detections.scores > 0.99).all() for p in after if p.found is not None)
+    assert all(set(p.detections.labels) <= {"circle"} for p in after)
+    detect = [p.detect for p in after]  # every second frame taken, counted from the start
+    assert detect in ([True, False, True, False, True], [False, True, False, True, False])
+    with pytest.raises(UserInputError, match="source cannot change"):
+        session.reconfigure(RunConfig(source="clip.mp4"))
+    with pytest.raises(UserInputError, match="not a class"):
+        session.reconfigure(RunConfig(source=config.source, classes=("cat",)))
+    assert session.config.conf == 0.99  # a refused change left the session as it was
+
+
+def test_backend_cache_opens_each_model_once():
+    cache = BackendCache(size=2)
+    a = cache.open(RunConfig(model="default", imgsz=320))
+    assert cache.open(RunConfig(model="default", imgsz=320, conf=0.9)) is a
+    b = cache.open(RunConfig(model="default", imgsz=256))
+    assert b is not a and len(cache) == 2
+
+
+def test_summary_matches_the_json_lines(tmp_path):
+    path = tmp_path / "out.jsonl"
+    summary = SummarySink()
+    session = build(RunConfig(source="synthetic://?seed=2&size=320x192&frames=40&objects=6"
+                                     "&min_size=24", tracker="bytetrack"),
+                    extra_sinks=[JsonlSink(path), summary])
+    session.pipeline.run()
+    report = summary.report()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert report["frames"] == len(lines) == 40
+    boxes: dict[str, int] = {}
+    tracks: dict[int, list[int]] = {}
+    for line in lines:
+        for det in line["detections"]:
+            boxes[det["class"]] = boxes.get(det["class"], 0) + 1
+            if det["track_id"] >= 0:
+                tracks.setdefault(det["track_id"], []).append(line["frame"])
+    assert report["boxes"] == dict(sorted(boxes.items())) and sum(boxes.values()) > 0
+    assert report["track_count"] == len(tracks) > 0
+    longest = max(tracks.items(), key=lambda item: (len(item[1]), -item[0]))
+    assert report["longest"][0]["id"] == longest[0]
+    assert report["longest"][0]["frames"] == len(longest[1])
+
+
+# --------------------------------------------------------------------------- guard
+@pytest.fixture
+def folders(tmp_path):
+    allowed = tmp_path / "allowed"
+    outside = tmp_path / "outside"
+    (allowed / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (allowed / "sub" / "clip.mp4").write_bytes(b"x")
+    (allowed / "m.onnx").write_bytes(b"x")
+    (outside / "secret.mp4").write_bytes(b"x")
+    (outside / "m.onnx").write_bytes(b"x")
+    os.symlink(outside / "secret.mp4", allowed / "link.mp4")
+    os.symlink(outside, allowed / "escape")
+    return allowed, outside
+
+
+def test_stream_paths_must_stay_inside_the_allowed_folders(folders):
+    allowed, outside = folders
+    assert check_stream(str(allowed / "sub" / "clip.mp4"), [allowed]).endswith("clip.mp4")
+    for bad in (str(outside / "secret.mp4"), str(allowed / ".." / "outside" / "secret.mp4"),
+                str(allowed / "link.mp4"), str(allowed / "escape" / "secret.mp4"),
+                "/etc/passwd"):
+        with pytest.raises(UserInputError, match="refused"):
+            check_stream(bad, [allowed])
+    with pytest.raises(UserInputError, match="allows no folders"):
+        check_stream(str(allowed / "sub" / "clip.mp4"), [])
+    for uri in ("rtsp://127.0.0.1:8554/cam", "http://127.0.0.1/x.mjpg", "synthetic://?seed=1"):
+        assert check_stream(uri, []) == uri
+    for bad in ("file:///etc/passwd", "0", "/dev/video0", "gopher://x"):
+        with pytest.raises(UserInputError):
+            check_stream(bad, [allowed])
+
+
+def test_models_are_named_or_onnx_files_inside_the_allowed_folders(folders):
+    allowed, outside = folders
+    assert check_model("default", []) == "default"
+    assert check_model(str(allowed / "m.onnx"), [allowed]).endswith("m.onnx")
+    for bad in (str(outside / "m.onnx"), str(allowed / "escape" / "m.onnx"),
+                str(allowed / "sub" / "clip.mp4"), "/etc/passwd", "../../m.onnx"):
+        with pytest.raises(UserInputError, match="refused"):
+            check_model(bad, [allowed])
+
+
+def test_names_file_is_found_beside_an_onnx_without_names():
+    from tests.conftest import shared_path
+
+    model = shared_path("models/yolox_nano/yolox_nano.onnx")
+    assert names_beside(str(model)).endswith("coco_classes.txt")
+    assert names_beside("default") is None
+
+
+# --------------------------------------------------------------------------- admission
+def test_admission_is_first_come_first_served_per_lane():
+    line = Admission(limit=1)
+    a, b, c = line.join("cpu"), line.join("cpu"), line.join("cpu")
+    other = line.join("gpu")
+    assert [line.poll(a), line.poll(b), line.poll(c), line.poll(other)] == [0, 1, 2, 0]
+    assert line.running() == 2 and line.waiting() == 2
+    line.leave(b)  # gave up while waiting
+    assert line.poll(c) == 1
+    line.leave(a)
+    line.leave(a)  # twice is harmless
+    assert line.poll(c) == 0 and line.running() == 2 and line.waiting() == 0
+
+
+def test_registry_versions_settings_and_forgets_closed_pages(tmp_path):
+    registry = Registry(tmp_path, LiveSettings())
+    settings, version = registry.settings("page-1")
+    assert settings == LiveSettings() and version == 0
+    assert registry.update("page-1", LiveSettings(conf=0.5)) == 1
+    assert registry.update("page-1", LiveSettings(conf=0.5)) == 1  # unchanged
+    work = registry.workdir("page-1")
+    (work / "upload.mp4").write_bytes(b"x")
+    info = registry.open("page-1", "webcam")
+    registry.forget("page-1")
+    assert info.stop.is_set() and not work.exists()
+    registry.close(info)
+    assert registry.status()["sessions"] == []
