@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 RUN_STAMP := $(VENV)/.detstream-run
 DEV_STAMP := $(VENV)/.detstream-dev
 
-.PHONY: run test lint bench-synth default-model clean
+.PHONY: run test demo browser lint bench-synth default-model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,24 @@ run: $(RUN_STAMP)
 	$(VENV)/bin/detstream doctor
 	$(VENV)/bin/detstream run
 
-## test: the whole test suite
-test: $(DEV_STAMP)
+## test: the whole test suite (the demo's browser tests use Debian's Chromium, installed here)
+test: $(DEV_STAMP) browser
 	$(PY) -m pytest
+
+## demo: the Gradio page on http://127.0.0.1:7860 (webcam, video upload; Ctrl-C stops it)
+demo: $(RUN_STAMP)
+	$(VENV)/bin/detstream demo
+
+## browser: headless Chromium for the browser tests (Debian's package; needs root)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: install Chromium (apt-get install chromium) to run the browser tests;" \
+	         "they are skipped without it"; \
+	  fi; }
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check engines stream demo tests

@@ -29,12 +29,22 @@ def inside(path: str | Path, folders: Sequence[Path]) -> Path | None:
     return None
 
 
-def _refuse_outside(what: str, text: str, folders: Sequence[Path]) -> UserInputError:
-    if not folders:
-        return UserInputError(f"{what} {text!r} is refused: this server allows no folders "
-                              "(start it with --allow-dir DIR)")
-    return UserInputError(f"{what} {text!r} is refused: it is outside the allowed folders "
-                          f"({', '.join(str(f) for f in folders)})")
+def allowed_file(what: str, text: str, folders: Sequence[Path]) -> str:
+    """The real path of ``text`` when it is a file inside ``folders``.
+
+    Raises:
+        UserInputError: outside every folder (after following links), or not a file.
+    """
+    real = inside(text, folders)
+    if real is None and not folders:
+        raise UserInputError(f"{what} {text!r} is refused: this server allows no folders "
+                             "(start it with --allow-dir DIR)")
+    if real is None:
+        raise UserInputError(f"{what} {text!r} is refused: it is outside the allowed folders "
+                             f"({', '.join(str(f) for f in folders)})")
+    if not real.is_file():
+        raise UserInputError(f"{what} {text!r} is not a file")
+    return str(real)
 
 
 def check_model(text: str, folders: Sequence[Path]) -> str:
@@ -49,12 +59,7 @@ def check_model(text: str, folders: Sequence[Path]) -> str:
     if not text.lower().endswith(".onnx"):
         raise UserInputError(f"model {text!r} is refused: choose "
                              f"{', '.join(NAMED_MODELS)} or an .onnx file in an allowed folder")
-    real = inside(text, folders)
-    if real is None:
-        raise _refuse_outside("model", text, folders)
-    if not real.is_file():
-        raise UserInputError(f"model {text!r} does not exist")
-    return str(real)
+    return allowed_file("model", text, folders)
 
 
 def check_stream(text: str, folders: Sequence[Path]) -> str:
@@ -75,12 +80,7 @@ def check_stream(text: str, folders: Sequence[Path]) -> str:
                              "synthetic:// or a file in an allowed folder")
     if text.isdigit() or text.startswith("/dev/"):
         raise UserInputError("the server's own cameras are not offered; use the Webcam tab")
-    real = inside(text, folders)
-    if real is None:
-        raise _refuse_outside("source", text, folders)
-    if not real.is_file():
-        raise UserInputError(f"source {text!r} is not a file")
-    return str(real)
+    return allowed_file("source", text, folders)
 
 
 #: Class-name files looked for beside an ONNX file that carries no names of its own.

@@ -155,7 +155,8 @@ class LiveHub:
             message = result_message(packet, {"fps": round(fps, 1), "dropped": dropped})
             loop.call_soon_threadsafe(send_later, message)
 
-        config = settings.run_config(source, live=True if mode == "stream" else None)
+        config = settings.run_config(source, overlay=False,
+                                     live=True if mode == "stream" else None)
         info.state = "opening"
         session = await asyncio.to_thread(build, config, None, on_packet, (), self.backends)
         session_box.append(session)

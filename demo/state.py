@@ -43,19 +43,21 @@ class LiveSettings:
     trails: bool = True
     detect_every: int = 1
 
-    def run_config(self, source: str, **fields) -> RunConfig:
-        """The :class:`RunConfig` for ``source`` with these settings."""
+    def run_config(self, source: str, overlay: bool = True, **fields) -> RunConfig:
+        """The :class:`RunConfig` for ``source`` with these settings (``overlay``: FPS and
+        latency drawn into the frames; live pages show their own, measured in the page)."""
         return RunConfig(source=source, model=self.model,
                          names=Path(self.names) if self.names else None, backend=self.backend,
                          imgsz=self.imgsz, conf=self.conf, iou=self.iou,
                          classes=self.classes or None,
                          tracker=None if self.tracker == "none" else self.tracker,
                          detect_every=self.detect_every,
-                         draw=DrawConfig(trails=30 if self.trails else 0), **fields)
+                         draw=DrawConfig(trails=30 if self.trails else 0, overlay=overlay),
+                         **fields)
 
     def applied_to(self, config: RunConfig) -> RunConfig:
         """``config`` with its live fields replaced by these settings."""
-        new = self.run_config(config.source)
+        new = self.run_config(config.source, overlay=config.draw.overlay)
         return replace(config, **{name: getattr(new, name) for name in
                                   ("model", "names", "backend", "imgsz", "conf", "iou", "classes",
                                    "tracker", "detect_every", "draw")})
