@@ -24,6 +24,7 @@ import contextlib
 import json
 import struct
 import time
+from urllib.parse import urlparse
 
 import cv2
 import numpy as np
@@ -71,6 +72,15 @@ def result_message(packet: FramePacket, extra: dict) -> bytes:
     return _RESULT.pack(seq & 0xFFFFFFFF, len(header)) + header + encode_jpeg(image)
 
 
+def same_origin(ws: WebSocket) -> bool:
+    """True unless a browser says the connection comes from a page of another site."""
+    origin = ws.headers.get("origin")
+    if not origin:
+        return True  # not a browser (scripts, tests)
+    host = ws.headers.get("x-forwarded-host") or ws.headers.get("host", "")
+    return urlparse(origin).netloc.lower() == host.lower()
+
+
 class LiveHub:
     """Runs the live sessions of one server."""
 
@@ -87,6 +97,9 @@ class LiveHub:
 
     async def handle(self, ws: WebSocket) -> None:
         """One page's live connection, from ``start`` to close."""
+        if not same_origin(ws):  # another site's page may not drive this server
+            await ws.close(code=1008)
+            return
         await ws.accept()
         client = ws.query_params.get("client") or "anonymous"
         try:

@@ -263,3 +263,17 @@ def test_registry_versions_settings_and_forgets_closed_pages(tmp_path):
     assert info.stop.is_set() and not work.exists()
     registry.close(info)
     assert registry.status()["sessions"] == []
+
+
+def test_live_websocket_refuses_pages_of_other_sites():
+    from types import SimpleNamespace
+
+    from demo.live import same_origin
+
+    def ws(**headers):
+        return SimpleNamespace(headers=headers)
+
+    assert same_origin(ws(host="127.0.0.1:7860", origin="http://127.0.0.1:7860"))
+    assert same_origin(ws(host="127.0.0.1:7860"))  # a script, not a browser page
+    assert not same_origin(ws(host="127.0.0.1:7860", origin="https://evil.example"))
+    assert not same_origin(ws(host="127.0.0.1:7860", origin="http://127.0.0.1:9999"))

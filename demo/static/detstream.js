@@ -1,12 +1,16 @@
 // detstream's live viewer: the browser webcam (or a server-side stream) over a WebSocket.
 //
-// Webcam: each new camera frame (requestVideoFrameCallback) is drawn to a canvas, encoded as
-// JPEG and sent with a frame id, keeping at most MAX_IN_FLIGHT frames unanswered; the server
+// Webcam: each new camera frame (read from the camera track with MediaStreamTrackProcessor
+// where the browser has it, else from a <video> with requestVideoFrameCallback) is drawn to a
+// canvas, encoded as JPEG and sent with a frame id, keeping at most MAX_IN_FLIGHT frames unanswered; the server
 // keeps only the newest frame it has not started, runs the pipeline and sends back the
 // annotated frame with the same id, so capture-to-display latency is measured here, in the
 // page, from the camera frame's own capture time to the moment its result is drawn.
 // Figures are kept in window.detstreamStats[mode] for `detstream bench demo` and the tests.
 
+// Three frames unanswered at most: enough that the pipeline always finds a frame waiting
+// when the model frees up (two left it idle for part of each round trip), few enough that
+// latency stays near the processing time. BENCHMARKS.md has the figures.
 const MAX_IN_FLIGHT = 3;
 const JPEG_QUALITY = 0.8;
 const WINDOW_MS = 2000; // FPS and latency over the last two seconds
@@ -38,9 +42,11 @@ class Viewer {
     this.mode = mode;
     this.q = (sel) => root.querySelector(sel);
     this.out = this.q(".ds-out");
-    this.ctx = this.out.getContext("2d");
+    // Opaque canvases composite more cheaply; the encoder's pixels are never read back.
+    this.ctx = this.out.getContext("2d", { alpha: false });
     this.cam = this.q(".ds-cam");
     this.encoder = document.createElement("canvas");
+    this.encoderCtx = this.encoder.getContext("2d", { alpha: false });
     this.ws = null;
     this.running = false;
     this.stats = this.freshStats();
@@ -92,8 +98,6 @@ class Viewer {
         this.setState("idle");
         return;
       }
-      this.cam.srcObject = this.media;
-      await this.cam.play().catch(() => {});
     } else {
       start.uri = this.q(".ds-uri").value.trim();
     }
@@ -111,6 +115,10 @@ class Viewer {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       try { this.ws.send(JSON.stringify({ type: "stop" })); } catch (e) { /* closing */ }
       this.ws.close();
+    }
+    if (this.reader) {
+      this.reader.cancel().catch(() => {});
+      this.reader = null;
     }
     if (this.media) {
       this.media.getTracks().forEach((track) => track.stop());
@@ -134,7 +142,7 @@ class Viewer {
           this.setState("running");
           this.say("");
           this.stats.started = performance.now();
-          if (this.mode === "webcam") this.cam.requestVideoFrameCallback((n, m) => this.frame(n, m));
+          if (this.mode === "webcam") this.startFrames();
         }
       } else if (msg.type === "dropped") {
         for (const id of msg.ids) {
@@ -186,21 +194,57 @@ class Viewer {
     });
   }
 
+  startFrames() {
+    const track = this.media.getVideoTracks()[0];
+    if (window.MediaStreamTrackProcessor) {
+      // Frames straight from the camera track: no <video> to decode and composite.
+      this.reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 1 }).readable
+        .getReader();
+      this.pump(this.reader);
+    } else {
+      this.cam.srcObject = this.media;
+      this.cam.play().catch(() => {});
+      this.cam.requestVideoFrameCallback((n, m) => this.frame(n, m));
+    }
+  }
+
+  async pump(reader) {
+    while (this.running && this.stats.state === "running") {
+      let result;
+      try {
+        result = await reader.read();
+      } catch (err) {
+        break;
+      }
+      if (result.done) break;
+      const frame = result.value;
+      const now = performance.now();
+      // A camera frame's timestamp is its capture time (microseconds) when it is on the
+      // page's clock; otherwise the moment it reached the page stands in.
+      const stamp = frame.timestamp / 1000;
+      const captured = Math.abs(stamp - now) < 1000 ? Math.min(stamp, now) : now;
+      this.send(frame, captured, frame.displayWidth, frame.displayHeight);
+      frame.close();
+    }
+  }
+
   frame(now, meta) {
     if (!this.running || this.stats.state !== "running") return;
     this.cam.requestVideoFrameCallback((n, m) => this.frame(n, m));
+    this.send(this.cam, meta.captureTime || now, meta.width || this.cam.videoWidth,
+              meta.height || this.cam.videoHeight);
+  }
+
+  send(image, captured, w, h) {
     if (this.stats.inFlight >= MAX_IN_FLIGHT || this.ws.readyState !== WebSocket.OPEN) {
       this.stats.dropped += 1; // the camera's frame is not sent: the newest one will be
       return;
     }
-    const captured = meta.captureTime || now;
-    const w = meta.width || this.cam.videoWidth;
-    const h = meta.height || this.cam.videoHeight;
     if (this.encoder.width !== w || this.encoder.height !== h) {
       this.encoder.width = w;
       this.encoder.height = h;
     }
-    this.encoder.getContext("2d").drawImage(this.cam, 0, 0, w, h);
+    this.encoderCtx.drawImage(image, 0, 0, w, h);
     const seq = (this.seq = (this.seq + 1) >>> 0);
     this.pending.set(seq, captured);
     this.stats.inFlight += 1;

@@ -174,7 +174,11 @@ class Pipeline:
             self._fail(name, exc)
 
     def _set_priority(self, stage: str) -> None:
-        if self.options.favour_inference and stage != "infer":
+        # With just-in-time capture, capture and preprocessing run right before inference
+        # and inference waits for them: they keep its priority, or anything else on the
+        # machine (a browser on the same cores, say) would delay every frame's inference.
+        critical = ("infer", "capture", "preprocess") if self._jit else ("infer",)
+        if self.options.favour_inference and stage not in critical:
             yield_to_inference()
 
     def _learn(self, stage: str, ms: float) -> None:
