@@ -293,3 +293,35 @@ def test_bench_demo_prints_its_figures(chromium, tmp_path):
     assert figures["page_fps"] > 0 and figures["cli_fps"] > 0
     assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"]
     assert "page FPS" in done.stdout
+
+
+def test_stream_tab_plays_a_loopback_network_stream(page, server):
+    from tests.helpers.mjpeg_server import MjpegServer
+
+    camera = MjpegServer(fps=25)
+    camera.start()
+    try:
+        page.get_by_role("tab", name="Stream").click()
+        page.fill("#ds-stream .ds-uri", camera.url)
+        page.click("#ds-stream .ds-start")
+        page.wait_for_function("() => window.detstreamStats.stream.shown >= 15",
+                               timeout=60_000)
+        session = server.status()["sessions"][0]
+        assert session["kind"] == "stream" and session["frames"] >= 15
+        page.click("#ds-stream .ds-stop")
+    finally:
+        camera.stop()
+
+
+def test_uploads_over_the_limit_are_refused_in_the_page(browser, files, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(files["video"].read_bytes() + b"\0" * (2 * 1024 * 1024))
+    with DemoProcess("--max-upload-mb", "1") as small:
+        page = browser.new_context().new_page()
+        page.goto(small.url, wait_until="load")
+        page.get_by_role("tab", name="Video file").click()
+        page.set_input_files("#ds-upload input[type=file]", str(big))
+        page.wait_for_function("() => /exceed|too large|maximum/i.test(document.body.innerText)",
+                               timeout=30_000)
+        page.context.close()
+        assert small.status()["sessions"] == []
