@@ -31,8 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=positive_int, default=7860, help="port (default 7860)")
     parser.add_argument("--model", default="default",
-                        help="the model the page starts with: 'default' or an .onnx file in "
-                             "an --allow-dir folder")
+                        help="the model the page starts with: 'default' or an .onnx file "
+                             "(its folder is then allowed too)")
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "tensorrt", "torch", "onnxruntime"))
     parser.add_argument("--imgsz", type=positive_int, default=None,
@@ -70,10 +70,16 @@ def run(args: argparse.Namespace) -> int:
     from demo.app import serve
     from demo.options import DemoOptions
 
+    allow = [folder.resolve() for folder in args.allow_dir]
+    if args.model.lower().endswith(".onnx"):  # the operator's own model: its folder is allowed
+        model = Path(args.model).expanduser()
+        if not model.is_file():
+            raise UserInputError(f"--model {args.model} does not exist")
+        allow.append(model.resolve().parent)
     options = DemoOptions(host=args.host, port=args.port, model=args.model,
                           backend=args.backend, imgsz=args.imgsz, tracker=args.tracker,
                           conf=args.conf, allow_streams=args.allow_streams,
-                          allow_dirs=tuple(folder.resolve() for folder in args.allow_dir),
+                          allow_dirs=tuple(dict.fromkeys(allow)),
                           max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
                           share=args.share, workdir=workdir)
     try:
