@@ -55,7 +55,7 @@ def viewer_html(mode: str, allow_streams: bool = True) -> str:
     <span>latency p50 <b class="ds-lat">–</b> ms, p95 <b class="ds-lat95">–</b> ms</span>
     <span>dropped <b class="ds-drop">0</b></span><span>objects <b class="ds-obj">0</b></span>
     <span class="ds-model"></span></div>
-  <details class="ds-details"><summary>stage timings (ms per frame)</summary>
+  <details class="ds-details" open><summary>stage timings (ms per frame)</summary>
     <table class="ds-timings"><tbody></tbody></table></details>
   <div class="ds-message"></div>
 </div>"""
