@@ -92,9 +92,6 @@ class LiveHub:
         self.allow_dirs = list(allow_dirs)
         self.allow_streams = allow_streams
 
-    def lane(self, settings: LiveSettings) -> str:
-        return settings.backend
-
     async def handle(self, ws: WebSocket) -> None:
         """One page's live connection, from ``start`` to close."""
         if not same_origin(ws):  # another site's page may not drive this server
@@ -135,7 +132,7 @@ class LiveHub:
             raise UserInputError(f"unknown mode {mode!r}; expected webcam or stream")
         settings, version = self.registry.settings(client)
         check_model(settings.model, self.allow_dirs)
-        ticket = self.admission.join(self.lane(settings))
+        ticket = self.admission.join(settings.backend)  # one line per backend
         try:
             info.state = "queued"
             while (place := self.admission.poll(ticket)) > 0:
@@ -160,7 +157,7 @@ class LiveHub:
 
         def on_packet(packet: FramePacket) -> None:
             pipeline = session_box[0].pipeline if session_box else None
-            fps = _recent_fps(pipeline)
+            fps = pipeline.metrics.recent_fps() if pipeline else 0.0
             dropped = pipeline.source.stats.frames_dropped if pipeline else 0
             self.registry.count_frame(info, fps, dropped)
             if mode == "stream" and pending[0] > 2:
@@ -271,15 +268,6 @@ class LiveHub:
             info.describe = session.describe
             await _send_json(ws, {"type": "settings", "model": session.describe,
                                   "classes": list(session.pipeline.predictor.spec.class_names)})
-
-
-def _recent_fps(pipeline) -> float:
-    if pipeline is None:
-        return 0.0
-    recent = pipeline.metrics.finished_at[-30:]
-    if len(recent) < 2:
-        return 0.0
-    return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
 
 async def _send_json(ws: WebSocket, message: dict) -> None:

@@ -127,8 +127,7 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     def on_packet(packet: FramePacket) -> None:
         newest[:] = [packet]
         pipeline = session.pipeline if session is not None else None
-        registry.count_frame(info, pipeline.metrics.frames_out / max(
-            time.perf_counter() - pipeline.metrics.started, 1e-9) if pipeline else 0.0, 0)
+        registry.count_frame(info, pipeline.metrics.recent_fps() if pipeline else 0.0, 0)
 
     info.state = "opening"
     yield Update(status=status_html("info", f"opening {file.name} ..."))

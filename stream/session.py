@@ -154,6 +154,11 @@ class BackendCache:
         return len(self._models)
 
 
+def _open_model(config: RunConfig, backends: BackendCache | None, log: Log | None) -> Backend:
+    """The model ``config`` names, through ``backends`` when given."""
+    return backends.open(config, log) if backends is not None else _open(config, log)
+
+
 def _open(config: RunConfig, log: Log | None) -> Backend:
     return open_backend(config.model, config.backend, config.device, config.imgsz,
                         names=config.names, threads=config.threads or inference_threads(),
@@ -195,7 +200,7 @@ class Session:
         pipeline = self.pipeline
         backend = pipeline.predictor.backend
         if any(getattr(config, n) != getattr(old, n) for n in MODEL_FIELDS):
-            backend = self.backends.open(config, log) if self.backends else _open(config, log)
+            backend = _open_model(config, self.backends, log)
         predictor = pipeline.predictor
         if (backend is not predictor.backend or config.conf != old.conf or config.iou != old.iou
                 or config.classes != old.classes):
@@ -235,7 +240,7 @@ def build(config: RunConfig, log: Log | None = None,
         raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
     if config.detect_every < 1:
         raise UserInputError("--detect-every must be at least 1")
-    backend = backends.open(config, log) if backends is not None else _open(config, log)
+    backend = _open_model(config, backends, log)
     predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                           classes=_class_ids(config.classes, backend.spec.class_names))
     source = open_source(config.source, live=config.live, drop=config.drop, log=log)

@@ -34,6 +34,13 @@ class RunMetrics:
         self.finished_at.append(done)
         self.frames_out += 1
 
+    def recent_fps(self, frames: int = 30) -> float:
+        """Output frame rate over the last ``frames`` finished frames (0 before two)."""
+        recent = self.finished_at[-frames:]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
     def add_depth(self, queue: str, depth: int) -> None:
         self.queue_depths.setdefault(queue, []).append(depth)
 

@@ -258,8 +258,7 @@ class Pipeline:
     def _draw(self, packet: FramePacket) -> None:
         overlay = None
         if self.options.overlay and self.metrics.latency_ms:
-            recent = self.metrics.finished_at[-30:]
-            fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9) if len(recent) > 1 else 0
+            fps = self.metrics.recent_fps()
             overlay = f"{fps:.1f} FPS  latency {self.metrics.latency_ms[-1]:.0f} ms"
         packet.annotated = self.annotator.draw(packet.image, packet.detections, overlay)
 
