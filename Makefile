@@ -43,8 +43,7 @@ browser:
 	    echo "installing Debian's chromium for the browser tests"; \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else \
-	    echo "note: install Chromium (apt-get install chromium) to run the browser tests;" \
-	         "they are skipped without it"; \
+	    echo "note: install Chromium (apt-get install chromium): the browser tests need it"; \
 	  fi; }
 
 lint: $(DEV_STAMP)
