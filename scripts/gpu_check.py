@@ -1,17 +1,38 @@
-"""GPU check: engine build or load, parity against PyTorch FP32 on real frames, latency and
-throughput per backend. Run through scripts/gpu_check.sh on a machine with an NVIDIA GPU.
+"""GPU check: every figure one short run on an NVIDIA GPU can give. Run it through
+scripts/gpu_check.sh.
 
-Prints one block of figures to copy into BENCHMARKS.md and writes them as JSON to $OUT (or
-./gpu-check) when set.
+In order, quickest first, each step on its own (one that fails is recorded and the rest go on):
+
+1. GPU preprocessing against the CPU path: input difference, detections after NMS, and time
+   per 1280x720 frame;
+2. torch on CUDA, FP32 and FP16, per input size at batch 1 and 8 (one model per size), with
+   FP16 parity against FP32 after NMS;
+3. torch with CUDA graphs (FP16), captured when the model opens;
+4. onnxruntime's CUDA provider, where onnxruntime has one;
+5. the whole pipeline on a video (needs PyAV);
+6. TensorRT FP16, where TensorRT is installed: one engine per input size with a 1-8 batch
+   profile (the slow part: a build takes a minute or more), batch 1 and 8 timed on it, with
+   and without CUDA graphs, and parity against torch FP32.
+
+The figures go to ``$OUT/gpu_check.json`` (or ``./gpu-check/``), rewritten after every step,
+so a run cut short keeps what it measured. What could not run is recorded as
+``"not tested (why)"`` and named in the last line; "passed" covers only what ran. Exit status:
+0 when everything that ran passed, 1 when a parity check failed or a step broke, 2 when there
+is no CUDA device (nothing measured), 3 with ``--require-tensorrt`` when TensorRT was not tested.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,67 +43,289 @@ from engines.runtime.availability import backend_statuses, gpus
 from engines.runtime.benchmark import time_backend
 from engines.runtime.select import open_backend
 
+NO_DEVICE = "no CUDA device: nothing measured"
+ROOT = Path(__file__).resolve().parents[1]
 
-def main() -> int:
+
+class Report:
+    """The check's figures as JSON, rewritten (atomically) after every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict = {}
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.data[key] = value
+        self.save()
+
+    def __getitem__(self, key: str) -> object:
+        return self.data[key]
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def nvidia_smi() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=20)
+        return out.stdout.strip() or out.stderr.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"nvidia-smi unavailable ({exc})"
+
+
+def environment() -> dict:
+    statuses = backend_statuses()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda, "cpu_cores": os.cpu_count(),
+        "gpus": [g.__dict__ for g in gpus()], "nvidia_smi": nvidia_smi(),
+        "backends": {s.name: ("usable: " if s.usable else "not usable: ") + s.detail
+                     for s in statuses},
+    }
+
+
+def timed_rows(backend, frames, batches: tuple[int, ...], seconds: float, label: str
+               ) -> list[dict]:
+    rows = []
+    for n in batches:
+        row = time_backend(backend, frames, n, seconds=seconds).to_dict()
+        row["variant"] = label
+        rows.append(row)
+        say(f"  {label:<22} {row['imgsz']:>4} batch {n}: {row['ms']:8.3f} ms "
+            f"(p95 {row['p95_ms']:.3f})  {row['fps']:9.1f} FPS")
+    return rows
+
+
+def raw_output(backend, frames) -> torch.Tensor:
+    """The backend's raw output for ``frames`` as one batch, preprocessed on the GPU."""
+    batch, _ = Preprocessor(backend.spec, backend.device, backend.dtype)(frames)
+    out = backend.infer(batch).float()
+    torch.cuda.synchronize()
+    return out
+
+
+def parity(name: str, reference: torch.Tensor, other: torch.Tensor, spec, frames: int,
+           parities: dict) -> dict:
+    report = compare_detections(reference, other, spec, frames)
+    parities[name] = report.passed
+    say(f"  {name}: {report.summary()}")
+    return report.__dict__
+
+
+def median_ms(fn: Callable[[], object], runs: int = 50) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return round(statistics.median(times), 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="320,640", help="input sizes (comma-separated)")
+    parser.add_argument("--seconds", type=float, default=1.5, help="timing per figure")
+    parser.add_argument("--video", default=str(ROOT.parent / "shared/data/videos/bikes.mp4"),
+                        help="video for the pipeline figures (a rendered one if missing)")
+    parser.add_argument("--frames", type=int, default=250, help="pipeline frames")
+    parser.add_argument("--require-tensorrt", action="store_true",
+                        help="exit 3 when TensorRT could not be tested")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
     out = Path(os.environ.get("OUT") or "gpu-check")
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"python": platform.python_version(), "torch": torch.__version__,
-                    "cuda": torch.version.cuda, "gpus": [g.__dict__ for g in gpus()],
-                    "backends": {s.name: s.detail for s in backend_statuses() if s.usable}}
-    print(json.dumps(report, indent=2))
+    report = Report(out / "gpu_check.json")
+    report["environment"] = environment()
+    say(json.dumps(report["environment"], indent=2))
     if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check here")
+        report["result"] = NO_DEVICE
+        say(NO_DEVICE)
         return 2
-    frames = sample_frames(8)
-    usable = {s.name for s in backend_statuses() if s.usable}
-    variants = [("torch-fp32", "torch", False), ("torch-fp16", "torch", True)]
-    if "tensorrt" in usable:
-        variants.insert(0, ("tensorrt-fp16", "tensorrt", True))
+
+    started = time.perf_counter()
+    parities: dict[str, bool] = {}
+    errors: dict[str, str] = {}
+    not_tested: dict[str, str] = {}
+    frames = sample_frames(8)  # 640x360
+    hd = sample_frames(4, 1280, 720)
+    references: dict[int, tuple] = {}  # size -> (torch FP32 backend, its raw output)
+
+    def reference(size: int):
+        if size not in references:
+            ref = open_backend("default", "torch", "cuda", imgsz=size, half=False, max_batch=8)
+            references[size] = (ref, raw_output(ref, frames))
+        return references[size]
+
+    def step(name: str, fn: Callable[[], object]) -> None:
+        say(f"== {name} ({time.perf_counter() - started:.0f} s in)")
+        try:
+            report[name] = fn()
+        except Exception as exc:  # one broken step must not cost the others' figures
+            errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            traceback.print_exc()
+            report[name] = {"error": errors[name]}
+        report["elapsed_s"] = round(time.perf_counter() - started, 1)
+
+    def preprocess() -> dict:
+        ref, _ = reference(sizes[-1])
+        result = {}
+        for label, images in (("640x360", frames), ("1280x720", hd)):
+            cpu = Preprocessor(ref.spec, "cpu", torch.float32)
+            gpu = Preprocessor(ref.spec, "cuda", torch.float32)
+            a, _ = cpu(images)
+            b, _ = gpu(images)
+            levels = (a.cuda() - b).abs() / gpu._a  # back to 0-255 pixel levels
+            result[label] = {
+                "max_level_diff": round(float(levels.max()), 3),
+                "mean_level_diff": round(float(levels.mean()), 4),
+                "parity": parity(f"gpu-preprocess {label}", ref.infer(a.cuda()).float(),
+                                 ref.infer(b).float(), ref.spec, len(images), parities),
+            }
+        frame = hd[0]
+        cpu = Preprocessor(ref.spec, "cpu", torch.float16)
+        gpu = Preprocessor(ref.spec, "cuda", torch.float16)
+        result["ms_per_1280x720_frame"] = {"cpu": median_ms(lambda: cpu([frame])),
+                                           "gpu": median_ms(lambda: gpu([frame]))}
+        say(f"  preprocess 1280x720 -> {ref.spec.input_size[0]}: "
+            f"{result['ms_per_1280x720_frame']}")
+        return result
+
+    def torch_cuda() -> dict:
+        result: dict = {"timing": [], "parity": {}}
+        for size in sizes:
+            ref, ref_raw = reference(size)
+            result["timing"] += timed_rows(ref, frames, (1, 8), args.seconds, "torch-fp32")
+            fp16 = open_backend("default", "torch", "cuda", imgsz=size, half=True, max_batch=8)
+            result["timing"] += timed_rows(fp16, frames, (1, 8), args.seconds, "torch-fp16")
+            result["parity"][str(size)] = parity(f"torch-fp16 {size}", ref_raw,
+                                                 raw_output(fp16, frames), fp16.spec,
+                                                 len(frames), parities)
+        return result
+
+    def torch_graphs() -> dict:
+        result: dict = {"timing": [], "parity": {}, "open_seconds": {}}
+        for size in sizes:
+            ref, ref_raw = reference(size)
+            start = time.perf_counter()
+            graphs = open_backend("default", "torch", "cuda", imgsz=size, half=True,
+                                  max_batch=8, cuda_graph=True, log=say)
+            result["open_seconds"][str(size)] = round(time.perf_counter() - start, 2)
+            if not graphs.graph_sizes:
+                raise RuntimeError(f"CUDA graph capture failed: {graphs.graph_error}")
+            result["captured_batches"] = graphs.graph_sizes
+            result["timing"] += timed_rows(graphs, frames, (1, 8), args.seconds,
+                                           "torch-fp16-cudagraph")
+            result["parity"][str(size)] = parity(f"torch-fp16-cudagraph {size}", ref_raw,
+                                                 raw_output(graphs, frames), graphs.spec,
+                                                 len(frames), parities)
+        return result
+
+    def onnxruntime_cuda() -> dict:
+        result: dict = {"timing": [], "parity": {}}
+        for size in sizes:
+            ref, ref_raw = reference(size)
+            ort = open_backend("default", "onnxruntime", "cuda", imgsz=size, half=True,
+                               max_batch=8, log=say)
+            result["timing"] += timed_rows(ort, frames, (1, 8), args.seconds,
+                                           "onnxruntime-cuda-fp16")
+            result["parity"][str(size)] = parity(f"onnxruntime-cuda {size}", ref_raw,
+                                                 raw_output(ort, frames), ort.spec,
+                                                 len(frames), parities)
+        return result
+
+    def pipeline(cuda_graph: bool) -> Callable[[], dict]:
+        def run() -> dict:
+            from stream.bench import bench_pipeline
+
+            video = Path(args.video)
+            source = str(video) if video.is_file() else \
+                "synthetic://?seed=0&size=1280x720&frames=300"
+            figures = bench_pipeline(source, "default", frames=args.frames, backend="torch",
+                                     cuda_graph=cuda_graph, log=lambda m: say("  " + m))
+            say(f"  pipeline on {Path(source).name}: {figures['pipelined_fps']} FPS pipelined, "
+                f"{figures['sequential_fps']} sequential, ceiling {figures['ceiling_fps']}")
+            return figures
+        return run
+
+    def tensorrt() -> dict:
+        result: dict = {"timing": [], "parity": {}, "build_or_load_seconds": {}}
+        for size in sizes:
+            ref, ref_raw = reference(size)
+            start = time.perf_counter()
+            engine = open_backend("default", "tensorrt", "cuda", imgsz=size, half=True,
+                                  max_batch=8, log=say)
+            result["build_or_load_seconds"][str(size)] = round(time.perf_counter() - start, 1)
+            result["timing"] += timed_rows(engine, frames, (1, 8), args.seconds,
+                                           "tensorrt-fp16")
+            result["parity"][str(size)] = parity(f"tensorrt-fp16 {size}", ref_raw,
+                                                 raw_output(engine, frames), engine.spec,
+                                                 len(frames), parities)
+            engine.close()
+            graphs = open_backend("default", "tensorrt", "cuda", imgsz=size, half=True,
+                                  max_batch=8, cuda_graph=True, log=say)
+            result["timing"] += timed_rows(graphs, frames, (1, 8), args.seconds,
+                                           "tensorrt-fp16-cudagraph")
+            result["parity"][f"{size}-cudagraph"] = parity(
+                f"tensorrt-fp16-cudagraph {size}", ref_raw, raw_output(graphs, frames),
+                graphs.spec, len(frames), parities)
+            graphs.close()
+        return result
+
+    statuses = {s.name: s for s in backend_statuses()}
+    step("preprocess", preprocess)
+    step("torch_cuda", torch_cuda)
+    step("torch_cudagraph", torch_graphs)
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        step("onnxruntime_cuda", onnxruntime_cuda)
     else:
-        print("TensorRT is not installed: checking the torch-CUDA parts only")
+        not_tested["onnxruntime_cuda"] = (
+            f"onnxruntime {onnxruntime.__version__} has no CUDA provider (providers: "
+            f"{', '.join(onnxruntime.get_available_providers())})")
+    try:
+        import av  # noqa: F401  (the video stack: decode and encode)
+    except ImportError as exc:
+        not_tested["pipeline"] = f"PyAV is not importable ({exc}); bring its wheel"
+    else:
+        step("pipeline", pipeline(cuda_graph=False))
+        if "torch_cudagraph" not in errors:
+            step("pipeline_cudagraph", pipeline(cuda_graph=True))
+    trt = statuses.get("tensorrt")
+    if trt is not None and trt.usable:
+        step("tensorrt", tensorrt)
+    else:
+        not_tested["tensorrt"] = trt.detail if trt is not None else "TensorRT is not installed"
+    for name, why in not_tested.items():
+        report[name] = f"not tested ({why})"
 
-    def log(message: str) -> None:
-        print(message, flush=True)
-
-    reference = open_backend("default", "torch", "cuda", half=False, max_batch=8)
-    pre = Preprocessor(reference.spec, "cuda", torch.float32)
-    batch, _ = pre(frames)
-    ref_raw = reference.infer(batch).float()
-    report["parity"], report["timing"] = {}, []
-    for name, kind, half in variants:
-        start = time.perf_counter()
-        backend = open_backend("default", kind, "cuda", half=half, max_batch=8, log=log)
-        report.setdefault("open_seconds", {})[name] = round(time.perf_counter() - start, 1)
-        raw = backend.infer(batch.to(backend.dtype)).float()
-        parity = compare_detections(ref_raw, raw, reference.spec, len(frames))
-        report["parity"][name] = parity.__dict__
-        print(f"{name}: {parity.summary()}", flush=True)
-        for size in (320, 640):
-            for n in (1, 8):
-                sized = open_backend("default", kind, "cuda", imgsz=size, half=half,
-                                     max_batch=n, log=log)
-                row = time_backend(sized, frames, n, seconds=2.0)
-                report["timing"].append({"variant": name, **row.to_dict()})
-                print(f"{name:<14} {size:>4} batch {n}: {row.ms:8.3f} ms  {row.fps:9.1f} FPS",
-                      flush=True)
-                sized.close()
-    # The full pipeline on a real video (or a rendered one): stages alone, sequential, pipelined.
-    from stream.bench import bench_pipeline
-
-    video = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "bikes.mp4"
-    source = str(video) if video.is_file() else "synthetic://?seed=0&size=1280x720&frames=300"
-    best = "tensorrt" if "tensorrt" in usable else "torch"
-    report["pipeline"] = bench_pipeline(source, "default", frames=250, backend=best, log=log)
-    pipe = report["pipeline"]
-    print(f"pipeline on {Path(source).name} ({best}): {pipe['pipelined_fps']} FPS pipelined, "
-          f"{pipe['sequential_fps']} sequential, ceiling {pipe['ceiling_fps']}", flush=True)
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    failed = [name for name, p in report["parity"].items() if not p["passed"]]
-    if failed:
-        print(f"parity FAILED for {', '.join(failed)}")
-        return 1
-    print(f"all parity checks passed; figures in {out / 'gpu_check.json'}")
-    return 0
+    failed = sorted(name for name, ok in parities.items() if not ok)
+    passed = sorted(name for name, ok in parities.items() if ok)
+    gaps = "; ".join(f"{name}: not tested ({why})" for name, why in not_tested.items())
+    if failed or errors:
+        problems = [f"parity FAILED for {', '.join(failed)}"] if failed else []
+        problems += [f"{name} broke ({why})" for name, why in errors.items()]
+        line = "; ".join(problems)
+        code = 1
+    else:
+        line = f"parity passed for what ran ({', '.join(passed)})"
+        code = 3 if args.require_tensorrt and "tensorrt" in not_tested else 0
+    line += f"; {gaps}" if gaps else "; nothing left untested"
+    report["result"] = line
+    say(f"{line}\nfigures in {report.path} ({time.perf_counter() - started:.0f} s)")
+    return code
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One command on a GPU machine (under 5 minutes): builds or loads the TensorRT FP16 engine where
-# TensorRT exists, checks parity against PyTorch FP32 on rendered frames, and prints latency and
-# throughput for tensorrt-fp16, torch-fp16 and torch-fp32 at batch 1 and 8 (320 and 640).
-# Without TensorRT it runs the torch-CUDA parts. Figures go to $OUT/gpu_check.json.
+# One command on a GPU machine, under 5 minutes: GPU preprocessing parity, torch FP32/FP16 and
+# CUDA graphs at batch 1 and 8, onnxruntime's CUDA provider if present, the pipeline on a video
+# (needs PyAV), and, where TensorRT is installed, one FP16 engine per input size (1-8 batch
+# profile) with parity and timings. Figures go to $OUT/gpu_check.json (or ./gpu-check/),
+# rewritten after every step; the last line says what passed and what was not tested.
+# Without a CUDA device it ends with "no CUDA device: nothing measured" and exit status 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 exec "$PYTHON" scripts/gpu_check.py "$@"

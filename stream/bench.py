@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from engines.data.video import VideoWriter
 from engines.predict import Predictor
@@ -36,9 +37,14 @@ from stream.track import make_tracker
 Log = Callable[[str], None]
 
 
-def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+def _timed(fn: Callable[[], object], device: torch.device | None = None
+           ) -> tuple[object, float]:
+    """``fn()`` and its wall time in ms. On a CUDA ``device`` the time runs until the GPU has
+    finished the work ``fn`` queued (CUDA calls return once the work is queued)."""
     start = time.perf_counter()
     value = fn()
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
     return value, (time.perf_counter() - start) * 1000.0
 
 
@@ -62,8 +68,11 @@ class _CpuClock:
 
 def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None,
                    frames: int = 300, backend: str = "auto", tracker: str = "botsort",
-                   names: str | None = None, log: Log | None = None) -> dict:
-    """Measure stages, ceiling, sequential and pipelined throughput (see the module doc)."""
+                   names: str | None = None, cuda_graph: bool = False,
+                   log: Log | None = None) -> dict:
+    """Measure stages, ceiling, sequential and pipelined throughput (see the module doc).
+
+    ``cuda_graph`` replays the model from CUDA graphs (CUDA backends only)."""
     log = log or (lambda message: None)
     cores = os.cpu_count() or 1
 
@@ -89,14 +98,15 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
     # pipeline as `detstream run` does, leaving a core to the other stages. Neither spins:
     # in the sequential loop spinning threads slowed everything after inference.
     sequential_predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
-                                                  threads=cores))
+                                                  threads=cores, cuda_graph=cuda_graph))
     predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
-                                       threads=inference_threads(cores)))
+                                       threads=inference_threads(cores), cuda_graph=cuda_graph))
+    gpu = predictor.backend.device  # GPU stages are timed until the GPU is done
     stage_ms: dict[str, list[float]] = {"decode": decode_ms}
     batches = []
     with _CpuClock() as clock:
         for image in images:
-            value, ms = _timed(lambda image=image: predictor.preprocess([image]))
+            value, ms = _timed(lambda image=image: predictor.preprocess([image]), gpu)
             batches.append(value)
             stage_ms.setdefault("preprocess", []).append(ms)
     cpu_ms["preprocess"] = clock.ms / n
@@ -107,18 +117,19 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
     # the setting that gives the highest one, so it is what the best tuning could reach.
     settings: list[tuple[int, bool, list[float], float]] = []
     raws: list = []
-    for threads in sorted({1, max(1, cores // 2), cores}):
-        for spin in (False, True):
+    # On a GPU the thread count only sizes torch's CPU pool: one setting is enough.
+    thread_counts = ({inference_threads(cores)} if gpu.type == "cuda"
+                     else {1, max(1, cores // 2), cores})
+    for threads in sorted(thread_counts):
+        for spin in (False, True) if predictor.backend.name == "onnxruntime" else (False,):
             candidate = open_backend(model, backend, imgsz=imgsz, names=names, threads=threads,
-                                     spin=spin)
-            if spin and candidate.name != "onnxruntime":
-                continue
+                                     spin=spin, cuda_graph=cuda_graph)
             for _ in range(3):
                 candidate.infer(batches[0][0])
             walls, outputs = [], []
             with _CpuClock() as clock:
                 for batch, _ in batches:
-                    value, ms = _timed(lambda batch=batch, run=candidate.infer: run(batch))
+                    value, ms = _timed(lambda batch=batch, run=candidate.infer: run(batch), gpu)
                     outputs.append(value)
                     walls.append(ms)
             settings.append((threads, spin, walls, clock.ms / n))
@@ -132,7 +143,7 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
             def post(image=image, raw=raw, boxes=boxes):
                 (dets,) = predictor.postprocess(raw, boxes)
                 return track.update(dets, image) if track is not None else dets
-            value, ms = _timed(post)
+            value, ms = _timed(post, gpu)
             results.append(value)
             stage_ms.setdefault("postprocess_track", []).append(ms)
     cpu_ms["postprocess_track"] = clock.ms / n

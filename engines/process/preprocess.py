@@ -4,6 +4,12 @@ Letterbox (with the model's alignment and pad value), channel order, scale, mean
 NCHW in the backend's dtype on the backend's device. On the CPU the letterbox is OpenCV into a
 reused buffer; when the backend runs on CUDA the frames are uploaded from pinned memory and
 resized and normalized on the GPU with torch, so the host does only a memcpy per frame.
+
+The GPU work runs on the preprocessor's own CUDA stream. When a batch is handed back, the
+caller's current stream is made to wait (on the GPU, not the host) for an event recorded after
+it: inference queued there afterwards starts when its input is ready, and preprocessing the next
+frame never waits for inference of this one (``current_stream().synchronize()`` did, which
+serialised the GPU path).
 """
 
 from __future__ import annotations
@@ -52,7 +58,13 @@ class Preprocessor:
         self._scale = [np.float32(v) for v in self._a.flatten().cpu().tolist()]
         self._offset = [np.float32(v) for v in self._b.flatten().cpu().tolist()]
         self._host: np.ndarray | None = None  # uint8 [B, S, S, 3] letterbox buffer (CPU)
-        self._pinned: dict[int, torch.Tensor] = {}  # staging buffers by frame byte size (CUDA)
+        # CUDA: pinned staging buffers (one per frame of a batch) with the event recorded after
+        # each one's last upload, and the stream all GPU preprocessing runs on.
+        self._pinned: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+        self._stream = None
+        if self.device.type == "cuda":
+            self._stream = torch.cuda.Stream(self.device)
+            self._stream.wait_stream(torch.cuda.current_stream(self.device))  # _a and _b
 
     def __call__(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
         """Preprocess a batch of frames.
@@ -92,35 +104,51 @@ class Preprocessor:
 
     def _on_gpu(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
         h, w = self.input_size
-        out = torch.full((len(frames), 3, h, w), float(self.spec.pad_value),
-                         device=self.device, dtype=torch.float32)
-        boxes = []
-        for i, frame in enumerate(frames):
-            fh, fw = frame.shape[:2]
-            ratio, nw, nh, pad_x, pad_y = fit(fh, fw, (h, w), self.spec.letterbox)
-            image = self._upload(frame).permute(2, 0, 1).unsqueeze(0).float()
-            if (nw, nh) != (fw, fh):
-                # Antialiased when shrinking, like OpenCV's INTER_AREA on the CPU path.
-                image = F.interpolate(image, size=(nh, nw), mode="bilinear",
-                                      align_corners=False, antialias=ratio < 1)
-                image = image.round_().clamp_(0, 255)
-            out[i, :, pad_y:pad_y + nh, pad_x:pad_x + nw] = image[0]
-            boxes.append(Letterbox(ratio, float(pad_x), float(pad_y), fw, fh))
-        if self.swap:
-            out = out.flip(1)
-        return self._normalize(out), boxes
+        caller = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._stream):
+            out = torch.full((len(frames), 3, h, w), float(self.spec.pad_value),
+                             device=self.device, dtype=torch.float32)
+            boxes = []
+            for i, frame in enumerate(frames):
+                fh, fw = frame.shape[:2]
+                ratio, nw, nh, pad_x, pad_y = fit(fh, fw, (h, w), self.spec.letterbox)
+                image = self._upload(frame, i).permute(2, 0, 1).unsqueeze(0).float()
+                if (nw, nh) != (fw, fh):
+                    # Antialiased when shrinking, like OpenCV's INTER_AREA on the CPU path.
+                    image = F.interpolate(image, size=(nh, nw), mode="bilinear",
+                                          align_corners=False, antialias=ratio < 1)
+                    image = image.round_().clamp_(0, 255)
+                out[i, :, pad_y:pad_y + nh, pad_x:pad_x + nw] = image[0]
+                boxes.append(Letterbox(ratio, float(pad_x), float(pad_y), fw, fh))
+            if self.swap:
+                out = out.flip(1)
+            batch = self._normalize(out)
+            ready = torch.cuda.Event()
+            ready.record(self._stream)
+        # Work the caller queues from now on waits for the batch; nothing else does.
+        caller.wait_event(ready)
+        # The batch was allocated on our stream and is used on the caller's: the caching
+        # allocator must not hand its memory back to our stream before the caller is done.
+        batch.record_stream(caller)
+        return batch, boxes
 
-    def _upload(self, frame: np.ndarray) -> torch.Tensor:
-        """Copy a frame to the GPU through a reused pinned buffer (asynchronous DMA)."""
+    def _upload(self, frame: np.ndarray, slot: int) -> torch.Tensor:
+        """Copy a frame to the GPU through pinned buffer ``slot`` (asynchronous DMA)."""
         frame = np.ascontiguousarray(frame)
-        staging = self._pinned.get(frame.nbytes)
-        if staging is None:
+        while len(self._pinned) <= slot:
+            self._pinned.append((torch.empty(0, dtype=torch.uint8), torch.cuda.Event()))
+        staging, copied = self._pinned[slot]
+        # Only this buffer's previous upload must be done before it is overwritten (the event
+        # is on our stream's copy; inference on other streams is not waited for).
+        copied.synchronize()
+        if staging.numel() != frame.nbytes:
             staging = torch.empty(frame.nbytes, dtype=torch.uint8).pin_memory()
-            self._pinned = {frame.nbytes: staging}  # frame sizes rarely change mid-stream
-        # The previous upload from this buffer must be done before it is overwritten.
-        torch.cuda.current_stream(self.device).synchronize()
         staging.numpy()[:] = frame.reshape(-1)
-        return staging.to(self.device, non_blocking=True).view(frame.shape)
+        image = staging.to(self.device, non_blocking=True).view(frame.shape)
+        copied = torch.cuda.Event()
+        copied.record(self._stream)
+        self._pinned[slot] = (staging, copied)
+        return image
 
     def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 or float [B, 3, S, S] → ``(x * scale - mean) / std`` in the backend's dtype."""

@@ -125,7 +125,8 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
         names: class-names file for ONNX files without names in their metadata.
         threads: CPU threads for torch and onnxruntime.
         half: FP16 (default: on CUDA yes, on the CPU no).
-        cuda_graph: TensorRT only: replay CUDA graphs.
+        cuda_graph: on CUDA (TensorRT and torch): capture the model in CUDA graphs when it
+            opens (batch 1 to ``max_batch``) and replay them.
         spin: onnxruntime only: let idle intra-op threads busy-wait for the next call. Off by
             default: in a pipeline the spinning threads take the cores that decode, tracking
             and encoding need (on 2 cores it cut the sequential loop from 52 to 31 FPS).
@@ -170,7 +171,8 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
             if imgsz % spec.stride:
                 raise UserInputError(f"--imgsz {imgsz} must be a multiple of {spec.stride}")
             spec = replace(spec, input_size=(imgsz, imgsz))
-        return TorchBackend(net, spec, dev, half=half, threads=threads)
+        return TorchBackend(net, spec, dev, half=half, threads=threads, cuda_graph=cuda_graph,
+                            graph_batches=max_batch, log=log)
     from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     dev = device or "cpu"
