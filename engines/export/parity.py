@@ -2,8 +2,10 @@
 
 FP32: the raw outputs agree within 1e-3 (boxes relative to the largest box value, scores
 absolute since they live in [0, 1]). FP16: after decoding and NMS, every FP32 detection has an
-FP16 twin of the same class with IoU >= 0.98 and a score within 0.02 (detections within 0.02 of
-the confidence threshold may appear on one side only).
+FP16 twin of the same class with IoU >= 0.98 or no corner more than 1 input pixel away, and a
+score within 0.02 (detections within 0.02 of the confidence threshold may appear on one side
+only). The corner allowance is for small boxes: FP16 moves coordinates by fractions of a pixel,
+and on a 10-pixel box a quarter of a pixel alone takes IoU under 0.96 (seen on an H200 at 320).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from engines.spec import ModelSpec
 FP32_TOLERANCE = 1e-3
 FP16_MIN_IOU = 0.98
 FP16_MAX_SCORE_DIFF = 0.02
+FP16_MAX_CORNER_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class ParityReport:
         score_error: FP32 raw scores, max abs difference.
         matched, detections: FP16 detections matched to FP32 ones / FP32 detections.
         min_iou, max_score_diff: worst matched pair (FP16).
+        max_corner_px: the largest move of a box corner between matched pairs, in input
+            pixels (FP16).
         passed: every check held.
     """
 
@@ -50,6 +55,7 @@ class ParityReport:
     detections: int = 0
     min_iou: float = 1.0
     max_score_diff: float = 0.0
+    max_corner_px: float = 0.0
     passed: bool = True
 
     def summary(self) -> str:
@@ -58,9 +64,10 @@ class ParityReport:
                     f"{self.box_error:.2e}, scores abs. error {self.score_error:.2e} "
                     f"(limit {FP32_TOLERANCE:g}) - {'ok' if self.passed else 'FAILED'}")
         return (f"FP16 parity on {self.frames} frames: {self.matched}/{self.detections} "
-                f"detections matched, min IoU {self.min_iou:.4f} (limit {FP16_MIN_IOU}), max "
-                f"score diff {self.max_score_diff:.4f} (limit {FP16_MAX_SCORE_DIFF}) - "
-                f"{'ok' if self.passed else 'FAILED'}")
+                f"detections matched, min IoU {self.min_iou:.4f} (limit {FP16_MIN_IOU} unless "
+                f"corners within {FP16_MAX_CORNER_PX:g} px), max corner move "
+                f"{self.max_corner_px:.2f} px, max score diff {self.max_score_diff:.4f} "
+                f"(limit {FP16_MAX_SCORE_DIFF}) - {'ok' if self.passed else 'FAILED'}")
 
 
 def sample_frames(count: int = 6, width: int = 640, height: int = 360, seed: int = 2024
@@ -100,7 +107,7 @@ def compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
     cfg = DecodeConfig(conf=0.25, iou=0.45)
     border = cfg.conf + FP16_MAX_SCORE_DIFF
     matched = total = 0
-    min_iou, max_diff, passed = 1.0, 0.0, True
+    min_iou, max_diff, max_corner, passed = 1.0, 0.0, 0.0, True
     for (rb, rs, rc), (gb, gs, gc) in zip(decode(ref, spec.layout, cfg, spec.input_size),
                                           decode(got, spec.layout, cfg, spec.input_size),
                                           strict=True):
@@ -115,10 +122,13 @@ def compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
                 continue
             used.add(j)
             matched += 1
+            corner = float((rb[i] - gb[j]).abs().max())
+            passed &= bool(iou[i, j] >= FP16_MIN_IOU) or corner <= FP16_MAX_CORNER_PX
             min_iou = min(min_iou, float(iou[i, j]))
+            max_corner = max(max_corner, corner)
             max_diff = max(max_diff, float((rs[i] - gs[j]).abs()))
         extra = [j for j in range(len(gb)) if j not in used]
         passed &= all(bool(gs[j] < border) for j in extra)
-    passed &= min_iou >= FP16_MIN_IOU and max_diff <= FP16_MAX_SCORE_DIFF
+    passed &= max_diff <= FP16_MAX_SCORE_DIFF
     return ParityReport("fp16", frames, matched=matched, detections=total, min_iou=min_iou,
-                        max_score_diff=max_diff, passed=passed)
+                        max_score_diff=max_diff, max_corner_px=max_corner, passed=passed)

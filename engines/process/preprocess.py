@@ -27,6 +27,20 @@ FRAME_COLOURS = ("bgr", "rgb")
 _NUMPY_DTYPE = {torch.float32: np.float32, torch.float16: np.float16}
 
 
+def area_weights(size: int, new_size: int) -> torch.Tensor:
+    """Float32 [new_size, size]: how much of input pixel j output pixel i averages.
+
+    Output pixel i covers ``[i * s, (i + 1) * s)`` of the input, ``s = size / new_size`` (a
+    shrink, ``s >= 1``); each input pixel counts by the length of its overlap, over ``s``. This
+    is OpenCV's INTER_AREA for shrinking, whole or fractional ratios alike.
+    """
+    step = size / new_size
+    start = torch.arange(new_size, dtype=torch.float64)[:, None] * step
+    pixel = torch.arange(size, dtype=torch.float64)[None, :]
+    overlap = torch.minimum(pixel + 1, start + step) - torch.maximum(pixel, start)
+    return (overlap.clamp_(min=0) / step).float()
+
+
 class Preprocessor:
     """Turn uint8 [H, W, 3] frames into a ``[B, 3, S, S]`` input tensor.
 
@@ -61,6 +75,7 @@ class Preprocessor:
         # CUDA: pinned staging buffers (one per frame of a batch) with the event recorded after
         # each one's last upload, and the stream all GPU preprocessing runs on.
         self._pinned: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+        self._area_weights: dict[tuple[int, int], torch.Tensor] = {}
         self._stream = None
         if self.device.type == "cuda":
             self._stream = torch.cuda.Stream(self.device)
@@ -112,13 +127,18 @@ class Preprocessor:
             for i, frame in enumerate(frames):
                 fh, fw = frame.shape[:2]
                 ratio, nw, nh, pad_x, pad_y = fit(fh, fw, (h, w), self.spec.letterbox)
-                image = self._upload(frame, i).permute(2, 0, 1).unsqueeze(0).float()
-                if (nw, nh) != (fw, fh):
-                    # Antialiased when shrinking, like OpenCV's INTER_AREA on the CPU path.
-                    image = F.interpolate(image, size=(nh, nw), mode="bilinear",
-                                          align_corners=False, antialias=ratio < 1)
+                image = self._upload(frame, i).permute(2, 0, 1).float()  # [3, fh, fw]
+                if ratio < 1:
+                    # Area averaging, as OpenCV's INTER_AREA on the CPU path: two matrix
+                    # products with each output pixel's coverage of the input pixels. (A
+                    # bilinear antialiased resize differed by up to 46 levels at 1280x720 -> 640
+                    # on an H200, and moved detections: IoU 0.91, scores by 0.057.)
+                    image = self._area(fh, nh) @ image @ self._area(fw, nw).T
                     image = image.round_().clamp_(0, 255)
-                out[i, :, pad_y:pad_y + nh, pad_x:pad_x + nw] = image[0]
+                elif (nw, nh) != (fw, fh):  # enlarging: bilinear, as INTER_LINEAR
+                    image = F.interpolate(image[None], size=(nh, nw), mode="bilinear",
+                                          align_corners=False)[0].round_().clamp_(0, 255)
+                out[i, :, pad_y:pad_y + nh, pad_x:pad_x + nw] = image
                 boxes.append(Letterbox(ratio, float(pad_x), float(pad_y), fw, fh))
             if self.swap:
                 out = out.flip(1)
@@ -131,6 +151,14 @@ class Preprocessor:
         # allocator must not hand its memory back to our stream before the caller is done.
         batch.record_stream(caller)
         return batch, boxes
+
+    def _area(self, size: int, new_size: int) -> torch.Tensor:
+        """[new_size, size] weights of an area-averaging shrink along one axis (cached)."""
+        weights = self._area_weights.get((size, new_size))
+        if weights is None:
+            weights = area_weights(size, new_size).to(self.device)
+            self._area_weights[(size, new_size)] = weights
+        return weights
 
     def _upload(self, frame: np.ndarray, slot: int) -> torch.Tensor:
         """Copy a frame to the GPU through pinned buffer ``slot`` (asynchronous DMA)."""
