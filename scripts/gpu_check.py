@@ -87,6 +87,8 @@ def environment() -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "python": platform.python_version(), "torch": torch.__version__,
         "torch_cuda": torch.version.cuda, "cpu_cores": os.cpu_count(),
+        # torch's default: cuDNN convolutions in "FP32" may use TF32 on Ampere and later.
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "gpus": [g.__dict__ for g in gpus()], "nvidia_smi": nvidia_smi(),
         "backends": {s.name: ("usable: " if s.usable else "not usable: ") + s.detail
                      for s in statuses},
