@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +26,35 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := file.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A fresh temporary file beside ``path`` to write; renamed onto ``path`` when the block
+    ends without error, removed when it fails.
+
+    Every writer gets its own temporary name (two processes exporting or building the same
+    cache entry no longer write into one ``.tmp`` file), and readers see either the old file or
+    the whole new one, never a part.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_output`."""
+    with atomic_output(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return Path(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from engines.cache import atomic_output
 from engines.errors import UserInputError
 from engines.export.metadata import write_metadata
 from engines.models import Detector
@@ -51,17 +52,16 @@ def export_onnx(model: Detector, spec: ModelSpec, out: str | Path, imgsz: int | 
     dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if max_batch > 1 else None
     with torch.no_grad():
         net(dummy)  # fills the head's anchor cache: anchors become constants in the graph
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".onnx.tmp")
-    with warnings.catch_warnings():
+    # A temporary file of our own, renamed at the end: two processes exporting the same
+    # cache entry never write into one file, and a reader never sees half a model.
+    with atomic_output(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes used as Python values
         torch.onnx.export(net, (dummy,), str(tmp), input_names=[INPUT_NAME],
                           output_names=[OUTPUT_NAME], opset_version=OPSET,
                           dynamic_axes=dynamic, do_constant_folding=True, dynamo=False)
-    graph = onnx.load(str(tmp))
-    onnx.checker.check_model(graph)
-    write_metadata(graph, spec, {"precision": "fp16" if half else "fp32",
-                                 "max_batch": max_batch, "architecture": model.size})
-    onnx.save(graph, str(tmp))
-    tmp.replace(out)
+        graph = onnx.load(str(tmp))
+        onnx.checker.check_model(graph)
+        write_metadata(graph, spec, {"precision": "fp16" if half else "fp32",
+                                     "max_batch": max_batch, "architecture": model.size})
+        onnx.save(graph, str(tmp))
     return out, spec

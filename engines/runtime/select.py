@@ -154,7 +154,7 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
             path, spec = source.path, source.spec
         else:
             path, spec = cached_onnx(source, imgsz, half is not False, max_batch, log)
-        return TensorRTBackend(path, spec, device or "cuda", (1, max_batch, max_batch),
+        return TensorRTBackend(path, spec, device or "cuda", max_batch=max_batch,
                                cuda_graph=cuda_graph, log=log)
     if backend == "torch":
         if source.is_onnx:

@@ -9,38 +9,44 @@ from stream.commands.args import positive_float, positive_int
 
 EXAMPLES = """examples:
   detstream build --model default
-  detstream build --model default --batch 1-8 --imgsz 416
+  detstream build --model default --batch 8 --imgsz 416
   detstream build --model yolox_nano.onnx --workspace 2
 """
 
 
-def batch_range(text: str) -> tuple[int, int]:
-    """``N`` or ``MIN-MAX`` → (min, max)."""
+def batch_range(text: str) -> int:
+    """``N`` or ``1-N`` → N, the largest batch the engine takes.
+
+    Engines always cover batch 1..N: the same profile ``detstream run`` and ``open_backend``
+    ask for, so a built engine is the one they find in the cache.
+    """
     try:
         parts = [int(p) for p in text.split("-")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
-    if len(parts) == 1:
-        parts = [1, parts[0]]
-    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX with 1 <= MIN <= MAX, "
-                                         f"got {text!r}")
-    return parts[0], parts[1]
+        raise argparse.ArgumentTypeError(f"expected N or 1-N, got {text!r}") from None
+    if len(parts) == 2 and parts[0] != 1:
+        raise argparse.ArgumentTypeError(
+            f"engines cover batch 1 to N, so that every command finds them in the cache; "
+            f"pass --batch {parts[1]}")
+    if len(parts) not in (1, 2) or parts[-1] < 1:
+        raise argparse.ArgumentTypeError(f"expected N or 1-N with N >= 1, got {text!r}")
+    return parts[-1]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "build", help="build a TensorRT FP16 engine (cached) for a model",
         description="Export the model to FP16 ONNX when it is a checkpoint, then build a "
-                    "strongly typed TensorRT engine with an optimization profile over the batch "
-                    "range. Engines are cached in $DETSTREAM_CACHE/engines (default "
-                    "~/.cache/detstream/engines) by ONNX SHA-256, TensorRT version, GPU and "
-                    "profile; an engine that no longer loads is rebuilt.",
+                    "strongly typed TensorRT engine with an optimization profile over batch 1 "
+                    "to --batch (a fixed batch in an ONNX file is kept). Engines are cached "
+                    "in $DETSTREAM_CACHE/engines (default "
+                    "~/.cache/detstream/engines) by ONNX SHA-256, TensorRT and CUDA version, "
+                    "GPU and profile; an engine that no longer loads is rebuilt.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default",
                         help="'default', a checkpoint or an .onnx file (default: default)")
-    parser.add_argument("--batch", type=batch_range, default=(1, 1), metavar="MIN-MAX",
-                        help="batch sizes the engine accepts (default 1)")
+    parser.add_argument("--batch", type=batch_range, default=1, metavar="N",
+                        help="largest batch the engine accepts (default 1)")
     parser.add_argument("--imgsz", type=positive_int, default=None,
                         help="square input size for checkpoints (default: the model's own)")
     parser.add_argument("--workspace", type=positive_float, default=4.0, metavar="GB",
@@ -51,7 +57,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.export.metadata import onnx_precision
     from engines.runtime.select import cached_onnx, resolve_model
     from engines.tensorrt.builder import import_tensorrt, load_or_build, require_cuda
 
@@ -62,12 +67,13 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    low, high = args.batch
     if source.is_onnx:
-        path, spec = source.path, source.spec
+        path = source.path
     else:
-        path, spec = cached_onnx(source, args.imgsz, True, high, log)
-    _, engine_path = load_or_build(path, onnx_precision(path), (low, high, high),
-                                   spec.input_size, device, args.workspace, log)
-    print(f"engine: {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB)")
+        path, _ = cached_onnx(source, args.imgsz, True, args.batch, log)
+    # The same call open_backend makes (TensorRTBackend): one key, one cached engine.
+    _, engine_path, key, _ = load_or_build(path, args.batch, device, args.workspace, log)
+    low, _, high = key.batch
+    print(f"engine: {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB, batch "
+          f"{low}-{high})")
     return 0
