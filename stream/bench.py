@@ -228,7 +228,8 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
 
 def bench_live(source: str, model: str = "default", seconds: float = 120.0,
                imgsz: int | None = None, backend: str = "auto", tracker: str = "botsort",
-               names: str | None = None, window: float = 30.0, log: Log | None = None) -> dict:
+               names: str | None = None, window: float = 30.0, cuda_graph: bool = False,
+               log: Log | None = None) -> dict:
     """Run a live source for ``seconds`` with outputs on; report latency against processing.
 
     Processing time per frame is the sum of its stage times except capture (which, for a live
@@ -237,7 +238,7 @@ def bench_live(source: str, model: str = "default", seconds: float = 120.0,
     """
     log = log or (lambda message: None)
     predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
-                                       threads=inference_threads()))
+                                       threads=inference_threads(), cuda_graph=cuda_graph))
     src = open_source(source, live=True)  # after the model: no frames pile up while it loads
     fps = src.fps or 30.0
     done: list[tuple[float, float, float]] = []  # (finished, latency ms, processing ms)

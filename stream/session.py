@@ -58,6 +58,7 @@ class RunConfig:
     device: str | None = None
     imgsz: int | None = None
     threads: int | None = None
+    cuda_graph: bool = False
     conf: float = 0.25
     iou: float = 0.45
     classes: tuple[str, ...] | None = None
@@ -106,7 +107,7 @@ def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int]
 
 
 #: The RunConfig fields that choose and load the model.
-MODEL_FIELDS = ("model", "names", "backend", "device", "imgsz", "threads")
+MODEL_FIELDS = ("model", "names", "backend", "device", "imgsz", "threads", "cuda_graph")
 #: The fields a running session can change from its next frame (:meth:`Session.reconfigure`).
 LIVE_FIELDS = (*MODEL_FIELDS, "conf", "iou", "classes", "tracker", "tracker_options",
                "detect_every", "draw")
@@ -162,7 +163,7 @@ def _open_model(config: RunConfig, backends: BackendCache | None, log: Log | Non
 def _open(config: RunConfig, log: Log | None) -> Backend:
     return open_backend(config.model, config.backend, config.device, config.imgsz,
                         names=config.names, threads=config.threads or inference_threads(),
-                        log=log)
+                        cuda_graph=config.cuda_graph, log=log)
 
 
 @dataclass

@@ -257,3 +257,18 @@ def test_the_gpu_check_without_a_gpu_says_nothing_was_measured(tmp_path):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["result"] == "no CUDA device: nothing measured"
     assert "tensorrt" in report["environment"]["backends"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is visible here")
+@pytest.mark.parametrize("args, message", [
+    ([], "--cuda-graph applies to the torch and tensorrt backends"),
+    (["--backend", "torch"], "CUDA graphs need a CUDA device"),
+])
+def test_cuda_graphs_where_they_cannot_run_are_one_line(tmp_path, args, message):
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the embedded default model is not built yet")
+    result = run_cli("run", "--cuda-graph", "--max-frames", "2", "--output",
+                     str(tmp_path / "out.mp4"), *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr

@@ -175,6 +175,10 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
                             graph_batches=max_batch, log=log)
     from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
+    if cuda_graph:
+        raise UserInputError("--cuda-graph applies to the torch and tensorrt backends on a CUDA "
+                             "device, not to onnxruntime (chosen here); drop --cuda-graph or "
+                             "pass --backend torch --device cuda")
     dev = device or "cpu"
     if source.is_onnx:
         path, spec = source.path, source.spec

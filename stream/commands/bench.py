@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from stream.commands.args import CUDA_GRAPH_HELP
 from stream.commands.plugins import add_plugins
 
 EXAMPLES = """examples:
@@ -36,6 +37,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "tensorrt", "torch", "onnxruntime"))
     parser.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help=CUDA_GRAPH_HELP)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -61,6 +64,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     engine.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch and onnxruntime (default: all cores)")
     engine.add_argument("--device", default=None, help="cpu or cuda (default: best here)")
+    engine.add_argument("--cuda-graph", action="store_true",
+                        help=CUDA_GRAPH_HELP)
     engine.add_argument("--names", default=None, help="class names for an ONNX file")
     engine.add_argument("--json", type=Path, default=None, help="also write the rows here")
     engine.set_defaults(handler=run_engine)
@@ -192,7 +197,7 @@ def run_engine(args: argparse.Namespace) -> int:
                 backend = open_backend(args.model, kind, device if kind != "tensorrt" else None,
                                        imgsz=None if source.is_onnx else size, max_batch=batch,
                                        names=args.names, threads=args.threads, half=half,
-                                       log=log)
+                                       cuda_graph=args.cuda_graph, log=log)
             except UserInputError as exc:
                 skipped.append(f"{variant}: {exc}")
                 break
@@ -222,7 +227,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr, flush=True)
 
     result = bench_pipeline(args.source, args.model, args.imgsz, args.frames, args.backend,
-                            None if args.tracker == "none" else args.tracker, args.names, log)
+                            None if args.tracker == "none" else args.tracker, args.names,
+                            cuda_graph=args.cuda_graph, log=log)
     print(f"{'stage (alone)':<20}{'wall ms':>10}{'CPU ms':>10}   per frame")
     for name, ms in result["stage_ms"].items():
         print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
@@ -323,7 +329,8 @@ def run_live(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr, flush=True)
 
     result = bench_live(args.source, args.model, args.seconds, args.imgsz, args.backend,
-                        None if args.tracker == "none" else args.tracker, args.names, log=log)
+                        None if args.tracker == "none" else args.tracker, args.names,
+                        cuda_graph=args.cuda_graph, log=log)
     for key in ("seconds", "source_fps", "output_fps", "frames_in", "frames_out",
                 "frames_dropped", "processing_ms_mean", "latency_ms_p50", "latency_ms_p95",
                 "latency_p95_vs_processing", "first_window_p95_ms", "last_window_p95_ms",

@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from stream.commands.args import fraction, positive_int
+from stream.commands.args import CUDA_GRAPH_HELP, fraction, positive_int
 
 EXAMPLES = """examples:
   detstream run                                   # the synthetic demo → runs/run-N/
@@ -44,6 +44,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--imgsz", type=positive_int, default=None, help="model input size")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="inference threads on the CPU (default: chosen for the machine)")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help=CUDA_GRAPH_HELP)
     parser.add_argument("--conf", type=fraction, default=0.25, help="confidence (default 0.25)")
     parser.add_argument("--iou", type=fraction, default=0.45, help="NMS IoU (default 0.45)")
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
@@ -96,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = RunConfig(
         source=args.source, model=args.model, names=args.names, backend=args.backend,
-        device=args.device, imgsz=args.imgsz, threads=args.threads, conf=args.conf,
+        device=args.device, imgsz=args.imgsz, threads=args.threads,
+        cuda_graph=args.cuda_graph, conf=args.conf,
         iou=args.iou, classes=tuple(args.classes) if args.classes else None,
         tracker=None if args.tracker == "none" else args.tracker,
         tracker_options=args.tracker_config, output=args.output, save_json=args.save_json,
