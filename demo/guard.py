@@ -94,7 +94,7 @@ def names_beside(model: str) -> str | None:
     from engines.zoo.onnx_import import inspect_onnx
 
     try:
-        names = inspect_onnx(model).class_names
+        names = inspect_onnx(model, coco_fallback=False).class_names
     except UserInputError:
         return None
     if not all(name == f"class{i}" for i, name in enumerate(names)):

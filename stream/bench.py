@@ -69,7 +69,7 @@ class _CpuClock:
 def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None,
                    frames: int = 300, backend: str = "auto", tracker: str = "botsort",
                    names: str | None = None, cuda_graph: bool = False,
-                   log: Log | None = None) -> dict:
+                   weights: str | Path | None = None, log: Log | None = None) -> dict:
     """Measure stages, ceiling, sequential and pipelined throughput (see the module doc).
 
     ``cuda_graph`` replays the model from CUDA graphs (CUDA backends only)."""
@@ -98,9 +98,11 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
     # pipeline as `detstream run` does, leaving a core to the other stages. Neither spins:
     # in the sequential loop spinning threads slowed everything after inference.
     sequential_predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
-                                                  threads=cores, cuda_graph=cuda_graph))
+                                                  threads=cores, cuda_graph=cuda_graph,
+                                       weights=weights))
     predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
-                                       threads=inference_threads(cores), cuda_graph=cuda_graph))
+                                       threads=inference_threads(cores), cuda_graph=cuda_graph,
+                                       weights=weights))
     gpu = predictor.backend.device  # GPU stages are timed until the GPU is done
     stage_ms: dict[str, list[float]] = {"decode": decode_ms}
     batches = []
@@ -123,7 +125,8 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
     for threads in sorted(thread_counts):
         for spin in (False, True) if predictor.backend.name == "onnxruntime" else (False,):
             candidate = open_backend(model, backend, imgsz=imgsz, names=names, threads=threads,
-                                     spin=spin, cuda_graph=cuda_graph)
+                                     spin=spin, cuda_graph=cuda_graph,
+                                       weights=weights)
             for _ in range(3):
                 candidate.infer(batches[0][0])
             walls, outputs = [], []
@@ -229,7 +232,7 @@ def bench_pipeline(source: str, model: str = "default", imgsz: int | None = None
 def bench_live(source: str, model: str = "default", seconds: float = 120.0,
                imgsz: int | None = None, backend: str = "auto", tracker: str = "botsort",
                names: str | None = None, window: float = 30.0, cuda_graph: bool = False,
-               log: Log | None = None) -> dict:
+               weights: str | Path | None = None, log: Log | None = None) -> dict:
     """Run a live source for ``seconds`` with outputs on; report latency against processing.
 
     Processing time per frame is the sum of its stage times except capture (which, for a live
@@ -238,7 +241,8 @@ def bench_live(source: str, model: str = "default", seconds: float = 120.0,
     """
     log = log or (lambda message: None)
     predictor = Predictor(open_backend(model, backend, imgsz=imgsz, names=names,
-                                       threads=inference_threads(), cuda_graph=cuda_graph))
+                                       threads=inference_threads(), cuda_graph=cuda_graph,
+                                       weights=weights))
     src = open_source(source, live=True)  # after the model: no frames pile up while it loads
     fps = src.fps or 30.0
     done: list[tuple[float, float, float]] = []  # (finished, latency ms, processing ms)

@@ -41,8 +41,10 @@ class RunConfig:
 
     Attributes:
         source: input URI (see :mod:`stream.sources`).
-        model: ``default``, a checkpoint or an ONNX file; ``names`` for ONNX without names.
-        backend, device, imgsz, threads: where and how the model runs.
+        model: a model name, a checkpoint, an ONNX file or an engine (see
+            :func:`engines.zoo.resolve.resolve_model`); ``names`` for ONNX without names;
+            ``weights`` a file the user has for a named model.
+        backend, device, imgsz, threads, cuda_graph: where and how the model runs.
         conf, iou, classes: post-processing; ``classes`` are names or ids.
         tracker: ``botsort``, ``bytetrack`` or ``None``; ``tracker_options`` a YAML file.
         output, save_json, save_mot, stats_json: files to write (``None``: not written).
@@ -59,6 +61,7 @@ class RunConfig:
     imgsz: int | None = None
     threads: int | None = None
     cuda_graph: bool = False
+    weights: Path | None = None
     conf: float = 0.25
     iou: float = 0.45
     classes: tuple[str, ...] | None = None
@@ -107,7 +110,8 @@ def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int]
 
 
 #: The RunConfig fields that choose and load the model.
-MODEL_FIELDS = ("model", "names", "backend", "device", "imgsz", "threads", "cuda_graph")
+MODEL_FIELDS = ("model", "weights", "names", "backend", "device", "imgsz", "threads",
+                "cuda_graph")
 #: The fields a running session can change from its next frame (:meth:`Session.reconfigure`).
 LIVE_FIELDS = (*MODEL_FIELDS, "conf", "iou", "classes", "tracker", "tracker_options",
                "detect_every", "draw")
@@ -163,7 +167,7 @@ def _open_model(config: RunConfig, backends: BackendCache | None, log: Log | Non
 def _open(config: RunConfig, log: Log | None) -> Backend:
     return open_backend(config.model, config.backend, config.device, config.imgsz,
                         names=config.names, threads=config.threads or inference_threads(),
-                        cuda_graph=config.cuda_graph, log=log)
+                        cuda_graph=config.cuda_graph, weights=config.weights, log=log)
 
 
 @dataclass

@@ -102,7 +102,7 @@ def test_cpu_preprocessing_follows_the_contract():
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "missing.onnx"], "does not exist"),
-    (["--model", "nope.safetensors"], "neither 'default' nor an existing"),
+    (["--model", "nope.safetensors"], "neither a model name (detstream models lists them) nor"),
     (["--model", "default", "--backend", "tensorrt"], "TensorRT is not installed"),
     (["--model", "default", "--backend", "torch", "--device", "cuda"], "use --device cpu"),
 ])

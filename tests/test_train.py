@@ -53,7 +53,7 @@ def test_train_writes_checkpoints_results_and_plot(tiny_data, tmp_path):
     (["train", "--data", "missing.yaml"], "does not exist"),
     (["train", "--data", "{data}", "--imgsz", "100"], "multiple of 32"),
     (["train", "--data", "{data}", "--device", "cuda:0"], "no CUDA device"),
-    (["val", "--model", "nope.safetensors", "--data", "{data}"], "neither 'default'"),
+    (["val", "--model", "nope.safetensors", "--data", "{data}"], "neither a model name"),
 ])
 def test_train_and_val_mistakes(tiny_data, tmp_path, args, message):
     if "cuda:0" in args and torch.cuda.is_available():

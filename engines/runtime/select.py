@@ -1,15 +1,16 @@
 """Open any model the project knows on the best (or the requested) backend.
 
-``model`` is ``default``, a detstream checkpoint (``.safetensors``) or an ONNX file (ours or an
-imported YOLOv8/YOLO11, YOLOv5/YOLOv7 or YOLOX export). ``backend="auto"`` picks TensorRT, then
-torch on CUDA, then onnxruntime on the CPU, and says why. Checkpoints bound for onnxruntime or
-TensorRT are exported once to ONNX in the cache (keyed by the checkpoint's SHA-256).
+``model`` is anything :func:`engines.zoo.resolve.resolve_model` takes: ``default``, a named
+model (``yolox-nano``...), a detstream checkpoint (``.safetensors``), an ONNX file (ours or an
+imported YOLOv8/YOLO11, YOLOv5/YOLOv7 or YOLOX export) or a cached engine.
+``backend="auto"`` picks TensorRT, then torch on CUDA, then onnxruntime on the CPU, and says
+why. Checkpoints bound for onnxruntime or TensorRT are exported once to ONNX in the cache
+(keyed by the checkpoint's SHA-256).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from engines.cache import cache_root, file_sha256
@@ -17,56 +18,17 @@ from engines.errors import UserInputError
 from engines.runtime.availability import cuda_unavailable_reason
 from engines.runtime.base import Backend
 from engines.spec import ModelSpec
+from engines.zoo.resolve import ModelSource, resolve_model
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """What ``--model`` named: an ONNX file, or a checkpoint (``default`` included)."""
-
-    name: str
-    path: Path
-    spec: ModelSpec
-    is_onnx: bool
-
-
-def resolve_model(model: str | Path, names: str | Path | None = None) -> ModelSource:
-    """Find the model's file and contract without loading weights into torch."""
-    from engines.models.checkpoint import read_sidecar
-    from engines.zoo.registry import DEFAULT_WEIGHTS
-
-    text = str(model)
-    if text.endswith(".onnx"):
-        from engines.zoo.onnx_import import inspect_onnx
-
-        return ModelSource(text, Path(text), inspect_onnx(text, names), True)
-    if text == "default":
-        path = DEFAULT_WEIGHTS
-        if not path.is_file():
-            raise UserInputError(f"the embedded default model is missing ({path}); reinstall "
-                                 "detstream or pass --model CHECKPOINT")
-    else:
-        path = Path(text)
-        if path.suffix not in (".safetensors", ".json", ""):
-            raise UserInputError(f"--model {text}: expected 'default', a .safetensors "
-                                 "checkpoint or an .onnx file")
-        if not path.with_suffix(".safetensors").exists():
-            raise UserInputError(f"model {text!r} is neither 'default' nor an existing "
-                                 "checkpoint or ONNX file")
-        path = path.with_suffix(".safetensors")
-    spec = ModelSpec.from_dict(read_sidecar(path)["spec"])
-    if names is not None:
-        raise UserInputError("--names applies to ONNX files; checkpoints carry their names")
-    return ModelSource(text, path, spec, False)
 
 
 def cached_onnx(source: ModelSource, imgsz: int | None, half: bool, max_batch: int,
                 log: Log) -> tuple[Path, ModelSpec]:
     """The ONNX export of a checkpoint, from the cache or exported now."""
     from engines.export.onnx import export_onnx
-    from engines.zoo.registry import load_model
+    from engines.models.checkpoint import load_checkpoint
 
     size = imgsz or source.spec.input_size[0]
     precision = "fp16" if half else "fp32"
@@ -76,7 +38,7 @@ def cached_onnx(source: ModelSource, imgsz: int | None, half: bool, max_batch: i
         from engines.zoo.onnx_import import inspect_onnx
 
         return path, inspect_onnx(path)
-    model, spec, _ = load_model(source.path)
+    model, spec, _ = load_checkpoint(source.path)
     log(f"exporting {source.name} to ONNX ({precision}, {size}x{size}) in the cache")
     return export_onnx(model, spec, path, size, half=half, max_batch=max_batch)
 
@@ -113,7 +75,7 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
                  device: str | None = None, imgsz: int | None = None, max_batch: int = 1,
                  names: str | Path | None = None, threads: int | None = None,
                  half: bool | None = None, cuda_graph: bool = False, spin: bool = False,
-                 log: Log | None = None) -> Backend:
+                 weights: str | Path | None = None, log: Log | None = None) -> Backend:
     """Load ``model`` on ``backend``.
 
     Args:
@@ -130,12 +92,13 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
         spin: onnxruntime only: let idle intra-op threads busy-wait for the next call. Off by
             default: in a pipeline the spinning threads take the cores that decode, tracking
             and encoding need (on 2 cores it cut the sequential loop from 52 to 31 FPS).
-        log: where the choice and build progress are reported (default: nowhere).
+        weights: a file the user already has for a named model (no download).
+        log: where the choice, downloads and build progress are reported (default: nowhere).
     """
     log = log or (lambda message: None)
     if backend not in BACKENDS:
         raise UserInputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    source = resolve_model(model, names)
+    source = resolve_model(model, names, weights, log)
     _check_imgsz(source, imgsz)
     if backend == "auto":
         backend, auto_device, why = auto_choice(source)
@@ -162,11 +125,11 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
                                  "with --backend onnxruntime or tensorrt")
         from dataclasses import replace
 
+        from engines.models.checkpoint import load_checkpoint
         from engines.runtime.torch_backend import TorchBackend
-        from engines.zoo.registry import load_model
 
         dev = device or ("cpu" if cuda_unavailable_reason() else "cuda")
-        net, spec, _ = load_model(source.path)
+        net, spec, _ = load_checkpoint(source.path)
         if imgsz:
             if imgsz % spec.stride:
                 raise UserInputError(f"--imgsz {imgsz} must be a multiple of {spec.stride}")

@@ -11,6 +11,7 @@ by their output shape (and metadata where present):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from engines.export.metadata import (
     spec_from_metadata,
 )
 from engines.spec import LAYOUTS, ModelSpec
+from engines.zoo.coco import COCO80
 
 STRIDES = (8, 16, 32)
 
@@ -58,12 +60,19 @@ def detect_layout(input_hw: tuple[int, int], output_shape: list[int | None]) -> 
         f"YOLOX [B, {cells}, 5+C]")
 
 
-def inspect_onnx(path: str | Path, names: str | Path | None = None) -> ModelSpec:
+def inspect_onnx(path: str | Path, names: str | Path | None = None,
+                 log: Callable[[str], None] | None = None,
+                 coco_fallback: bool = True) -> ModelSpec:
     """The :class:`ModelSpec` of an ONNX detector: from detstream metadata, or recognized.
+
+    A recognized file with 80 classes and no names of its own gets the COCO names (a note
+    goes to ``log``); other counts get ``class0``, ``class1``...
 
     Args:
         path: the ``.onnx`` file.
         names: optional class-names file overriding the file's own names.
+        log: where the note about guessed names goes.
+        coco_fallback: give 80-class files without names the COCO names (else ``classN``).
     """
     model = load_onnx(path)
     metadata = read_metadata(model)
@@ -84,6 +93,11 @@ def inspect_onnx(path: str | Path, names: str | Path | None = None) -> ModelSpec
     height, width = int(in_shape[2]), int(in_shape[3])
     layout, num_classes = detect_layout((height, width), _dims(model.graph.output[0]))
     class_names = override or names_from_metadata(metadata)
+    if class_names is None and coco_fallback and num_classes == len(COCO80):
+        class_names = COCO80
+        if log is not None:
+            log(f"note: {Path(path).name} has 80 classes and no names; using the COCO names "
+                "(pass --names FILE if it was trained on other classes)")
     if class_names is None:
         class_names = tuple(f"class{i}" for i in range(num_classes))
     if len(class_names) != num_classes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from engines.data.synthetic import parse_size
 from engines.errors import UserInputError
@@ -65,3 +66,14 @@ def frame_size(text: str) -> tuple[int, int]:
 
 CUDA_GRAPH_HELP = ("replay the model from CUDA graphs captured when it opens (torch and "
                    "tensorrt on CUDA; 4-5x faster inference at batch 1 on an H200)")
+
+
+MODEL_HELP = ("a model name (default, yolox-nano, ...: detstream models lists them), a "
+              "checkpoint .safetensors, an .onnx file or a cached .engine (default: default)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--weights``, the same in every command."""
+    parser.add_argument("--model", default="default", help=MODEL_HELP)
+    parser.add_argument("--weights", type=Path, default=None, metavar="PATH",
+                        help="a file you already have for a named model (no download)")

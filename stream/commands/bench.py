@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from stream.commands.args import CUDA_GRAPH_HELP
+from stream.commands.args import CUDA_GRAPH_HELP, add_model_arguments
 from stream.commands.plugins import add_plugins
 
 EXAMPLES = """examples:
@@ -31,7 +31,7 @@ def int_list(text: str) -> list[int]:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, backend and tracker options shared by the pipeline benchmarks."""
-    parser.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
+    add_model_arguments(parser)
     parser.add_argument("--names", default=None, help="class names for an ONNX file")
     parser.add_argument("--imgsz", type=int, default=None, help="input size (checkpoints)")
     parser.add_argument("--backend", default="auto",
@@ -53,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(CUDA), torch-fp32, onnxruntime (CPU, or CUDA with onnxruntime-gpu); "
                     "'all' runs every one available and says why the others are skipped.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_argument("--model", default="default", help="'default', checkpoint or .onnx")
+    add_model_arguments(engine)
     engine.add_argument("--backend", default="all",
                         help=f"all or a comma list of {', '.join(VARIANTS)} (default all)")
     engine.add_argument("--imgsz", type=int_list, default=None,
@@ -165,16 +165,16 @@ def run_engine(args: argparse.Namespace) -> int:
     from engines.runtime.benchmark import time_backend
     from engines.runtime.select import open_backend, resolve_model
 
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
     variants = _variants(args.backend)
-    source = resolve_model(args.model, args.names)
+    source = resolve_model(args.model, args.names, args.weights, log)
     sizes = args.imgsz or [source.spec.input_size[0]]
     no_cuda = cuda_unavailable_reason()
     device = args.device or ("cpu" if no_cuda else "cuda")
     frames = sample_frames(4)
     rows, skipped = [], []
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
 
     print(f"{'backend':<58}{'imgsz':>6}{'batch':>6}{'ms':>9}{'p95 ms':>9}{'FPS':>9}")
     for variant in variants:
@@ -197,7 +197,8 @@ def run_engine(args: argparse.Namespace) -> int:
                 backend = open_backend(args.model, kind, device if kind != "tensorrt" else None,
                                        imgsz=None if source.is_onnx else size, max_batch=batch,
                                        names=args.names, threads=args.threads, half=half,
-                                       cuda_graph=args.cuda_graph, log=log)
+                                       cuda_graph=args.cuda_graph, weights=args.weights,
+                                       log=log)
             except UserInputError as exc:
                 skipped.append(f"{variant}: {exc}")
                 break
@@ -228,7 +229,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     result = bench_pipeline(args.source, args.model, args.imgsz, args.frames, args.backend,
                             None if args.tracker == "none" else args.tracker, args.names,
-                            cuda_graph=args.cuda_graph, log=log)
+                            cuda_graph=args.cuda_graph, weights=args.weights, log=log)
     print(f"{'stage (alone)':<20}{'wall ms':>10}{'CPU ms':>10}   per frame")
     for name, ms in result["stage_ms"].items():
         print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
@@ -330,7 +331,7 @@ def run_live(args: argparse.Namespace) -> int:
 
     result = bench_live(args.source, args.model, args.seconds, args.imgsz, args.backend,
                         None if args.tracker == "none" else args.tracker, args.names,
-                        cuda_graph=args.cuda_graph, log=log)
+                        cuda_graph=args.cuda_graph, weights=args.weights, log=log)
     for key in ("seconds", "source_fps", "output_fps", "frames_in", "frames_out",
                 "frames_dropped", "processing_ms_mean", "latency_ms_p50", "latency_ms_p95",
                 "latency_p95_vs_processing", "first_window_p95_ms", "last_window_p95_ms",

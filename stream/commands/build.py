@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.commands.args import positive_float, positive_int
+from stream.commands.args import add_model_arguments, positive_float, positive_int
 
 EXAMPLES = """examples:
   detstream build --model default
@@ -43,8 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "~/.cache/detstream/engines) by ONNX SHA-256, TensorRT and CUDA version, "
                     "GPU and profile; an engine that no longer loads is rebuilt.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default",
-                        help="'default', a checkpoint or an .onnx file (default: default)")
+    add_model_arguments(parser)
     parser.add_argument("--batch", type=batch_range, default=1, metavar="N",
                         help="largest batch the engine accepts (default 1)")
     parser.add_argument("--imgsz", type=positive_int, default=None,
@@ -62,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
 
     import_tensorrt()
     device = require_cuda(args.device)
-    source = resolve_model(args.model, args.names)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+    source = resolve_model(args.model, args.names, args.weights, log)
 
     if source.is_onnx:
         path = source.path

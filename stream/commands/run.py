@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from stream.commands.args import CUDA_GRAPH_HELP, fraction, positive_int
+from stream.commands.args import CUDA_GRAPH_HELP, add_model_arguments, fraction, positive_int
 
 EXAMPLES = """examples:
   detstream run                                   # the synthetic demo → runs/run-N/
@@ -35,8 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", default=DEFAULT_SOURCE,
                         help="0, /dev/video0, file.mp4, folder/, 'frames/*.jpg', rtsp://..., "
                              "http://..., synthetic://?... (default: a synthetic scene)")
-    parser.add_argument("--model", default="default",
-                        help="'default', a checkpoint or an .onnx file (default: default)")
+    add_model_arguments(parser)
     parser.add_argument("--names", type=Path, default=None, help="class names for an ONNX file")
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "tensorrt", "torch", "onnxruntime"))
@@ -97,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.signals import graceful_stop
 
     config = RunConfig(
-        source=args.source, model=args.model, names=args.names, backend=args.backend,
+        source=args.source, model=args.model, weights=args.weights, names=args.names,
+        backend=args.backend,
         device=args.device, imgsz=args.imgsz, threads=args.threads,
         cuda_graph=args.cuda_graph, conf=args.conf,
         iou=args.iou, classes=tuple(args.classes) if args.classes else None,

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from stream.commands.args import fraction, positive_int
+from stream.commands.args import add_model_arguments, fraction, positive_int
 
 EXAMPLES = """examples:
   detstream val --model default --data runs/synth/data/data.yaml
@@ -20,9 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "val", help="evaluate a model on a dataset split (mAP50, mAP50-95, P, R, F1)",
         description="Evaluate with COCO-standard AP (faster-coco-eval): overall and per class.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default",
-                        help="'default', a checkpoint .safetensors or an .onnx file "
-                             "(default: default)")
+    add_model_arguments(parser)
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
                         help="run the model on this backend (default: torch for checkpoints, "
                              "onnxruntime for ONNX files)")
@@ -47,13 +45,18 @@ def run(args: argparse.Namespace) -> int:
 
     from engines.data.detection import DetectionSource
     from engines.errors import UserInputError
+    from engines.models.checkpoint import load_checkpoint
     from engines.train.trainer import resolve_device
     from engines.train.validate import evaluate
-    from engines.zoo import load_model
+    from engines.zoo.resolve import resolve_model
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
 
     device = resolve_device(args.device)
-    if args.backend is None and not str(args.model).endswith(".onnx"):
-        model, spec, _ = load_model(args.model, device)
+    model_source = resolve_model(args.model, args.names, args.weights, log)
+    if args.backend is None and not model_source.is_onnx:
+        model, spec, _ = load_checkpoint(model_source.path, device)
         if args.imgsz is not None:
             if args.imgsz % spec.stride:
                 raise UserInputError(f"--imgsz {args.imgsz} must be a multiple of {spec.stride}")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
         backend = open_backend(args.model, args.backend or "onnxruntime", str(device),
                                imgsz=args.imgsz, max_batch=args.batch, names=args.names,
-                               log=lambda message: print(message, file=sys.stderr))
+                               weights=args.weights, log=log)
         print(f"running on {backend.describe()}", file=sys.stderr)
         model, spec = backend_model(backend), backend.spec
     source = DetectionSource.from_yolo(args.data, args.split)

@@ -1,0 +1,181 @@
+"""Named models through a real mirror on 127.0.0.1: download, cache, verification, resume,
+errors, concurrent fetches, --weights, COCO names, and a run on a real video by name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from engines.errors import UserInputError
+from engines.zoo.coco import COCO80
+from engines.zoo.download import MIRROR_ENV, cached_file
+from engines.zoo.onnx_import import inspect_onnx
+from engines.zoo.resolve import resolve_model
+from tests.conftest import REPO, run_cli, shared_path
+from tests.helpers.model_mirror import MirrorServer
+
+NANO = "yolox_nano.onnx"
+
+
+@pytest.fixture()
+def nano_bytes() -> bytes:
+    return shared_path("models/yolox_nano/yolox_nano.onnx").read_bytes()
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETSTREAM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture()
+def mirror(nano_bytes, monkeypatch):
+    with MirrorServer({NANO: nano_bytes}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        yield server
+
+
+def test_first_use_downloads_and_the_second_uses_the_cache(cache, mirror, nano_bytes):
+    notes: list[str] = []
+    source = resolve_model("yolox-nano", log=notes.append)
+    assert source.is_onnx and source.path == cache / "models" / NANO
+    assert source.path.read_bytes() == nano_bytes
+    assert source.spec.class_names == COCO80 and source.spec.layout == "yolox"
+    assert mirror.requests == {NANO: 1}
+    again = resolve_model("YOLOX_Nano")  # spellings of one name
+    assert again.path == source.path and mirror.requests == {NANO: 1}
+    assert sorted(p.name for p in (cache / "models").iterdir()) == [
+        NANO, NANO + ".lock", NANO + ".sha256"]
+
+
+def test_a_transfer_cut_midway_resumes_and_completes(cache, mirror, nano_bytes):
+    mirror.cut_next = 1
+    source = resolve_model("yolox-nano")
+    assert source.path.read_bytes() == nano_bytes
+    assert mirror.requests[NANO] == 2 and mirror.ranges == [f"bytes={len(nano_bytes) // 2}-"]
+
+
+def test_a_damaged_download_is_refused_and_removed(cache, mirror):
+    mirror.damage.add(NANO)
+    with pytest.raises(UserInputError, match="is not the expected model.*it was deleted"):
+        resolve_model("yolox-nano")
+    assert not (cache / "models" / NANO).exists()
+    assert not (cache / "models" / (NANO + ".part")).exists()
+
+
+def test_a_cached_file_changed_since_it_was_verified_is_fetched_again(cache, mirror, nano_bytes):
+    path = resolve_model("yolox-nano").path
+    path.write_bytes(nano_bytes[:-10] + bytes(10))
+    assert cached_file(NANO) is None
+    notes: list[str] = []
+    assert resolve_model("yolox-nano", log=notes.append).path.read_bytes() == nano_bytes
+    assert mirror.requests[NANO] == 2 and any("changed since it was verified" in n
+                                              for n in notes)
+
+
+def test_a_missing_file_on_the_mirror_is_one_clear_error(cache, nano_bytes, monkeypatch):
+    with MirrorServer({}) as empty:
+        monkeypatch.setenv(MIRROR_ENV, empty.url)
+        result = run_cli("run", "--model", "yolox-nano", "--max-frames", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "error" in line]
+    assert f"{empty.url}/{NANO} answered 404" in line and str(cache / "models" / NANO) in line
+
+
+def test_offline_with_nothing_cached_names_the_file_and_where_it_goes(cache, monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:9")  # nothing listens on port 9
+    with pytest.raises(UserInputError) as info:
+        resolve_model("yolox-nano")
+    message = str(info.value)
+    assert "cannot download yolox_nano.onnx from http://127.0.0.1:9/yolox_nano.onnx" in message
+    assert str(cache / "models" / NANO) in message and "--weights" in message
+
+
+def test_two_processes_fetching_at_once_download_once(cache, mirror, nano_bytes):
+    script = ("from engines.zoo.resolve import resolve_model; "
+              "print(resolve_model('yolox-nano').path)")
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert {out.strip() for out, _ in outputs} == {str(cache / "models" / NANO)}
+    assert mirror.requests == {NANO: 1}
+    assert (cache / "models" / NANO).read_bytes() == nano_bytes
+
+
+def test_weights_use_the_users_file_without_a_download(cache, mirror):
+    path = shared_path("models/yolox_nano/yolox_nano.onnx")
+    source = resolve_model("yolox-nano", weights=path)
+    assert source.path == path and mirror.requests == {}
+    assert source.spec.name == "yolox-nano" and source.spec.class_names == COCO80
+
+
+def test_weights_of_another_model_are_refused(tmp_path, cache, mirror):
+    from engines.export.onnx import export_onnx
+    from engines.zoo import DEFAULT_WEIGHTS, load_model
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the embedded default model is not built yet")
+    model, spec, _ = load_model("default")
+    other, _ = export_onnx(model, spec, tmp_path / "ours.onnx", 416)
+    with pytest.raises(UserInputError, match="is not yolox-nano: .*xywh_scores"):
+        resolve_model("yolox-nano", weights=other)
+
+
+def test_an_80_class_onnx_without_names_gets_the_coco_names_with_a_note():
+    path = shared_path("models/yolox_nano/yolox_nano.onnx")
+    notes: list[str] = []
+    spec = inspect_onnx(path, log=notes.append)
+    assert spec.class_names == COCO80
+    assert len(notes) == 1 and "using the COCO names" in notes[0]
+    names = shared_path("models/yolox_nano/coco_classes.txt")
+    assert inspect_onnx(path, names).class_names[3] == "motorbike"  # --names still wins
+
+
+def test_unknown_names_and_files_are_one_line():
+    with pytest.raises(UserInputError, match="neither a model name"):
+        resolve_model("yolox-huge")
+    with pytest.raises(UserInputError, match="does not exist"):
+        resolve_model("missing.onnx")
+
+
+def test_models_lists_the_names_and_what_is_cached(cache, mirror):
+    before = run_cli("models")
+    assert before.returncode == 0, before.stderr
+    row = next(line for line in before.stdout.splitlines() if line.startswith("yolox-nano"))
+    assert "Apache-2.0" in row and "25.8" in row and row.rstrip().endswith("no")
+    fetched = run_cli("models", "--fetch", "yolox-nano")
+    assert fetched.returncode == 0, fetched.stderr
+    assert str(cache / "models" / NANO) in fetched.stdout
+    after = run_cli("models")
+    row = next(line for line in after.stdout.splitlines() if line.startswith("yolox-nano"))
+    assert row.rstrip().endswith("yes") and mirror.requests == {NANO: 1}
+
+
+def test_a_real_video_by_model_name_tracks_people(tmp_path, cache, mirror):
+    video = shared_path("videos/one-by-one-person-detection.mp4")
+    out, jsonl = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
+    result = run_cli("run", "--model", "yolox-nano", "--source", str(video), "--classes",
+                     "person", "--max-frames", "250", "--output", str(out), "--save-json",
+                     str(jsonl), timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(frames) == 250
+    labels = Counter()
+    lengths = Counter()
+    for frame in frames:
+        for det in frame["detections"]:
+            labels[det["class"]] += 1
+            if det.get("track_id") is not None:
+                lengths[det["track_id"]] += 1
+    # People walk in one at a time from about frame 70 (10 fps): one is tracked for 10 s.
+    assert set(labels) == {"person"} and labels["person"] >= 100
+    assert lengths and max(lengths.values()) >= 100
+    import av
+
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 250
