@@ -115,7 +115,12 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
 
     def class_names(model: str) -> list[str]:
         from engines.runtime.select import resolve_model
+        from engines.zoo.catalog import named_model
+        from engines.zoo.coco import COCO80
 
+        entry = named_model(model) if "/" not in model else None
+        if entry is not None and entry.kind != "embedded":
+            return list(COCO80)  # known without downloading the model
         try:
             return list(resolve_model(model, names_beside(model)).spec.class_names)
         except DetstreamError:

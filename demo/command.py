@@ -31,7 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=positive_int, default=7860, help="port (default 7860)")
     parser.add_argument("--model", default="default",
-                        help="the model the page starts with: 'default' or an .onnx file "
+                        help="the model the page starts with: a model name (default, "
+                             "yolox-nano, ...: detstream models lists them) or an .onnx file "
                              "(its folder is then allowed too)")
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "tensorrt", "torch", "onnxruntime"))

@@ -9,10 +9,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from engines.errors import UserInputError
+from engines.zoo.catalog import CATALOG, named_model
 from stream.sources import NETWORK_SCHEMES
 
-#: Model names the page accepts without a file.
-NAMED_MODELS = ("default",)
+#: Model names the page accepts without a file: the same names as ``--model`` (the first use of
+#: a downloadable one fetches it into the server's cache, through its mirror when one is set).
+NAMED_MODELS = tuple(CATALOG)
 
 
 def _real(path: str | Path) -> Path:
@@ -54,8 +56,8 @@ def check_model(text: str, folders: Sequence[Path]) -> str:
         UserInputError: anything else, with what is allowed.
     """
     text = (text or "").strip()
-    if text in NAMED_MODELS:
-        return text
+    if "/" not in text and named_model(text) is not None:
+        return named_model(text).name
     if not text.lower().endswith(".onnx"):
         raise UserInputError(f"model {text!r} is refused: choose "
                              f"{', '.join(NAMED_MODELS)} or an .onnx file in an allowed folder")

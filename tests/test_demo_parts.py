@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from demo.admission import Admission
-from demo.guard import check_model, check_stream, names_beside
+from demo.guard import NAMED_MODELS, check_model, check_stream, names_beside
 from demo.state import LiveSettings, Registry
 from engines.data.synthetic import SceneConfig, SyntheticScene
 from engines.errors import UserInputError
@@ -277,3 +277,11 @@ def test_live_websocket_refuses_pages_of_other_sites():
     assert same_origin(ws(host="127.0.0.1:7860"))  # a script, not a browser page
     assert not same_origin(ws(host="127.0.0.1:7860", origin="https://evil.example"))
     assert not same_origin(ws(host="127.0.0.1:7860", origin="http://127.0.0.1:9999"))
+
+
+def test_the_page_takes_the_same_model_names_as_the_command_line():
+    assert check_model("yolox-nano", []) == "yolox-nano"
+    assert check_model("YOLOX_S", []) == "yolox-s"
+    assert "yolox-l" in NAMED_MODELS and NAMED_MODELS[0] == "default"
+    with pytest.raises(UserInputError, match="default, yolox-nano"):
+        check_model("yolox-huge", [])
