@@ -179,3 +179,29 @@ def test_a_real_video_by_model_name_tracks_people(tmp_path, cache, mirror):
 
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 250
+
+
+def test_an_imported_model_gets_an_fp16_copy_that_matches_it(tmp_path):
+    import cv2
+
+    from engines.export.fp16 import check_onnx_parity, convert_to_fp16
+    from engines.export.metadata import onnx_precision
+
+    source = resolve_model("yolox-nano", weights=shared_path(
+        "models/yolox_nano/yolox_nano.onnx"))
+    images = sorted(shared_path("coco128/images/train2017").glob("*.jpg"))[:8]
+    frames = [cv2.imread(str(path)) for path in images]
+    half = convert_to_fp16(source.path, tmp_path / "nano16.onnx")
+    assert onnx_precision(half) == "fp16"
+    report = check_onnx_parity(source.path, half, source.spec, frames)
+    assert report.passed and report.detections >= 20, report.summary()
+    assert report.matched >= report.detections - 2
+
+
+def test_export_of_a_named_model_needs_half(tmp_path, cache, mirror):
+    result = run_cli("export", "--model", "yolox-nano", "--out", str(tmp_path / "x.onnx"))
+    assert result.returncode == 2 and "pass --half for an FP16 copy" in result.stderr
+    result = run_cli("export", "--model", "yolox-nano", "--half", "--out",
+                     str(tmp_path / "x.onnx"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FP16 parity" in result.stdout and (tmp_path / "x.onnx").is_file()

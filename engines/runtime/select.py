@@ -114,7 +114,12 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
         import_tensorrt()
         require_cuda(device or "cuda")
         if source.is_onnx:
+            # FP32 ONNX files (imported and named models) get an FP16 copy for an FP16 engine.
             path, spec = source.path, source.spec
+            if half is not False:
+                from engines.export.fp16 import cached_fp16
+
+                path = cached_fp16(path, log)
         else:
             path, spec = cached_onnx(source, imgsz, half is not False, max_batch, log)
         return TensorRTBackend(path, spec, device or "cuda", max_batch=max_batch,
