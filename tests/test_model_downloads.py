@@ -205,3 +205,60 @@ def test_export_of_a_named_model_needs_half(tmp_path, cache, mirror):
                      str(tmp_path / "x.onnx"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "FP16 parity" in result.stdout and (tmp_path / "x.onnx").is_file()
+
+
+def test_the_torchvision_names_are_torchvisions_own_files():
+    from torchvision.models import get_weight
+
+    from engines.zoo.catalog import CATALOG
+    from engines.zoo.torchvision_models import TORCHVISION_MODELS
+
+    named = [entry for entry in CATALOG.values() if entry.kind == "torchvision"]
+    assert len(named) == 3
+    for entry in named:
+        weights = get_weight(TORCHVISION_MODELS[entry.torchvision].weights)
+        assert entry.url == weights.url and weights.url.endswith(entry.file_name)
+        assert entry.file_name.endswith(f"-{entry.hash_prefix}.pth")
+        assert entry.coco_map == weights.meta["_metrics"]["COCO-val2017"]["box_map"]
+
+
+@pytest.fixture(scope="module")
+def ssdlite_weights(tmp_path_factory):
+    """Random SSDlite weights saved as torchvision saves its files (no download here)."""
+    import torch
+
+    from engines.zoo.torchvision_models import build_torchvision_detector
+
+    torch.manual_seed(0)
+    model, _ = build_torchvision_detector("ssdlite320_mobilenet_v3_large")
+    path = tmp_path_factory.mktemp("weights") / "ssdlite320_mobilenet_v3_large_coco-a79551df.pth"
+    torch.save({key: value for key, value in model.state_dict().items()}, path)
+    return path
+
+
+def test_a_torchvision_model_by_name_runs_through_onnx(cache, ssdlite_weights):
+    from engines.export.parity import sample_frames
+    from engines.predict import Predictor
+    from engines.runtime.select import open_backend
+
+    notes: list[str] = []
+    source = resolve_model("ssdlite320", weights=ssdlite_weights, log=notes.append)
+    assert source.is_onnx and source.path.parent == cache / "onnx"
+    assert source.spec.name == "ssdlite320" and source.spec.class_names == COCO80
+    assert source.spec.layout == "xywh_scores" and tuple(source.spec.input_size) == (320, 320)
+    assert any("exporting ssdlite320" in note for note in notes)
+    exported = source.path.stat().st_mtime_ns
+    backend = open_backend("ssdlite320", "onnxruntime", weights=ssdlite_weights)
+    assert source.path.stat().st_mtime_ns == exported  # exported once
+    (dets,) = Predictor(backend, conf=0.0)(sample_frames(1))
+    assert len(dets) > 0 and set(dets.class_names) <= set(COCO80)
+
+
+def test_a_torchvision_download_without_its_hash_is_refused(cache, ssdlite_weights,
+                                                             monkeypatch):
+    name = ssdlite_weights.name
+    with MirrorServer({name: ssdlite_weights.read_bytes()}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        with pytest.raises(UserInputError, match="failed its check.*does not start with a79551df"):
+            resolve_model("ssdlite320")
+    assert not (cache / "models" / name).exists()

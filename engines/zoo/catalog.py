@@ -8,6 +8,13 @@ of the release files could be fetched where this was written, and a hash is pinn
 it has been seen. Until then each download is checked by its structure (it loads as ONNX, its
 layout is YOLOX's, its input size and class count are the ones below), and the SHA-256 it had
 then is kept beside it in the cache.
+
+The torchvision names are single-stage COCO detectors from ``torchvision.models.detection``
+(:mod:`engines.zoo.torchvision_models` wraps them to output our raw layout). Their weights are
+torchvision's published files, checked by the SHA-256 prefix in their names as torchvision
+checks them, then by loading into the model; the first use exports them to ONNX in the cache.
+Their mAP is torchvision's, measured at its own input size (800 px for the ResNet-50 models):
+at the 640 used here expect somewhat less.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from engines.errors import UserInputError
 
 YOLOX_RELEASE = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0"
+TORCHVISION_DOWNLOADS = "https://download.pytorch.org/models"
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,8 @@ class NamedModel:
 
     Attributes:
         name: what users write (``yolox-nano``).
-        kind: ``embedded`` (shipped inside detstream) or ``onnx`` (a downloaded ONNX file).
+        kind: ``embedded`` (shipped inside detstream), ``onnx`` (a downloaded ONNX file) or
+            ``torchvision`` (downloaded torchvision weights, exported to ONNX in the cache).
         licence: the weights' licence.
         input_size: square input size it runs at.
         coco_map: published COCO val2017 box mAP50-95 (``None``: not a COCO model).
@@ -34,6 +43,8 @@ class NamedModel:
         file_name: the file's name, in the cache and on a mirror.
         url: where it is downloaded from (``$DETSTREAM_MODEL_MIRROR`` replaces the base).
         sha256: the file's SHA-256 when one has been seen and pinned.
+        hash_prefix: the start of the file's SHA-256 (torchvision's file names carry one).
+        torchvision: the key of :data:`engines.zoo.torchvision_models.TORCHVISION_MODELS`.
         layout: the raw output layout the file must have.
         num_classes: the classes the file must predict.
     """
@@ -48,6 +59,8 @@ class NamedModel:
     file_name: str | None = None
     url: str | None = None
     sha256: str | None = None
+    hash_prefix: str | None = None
+    torchvision: str | None = None
     layout: str = "xywh_scores"
     num_classes: int = 80
 
@@ -59,6 +72,15 @@ def _yolox(size: str, input_size: int, coco_map: float, params_m: float) -> Name
                       url=f"{YOLOX_RELEASE}/{file_name}", layout="yolox")
 
 
+def _torchvision(name: str, key: str, input_size: int, coco_map: float, params_m: float,
+                 download_mb: float, file_name: str) -> NamedModel:
+    return NamedModel(name, "torchvision", "BSD-3-Clause (torchvision)", input_size, coco_map,
+                      params_m, download_mb=download_mb, file_name=file_name,
+                      url=f"{TORCHVISION_DOWNLOADS}/{file_name}",
+                      hash_prefix=file_name.rsplit("-", 1)[1].removesuffix(".pth"),
+                      torchvision=key)
+
+
 CATALOG: dict[str, NamedModel] = {m.name: m for m in (
     NamedModel("default", "embedded", "Apache-2.0 (detstream)", 416, None, 0.0,
                num_classes=0),
@@ -67,6 +89,12 @@ CATALOG: dict[str, NamedModel] = {m.name: m for m in (
     _yolox("s", 640, 40.5, 9.0),
     _yolox("m", 640, 47.2, 25.3),
     _yolox("l", 640, 50.1, 54.2),
+    _torchvision("ssdlite320", "ssdlite320_mobilenet_v3_large", 320, 21.3, 3.44, 13.4,
+                 "ssdlite320_mobilenet_v3_large_coco-a79551df.pth"),
+    _torchvision("fcos-r50", "fcos_resnet50_fpn", 640, 39.2, 32.27, 123.6,
+                 "fcos_resnet50_fpn_coco-99b0c9b7.pth"),
+    _torchvision("retinanet-r50-v2", "retinanet_resnet50_fpn_v2", 640, 41.5, 38.2, 146.0,
+                 "retinanet_resnet50_fpn_v2_coco-5905b1c5.pth"),
 )}
 
 

@@ -71,6 +71,8 @@ def resolve_model(model: str | Path, names: str | Path | None = None,
                 raise UserInputError("--weights applies to downloadable models; pass the "
                                      "checkpoint itself as --model PATH")
             return _checkpoint(text, DEFAULT_WEIGHTS, names, embedded=True)
+        if entry.kind == "torchvision":
+            return _torchvision_source(text, entry, weights, log)
         path = _named_file(entry, weights, log)
         spec = inspect_onnx(path, names)
         if names is None:
@@ -126,20 +128,23 @@ def check_named_file(entry: NamedModel, path: Path) -> None:
 
 
 def _named_file(entry: NamedModel, weights: str | Path | None, log: Log | None) -> Path:
-    """The file of a downloadable named model: the user's own, or the cache's."""
+    """The file of a downloadable named model: the user's own (``--weights``, checked by its
+    structure), or the cache's (downloaded and verified when missing)."""
     from engines.zoo.download import fetch
 
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise UserInputError(f"--weights {path} does not exist")
-        try:
-            check_named_file(entry, path)
-        except UserInputError as exc:
-            raise UserInputError(f"--weights {path} is not {entry.name}: {exc}") from None
-        return path
-    return fetch(entry.url, entry.file_name, sha256=entry.sha256,
-                 check=lambda part: check_named_file(entry, part), log=log)
+    check = check_torchvision_file if entry.kind == "torchvision" else check_named_file
+    if weights is None:
+        return fetch(entry.url, entry.file_name, sha256=entry.sha256,
+                     hash_prefix=entry.hash_prefix, check=lambda part: check(entry, part),
+                     log=log)
+    path = Path(weights)
+    if not path.is_file():
+        raise UserInputError(f"--weights {path} does not exist")
+    try:
+        check(entry, path)
+    except UserInputError as exc:
+        raise UserInputError(f"--weights {path} is not {entry.name}: {exc}") from None
+    return path
 
 
 def _engine_onnx(engine: Path) -> str:
@@ -157,3 +162,41 @@ def _engine_onnx(engine: Path) -> str:
         raise UserInputError(f"{engine} was built from {onnx}, which no longer exists; pass "
                              "the model again")
     return onnx
+
+
+def _load_state_dict(path: Path) -> dict:
+    """A torchvision weights file as a state dict (never unpickled beyond tensors)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or foreign file: pickle and zip errors
+        raise UserInputError(f"{path.name} is not a PyTorch weights file ({type(exc).__name__})"
+                             ) from None
+    if not isinstance(state, dict):
+        raise UserInputError(f"{path.name} holds no state dict")
+    return state
+
+
+def check_torchvision_file(entry: NamedModel, path: Path) -> None:
+    """Raise :class:`UserInputError` unless ``path``'s weights load into ``entry``'s model."""
+    from engines.zoo.torchvision_models import build_torchvision_detector
+
+    build_torchvision_detector(entry.torchvision, _load_state_dict(path))
+
+
+def _torchvision_source(text: str, entry: NamedModel, weights: str | Path | None,
+                        log: Log | None) -> ModelSource:
+    """A torchvision detector: its weights (downloaded or the user's), exported once to ONNX in
+    the cache (dynamic batch), so every ONNX backend runs it."""
+    from engines.cache import cache_root, file_sha256
+    from engines.zoo.onnx_import import inspect_onnx
+    from engines.zoo.torchvision_models import export_torchvision_onnx
+
+    path = _named_file(entry, weights, log)
+    onnx = cache_root() / "onnx" / f"{entry.name}_{file_sha256(path)[:16]}.onnx"
+    if not onnx.is_file():
+        if log is not None:
+            log(f"exporting {entry.name} to ONNX in the cache")
+        export_torchvision_onnx(entry.torchvision, onnx, _load_state_dict(path), max_batch=8)
+    return ModelSource(text, onnx, replace(inspect_onnx(onnx), name=entry.name), True, entry)

@@ -40,20 +40,7 @@ from engines.cache import atomic_output
 from engines.errors import UserInputError
 from engines.export.metadata import write_metadata
 from engines.spec import ModelSpec
-
-#: The 80 COCO classes in their usual contiguous order (class id = index).
-COCO80: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)
+from engines.zoo.coco import COCO80
 
 #: COCO category ids that are not classes ("N/A" in torchvision's label list).
 _COCO_GAPS = frozenset({12, 26, 29, 30, 45, 66, 68, 69, 71, 83})
@@ -151,8 +138,9 @@ class TorchvisionDetector(nn.Module):
         kind: ``ssd``, ``fcos`` or ``retinanet``.
         input_size: (height, width) to prepare anchors for.
 
-    Forward: float ``[B, 3, H, W]`` letterboxed, normalised RGB → float ``[B, 84, N]``
-    (``xywh_scores``: centre x, centre y, width, height in input pixels, then 80 COCO scores).
+    Forward: float ``[B, 3, H, W]`` letterboxed, normalised RGB → float32 ``[B, 84, N]``
+    (``xywh_scores``: centre x, centre y, width, height in input pixels, then 80 COCO scores);
+    N is the anchor count (SSDlite 320: 3234, FCOS 640: 8525, RetinaNet 640: 76725).
     """
 
     def __init__(self, model: nn.Module, kind: str, input_size: tuple[int, int]) -> None:
@@ -184,8 +172,9 @@ class TorchvisionDetector(nn.Module):
         height, width = size
         tensors = {name: value.to("meta")
                    for name, value in self.backbone.state_dict(keep_vars=True).items()}
-        features = functional_call(self.backbone, tensors,
-                                   (torch.empty(1, 3, height, width, device="meta"),))
+        dtype = next(self.backbone.parameters()).dtype  # an FP16 model takes FP16 input
+        dummy = torch.empty(1, 3, height, width, device="meta", dtype=dtype)
+        features = functional_call(self.backbone, tensors, (dummy,))
         if isinstance(features, torch.Tensor):
             features = {"0": features}
         shapes = [tuple(f.shape[-2:]) for f in features.values()]
@@ -205,8 +194,10 @@ class TorchvisionDetector(nn.Module):
         features = self.backbone(images)
         if isinstance(features, torch.Tensor):
             features = {"0": features}
-        out = self.head(list(features.values()))
-        anchors = self._anchors_for(images)
+        # The decoding tail runs in FP32 even in an FP16 model (as detstream's own head does):
+        # pixel coordinates up to the input size need more than FP16's 11 bits.
+        out = {key: value.float() for key, value in self.head(list(features.values())).items()}
+        anchors = self._anchors_for(images).float()
         if self.kind == "fcos":
             boxes = self._decode_distances(out["bbox_regression"], anchors)
             scores = torch.sqrt(torch.sigmoid(out["cls_logits"][..., self.labels])
@@ -217,7 +208,7 @@ class TorchvisionDetector(nn.Module):
                 scores = torch.softmax(out["cls_logits"], dim=-1)[..., self.labels]
             else:
                 scores = torch.sigmoid(out["cls_logits"][..., self.labels])
-        return torch.cat([boxes, scores.to(boxes.dtype)], dim=-1).permute(0, 2, 1)
+        return torch.cat([boxes, scores], dim=-1).permute(0, 2, 1)
 
     def _decode_deltas(self, deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         """torchvision's ``BoxCoder.decode_single`` on [B, N, 4] deltas, as cx, cy, w, h."""
@@ -291,7 +282,7 @@ def build_torchvision_detector(name: str, state_dict: Mapping[str, torch.Tensor]
         try:
             # Pretrained files come from frozen batch norms (no num_batches_tracked); the
             # BatchNorm2d layers of a model built without weights fill that key in themselves.
-            model.load_state_dict(dict(state_dict), strict=True)
+            model.load_state_dict(state_dict, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserInputError(f"the weights given do not fit torchvision's {name}: "
