@@ -67,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_model(args.model, args.names, args.weights, log)
 
-    if source.is_onnx:
-        path = source.path
+    if source.is_onnx:  # FP32 files get the same cached FP16 copy open_backend uses
+        from engines.export.fp16 import cached_fp16
+
+        path = cached_fp16(source.path, log)
     else:
         path, _ = cached_onnx(source, args.imgsz, True, args.batch, log)
     # The same call open_backend makes (TensorRTBackend): one key, one cached engine.
