@@ -262,3 +262,21 @@ def test_a_torchvision_download_without_its_hash_is_refused(cache, ssdlite_weigh
         with pytest.raises(UserInputError, match="failed its check.*does not start with a79551df"):
             resolve_model("ssdlite320")
     assert not (cache / "models" / name).exists()
+
+
+def test_a_torchvision_model_runs_on_the_torch_backend_too(cache, ssdlite_weights):
+    import torch
+
+    from engines.export.parity import sample_frames
+    from engines.process.preprocess import Preprocessor
+    from engines.runtime.select import open_backend
+
+    on_torch = open_backend("ssdlite320", "torch", "cpu", weights=ssdlite_weights)
+    on_onnx = open_backend("ssdlite320", "onnxruntime", weights=ssdlite_weights)
+    assert on_torch.spec == on_onnx.spec
+    batch, _ = Preprocessor(on_torch.spec)(sample_frames(2))
+    a, b = on_torch.infer(batch), on_onnx.infer(batch)
+    assert a.shape == b.shape
+    assert float((a[:, 4:] - b[:, 4:]).abs().max()) < 1e-3
+    assert float((a[:, :4] - b[:, :4]).abs().max() / a[:, :4].abs().max()) < 1e-3
+    assert torch.isfinite(a).all()

@@ -60,7 +60,7 @@ def auto_choice(source: ModelSource) -> tuple[str, str, str]:
         return "tensorrt", "cuda", "TensorRT and a CUDA device are present"
     no_trt = trt.detail if trt is not None else "TensorRT is not installed"
     cuda_reason = cuda_unavailable_reason()
-    if not cuda_reason and not source.is_onnx:
+    if not cuda_reason and source.runs_on_torch:
         return "torch", "cuda", f"{no_trt}; CUDA is available to torch"
     if not cuda_reason:
         import onnxruntime
@@ -125,15 +125,21 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
         return TensorRTBackend(path, spec, device or "cuda", max_batch=max_batch,
                                cuda_graph=cuda_graph, log=log)
     if backend == "torch":
-        if source.is_onnx:
-            raise UserInputError("the torch backend runs detstream checkpoints; run ONNX files "
-                                 "with --backend onnxruntime or tensorrt")
+        if not source.runs_on_torch:
+            raise UserInputError("the torch backend runs detstream checkpoints and torchvision "
+                                 "models; run ONNX files with --backend onnxruntime or tensorrt")
         from dataclasses import replace
 
         from engines.models.checkpoint import load_checkpoint
         from engines.runtime.torch_backend import TorchBackend
 
         dev = device or ("cpu" if cuda_unavailable_reason() else "cuda")
+        if source.is_onnx:  # a torchvision model: its own module, fixed input size
+            from engines.zoo.resolve import load_torchvision
+
+            net, spec = load_torchvision(source)
+            return TorchBackend(net, spec, dev, half=half, threads=threads,
+                                cuda_graph=cuda_graph, graph_batches=max_batch, log=log)
         net, spec, _ = load_checkpoint(source.path)
         if imgsz:
             if imgsz % spec.stride:

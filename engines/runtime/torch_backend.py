@@ -17,7 +17,8 @@ Log = Callable[[str], None]
 
 
 class TorchBackend(Backend):
-    """Run a detstream :class:`Detector` directly.
+    """Run a detstream :class:`Detector` (or another module with the same raw output, such as
+    a torchvision wrapper) directly.
 
     Args:
         model: the detector (its weights are used as they are; it is fused and cast here).
@@ -47,7 +48,9 @@ class TorchBackend(Backend):
         self.max_batch = 256
         if threads is not None and self.device.type == "cpu":
             torch.set_num_threads(max(1, threads))
-        model = model.fuse().to(self.device, dtype=self.dtype)
+        if hasattr(model, "fuse"):  # detstream detectors fold batch norm into the convolutions
+            model = model.fuse()
+        model = model.to(self.device, dtype=self.dtype).eval()
         self.model = model.to(memory_format=torch.channels_last)
         # Static input and output per captured batch size; replays share them, so one
         # caller at a time (pipelines sharing one model take turns).

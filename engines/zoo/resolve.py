@@ -37,6 +37,8 @@ class ModelSource:
         spec: the model's contract.
         is_onnx: ``path`` is an ONNX file (else a detstream checkpoint).
         named: the catalog entry when a name was used.
+        weights: the weights file behind ``path`` when they differ (a torchvision model's
+            ``.pth``, which the torch backend loads directly).
     """
 
     name: str
@@ -44,6 +46,12 @@ class ModelSource:
     spec: ModelSpec
     is_onnx: bool
     named: NamedModel | None = None
+    weights: Path | None = None
+
+    @property
+    def runs_on_torch(self) -> bool:
+        """The torch backend can run it: a detstream checkpoint or a torchvision model."""
+        return not self.is_onnx or self.weights is not None
 
 
 def _is_name(text: str) -> bool:
@@ -199,4 +207,14 @@ def _torchvision_source(text: str, entry: NamedModel, weights: str | Path | None
         if log is not None:
             log(f"exporting {entry.name} to ONNX in the cache")
         export_torchvision_onnx(entry.torchvision, onnx, _load_state_dict(path), max_batch=8)
-    return ModelSource(text, onnx, replace(inspect_onnx(onnx), name=entry.name), True, entry)
+    return ModelSource(text, onnx, replace(inspect_onnx(onnx), name=entry.name), True, entry,
+                       weights=path)
+
+
+def load_torchvision(source: ModelSource):
+    """``(module, spec)`` of a torchvision model source, for the torch backend."""
+    from engines.zoo.torchvision_models import build_torchvision_detector
+
+    module, _ = build_torchvision_detector(source.named.torchvision,
+                                           _load_state_dict(source.weights))
+    return module, source.spec
