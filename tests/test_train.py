@@ -65,7 +65,7 @@ def test_train_and_val_mistakes(tiny_data, tmp_path, args, message):
 
 
 def test_models_lists_the_family():
-    result = run_cli("models", "--imgsz", "320")
+    result = run_cli("models", "--family", "--imgsz", "320")
     assert result.returncode == 0
     params = {line.split()[0]: float(line.split()[2].rstrip("M"))
               for line in result.stdout.splitlines() if line.startswith("detstream-")}
