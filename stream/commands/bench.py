@@ -183,8 +183,9 @@ def run_engine(args: argparse.Namespace) -> int:
         if variant == "torch-fp16" and device == "cpu":
             skipped.append(f"{variant}: needs CUDA ({no_cuda or 'CPU requested'})")
             continue
-        if kind == "torch" and source.is_onnx:
-            skipped.append(f"{variant}: runs checkpoints, not ONNX files")
+        if kind == "torch" and not source.runs_on_torch:
+            skipped.append(f"{variant}: runs checkpoints and torchvision models, not ONNX "
+                           "files")
             continue
         # Every (size, batch) of one variant; the first failure to open skips the variant.
         combos = [(size, batch) for size in sizes for batch in args.batch]
