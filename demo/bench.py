@@ -117,8 +117,16 @@ def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str])
         page.goto(server.url, wait_until="load")
         page.wait_for_selector("#ds-webcam .ds-start", timeout=60_000)
         page.click("#ds-webcam .ds-start")
-        page.wait_for_function("() => (window.detstreamStats?.webcam?.shown || 0) > 5",
-                               timeout=120_000)
+        try:
+            page.wait_for_function("() => (window.detstreamStats?.webcam?.shown || 0) > 5",
+                                   timeout=120_000)
+        except Exception as exc:  # say what the page and the server saw, not only "timeout"
+            stats = page.evaluate("() => JSON.stringify(window.detstreamStats?.webcam || {})")
+            status = page.locator("#ds-webcam").inner_text()[-300:]
+            tail = server.log.read_text(errors="replace")[-1500:] if server.log else ""
+            raise RuntimeError(f"the page showed no webcam frames in 120 s ({exc}); page "
+                               f"stats {stats[:500]}; page text {status!r}; server log: "
+                               f"{tail}") from None
         page.wait_for_timeout(WARMUP_S * 1000)
         before = server.status()
         start = page.evaluate("() => performance.now()")
