@@ -108,15 +108,15 @@ def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | 
 def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str]) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from demo.browser import DemoProcess, camera_flags, launch
+    from demo.browser import DemoProcess, camera_flags, launch, start_button
 
     with DemoProcess(*server_args, log=work / "server.log") as server, \
             sync_playwright() as playwright:
         browser = launch(playwright, camera_flags(y4m))
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server.url, wait_until="load")
-        page.wait_for_selector("#ds-webcam .ds-start", timeout=60_000)
-        page.click("#ds-webcam .ds-start")
+        page.wait_for_selector(start_button("webcam"), timeout=60_000)
+        page.click(start_button("webcam"))
         try:
             page.wait_for_function("() => (window.detstreamStats?.webcam?.shown || 0) > 5",
                                    timeout=120_000)

@@ -28,6 +28,12 @@ def chromium_path() -> str:
                          "chromium' (make test does)")
 
 
+def start_button(mode: str) -> str:
+    """The selector of a viewer's start button once its script has wired it (``webcam`` or
+    ``stream``): the button is in the page before the script that handles it has loaded."""
+    return f"#ds-{mode} .ds-viewer[data-ready] .ds-start"
+
+
 def camera_flags(y4m: Path) -> list[str]:
     """Flags that make Chromium's camera play ``y4m`` and allow it without asking."""
     return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

@@ -15,7 +15,14 @@ import numpy as np
 import playwright.sync_api as playwright_api
 import pytest
 
-from demo.browser import DemoProcess, camera_flags, chromium_path, launch, write_y4m
+from demo.browser import (
+    DemoProcess,
+    camera_flags,
+    chromium_path,
+    launch,
+    start_button,
+    write_y4m,
+)
 from engines.data.synthetic import SceneConfig
 from engines.data.synthetic.sequence import write_sequence
 from stream.draw import PALETTE
@@ -77,7 +84,7 @@ def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.goto(server.url, wait_until="load")
-    page.wait_for_selector("#ds-webcam .ds-start", timeout=60_000)
+    page.wait_for_selector(start_button("webcam"), timeout=60_000)
     yield page
     context.close()
     wait_for_no_sessions(server)
@@ -98,7 +105,7 @@ def stats(page, mode: str = "webcam") -> dict:
 
 
 def start_webcam(page, frames: int = 10) -> None:
-    page.click("#ds-webcam .ds-start")
+    page.click(start_button("webcam"))
     page.wait_for_function(f"() => (window.detstreamStats?.webcam?.shown || 0) >= {frames}",
                            timeout=60_000)
 
@@ -160,7 +167,7 @@ def test_closing_the_tab_stops_its_processing(browser, server):
     context = browser.new_context()
     page = context.new_page()
     page.goto(server.url, wait_until="load")
-    page.wait_for_selector("#ds-webcam .ds-start", timeout=60_000)
+    page.wait_for_selector(start_button("webcam"), timeout=60_000)
     start_webcam(page)
     assert server.status()["active_sessions"] == 1
     page.close()
@@ -174,9 +181,9 @@ def test_a_second_page_waits_for_its_turn(browser, server):
     second = browser.new_context().new_page()
     for page in (first, second):
         page.goto(server.url, wait_until="load")
-        page.wait_for_selector("#ds-webcam .ds-start", timeout=60_000)
+        page.wait_for_selector(start_button("webcam"), timeout=60_000)
     start_webcam(first)
-    second.click("#ds-webcam .ds-start")
+    second.click(start_button("webcam"))
     second.wait_for_function("() => window.detstreamStats.webcam.state === 'queued'",
                              timeout=20_000)
     assert "number 1 in line" in second.inner_text("#ds-webcam .ds-message")
@@ -245,7 +252,8 @@ def test_paths_outside_the_allowed_folders_are_refused(page, files):
     for bad in ("/etc/passwd", str(files["allowed"] / ".." / "outside" / "secret.mp4"),
                 str(files["outside"] / "secret.mp4")):
         page.fill("#ds-stream .ds-uri", bad)
-        page.click("#ds-stream .ds-start")
+        page.wait_for_selector(start_button("stream"), timeout=60_000)
+        page.click(start_button("stream"))
         page.wait_for_function("() => window.detstreamStats.stream.message.includes('refused')",
                                timeout=20_000)
         page.wait_for_function("() => window.detstreamStats.stream.state === 'idle'")
@@ -260,7 +268,8 @@ def test_paths_outside_the_allowed_folders_are_refused(page, files):
 def test_stream_tab_plays_an_allowed_file_with_the_overlay(page, files, server):
     page.get_by_role("tab", name="Stream").click()
     page.fill("#ds-stream .ds-uri", str(files["video"]))
-    page.click("#ds-stream .ds-start")
+    page.wait_for_selector(start_button("stream"), timeout=60_000)
+    page.click(start_button("stream"))
     page.wait_for_function("() => window.detstreamStats.stream.shown >= 10", timeout=60_000)
     assert [s["kind"] for s in server.status()["sessions"]] == ["stream"]
     page.screenshot(path=str(ARTIFACTS / "demo-stream.png"))
@@ -298,7 +307,8 @@ def test_stream_tab_plays_a_loopback_network_stream(page, server):
     try:
         page.get_by_role("tab", name="Stream").click()
         page.fill("#ds-stream .ds-uri", camera.url)
-        page.click("#ds-stream .ds-start")
+        page.wait_for_selector(start_button("stream"), timeout=60_000)
+        page.click(start_button("stream"))
         page.wait_for_function("() => window.detstreamStats.stream.shown >= 15",
                                timeout=60_000)
         session = server.status()["sessions"][0]

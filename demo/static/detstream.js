@@ -282,5 +282,8 @@ export function mount(root, mode) {
   if (root.__detstreamViewer) return root.__detstreamViewer;
   const viewer = new Viewer(root, mode);
   root.__detstreamViewer = viewer;
+  // The markup is on the page before this module has loaded: scripts (the tests, `detstream
+  // bench demo`) wait for this mark before pressing a button, or the press would go nowhere.
+  root.dataset.ready = "1";
   return viewer;
 }
