@@ -49,19 +49,29 @@ def export_onnx(model: Detector, spec: ModelSpec, out: str | Path, imgsz: int | 
     dtype = torch.float16 if half else torch.float32
     net = copy.deepcopy(model).cpu().float().fuse().to(dtype)
     dummy = torch.zeros(min(max_batch, 2), 3, size, size, dtype=dtype)
-    dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if max_batch > 1 else None
     with torch.no_grad():
         net(dummy)  # fills the head's anchor cache: anchors become constants in the graph
-    # A temporary file of our own, renamed at the end: two processes exporting the same
-    # cache entry never write into one file, and a reader never sees half a model.
-    with atomic_output(out) as tmp, warnings.catch_warnings():
+    write_traced_onnx(net, dummy, out, spec, {"precision": "fp16" if half else "fp32",
+                                              "max_batch": max_batch,
+                                              "architecture": model.size})
+    return out, spec
+
+
+def write_traced_onnx(net: torch.nn.Module, dummy: torch.Tensor, out: Path, spec: ModelSpec,
+                      extra: dict) -> Path:
+    """Trace ``net`` on ``dummy`` into ``out`` (opset 17, TorchScript exporter, a dynamic batch
+    when ``extra["max_batch"] > 1``), check it, and write ``spec`` and ``extra`` into its
+    metadata. A temporary file of our own is renamed at the end: two processes exporting the
+    same cache entry never write into one file, and a reader never sees half a model."""
+    dynamic = ({INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+               if extra.get("max_batch", 1) > 1 else None)
+    with atomic_output(out) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shapes used as Python values
         torch.onnx.export(net, (dummy,), str(tmp), input_names=[INPUT_NAME],
                           output_names=[OUTPUT_NAME], opset_version=OPSET,
                           dynamic_axes=dynamic, do_constant_folding=True, dynamo=False)
         graph = onnx.load(str(tmp))
         onnx.checker.check_model(graph)
-        write_metadata(graph, spec, {"precision": "fp16" if half else "fp32",
-                                     "max_batch": max_batch, "architecture": model.size})
+        write_metadata(graph, spec, extra)
         onnx.save(graph, str(tmp))
-    return out, spec
+    return out

@@ -71,7 +71,7 @@ def auto_choice(source: ModelSource) -> tuple[str, str, str]:
     return "onnxruntime", "cpu", f"{no_trt}; {why}"
 
 
-def open_backend(model: str | Path = "default", backend: str = "auto",
+def open_backend(model: str | Path | ModelSource = "default", backend: str = "auto",
                  device: str | None = None, imgsz: int | None = None, max_batch: int = 1,
                  names: str | Path | None = None, threads: int | None = None,
                  half: bool | None = None, cuda_graph: bool = False, spin: bool = False,
@@ -79,7 +79,8 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
     """Load ``model`` on ``backend``.
 
     Args:
-        model: ``default``, a checkpoint path or an ONNX path.
+        model: anything :func:`resolve_model` takes, or a :class:`ModelSource` it returned
+            (then ``names`` and ``weights`` were already applied).
         backend: one of :data:`BACKENDS`.
         device: ``cpu`` or ``cuda[:N]``; default: CUDA for tensorrt, the best for the others.
         imgsz: square input size for checkpoints (ONNX files have their own).
@@ -98,7 +99,8 @@ def open_backend(model: str | Path = "default", backend: str = "auto",
     log = log or (lambda message: None)
     if backend not in BACKENDS:
         raise UserInputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    source = resolve_model(model, names, weights, log)
+    source = (model if isinstance(model, ModelSource)  # already resolved by the caller
+              else resolve_model(model, names, weights, log))
     _check_imgsz(source, imgsz)
     if backend == "auto":
         backend, auto_device, why = auto_choice(source)

@@ -24,21 +24,18 @@ caller fetched and verified (e.g. ``weights.get_state_dict(check_hash=True)`` fr
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 from torch import nn
 from torch.func import functional_call
 from torchvision.models.detection.image_list import ImageList
 
-from engines.cache import atomic_output
 from engines.errors import UserInputError
-from engines.export.metadata import write_metadata
+from engines.export.onnx import write_traced_onnx
 from engines.spec import ModelSpec
 from engines.zoo.coco import COCO80
 
@@ -54,10 +51,6 @@ LICENCE = "BSD-3-Clause (torchvision code); weights per torchvision"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
-
-INPUT_NAME = "images"
-OUTPUT_NAME = "output"
-OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -317,19 +310,9 @@ def export_torchvision_onnx(name: str, out_path: str | Path,
     net, spec = build_torchvision_detector(name, state_dict)
     height, width = spec.input_size
     dummy = torch.zeros(min(max_batch, 2), 3, height, width)
-    dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if max_batch > 1 else None
-    with atomic_output(out) as tmp, warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about shapes used as Python values
-        torch.onnx.export(net, (dummy,), str(tmp), input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=OPSET,
-                          dynamic_axes=dynamic, do_constant_folding=True, dynamo=False)
-        graph = onnx.load(str(tmp))
-        onnx.checker.check_model(graph)
-        write_metadata(graph, spec, {"precision": "fp32", "max_batch": max_batch,
-                                     "architecture": name, "source": "torchvision",
-                                     "weights": "supplied" if state_dict is not None
-                                     else "random"})
-        onnx.save(graph, str(tmp))
+    write_traced_onnx(net, dummy, out, spec, {
+        "precision": "fp32", "max_batch": max_batch, "architecture": name,
+        "source": "torchvision", "weights": "supplied" if state_dict is not None else "random"})
     return out, spec
 
 

@@ -195,7 +195,7 @@ def run_engine(args: argparse.Namespace) -> int:
                                f"{source.spec.input_size[0]}")
                 continue
             try:
-                backend = open_backend(args.model, kind, device if kind != "tensorrt" else None,
+                backend = open_backend(source, kind, device if kind != "tensorrt" else None,
                                        imgsz=None if source.is_onnx else size, max_batch=batch,
                                        names=args.names, threads=args.threads, half=half,
                                        cuda_graph=args.cuda_graph, weights=args.weights,

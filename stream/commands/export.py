@@ -59,11 +59,7 @@ def run(args: argparse.Namespace) -> int:
                              max_batch=args.dynamic_batch or 1)
     precision = "fp16" if args.half else "fp32"
     report = check_parity(path, model, spec, sample_frames(), precision)
-    print(report.summary())
-    if not report.passed:
-        path.unlink(missing_ok=True)
-        print(f"{args.prog}: error: the exported model does not match PyTorch; {path} was "
-              "removed (report the model and this output)", file=sys.stderr)
+    if not _kept(report, path, "the exported model does not match PyTorch", args.prog):
         return 2
     h, w = spec.input_size
     batch = f"dynamic batch 1-{args.dynamic_batch}" if args.dynamic_batch else "batch 1"
@@ -89,13 +85,19 @@ def _onnx_to_fp16(args: argparse.Namespace, source) -> int:
         raise UserInputError(f"--model {args.model} is already FP16 ONNX ({source.path})")
     path = convert_to_fp16(source.path, args.out)
     report = check_onnx_parity(source.path, path, source.spec, sample_frames())
-    print(report.summary())
-    if not report.passed:
-        path.unlink(missing_ok=True)
-        print(f"{args.prog}: error: the FP16 copy does not match the FP32 model; {path} was "
-              "removed (report the model and this output)", file=sys.stderr)
+    if not _kept(report, path, "the FP16 copy does not match the FP32 model", args.prog):
         return 2
     h, w = source.spec.input_size
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, fp16, {w}x{h}, "
           f"{source.spec.num_classes} classes, layout {source.spec.layout})")
     return 0
+
+
+def _kept(report, path: Path, problem: str, prog: str) -> bool:
+    """Print the parity report; a file that failed it is removed, with one error line."""
+    print(report.summary())
+    if not report.passed:
+        path.unlink(missing_ok=True)
+        print(f"{prog}: error: {problem}; {path} was removed (report the model and this "
+              "output)", file=sys.stderr)
+    return report.passed

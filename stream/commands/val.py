@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         from engines.runtime.select import open_backend
         from engines.train.validate import backend_model
 
-        backend = open_backend(args.model, args.backend or "onnxruntime", str(device),
+        backend = open_backend(model_source, args.backend or "onnxruntime", str(device),
                                imgsz=args.imgsz, max_batch=args.batch, names=args.names,
                                weights=args.weights, log=log)
         print(f"running on {backend.describe()}", file=sys.stderr)
