@@ -208,7 +208,8 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                 gr.Markdown("### Settings\nChanges apply from the next frame.")
                 model = gr.Dropdown(models, value=defaults.model, label="model",
                                     allow_custom_value=True, elem_id="ds-model",
-                                    info="default, or an .onnx file in an allowed folder")
+                                    info="default, a COCO model (yolox-nano, ...: downloaded "
+                                         "on first use), or an .onnx file in an allowed folder")
                 backend = gr.Dropdown(list(BACKENDS), value=defaults.backend, label="backend",
                                       elem_id="ds-backend")
                 sizes = IMGSZ_CHOICES + ([(str(defaults.imgsz), defaults.imgsz)] if defaults.imgsz
