@@ -50,6 +50,7 @@ class RunConfig:
         output, save_json, save_mot, stats_json: files to write (``None``: not written).
         show: an OpenCV window.
         max_frames, detect_every, live, drop: runner and source behaviour.
+        stall_timeout: seconds a network stream may stay silent before it is reconnected.
         draw: drawing settings.
     """
 
@@ -76,6 +77,7 @@ class RunConfig:
     detect_every: int = 1
     live: bool | None = None
     drop: bool = True
+    stall_timeout: float = 5.0
     draw: DrawConfig = field(default_factory=DrawConfig)
 
 
@@ -248,7 +250,8 @@ def build(config: RunConfig, log: Log | None = None,
     backend = _open_model(config, backends, log)
     predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                           classes=_class_ids(config.classes, backend.spec.class_names))
-    source = open_source(config.source, live=config.live, drop=config.drop, log=log)
+    source = open_source(config.source, live=config.live, drop=config.drop, log=log,
+                         stall_timeout=config.stall_timeout)
     sinks: list[Sink] = []
     try:
         # Folders are created only once the model and the source have opened: a mistaken

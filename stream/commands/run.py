@@ -9,7 +9,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from stream.commands.args import CUDA_GRAPH_HELP, add_model_arguments, fraction, positive_int
+from stream.commands.args import (
+    CUDA_GRAPH_HELP,
+    add_model_arguments,
+    fraction,
+    positive_float,
+    positive_int,
+)
 
 EXAMPLES = """examples:
   detstream run                                   # the synthetic demo → runs/run-N/
@@ -67,7 +73,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     mode.add_argument("--no-live", dest="live", action="store_false",
                       help="process every frame of the source, whatever it is")
     parser.add_argument("--no-drop", action="store_true",
-                        help="live sources: queue every frame instead of dropping old ones")
+                        help="live sources: queue frames instead of dropping old ones; the "
+                             "queue holds at most 64 frames, then the reader waits for room "
+                             "(back-pressure: nothing is dropped, latency grows up to 64 "
+                             "frames and a camera or server may discard what it cannot send)")
+    parser.add_argument("--stall-timeout", type=positive_float, default=5.0, metavar="SECONDS",
+                        help="network streams: reconnect when no data came for this long "
+                             "(default 5)")
     parser.add_argument("--no-overlay", action="store_true", help="no FPS/latency overlay")
     parser.set_defaults(handler=run, runs_pipeline=True)
 
@@ -105,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         tracker_options=args.tracker_config, output=args.output, save_json=args.save_json,
         save_mot=args.save_mot, stats_json=args.stats_json, show=args.show,
         max_frames=args.max_frames, detect_every=args.detect_every, live=args.live,
-        drop=not args.no_drop, draw=DrawConfig(overlay=not args.no_overlay))
+        drop=not args.no_drop, stall_timeout=args.stall_timeout, draw=DrawConfig(overlay=not args.no_overlay))
     run_dir = None
     if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show)):
         run_dir = next_run_dir()

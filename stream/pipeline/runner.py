@@ -356,7 +356,12 @@ class Pipeline:
 
     def report(self) -> dict:
         stats = self.source.stats
-        return self.metrics.report(stats.frames_read, stats.frames_dropped)
+        report = self.metrics.report(stats.frames_read, stats.frames_dropped)
+        report["frames_skipped"] = stats.frames_skipped
+        report["source"] = {"reconnects": stats.reconnects, "stalls": stats.stalls,
+                            "outage_seconds": round(stats.outage_seconds, 3),
+                            "error": stats.error}
+        return report
 
     def __iter__(self) -> Iterator[FramePacket]:
         """Run in the background and yield each finished packet (frame, detections with

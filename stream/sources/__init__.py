@@ -47,7 +47,8 @@ URI_HELP = ("0 or /dev/video0 (camera), clip.mp4, a folder or 'frames/*.jpg', rt
 
 
 def open_source(uri: str, live: bool | None = None, drop: bool = True,
-                log: Callable[[str], None] | None = None) -> Source:
+                log: Callable[[str], None] | None = None,
+                stall_timeout: float = 5.0) -> Source:
     """Open the input named by ``uri``.
 
     Args:
@@ -55,6 +56,8 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         live: force live (paced, newest-frame) or file (every frame) semantics.
         drop: for live sources, keep only the newest frame (``False``: queue every frame).
         log: where live sources report connection status.
+        stall_timeout: a network stream silent this many seconds counts as lost (a stall)
+            and is reconnected.
 
     Raises:
         UserInputError: nothing usable at ``uri`` (one sentence naming the fix).
@@ -88,8 +91,8 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
                 return LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
             return DirectSource(uri, grabber)
         if live is False:
-            return DirectSource(uri, NetworkGrabber(uri))
-        return LiveSource(uri, NetworkGrabber(uri), drop=drop, log=log)
+            return DirectSource(uri, NetworkGrabber(uri, timeout=stall_timeout))
+        return LiveSource(uri, NetworkGrabber(uri, timeout=stall_timeout), drop=drop, log=log)
     if "://" in uri:
         raise UserInputError(f"unknown source scheme in {uri!r}; sources look like: {URI_HELP}")
     path = Path(uri)

@@ -41,14 +41,19 @@ class SourceStats:
     Attributes:
         frames_read: frames decoded.
         frames_dropped: decoded frames replaced by newer ones before being taken (live only).
+        frames_skipped: frames that could not be decoded and were passed over (an
+            unreadable image in a folder, a damaged stretch of a video file).
         reconnects: successful reconnections after a loss.
-        outage_seconds: total time without a connection.
+        stalls: times the watchdog found a connected stream silent for too long.
+        outage_seconds: total time without a connection (or without data, for stalls).
         error: why reading stopped early (a truncated file, an unreachable stream), if it did.
     """
 
     frames_read: int = 0
     frames_dropped: int = 0
+    frames_skipped: int = 0
     reconnects: int = 0
+    stalls: int = 0
     outage_seconds: float = 0.0
     error: str | None = None
 
