@@ -51,6 +51,7 @@ class RunConfig:
         show: an OpenCV window.
         max_frames, detect_every, live, drop: runner and source behaviour.
         stall_timeout: seconds a network stream may stay silent before it is reconnected.
+        loop: play a file source this many more times (``-1``: forever).
         draw: drawing settings.
     """
 
@@ -78,6 +79,7 @@ class RunConfig:
     live: bool | None = None
     drop: bool = True
     stall_timeout: float = 5.0
+    loop: int = 0
     draw: DrawConfig = field(default_factory=DrawConfig)
 
 
@@ -251,7 +253,7 @@ def build(config: RunConfig, log: Log | None = None,
     predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                           classes=_class_ids(config.classes, backend.spec.class_names))
     source = open_source(config.source, live=config.live, drop=config.drop, log=log,
-                         stall_timeout=config.stall_timeout)
+                         stall_timeout=config.stall_timeout, loop=config.loop)
     sinks: list[Sink] = []
     try:
         # Folders are created only once the model and the source have opened: a mistaken

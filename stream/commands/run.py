@@ -77,6 +77,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "queue holds at most 64 frames, then the reader waits for room "
                              "(back-pressure: nothing is dropped, latency grows up to 64 "
                              "frames and a camera or server may discard what it cannot send)")
+    parser.add_argument("--loop", type=int, default=0, metavar="N",
+                        help="files and folders: play N more times after the first (-1: "
+                             "forever, until Ctrl-C)")
     parser.add_argument("--stall-timeout", type=positive_float, default=5.0, metavar="SECONDS",
                         help="network streams: reconnect when no data came for this long "
                              "(default 5)")
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         tracker_options=args.tracker_config, output=args.output, save_json=args.save_json,
         save_mot=args.save_mot, stats_json=args.stats_json, show=args.show,
         max_frames=args.max_frames, detect_every=args.detect_every, live=args.live,
-        drop=not args.no_drop, stall_timeout=args.stall_timeout, draw=DrawConfig(overlay=not args.no_overlay))
+        drop=not args.no_drop, stall_timeout=args.stall_timeout, loop=args.loop,
+        draw=DrawConfig(overlay=not args.no_overlay))
     run_dir = None
     if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show)):
         run_dir = next_run_dir()

@@ -48,7 +48,7 @@ URI_HELP = ("0 or /dev/video0 (camera), clip.mp4, a folder or 'frames/*.jpg', rt
 
 def open_source(uri: str, live: bool | None = None, drop: bool = True,
                 log: Callable[[str], None] | None = None,
-                stall_timeout: float = 5.0) -> Source:
+                stall_timeout: float = 5.0, loop: int = 0) -> Source:
     """Open the input named by ``uri``.
 
     Args:
@@ -58,6 +58,8 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         log: where live sources report connection status.
         stall_timeout: a network stream silent this many seconds counts as lost (a stall)
             and is reconnected.
+        loop: files, image folders and finite synthetic scenes: play them this many more
+            times (``-1``: forever).
 
     Raises:
         UserInputError: nothing usable at ``uri`` (one sentence naming the fix).
@@ -77,7 +79,7 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         is_live = uri_live if live is None else live
         if is_live:
             return LiveSource(uri, grabber, drop=drop, pace=config.fps, reconnect=False, log=log)
-        return DirectSource(uri, grabber)
+        return DirectSource(uri, grabber, loop=loop)
     if re.fullmatch(r"\d+", uri) or re.fullmatch(r"/dev/video\d+", uri):
         index = int(re.search(r"\d+$", uri).group())
         if live is False:
@@ -108,7 +110,7 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         source = LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
         source.pace = source.fps or fps or 30.0  # a file read as if live runs at its frame rate
         return source
-    return DirectSource(uri, grabber)
+    return DirectSource(uri, grabber, loop=loop)
 
 
 def _push_fps(uri: str) -> float | None:

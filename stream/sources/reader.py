@@ -25,25 +25,54 @@ Log = Callable[[str], None]
 
 
 class DirectSource(Source):
-    """Every frame, read in the caller's thread (files, image folders, unpaced scenes)."""
+    """Every frame, read in the caller's thread (files, image folders, unpaced scenes).
 
-    def __init__(self, uri: str, grabber: Any) -> None:
+    Args:
+        uri: what the user wrote.
+        grabber: the input.
+        loop: play the input this many more times after the first (``-1``: forever), as
+            jetson-utils' ``--input-loop``; frame indices and timestamps keep counting up
+            across passes, so every frame of the run has its own index and time.
+    """
+
+    def __init__(self, uri: str, grabber: Any, loop: int = 0) -> None:
         super().__init__()
         self.uri, self.live = uri, False
         self.grabber = grabber
         grabber.open()
         self.fps, self.size, self.frames = grabber.fps, grabber.size, grabber.frames
+        self.loops_left = loop
+        if loop and self.frames:
+            self.frames = None if loop < 0 else self.frames * (loop + 1)
         self._index = 0
+        self._pts_offset = 0.0  # seconds of the passes already played
+        self._last_pts: float | None = None
+
+    def _next_pass(self) -> bool:
+        """Start the input again from its beginning; False when no pass is left."""
+        if self.loops_left == 0:
+            return False
+        self.loops_left -= 1 if self.loops_left > 0 else 0
+        self.grabber.close()
+        self.grabber.open()
+        if self._last_pts is not None:
+            self._pts_offset = self._last_pts + 1.0 / (self.fps or 30.0)
+        return True
 
     def read(self) -> Frame | None:
         try:
             item = self.grabber.grab()
+            if item is None and self._next_pass():
+                item = self.grabber.grab()
         except UserInputError as exc:  # e.g. a truncated file: stop here, say why
             self.stats.error = str(exc)
             return None
         if item is None:
             return None
         image, pts, truth = item
+        if pts is not None:
+            pts += self._pts_offset
+            self._last_pts = pts
         frame = Frame(self._index, pts, time.perf_counter(), image, truth)
         self._index += 1
         self.stats.frames_read += 1
