@@ -1,9 +1,16 @@
 """Scores against ground truth, for sources that know it (the synthetic world): detection
-mAP (faster-coco-eval) of the detector's output and MOT scores (TrackEval) of the tracks."""
+mAP (faster-coco-eval) of the detector's output and MOT scores (TrackEval) of the tracks.
+
+Both need every frame they score at once (COCO ranks all detections by score; HOTA aligns
+identities over the whole sequence), so a run longer than the window is scored on its most
+recent frames: memory stays bounded however long the source runs, and the report says which
+frames were scored.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +24,27 @@ from stream.sinks.base import Sink
 
 #: Truth boxes less visible than this are not expected from a detector (as in the datasets).
 MIN_VISIBILITY = 0.3
+#: Frames kept for scoring: the most recent ones (100 s at 30 fps, about 5 MB).
+TRUTH_WINDOW = 3000
 
 
 class TruthScorer(Sink):
-    """Collects truth, detections and tracks per frame; :meth:`scores` computes the figures."""
+    """Collects truth, detections and tracks per frame; :meth:`scores` computes the figures
+    over the last ``window`` frames."""
 
     name = "truth"
 
-    def __init__(self, class_names: tuple[str, ...]) -> None:
+    def __init__(self, class_names: tuple[str, ...], window: int = TRUTH_WINDOW) -> None:
         self.class_names = tuple(class_names)
-        self.frames: list[tuple[int, Detections, Detections | None, Detections]] = []
+        self.window = max(1, window)
+        self.frames: deque[tuple[int, Detections, Detections | None, Detections]] = \
+            deque(maxlen=self.window)
+        self.seen = 0
 
     def write(self, packet: FramePacket) -> None:
         if packet.truth is not None and packet.detections is not None:
             self.frames.append((packet.index, packet.truth, packet.found, packet.detections))
+            self.seen += 1
 
     def scores(self) -> dict | None:
         """``{"detection": {...}, "tracking": {...}}``, or None without truth."""
@@ -45,7 +59,9 @@ class TruthScorer(Sink):
                             class_ids=visible.class_ids, class_names=self.class_names)
             evaluator.add(gt, found, image_id=index)
         detection = evaluator.compute()
-        result = {"detection": {"map50": detection.map50, "map50_95": detection.map50_95,
+        result = {"frames": {"seen": self.seen, "scored": len(self.frames),
+                             "first": self.frames[0][0], "last": self.frames[-1][0]},
+                  "detection": {"map50": detection.map50, "map50_95": detection.map50_95,
                                 "precision": detection.precision, "recall": detection.recall,
                                 "frames": detection.images}}
         tracked = any(len(tracks) and (tracks.track_ids >= 0).any()

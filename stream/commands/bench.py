@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from stream.commands.args import CUDA_GRAPH_HELP, add_model_arguments
+from stream.commands.args import (
+    CUDA_GRAPH_HELP,
+    add_model_arguments,
+    non_negative_float,
+    positive_float,
+)
 from stream.commands.plugins import add_plugins
 
 EXAMPLES = """examples:
@@ -142,6 +147,31 @@ def register(commands: argparse._SubParsersAction) -> None:
                      choices=("auto", "tensorrt", "torch", "onnxruntime"))
     mot.add_argument("--json", type=Path, default=None, help="also write the figures here")
     mot.set_defaults(handler=run_mot)
+    soak = jobs.add_parser(
+        "soak", help="hours of the full pipeline: memory slope, descriptor and thread peaks",
+        description="Runs what `detstream run` runs (model, tracking, drawing, H.264 and JSON "
+                    "Lines outputs, truth scores on synthetic sources) for --minutes, samples "
+                    "resident memory, open file descriptors and threads every --every seconds, "
+                    "and prints the memory slope after warm-up (least squares, MB per hour) "
+                    "and the peaks. File sources loop, so any file lasts the whole soak.",
+        epilog="examples:\n  detstream bench soak --minutes 30 --json soak-live.json\n"
+               "  detstream bench soak --source bikes.mp4 --minutes 30 --json soak-file.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    soak.add_argument("--source", default="synthetic://?seed=0&size=640x360&fps=30&live=1"
+                                          "&frames=0&objects=8",
+                      help="any source (default: a paced live synthetic scene, 30 fps, 640x360); "
+                           "files loop")
+    _model_arguments(soak)
+    soak.add_argument("--minutes", type=positive_float, default=30.0,
+                      help="duration (default 30)")
+    soak.add_argument("--every", type=positive_float, default=5.0, metavar="SECONDS",
+                      help="sampling interval (default 5)")
+    soak.add_argument("--warmup-minutes", type=non_negative_float, default=None,
+                      help="left out of the slope (default: a third of the run, at most 5)")
+    soak.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                      help="write the outputs here instead of a temporary folder")
+    soak.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    soak.set_defaults(handler=run_soak, runs_pipeline=True)
     add_plugins("detstream.bench", jobs)  # `bench demo` comes with the demo package
 
 
@@ -345,5 +375,32 @@ def run_live(args: argparse.Namespace) -> int:
         print(f"the pipeline kept up with the {result['source_fps']:g} fps source")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from engines.paths import writable_dir
+    from stream.session import RunConfig
+    from stream.soak import bench_soak
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    if args.json is not None:
+        writable_dir(args.json.parent)
+    if args.keep is not None:
+        writable_dir(args.keep)
+    config = RunConfig(source=args.source, model=args.model, weights=args.weights,
+                       names=args.names, imgsz=args.imgsz, backend=args.backend,
+                       cuda_graph=args.cuda_graph,
+                       tracker=None if args.tracker == "none" else args.tracker)
+    warmup = None if args.warmup_minutes is None else args.warmup_minutes * 60.0
+    result = bench_soak(config, args.minutes, args.every, warmup, args.keep, log)
+    for key in ("source", "minutes", "frames", "frames_dropped", "fps", "warmup_minutes",
+                "rss_slope_mb_per_hour", "rss_start_mb", "rss_end_mb", "rss_peak_mb",
+                "fds_peak", "threads_peak"):
+        print(f"{key:<24}{result[key]}")
+    if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

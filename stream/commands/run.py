@@ -168,7 +168,10 @@ def run(args: argparse.Namespace) -> int:
                                            encoding="utf-8")
     print(_summary(report))
     if scores is not None:
-        det = scores["detection"]
+        det, window = scores["detection"], scores["frames"]
+        if window["scored"] < window["seen"]:
+            print(f"scores over the last {window['scored']} of {window['seen']} frames "
+                  f"(frames {window['first']}-{window['last']})")
         print(f"detection vs truth: mAP50 {det['map50']:.3f}  mAP50-95 {det['map50_95']:.3f}  "
               f"P {det['precision']:.3f}  R {det['recall']:.3f}")
         if "tracking" in scores:

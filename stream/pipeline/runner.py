@@ -257,9 +257,9 @@ class Pipeline:
 
     def _draw(self, packet: FramePacket) -> None:
         overlay = None
-        if self.options.overlay and self.metrics.latency_ms:
+        if self.options.overlay and self.metrics.latency_ms.count:
             fps = self.metrics.recent_fps()
-            overlay = f"{fps:.1f} FPS  latency {self.metrics.latency_ms[-1]:.0f} ms"
+            overlay = f"{fps:.1f} FPS  latency {self.metrics.latency_ms.last:.0f} ms"
         packet.annotated = self.annotator.draw(packet.image, packet.detections, overlay)
 
     def _output(self, packet: FramePacket) -> None:
@@ -324,8 +324,8 @@ class Pipeline:
         deadline = time.perf_counter() + 10.0
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.perf_counter()))
-        self.metrics.ended = self.metrics.finished_at[-1] if self.metrics.finished_at \
-            else time.perf_counter()
+        last = self.metrics.last_finished
+        self.metrics.ended = last if last is not None else time.perf_counter()
         errors = []
         for closer in [self.source.close, *(sink.close for sink in self.sinks)]:
             try:
