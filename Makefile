@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 RUN_STAMP := $(VENV)/.detstream-run
 DEV_STAMP := $(VENV)/.detstream-dev
 
-.PHONY: run test demo browser lint bench-synth default-model clean
+.PHONY: run test demo browser rtsp lint bench-synth default-model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,9 @@ run: $(RUN_STAMP)
 	$(VENV)/bin/detstream doctor
 	$(VENV)/bin/detstream run
 
-## test: the whole test suite (the demo's browser tests use Debian's Chromium, installed here)
-test: $(DEV_STAMP) browser
+## test: the whole test suite (the demo's browser tests use Debian's Chromium, the RTSP camera
+## tests Debian's GStreamer RTSP server, both installed here)
+test: $(DEV_STAMP) browser rtsp
 	$(PY) -m pytest
 
 ## demo: the Gradio page on http://127.0.0.1:7860 (webcam, video upload; Ctrl-C stops it)
@@ -44,6 +45,20 @@ browser:
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "note: install Chromium (apt-get install chromium): the browser tests need it"; \
+	  fi; }
+
+## rtsp: Debian's GStreamer RTSP server for the RTSP camera tests (the system python3 runs it;
+## needs root)
+RTSP_PACKAGES := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp python3-gi \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+rtsp:
+	@dpkg -s $(RTSP_PACKAGES) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's GStreamer RTSP server for the RTSP camera tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq $(RTSP_PACKAGES) >/dev/null; \
+	  else \
+	    echo "note: install $(RTSP_PACKAGES) (apt-get): the RTSP camera tests need them"; \
 	  fi; }
 
 lint: $(DEV_STAMP)

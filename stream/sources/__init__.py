@@ -55,9 +55,10 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         uri: see the table above.
         live: force live (paced, newest-frame) or file (every frame) semantics.
         drop: for live sources, keep only the newest frame (``False``: queue every frame).
-        log: where live sources report connection status.
-        stall_timeout: a network stream silent this many seconds counts as lost (a stall)
-            and is reconnected.
+        log: where live sources report connection status, and image folders the images
+            they skip.
+        stall_timeout: a network stream that delivers no frame for this many seconds while
+            connected counts as lost (a stall) and is reconnected.
         loop: files, image folders and finite synthetic scenes: play them this many more
             times (``-1``: forever).
 
@@ -100,7 +101,7 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
     path = Path(uri)
     if path.is_dir() or any(c in uri for c in "*?[") or (
             path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
-        grabber = ImageGrabber(uri)
+        grabber = ImageGrabber(uri, log=log)
     elif path.is_file():
         grabber = VideoFileGrabber(uri)
     else:

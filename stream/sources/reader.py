@@ -6,8 +6,11 @@ A *grabber* knows one kind of input (a file, a camera, a network stream ...):
 - ``open()`` connects (raising :class:`~engines.errors.UserInputError` with a clear sentence, or
   ``ConnectionError`` when a live input is unreachable);
 - ``grab()`` returns ``(image, pts, truth)`` for the next frame, ``None`` at the end, and
-  raises ``ConnectionError`` when a live input is lost;
-- ``close()``; attributes ``fps``, ``size``, ``frames``.
+  raises ``ConnectionError`` when a live input is lost (:class:`StreamStalled` when it went
+  silent with its connection open);
+- ``close()``; attributes ``fps``, ``size``, ``frames``, and optionally ``skipped`` (damaged
+  frames or unreadable images passed over so far, counted in ``stats.frames_skipped``; the
+  frame indices keep their place, so each skip leaves a gap).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from engines.errors import UserInputError
 from stream.sources.base import Frame, Source
+from stream.sources.grabbers import StreamStalled
 
 Log = Callable[[str], None]
 
@@ -64,9 +68,11 @@ class DirectSource(Source):
             item = self.grabber.grab()
             if item is None and self._next_pass():
                 item = self.grabber.grab()
-        except UserInputError as exc:  # e.g. a truncated file: stop here, say why
+        except (UserInputError, ConnectionError) as exc:  # a damaged file, a lost stream
             self.stats.error = str(exc)
             return None
+        finally:
+            self._index += _newly_skipped(self.grabber, self.stats)
         if item is None:
             return None
         image, pts, truth = item
@@ -81,6 +87,14 @@ class DirectSource(Source):
 
     def close(self) -> None:
         self.grabber.close()
+
+
+def _newly_skipped(grabber: Any, stats) -> int:
+    """Bring ``stats.frames_skipped`` up to the grabber's count; returns how many it grew."""
+    skipped = getattr(grabber, "skipped", 0)
+    grown = skipped - stats.frames_skipped
+    stats.frames_skipped = skipped
+    return grown
 
 
 class SlotSource(Source):
@@ -180,7 +194,12 @@ class LiveSource(SlotSource):
         pace: deliver at most this many frames per second (paced synthetic scenes and files
             read as if live); ``None`` grabs as fast as the input gives them.
         reconnect: after a loss, retry with exponential back-off (0.5 s doubling to 8 s) for
-            as long as the source is open.
+            as long as the source is open. A loss is a closed connection, or a stall: the
+            grabber raising :class:`StreamStalled` because a connected stream went silent
+            (network grabbers do so after their stall timeout; see
+            :class:`~stream.sources.grabbers.NetworkGrabber`). Stalls are counted in
+            ``stats.stalls``; ``stats.outage_seconds`` adds the time from the last frame before
+            each loss (for a stall, from when the stream went silent) to the reconnection.
         log: where connection status lines go.
     """
 
@@ -205,18 +224,28 @@ class LiveSource(SlotSource):
     # ----------------------------------------------------------------- reader thread
     def _run(self) -> None:
         index = 0
-        next_due = time.perf_counter()
+        next_due = last_frame = time.perf_counter()
         try:
             while not self._stop.is_set():
                 try:
                     item = self.grabber.grab()
                 except ConnectionError as exc:
-                    if not self.reconnect or not self._reconnect(str(exc)):
+                    lost = last_frame  # the last frame before a closed connection
+                    if isinstance(exc, StreamStalled):
+                        self.stats.stalls += 1
+                        lost = time.perf_counter() - exc.silent  # when it went silent
+                        reason = f"stalled: {exc}"
+                    else:
+                        reason = f"connection lost ({exc})" if str(exc) else "connection lost"
+                    if not self.reconnect or not self._reconnect(reason, lost):
+                        self.stats.error = self.stats.error or f"{self.uri}: {reason}"
                         break
                     continue
                 except UserInputError as exc:
                     self.stats.error = str(exc)
                     break
+                finally:
+                    index += _newly_skipped(self.grabber, self.stats)
                 if item is None:
                     break
                 if self.pace:
@@ -227,18 +256,20 @@ class LiveSource(SlotSource):
                     else:
                         next_due = time.perf_counter()  # behind: do not burst to catch up
                 image, pts, truth = item
-                self._put(Frame(index, pts, time.perf_counter(), image, truth))
+                self.size = (image.shape[1], image.shape[0])  # a stream may change size
+                last_frame = time.perf_counter()
+                self._put(Frame(index, pts, last_frame, image, truth))
                 index += 1
         except Exception as exc:  # keep the reason; the pipeline reports it
             self.stats.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._finish()
 
-    def _reconnect(self, reason: str) -> bool:
-        """Retry until connected again or stopped; True when connected."""
+    def _reconnect(self, reason: str, lost: float) -> bool:
+        """Retry until connected again or stopped; True when connected. The outage counted
+        runs from ``lost`` (``perf_counter`` seconds: when frames stopped coming)."""
         self.connected = False
-        lost = time.perf_counter()
-        self.log(f"{self.uri}: connection lost ({reason}); reconnecting")
+        self.log(f"{self.uri}: {reason}; reconnecting")
         delay = 0.5
         while not self._stop.wait(delay):
             try:

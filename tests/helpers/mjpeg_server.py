@@ -1,7 +1,9 @@
 """A real HTTP MJPEG server on 127.0.0.1 (multipart/x-mixed-replace), as IP cameras serve.
 
 It streams JPEG-encoded frames of a synthetic scene at a fixed rate to every client, and can be
-stopped and started again on the same port (to test reconnection).
+stopped and started again on the same port (to test reconnection), or stalled: ``stall()``
+keeps every connection open and accepts new ones but sends nothing more until ``resume()``, as
+a camera that hangs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class MjpegServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
+        self._stalled = threading.Event()
 
     def start(self) -> None:
         server = self
@@ -55,6 +58,9 @@ class MjpegServer:
                 i = 0
                 try:
                     while server._running.is_set():
+                        if server._stalled.is_set():  # connected, silent
+                            time.sleep(0.01)
+                            continue
                         jpeg = server.jpegs[i % len(server.jpegs)]
                         self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                          f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
@@ -71,6 +77,13 @@ class MjpegServer:
         self._running.set()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def stall(self) -> None:
+        """Stop sending, keeping the connections open (new ones get headers, then silence)."""
+        self._stalled.set()
+
+    def resume(self) -> None:
+        self._stalled.clear()
 
     def stop(self) -> None:
         """Close the listening socket and every open stream."""
