@@ -83,14 +83,17 @@ class RtspServer:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start serving; returns once the server listens."""
-        self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, __file__, "--port", str(self.port), "--clip", str(self.clip)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        log = self.clip.with_suffix(".rtsp.log")  # a file: a full pipe would block the server
+        with open(log, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [SYSTEM_PYTHON, __file__, "--port", str(self.port), "--clip", str(self.clip)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True)
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
         line = self.process.stdout.readline() if ready else ""
         if line.strip() != "ready":
             self.kill()
-            raise RuntimeError(f"the RTSP server did not start: {line.strip()}")
+            said = (line.strip() + " " + log.read_text(errors="replace")[-1000:]).strip()
+            raise RuntimeError(f"the RTSP server did not start: {said or 'no answer'}")
 
     def kill(self) -> None:
         """The camera drops off the network: the process dies and its connections close."""
@@ -100,7 +103,6 @@ class RtspServer:
                 self.process.kill()
             self.process.wait(timeout=10)
             self.process.stdout.close()
-            self.process.stderr.close()
             self.process = None
 
     def pause(self) -> None:
