@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from engines.data.detection import DetectionSource
 from engines.data.loader import TrainDataset, build_loader
@@ -32,6 +31,7 @@ from engines.models.checkpoint import (
     read_sidecar,
     save_checkpoint,
 )
+from engines.progress import progress_bar
 from engines.spec import ModelSpec
 from engines.train.config import TrainConfig
 from engines.train.ema import ModelEMA
@@ -240,8 +240,8 @@ class Trainer:
         sums = torch.zeros(3)
         seen = 0
         start = time.perf_counter()
-        bar = tqdm(loader, total=batches, disable=not self.is_main, dynamic_ncols=True,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        bar = progress_bar(loader, total=batches, disable=not self.is_main,
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
         self.optimizer.zero_grad(set_to_none=True)
         for i, (images, targets, _) in enumerate(bar):
             iteration = epoch * batches + i

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from engines.data.detection import DetectionSource
 from engines.data.loader import ValDataset, build_loader
 from engines.process.decode import DecodeConfig, decode, to_detections
+from engines.progress import progress_bar
 from engines.runtime.base import Backend
 from engines.spec import Detections, ModelSpec
 from engines.train.evaluate import DetectionEvaluator, EvalResult
@@ -38,8 +38,8 @@ def evaluate(model: Callable[[torch.Tensor], torch.Tensor], source: DetectionSou
     loader = build_loader(dataset, batch, workers, shuffle=False)
     decode_cfg = DecodeConfig(conf=conf, iou=iou, max_det=max_det)
     evaluator = DetectionEvaluator(spec.class_names)
-    for images, _, metas in tqdm(loader, disable=not progress, desc="val", unit="batch",
-                                 leave=False, dynamic_ncols=True):
+    for images, _, metas in progress_bar(loader, disable=not progress, desc="val",
+                                         unit="batch", leave=False):
         raw = model(images.to(device, non_blocking=True).float().div_(255.0))
         decoded = decode(raw.float(), spec.layout, decode_cfg, spec.input_size)
         for (boxes, scores, classes), meta in zip(decoded,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import http.client
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -104,11 +103,10 @@ def _transfer(url: str, part: Path, progress: bool) -> None:
 
 
 def _progress_bar(label: str, total: int | None, initial: int, enabled: bool):
-    from tqdm import tqdm
+    from engines.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=f"downloading {label}", file=sys.stderr,
-                disable=not enabled or not sys.stderr.isatty())
+    return progress_bar(total=total, initial=initial, unit="B", unit_scale=True,
+                        unit_divisor=1024, desc=f"downloading {label}", disable=not enabled)
 
 
 def fetch(url: str, file_name: str, sha256: str | None = None, hash_prefix: str | None = None,

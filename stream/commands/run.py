@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engines.errors import UserInputError
+    from engines.progress import progress_bar
     from stream.draw import DrawConfig
     from stream.session import RunConfig, build, next_run_dir
     from stream.signals import graceful_stop
@@ -140,18 +141,20 @@ def run(args: argparse.Namespace) -> int:
         total = min(total, config.max_frames)
     print(f"{config.source} → {session.describe}; tracker {config.tracker or 'none'}",
           file=sys.stderr)
-    bar = tqdm(total=total, unit="frame", dynamic_ncols=True, desc="run",
-               disable=None, file=sys.stderr)
+    bar = progress_bar(total=total, unit="frame", desc="run")
     pipeline.on_packet = lambda packet: bar.update(1)
     interrupted = False
     with graceful_stop() as stop:
         pipeline.start()
         try:
             while not pipeline.wait(0.2):
-                if stop.is_set():
+                if stop.is_set() and not pipeline.draining:
+                    # The first Ctrl-C or SIGTERM: take no new frame, finish the ones in
+                    # flight (a second one stops at once).
                     interrupted = True
-                    pipeline.stop("interrupted")
-                    break
+                    log("stopping: finishing the frames in flight (press Ctrl-C again to "
+                        "stop now)")
+                    pipeline.drain("interrupted")
                 if pipeline.error is not None:
                     break
         except KeyboardInterrupt:  # a second Ctrl-C

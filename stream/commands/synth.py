@@ -6,13 +6,12 @@ import argparse
 import os
 import sys
 
-from tqdm import tqdm
-
 from engines.data.synthetic import SceneConfig
 from engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from engines.data.synthetic.sequence import benchmark_scene, write_sequence
 from engines.errors import UserInputError
 from engines.paths import writable_dir
+from engines.progress import progress_bar
 from stream.commands.args import (
     fraction,
     frame_size,
@@ -92,8 +91,8 @@ def run_video(args: argparse.Namespace) -> int:
               f"{frames / seconds:.0f} frames/s (frames + ground truth, no encoding)")
         return 0
     out = writable_dir(args.out)
-    with graceful_stop() as stop, tqdm(total=config.frames, unit="frame", desc="synth video",
-                                       dynamic_ncols=True) as bar:
+    with graceful_stop() as stop, progress_bar(total=config.frames, unit="frame",
+                                               desc="synth video") as bar:
         summary = write_sequence(out, config, progress=bar.update, stop=stop)
     rate = summary.frames / max(summary.seconds, 1e-9)
     print(f"wrote {summary.frames} frames, {summary.tracks} tracks, {summary.boxes} boxes to "
@@ -112,8 +111,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     spec = DatasetSpec(train=args.train, val=args.val, imgsz=args.imgsz, seed=args.seed,
                        min_visibility=args.min_visibility,
                        images_per_scene=args.images_per_scene)
-    with tqdm(total=spec.train + spec.val, unit="img", desc="synth dataset",
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=spec.train + spec.val, unit="img", desc="synth dataset") as bar:
         counts = write_dataset(out, spec, workers=args.workers, progress=bar.update)
     print(f"wrote {counts['train_images']} training images ({counts['train_boxes']} boxes) and "
           f"{counts['val_images']} validation images ({counts['val_boxes']} boxes); "

@@ -100,6 +100,7 @@ class Pipeline:
         self.error: StageError | None = None
         self.stopped_by: str | None = None
         self._stop = threading.Event()
+        self._draining = threading.Event()
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -119,6 +120,21 @@ class Pipeline:
         interrupt = getattr(self.source, "interrupt", None)
         if interrupt is not None:  # a live source waiting for its next frame lets go now
             interrupt()
+
+    def drain(self, reason: str = "interrupted") -> None:
+        """Stop taking new frames; every frame already captured goes through every stage and
+        output, then the pipeline ends (the first Ctrl-C). :meth:`stop` ends it at once."""
+        with self._lock:
+            if self.stopped_by is None:
+                self.stopped_by = reason
+        self._draining.set()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
 
     def _fail(self, stage: str, error: BaseException) -> None:
         with self._lock:
@@ -190,7 +206,7 @@ class Pipeline:
         """Live sources: block until a frame taken now would reach inference as it frees up;
         False when stopping."""
         while not self._credit.acquire(timeout=_POLL):
-            if self._stop.is_set():
+            if self._stop.is_set() or self._draining.is_set():
                 return False
         lead = (self._ema.get("capture", 0.0) + self._ema.get("preprocess", 0.0)) / 1000.0
         wake = self._infer_started + self._ema.get("infer", 0.0) / 1000.0 - lead
@@ -206,9 +222,10 @@ class Pipeline:
         count = 0
         self._set_priority("capture")
         try:
-            while not self._stop.is_set() and (limit is None or count < limit):
+            while (not self._stop.is_set() and not self._draining.is_set()
+                   and (limit is None or count < limit)):
                 if self._jit and not self._wait_for_inference():
-                    return
+                    break
                 start = time.perf_counter()
                 frame = self.source.read()
                 if frame is None:
@@ -224,7 +241,7 @@ class Pipeline:
                 if not self._put(outbox, packet):
                     return
                 count += 1
-            self._put(outbox, _END)
+            self._put(outbox, _END)  # after a drain too: the frames in flight finish
         except BaseException as exc:
             self._fail("capture", exc)
 

@@ -19,24 +19,46 @@ class _Track:
     frames: int = 0
 
 
+#: A track not reported for this many frames has ended: it is folded into the totals.
+ENDED_AFTER = 1000
+#: Longest ended tracks kept for the report.
+LONGEST_KEPT = 20
+
+
 @dataclass
 class SummarySink(Sink):
-    """Tally the reported detections of every frame.
+    """Tally the reported detections of every frame, in bounded memory: tracks not reported
+    for :data:`ENDED_AFTER` frames are folded into per-class totals and a short list of the
+    longest, so a stream running for days keeps only its recent tracks.
 
     Attributes:
         frames: frames written.
         boxes: reported boxes per class name, over all frames.
-        tracks: per track id, its class (the first one reported), first and last frame and
-            the number of frames it was reported in.
+        tracks: per recent track id, its class (the first one reported), first and last frame
+            and the number of frames it was reported in.
     """
 
     name = "summary"
     frames: int = 0
     boxes: Counter = field(default_factory=Counter)
     tracks: dict[int, _Track] = field(default_factory=dict)
+    ended_per_class: Counter = field(default_factory=Counter)
+    ended_longest: list[tuple[int, _Track]] = field(default_factory=list)
+
+    def _fold_ended(self, index: int) -> None:
+        ended = [tid for tid, t in self.tracks.items() if index - t.last > ENDED_AFTER]
+        for tid in ended:
+            track = self.tracks.pop(tid)
+            self.ended_per_class[track.class_name] += 1
+            self.ended_longest.append((tid, track))
+        if ended:
+            self.ended_longest.sort(key=lambda item: (-item[1].frames, item[0]))
+            del self.ended_longest[LONGEST_KEPT:]
 
     def write(self, packet: FramePacket) -> None:
         self.frames += 1
+        if self.frames % 100 == 0:
+            self._fold_ended(packet.index)
         dets = packet.detections
         if dets is None or not len(dets):
             return
@@ -55,12 +77,14 @@ class SummarySink(Sink):
         """``frames``, ``boxes`` and ``tracks`` per class, ``track_count`` and the
         ``longest`` tracks (id, class, frames reported, first and last frame)."""
         per_class = Counter(track.class_name for track in self.tracks.values())
-        ranked = sorted(self.tracks.items(), key=lambda item: (-item[1].frames, item[0]))
+        per_class.update(self.ended_per_class)
+        ranked = sorted([*self.tracks.items(), *self.ended_longest],
+                        key=lambda item: (-item[1].frames, item[0]))
         return {
             "frames": self.frames,
             "boxes": dict(sorted(self.boxes.items())),
             "tracks": dict(sorted(per_class.items())),
-            "track_count": len(self.tracks),
+            "track_count": sum(per_class.values()),
             "longest": [{"id": tid, "class": t.class_name, "frames": t.frames,
                          "first": t.first, "last": t.last} for tid, t in ranked[:longest]],
         }
