@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.draw import DrawConfig
     from stream.session import RunConfig, build, next_run_dir
     from stream.signals import graceful_stop
+    from stream.sinks.base import OutputError
 
     config = RunConfig(
         source=args.source, model=args.model, weights=args.weights, names=args.names,
@@ -192,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
         cause = pipeline.error.__cause__
         if isinstance(cause, UserInputError):
             raise UserInputError(str(cause))
+        if isinstance(cause, OutputError):
+            print(f"{args.prog}: error: {cause} (the other outputs were finalised)",
+                  file=sys.stderr)
+            return 1
         if os.environ.get("DETSTREAM_DEBUG"):
             traceback.print_exception(cause)
         print(f"{args.prog}: error: {pipeline.error} (outputs written so far were finalised; "

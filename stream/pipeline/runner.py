@@ -25,7 +25,7 @@ from stream.draw import Annotator
 from stream.pipeline.metrics import RunMetrics
 from stream.pipeline.packet import FramePacket
 from stream.pipeline.threads import yield_to_inference
-from stream.sinks.base import Sink, StopRequested
+from stream.sinks.base import OutputError, Sink, StopRequested
 from stream.sources.base import Source
 from stream.track.base import Tracker
 
@@ -281,7 +281,10 @@ class Pipeline:
 
     def _output(self, packet: FramePacket) -> None:
         for sink in self.sinks:
-            sink.write(packet)
+            try:
+                sink.write(packet)
+            except OSError as exc:  # a full disk, a removed folder: say which output
+                raise OutputError(sink, exc) from exc
         packet.done = time.perf_counter()
 
     def _finish(self, inbox: queue.Queue, results: queue.Queue | None) -> None:
@@ -343,12 +346,16 @@ class Pipeline:
             thread.join(timeout=max(0.0, deadline - time.perf_counter()))
         last = self.metrics.last_finished
         self.metrics.ended = last if last is not None else time.perf_counter()
-        errors = []
-        for closer in [self.source.close, *(sink.close for sink in self.sinks)]:
+        errors: list[Exception] = []
+        try:
+            self.source.close()
+        except Exception as exc:  # finalise the outputs, then report it
+            errors.append(exc)
+        for sink in self.sinks:
             try:
-                closer()
+                sink.close()
             except Exception as exc:  # finalise the others, then report the first
-                errors.append(exc)
+                errors.append(OutputError(sink, exc) if isinstance(exc, OSError) else exc)
         if errors and self.error is None:
             self.error = StageError("output", errors[0])
             self.error.__cause__ = errors[0]

@@ -2,19 +2,55 @@
 
 from __future__ import annotations
 
+import errno
+import time
 from abc import ABC, abstractmethod
+from pathlib import Path
 
+from engines.errors import DetstreamError
 from stream.pipeline.packet import FramePacket
+
+#: Seconds between checks that a file output is still where it was created.
+PRESENCE_CHECK = 1.0
 
 
 class StopRequested(Exception):
     """Raised by a sink when the user asked to stop (a window's q or Esc key)."""
 
 
+class OutputError(DetstreamError):
+    """An output could not be written (a full disk, a removed folder): names the output."""
+
+    def __init__(self, sink: Sink, error: BaseException) -> None:
+        code = getattr(error, "errno", None)
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        if code == errno.ENOSPC:
+            fix = "free some space or write it to another disk"
+        elif code == errno.ENOENT:
+            fix = "its folder was removed while running; keep the folder or write elsewhere"
+        elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "write it to a folder you can write to"
+        else:
+            fix = "check the disk and the folder"
+        super().__init__(f"cannot write the {sink.describe()}: {reason}; {fix}")
+        self.sink = sink
+
+
 class Sink(ABC):
-    """Where results go. ``write`` is called from one thread, in frame order."""
+    """Where results go. ``write`` is called from one thread, in frame order.
+
+    Attributes:
+        name: short name (``video``, ``jsonl`` ...).
+        label: what the output is, for messages.
+        path: the file written, for file outputs.
+    """
 
     name: str
+    label: str = "output"
+    path: Path | None = None
+
+    def describe(self) -> str:
+        return f"{self.label} {self.path}" if self.path is not None else self.label
 
     @abstractmethod
     def write(self, packet: FramePacket) -> None:
@@ -23,3 +59,24 @@ class Sink(ABC):
     def close(self) -> None:
         """Flush and finalise; safe to call twice and after errors."""
         return None
+
+
+class FileSink(Sink):
+    """A sink writing one file, which notices when the file disappears under it.
+
+    On Linux a file removed while open (its folder deleted, say) keeps accepting writes that
+    land nowhere; the run would end with nothing on disk and no word said. Once a second this
+    checks the path is still there and raises ``FileNotFoundError`` when it is not.
+    """
+
+    def _check_present(self) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_checked", 0.0) < PRESENCE_CHECK:
+            return
+        self._checked = now
+        if self.path is None:
+            return
+        if self.path.exists():
+            self._existed = True  # an encoder may create its file only after a few frames
+        elif getattr(self, "_existed", False):
+            raise FileNotFoundError(errno.ENOENT, "the file is gone", str(self.path))

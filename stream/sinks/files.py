@@ -8,14 +8,15 @@ from pathlib import Path
 from engines.data.mot import MotWriter
 from engines.data.video import VideoWriter
 from stream.pipeline.packet import FramePacket
-from stream.sinks.base import Sink
+from stream.sinks.base import FileSink
 
 
-class VideoSink(Sink):
+class VideoSink(FileSink):
     """Annotated frames to a browser-playable H.264 file (PyAV), finalised on close even
     after an interruption. The writer opens on the first frame (its size decides)."""
 
     name = "video"
+    label = "video output"
 
     def __init__(self, path: str | Path, fps: float, threads: int = 0,
                  preset: str = "veryfast", tune: str | None = None) -> None:
@@ -35,6 +36,7 @@ class VideoSink(Sink):
                                        threads=self.threads, tune=self.tune)
         self._writer.write(image)
         self.frames += 1
+        self._check_present()
 
     def close(self) -> None:
         if self._writer is not None:
@@ -42,11 +44,12 @@ class VideoSink(Sink):
             self._writer = None
 
 
-class JsonlSink(Sink):
+class JsonlSink(FileSink):
     """One JSON object per frame: ``frame``, ``time``, ``stream`` and ``detections`` (each with
     ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``)."""
 
     name = "jsonl"
+    label = "JSON Lines output"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -67,18 +70,21 @@ class JsonlSink(Sink):
         record = {"frame": packet.index, "time": packet.pts, "stream": packet.stream_id,
                   "detections": items}
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._check_present()
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
 
 
-class MotSink(Sink):
+class MotSink(FileSink):
     """MOTChallenge tracker results (1-based frames): ``frame,id,x,y,w,h,score,-1,-1,-1``."""
 
     name = "mot"
+    label = "MOT output"
 
     def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
         self._writer = MotWriter(path)
         self._closed = False
 
@@ -86,6 +92,7 @@ class MotSink(Sink):
         if packet.detections is not None:
             tracked = packet.detections[packet.detections.track_ids >= 0]
             self._writer.write(packet.index + 1, tracked)
+        self._check_present()
 
     def close(self) -> None:
         if not self._closed:
