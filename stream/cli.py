@@ -23,6 +23,7 @@ from stream.commands import (
     val,
 )
 from stream.commands.plugins import add_plugins
+from stream.signals import terminate_as_interrupt
 
 EXAMPLES = """examples:
   detstream doctor                                  check this machine
@@ -78,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         prefer_passive_openmp()  # before the handler imports torch
     try:
-        return int(args.handler(args) or 0)
+        with terminate_as_interrupt():
+            return int(args.handler(args) or 0)
     except DetstreamError as exc:
         print(f"{args.prog}: error: {exc}", file=sys.stderr)
         return 2

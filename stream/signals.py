@@ -33,3 +33,25 @@ def graceful_stop() -> Iterator[threading.Event]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` as Ctrl-C does.
+
+    A service manager's stop (SIGTERM) then ends any command the way Ctrl-C would: whatever
+    is open is closed on the way out and the exit code is 130, in every phase of a command
+    (loading a model, opening a source), not only where :func:`graceful_stop` is in force.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

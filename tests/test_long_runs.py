@@ -188,6 +188,28 @@ def test_ctrl_c_on_a_synthetic_source_loses_no_frame(model, tmp_path, monkeypatc
     assert "finishing the frames in flight" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("phase", ["open_model", "open_source"])
+def test_sigterm_while_starting_up_exits_130_and_leaves_no_partial_output(
+        model, tmp_path, monkeypatch, capsys, phase):
+    import stream.session as session
+
+    target = {"open_model": "_open", "open_source": "open_source"}[phase]
+    original = getattr(session, target)
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted by the signal's KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(session, target, interrupted)
+    started = time.perf_counter()
+    assert main(_run_args(model, tmp_path / "out")) == 130
+    assert time.perf_counter() - started < 4
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # folders are made only once everything opened
+
+
 def test_a_second_signal_stops_at_once_and_outputs_stay_valid(model, tmp_path, monkeypatch,
                                                               capsys):
     calls = 0
