@@ -12,18 +12,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-import torch
 
 from engines.data.mot import read_mot
-from engines.models import Detector
-from engines.models.checkpoint import save_checkpoint
 from engines.predict import Predictor
 from engines.progress import progress_bar
 from engines.runtime.select import open_backend
-from engines.spec import Detections, ModelSpec
+from engines.spec import Detections
 from stream.cli import main
 from stream.draw import Annotator
 from stream.pipeline.metrics import Series
@@ -37,23 +33,13 @@ from stream.track import make_tracker
 from stream.track.bytetrack import ByteTrack
 from stream.truth import TruthScorer
 from tests.conftest import REPO
-
-CLASSES = ("circle", "triangle", "square", "star")
+from tests.helpers.tiny import CLASSES, decoded_frames, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """A small untrained checkpoint at 96 px: the mechanics do not need a good model."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_checkpoint(path, Detector("n", len(CLASSES)).eval(),
-                    ModelSpec(name="tiny", class_names=CLASSES, input_size=(96, 96)))
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors", 96)
 
-
-def decoded_frames(path: Path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 # ------------------------------------------------------------------ bounded memory

@@ -10,26 +10,16 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import pytest
-import torch
 
 from engines.data.mot import read_mot
-from engines.models import Detector
-from engines.models.checkpoint import save_checkpoint
-from engines.spec import ModelSpec
 from stream.cli import main
-
-CLASSES = ("circle", "triangle", "square", "star")
+from tests.helpers.tiny import decoded_frames, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_checkpoint(path, Detector("n", len(CLASSES)).eval(),
-                    ModelSpec(name="tiny", class_names=CLASSES, input_size=(96, 96)))
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors", 96)
 
 
 def _run(model, size: str = "160x96", **outputs: Path | str) -> list[str]:
@@ -39,10 +29,6 @@ def _run(model, size: str = "160x96", **outputs: Path | str) -> list[str]:
         args += [f"--{flag.replace('_', '-')}", str(path)]
     return args
 
-
-def _playable_frames(path: Path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 def _error_line(err: str) -> str:
@@ -61,7 +47,7 @@ def test_a_full_disk_names_the_output_and_finalises_the_others(model, tmp_path, 
     line = _error_line(capsys.readouterr().err)
     assert "JSON Lines output /dev/full" in line and "No space left" in line
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert _playable_frames(tmp_path / "video.mp4") >= stats["frames_out"] > 0
+    assert decoded_frames(tmp_path / "video.mp4") >= stats["frames_out"] > 0
     tracks = read_mot(tmp_path / "tracks.txt")
     assert not tracks or max(tracks) <= stats["frames_out"] + 1
 
@@ -114,4 +100,4 @@ def test_a_removed_output_folder_is_noticed_and_named(model, tmp_path, capsys):
     line = _error_line(capsys.readouterr().err)
     assert f"JSON Lines output {jsonl}" in line and "folder was removed" in line
     stats = json.loads((kept / "stats.json").read_text())
-    assert _playable_frames(kept / "video.mp4") >= stats["frames_out"] > 0
+    assert decoded_frames(kept / "video.mp4") >= stats["frames_out"] > 0

@@ -14,15 +14,11 @@ import time
 import av
 import numpy as np
 import pytest
-import torch
 
 from engines.data.synthetic import SceneConfig
 from engines.data.synthetic.sequence import write_sequence
-from engines.models import Detector
-from engines.models.checkpoint import save_checkpoint
 from engines.predict import Predictor
 from engines.runtime.select import open_backend
-from engines.spec import ModelSpec
 from stream.draw import Annotator
 from stream.pipeline.runner import Pipeline, PipelineOptions, StageError
 from stream.sinks import JsonlSink, VideoSink
@@ -30,18 +26,12 @@ from stream.sources import open_source
 from stream.track import make_tracker
 from tests.conftest import REPO, run_cli, shared_path
 from tests.helpers.mjpeg_server import MjpegServer
-
-CLASSES = ("circle", "triangle", "square", "star")
+from tests.helpers.tiny import tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """A small untrained checkpoint: the pipeline's mechanics do not need a good model."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_checkpoint(path, Detector("n", len(CLASSES)).eval(),
-                    ModelSpec(name="tiny", class_names=CLASSES, input_size=(192, 192)))
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors", 192)
 
 
 @pytest.fixture(scope="module")
