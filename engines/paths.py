@@ -40,6 +40,28 @@ def writable_dir(path: str | Path) -> Path:
     return path
 
 
+def check_writable_parent(path: str | Path) -> None:
+    """Make sure ``path`` can be written later, creating nothing: the nearest folder above it
+    that exists is a folder (not a file) and takes new files.
+
+    Raises:
+        UserInputError: a part of the path is a file, or the folder cannot be written.
+    """
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserInputError(f"cannot write {path}: {folder} is a file, not a folder; "
+                             "choose a path inside a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".detstream-write-test-"):
+            pass
+    except OSError as exc:
+        raise UserInputError(f"cannot write {path}: {folder} does not take new files "
+                             f"({exc.strerror or exc}); choose a writable folder") from None
+
+
 def existing_file(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` if it is a readable file, else raise a :class:`UserInputError`."""
     path = Path(path)

@@ -17,6 +17,25 @@ from typing import Any
 
 import numpy as np
 
+from engines.errors import UserInputError
+
+#: The largest square model input accepted (``--imgsz``): 4096 x 4096 already needs ~200 MB per
+#: FP32 image before the first layer; beyond it a typo would ask for terabytes.
+MAX_INPUT_SIZE = 4096
+
+
+def check_input_size(size: int, stride: int = 32) -> int:
+    """``size`` when it is a usable square input size: a multiple of ``stride`` from ``stride``
+    to :data:`MAX_INPUT_SIZE`.
+
+    Raises:
+        UserInputError: naming ``--imgsz`` and the sizes that work.
+    """
+    if not stride <= size <= MAX_INPUT_SIZE or size % stride:
+        raise UserInputError(f"--imgsz {size}: use a multiple of {stride} from {stride} to "
+                             f"{MAX_INPUT_SIZE} (e.g. 320, 416, 640)")
+    return int(size)
+
 
 def _as_array(name: str, value: Any, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
     array = np.ascontiguousarray(value, dtype=dtype)

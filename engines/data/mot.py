@@ -9,6 +9,7 @@ results put the score in ``conf`` and ``-1`` in the last columns.
 from __future__ import annotations
 
 import configparser
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,41 +81,63 @@ def write_mot(path: str | Path, frames: Iterable[tuple[int, Detections]],
     return Path(path)
 
 
-def _parse_rows(path: Path) -> Iterator[tuple[int, list[float]]]:
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a text file; one clear error when it is not text."""
     with path.open("r", encoding="utf-8") as file:
-        for lineno, line in enumerate(file, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
-            if len(parts) < 6:
-                raise UserInputError(
-                    f"{path}:{lineno}: a MOT row needs at least 6 comma-separated values "
-                    f"(frame,id,x,y,w,h,...), got {len(parts)}: {text[:80]!r}"
-                )
-            try:
-                values = [float(p) for p in parts[:10]]
-            except ValueError:
-                raise UserInputError(
-                    f"{path}:{lineno}: a MOT row must hold numbers only, got {text[:80]!r}"
-                ) from None
-            if values[0] < 1 or values[0] != int(values[0]):
-                raise UserInputError(
-                    f"{path}:{lineno}: frame numbers are whole numbers from 1, got {parts[0]!r}"
-                )
-            if values[4] < 0 or values[5] < 0:
-                raise UserInputError(f"{path}:{lineno}: box width and height must not be negative")
-            yield lineno, values
+        try:
+            yield from enumerate(file, start=1)
+        except UnicodeDecodeError:
+            raise UserInputError(f"{path} is not a text file; a MOT file holds lines of "
+                                 "comma-separated numbers (frame,id,x,y,w,h,...)") from None
 
 
-def read_mot(path: str | Path, class_names: tuple[str, ...] = ()) -> dict[int, Detections]:
+def _parse_rows(path: Path) -> Iterator[tuple[int, list[float]]]:
+    for lineno, line in _lines(path):
+        text = line.strip()
+        if not text:
+            continue
+        parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+        if len(parts) < 6:
+            raise UserInputError(
+                f"{path}:{lineno}: a MOT row needs at least 6 comma-separated values "
+                f"(frame,id,x,y,w,h,...), got {len(parts)}: {text[:80]!r}"
+            )
+        try:
+            values = [float(p) for p in parts[:10]]
+        except ValueError:
+            header = " (MOT files have no header line; remove it)" if lineno == 1 else ""
+            raise UserInputError(
+                f"{path}:{lineno}: a MOT row must hold numbers only, got {text[:80]!r}{header}"
+            ) from None
+        if not all(math.isfinite(v) for v in values):
+            raise UserInputError(f"{path}:{lineno}: a MOT row must hold finite numbers, got "
+                                 f"{text[:80]!r}")
+        if values[0] < 1 or values[0] != int(values[0]):
+            raise UserInputError(
+                f"{path}:{lineno}: frame numbers are whole numbers from 1, got {parts[0]!r}"
+            )
+        if values[4] < 0 or values[5] < 0:
+            raise UserInputError(f"{path}:{lineno}: box width and height must not be negative")
+        yield lineno, values
+
+
+def read_mot(path: str | Path, class_names: tuple[str, ...] = (),
+             empty_ok: bool = True) -> dict[int, Detections]:
     """Read a MOT file into ``{frame: Detections}`` (frames 1-based; frames with no rows absent).
 
     ``scores`` hold the conf column, ``class_ids`` the class column minus 1 (or -1 when absent),
-    and ``data["visibility"]`` the visibility column (1 when absent).
+    ``track_ids`` the id column (int64: ids are not bounded by 2**31), and
+    ``data["visibility"]`` the visibility column (1 when absent).
+
+    Args:
+        path: the file.
+        class_names: names for the class ids.
+        empty_ok: a file without rows is a valid answer (a tracker that found nothing); pass
+            False where rows are required (ground truth, detections to track).
 
     Raises:
-        UserInputError: the file is missing or a row is malformed (the message names the line).
+        UserInputError: the file is missing, has no rows (unless ``empty_ok``) or a row is
+            malformed (the message names the line).
     """
     path = Path(path)
     if not path.is_file():
@@ -124,6 +147,9 @@ def read_mot(path: str | Path, class_names: tuple[str, ...] = ()) -> dict[int, D
     for _, values in _parse_rows(path):
         values += [-1.0] * (9 - len(values))
         rows.setdefault(int(values[0]), []).append(values)
+    if not rows and not empty_ok:
+        raise UserInputError(f"MOT file {path} holds no rows; expected lines of "
+                             "frame,id,x,y,w,h,... (is it the right file?)")
     out = {}
     for frame, vals in sorted(rows.items()):
         arr = np.asarray(vals, np.float64)
@@ -133,7 +159,7 @@ def read_mot(path: str | Path, class_names: tuple[str, ...] = ()) -> dict[int, D
         vis = np.where(arr[:, 8] >= 0, arr[:, 8], 1.0)
         out[frame] = Detections(
             boxes=boxes, scores=arr[:, 6], class_ids=classes.astype(np.int32),
-            track_ids=arr[:, 1].astype(np.int32), class_names=class_names,
+            track_ids=arr[:, 1].astype(np.int64), class_names=class_names,
             data={"visibility": vis.astype(np.float32)},
         )
     return out

@@ -3,7 +3,11 @@
 Each image ``.../images/<split>/NAME.jpg`` has a label file ``.../labels/<split>/NAME.txt`` with
 one ``class cx cy w h`` row per box, coordinates normalised to [0, 1] by the image size. An image
 without a label file is a background image (no boxes). Paths in ``data.yaml`` are relative to
-its ``path`` key, which is itself relative to the yaml's folder.
+its ``path`` key, which is itself relative to the yaml's folder; without ``path`` they are
+relative to the yaml's folder, which is how Ultralytics reads them too (its
+``check_det_dataset`` falls back to the yaml's folder, while a relative ``path`` such as ``.``
+is taken from the working directory, or from its datasets folder when that does not exist).
+So :func:`write_data_yaml` leaves ``path`` out.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ def _images_in(source: Path, yaml_path: Path) -> list[Path]:
     raise UserInputError(f"{yaml_path}: split path {source} does not exist")
 
 
+def _path_text(yaml_path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise UserInputError(f"{yaml_path}: '{key}' must be a path (text), got {value!r}")
+    return value
+
+
 def load_data_yaml(path: str | Path) -> DataConfig:
     """Read a YOLO ``data.yaml`` (Ultralytics layout: ``path``, ``train``, ``val``, ``names``).
 
@@ -68,6 +78,8 @@ def load_data_yaml(path: str | Path) -> DataConfig:
         raise UserInputError(f"dataset file {path} does not exist; pass a YOLO data.yaml")
     try:
         doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} is not a text file; pass a YOLO data.yaml") from None
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict):
@@ -76,7 +88,7 @@ def load_data_yaml(path: str | Path) -> DataConfig:
     if isinstance(names_doc, dict):
         try:
             ids = sorted(int(k) for k in names_doc)
-        except ValueError:
+        except (TypeError, ValueError):
             raise UserInputError(f"{path}: 'names' keys must be class ids 0..N-1") from None
         if ids != list(range(len(ids))):
             raise UserInputError(f"{path}: 'names' must number classes 0..{len(ids) - 1}")
@@ -85,7 +97,11 @@ def load_data_yaml(path: str | Path) -> DataConfig:
         names = tuple(str(n) for n in names_doc)
     else:
         raise UserInputError(f"{path}: no class names; add 'names: [a, b, ...]'")
-    root = Path(doc.get("path") or ".")
+    count = doc.get("nc", len(names))
+    if isinstance(count, bool) or not isinstance(count, int) or count != len(names):
+        raise UserInputError(f"{path}: 'nc: {count}' must be the number of class names "
+                             f"({len(names)}); fix it or remove the nc line")
+    root = Path(_path_text(path, "path", doc.get("path") or "."))
     if not root.is_absolute():
         root = (path.parent / root).resolve()
     splits: dict[str, tuple[Path, ...]] = {}
@@ -93,7 +109,8 @@ def load_data_yaml(path: str | Path) -> DataConfig:
         value = doc.get(split)
         if not value:
             continue
-        entries = value if isinstance(value, list) else [value]
+        entries = [_path_text(path, split, e) for e in (value if isinstance(value, list)
+                                                        else [value])]
         splits[split] = tuple(Path(e) if Path(e).is_absolute() else root / e for e in entries)
     return DataConfig(path=path, root=root, names=names, splits=splits)
 
@@ -163,9 +180,9 @@ def write_labels(path: str | Path, class_ids: np.ndarray, boxes_xyxy: np.ndarray
 
 def write_data_yaml(path: str | Path, names: tuple[str, ...], splits: dict[str, str],
                     extra: dict[str, Any] | None = None) -> Path:
-    """Write a ``data.yaml`` whose split paths are relative to its own folder."""
-    doc: dict[str, Any] = {"path": "."}
-    doc.update(splits)
+    """Write a ``data.yaml`` whose split paths are relative to its own folder (no ``path`` key:
+    detstream and Ultralytics both read such paths from the yaml's folder)."""
+    doc: dict[str, Any] = dict(splits)
     doc["nc"] = len(names)
     doc["names"] = dict(enumerate(names))
     if extra:

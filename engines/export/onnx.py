@@ -15,7 +15,7 @@ from engines.cache import atomic_output
 from engines.errors import UserInputError
 from engines.export.metadata import write_metadata
 from engines.models import Detector
-from engines.spec import ModelSpec
+from engines.spec import ModelSpec, check_input_size
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -40,9 +40,7 @@ def export_onnx(model: Detector, spec: ModelSpec, out: str | Path, imgsz: int | 
         ``(path, spec)``: the file written and the contract it carries.
     """
     out = Path(out)
-    size = int(imgsz or spec.input_size[0])
-    if size % spec.stride or size <= 0:
-        raise UserInputError(f"--imgsz {size} must be a positive multiple of {spec.stride}")
+    size = check_input_size(int(imgsz or spec.input_size[0]), spec.stride)
     if max_batch < 1:
         raise UserInputError(f"the batch size must be at least 1, got {max_batch}")
     spec = replace(spec, input_size=(size, size))

@@ -17,7 +17,7 @@ from engines.cache import cache_root, file_sha256
 from engines.errors import UserInputError
 from engines.runtime.availability import cuda_unavailable_reason
 from engines.runtime.base import Backend
-from engines.spec import ModelSpec
+from engines.spec import ModelSpec, check_input_size
 from engines.zoo.resolve import ModelSource, resolve_model
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
@@ -144,9 +144,8 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
                                 cuda_graph=cuda_graph, graph_batches=max_batch, log=log)
         net, spec, _ = load_checkpoint(source.path)
         if imgsz:
-            if imgsz % spec.stride:
-                raise UserInputError(f"--imgsz {imgsz} must be a multiple of {spec.stride}")
-            spec = replace(spec, input_size=(imgsz, imgsz))
+            size = check_input_size(imgsz, spec.stride)
+            spec = replace(spec, input_size=(size, size))
         return TorchBackend(net, spec, dev, half=half, threads=threads, cuda_graph=cuda_graph,
                             graph_batches=max_batch, log=log)
     from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend

@@ -31,8 +31,9 @@ from engines.models.checkpoint import (
     read_sidecar,
     save_checkpoint,
 )
+from engines.paths import writable_dir
 from engines.progress import progress_bar
-from engines.spec import ModelSpec
+from engines.spec import ModelSpec, check_input_size
 from engines.train.config import TrainConfig
 from engines.train.ema import ModelEMA
 from engines.train.loss import DetectionLoss
@@ -96,12 +97,12 @@ class Trainer:
         if config.batch % self.world:
             raise UserInputError(f"--batch {config.batch} must divide evenly over "
                                  f"{self.world} processes")
-        if config.imgsz % 32:
-            raise UserInputError(f"--imgsz {config.imgsz} must be a multiple of 32")
+        check_input_size(config.imgsz, 32)
         torch.manual_seed(config.seed)
 
         self.train_source = DetectionSource.from_yolo(config.data, "train")
         self.val_source = DetectionSource.from_yolo(config.data, "val")
+        writable_dir(config.out)  # before any work: a run that cannot save is not started
         names = self.train_source.class_names
         self.spec = ModelSpec(name=f"detstream-{config.model}", class_names=names,
                               input_size=(config.imgsz, config.imgsz))

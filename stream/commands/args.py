@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from engines.data.synthetic import parse_size
 from engines.errors import UserInputError
+from engines.paths import check_writable_parent
 
 
 def _whole_number(text: str, minimum: int, rule: str) -> int:
@@ -27,21 +31,52 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0, "zero or more")
 
 
-def positive_float(text: str) -> float:
+def bounded_int(minimum: int, maximum: int, unit: str = "") -> Callable[[str], int]:
+    """An argument type for whole numbers from ``minimum`` to ``maximum``: a huge value is as
+    much a mistake as a negative one (it would run for years or allocate terabytes)."""
+    def parse(text: str) -> int:
+        value = _whole_number(text, minimum, f"at least {minimum}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}{unit}, got {value}")
+        return value
+
+    return parse
+
+
+def worker_count(text: str) -> int:
+    """Processes to start: 0 or more, at most four per core (more only slow the work)."""
+    most = 4 * (os.cpu_count() or 1)
+    value = _whole_number(text, 0, "zero or more")
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {most} (4 per core on this machine), got {value}")
+    return value
+
+
+def loop_count(text: str) -> int:
+    """``--loop``: extra passes, 0 or more, or -1 for endless."""
+    return _whole_number(text, -1, "0 or more, or -1 (forever)")
+
+
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _finite(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _finite(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
     return value
@@ -55,6 +90,19 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def output_file(text: str) -> Path:
+    """A file to write, checked before any work starts: its folder can be created and written
+    (nothing is created here)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; name a file to write")
+    try:
+        check_writable_parent(path)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
 
 
 def frame_size(text: str) -> tuple[int, int]:

@@ -10,8 +10,11 @@ from pathlib import Path
 from stream.commands.args import (
     CUDA_GRAPH_HELP,
     add_model_arguments,
+    fraction,
     non_negative_float,
+    output_file,
     positive_float,
+    positive_int,
 )
 from stream.commands.plugins import add_plugins
 
@@ -38,7 +41,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, backend and tracker options shared by the pipeline benchmarks."""
     add_model_arguments(parser)
     parser.add_argument("--names", default=None, help="class names for an ONNX file")
-    parser.add_argument("--imgsz", type=int, default=None, help="input size (checkpoints)")
+    parser.add_argument("--imgsz", type=positive_int, default=None,
+                        help="input size (checkpoints)")
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "tensorrt", "torch", "onnxruntime"))
     parser.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
@@ -64,15 +68,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     engine.add_argument("--imgsz", type=int_list, default=None,
                         help="comma list of input sizes (default: the model's own)")
     engine.add_argument("--batch", type=int_list, default=[1], help="comma list (default 1)")
-    engine.add_argument("--seconds", type=float, default=3.0,
+    engine.add_argument("--seconds", type=positive_float, default=3.0,
                         help="timing per row in seconds (default 3)")
-    engine.add_argument("--threads", type=int, default=None,
+    engine.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for torch and onnxruntime (default: all cores)")
     engine.add_argument("--device", default=None, help="cpu or cuda (default: best here)")
     engine.add_argument("--cuda-graph", action="store_true",
                         help=CUDA_GRAPH_HELP)
     engine.add_argument("--names", default=None, help="class names for an ONNX file")
-    engine.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    engine.add_argument("--json", type=output_file, default=None, help="also write the rows here")
     engine.set_defaults(handler=run_engine)
 
     pipe = jobs.add_parser(
@@ -88,8 +92,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     pipe.add_argument("--source", required=True, help="a video file, folder or synthetic://")
     _model_arguments(pipe)
-    pipe.add_argument("--frames", type=int, default=300, help="frames to use (default 300)")
-    pipe.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    pipe.add_argument("--frames", type=positive_int, default=300,
+                      help="frames to use (default 300)")
+    pipe.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     pipe.set_defaults(handler=run_pipeline, runs_pipeline=True)
 
     live = jobs.add_parser(
@@ -107,8 +112,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                               "&min_size=48&max_size_frac=0.35",
                       help="a live source (default: paced synthetic scene, 30 fps, 1280x720)")
     _model_arguments(live)
-    live.add_argument("--seconds", type=float, default=120.0, help="duration (default 120)")
-    live.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    live.add_argument("--seconds", type=positive_float, default=120.0,
+                      help="duration (default 120)")
+    live.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     live.set_defaults(handler=run_live, runs_pipeline=True)
 
     tracker = jobs.add_parser(
@@ -119,11 +125,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="examples:\n  detstream bench tracker --dets TUD-Campus/det.txt --fps 25",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     tracker.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
-    tracker.add_argument("--fps", type=float, default=30.0, help="sequence frame rate")
+    tracker.add_argument("--fps", type=positive_float, default=30.0, help="sequence frame rate")
     tracker.add_argument("--trackers", default="bytetrack,botsort", help="comma list")
     tracker.add_argument("--size", default="1280x720", help="frame size for camera motion")
-    tracker.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
-    tracker.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    tracker.add_argument("--seconds", type=positive_float, default=3.0, help="time per measurement")
+    tracker.add_argument("--json", type=output_file, default=None,
+                         help="also write the figures here")
     tracker.set_defaults(handler=run_tracker)
 
     mot = jobs.add_parser(
@@ -135,17 +142,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="examples:\n  detstream bench mot --scenes 6 --json runs/bench/mot.json\n"
                "  detstream bench mot --model none --scenes 10",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    mot.add_argument("--scenes", type=int, default=6, help="number of scenes (default 6)")
-    mot.add_argument("--frames", type=int, default=300, help="frames per scene (default 300)")
+    mot.add_argument("--scenes", type=positive_int, default=6, help="number of scenes (default 6)")
+    mot.add_argument("--frames", type=positive_int, default=300,
+                     help="frames per scene (default 300)")
     mot.add_argument("--size", default="640x360", help="frame size (default 640x360)")
-    mot.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
+    mot.add_argument("--fps", type=positive_float, default=30.0, help="frame rate (default 30)")
     mot.add_argument("--model", default="default",
                      help="detector for the model stream, or none (default: default)")
-    mot.add_argument("--conf", type=float, default=0.1,
+    mot.add_argument("--conf", type=fraction, default=0.1,
                      help="detector score threshold (default 0.1: the trackers use low scores)")
     mot.add_argument("--backend", default="auto",
                      choices=("auto", "tensorrt", "torch", "onnxruntime"))
-    mot.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    mot.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     mot.set_defaults(handler=run_mot)
     soak = jobs.add_parser(
         "soak", help="hours of the full pipeline: memory slope, descriptor and thread peaks",
@@ -170,7 +178,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="left out of the slope (default: a third of the run, at most 5)")
     soak.add_argument("--keep", type=Path, default=None, metavar="DIR",
                       help="write the outputs here instead of a temporary folder")
-    soak.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    soak.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     soak.set_defaults(handler=run_soak, runs_pipeline=True)
     add_plugins("detstream.bench", jobs)  # `bench demo` comes with the demo package
 
@@ -288,7 +296,7 @@ def run_tracker(args: argparse.Namespace) -> int:
     from stream.track import make_tracker
     from stream.track.motion import CameraMotion
 
-    detections = read_mot(args.dets)
+    detections = read_mot(args.dets, empty_ok=False)
     last = max(detections, default=0)
     frames = [detections.get(i, Detections.empty()) for i in range(1, last + 1)]
     result: dict = {"dets": str(args.dets), "frames": last, "trackers": {}}

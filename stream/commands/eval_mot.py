@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from stream.commands.args import output_file
+
 EXAMPLES = """examples:
   detstream eval-mot --gt TUD-Campus/gt.txt --pred tracks.txt
   detstream eval-mot --gt runs/synth/seqs --pred runs/track/results --json scores.json
@@ -21,7 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gt", type=Path, required=True, help="gt.txt or a folder of sequences")
     parser.add_argument("--pred", type=Path, required=True, help="result file or folder")
-    parser.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    parser.add_argument("--json", type=output_file, default=None,
+                        help="also write the scores here")
     parser.set_defaults(handler=run)
 
 

@@ -87,12 +87,11 @@ def _default_params() -> str:
 
 
 def _print_family(imgsz: int, classes: int) -> None:
-    from engines.errors import UserInputError
     from engines.models import SCALES, Detector, count_gflops, count_parameters
+    from engines.spec import check_input_size
     from engines.zoo import DEFAULT_WEIGHTS, load_model
 
-    if imgsz % 32:
-        raise UserInputError(f"--imgsz {imgsz} must be a multiple of 32")
+    check_input_size(imgsz, 32)
     print(f"\n{'model':<14}{'classes':>8}{'params':>10}{'GFLOPs':>9}  at {imgsz}x{imgsz}")
     for size in SCALES:
         model = Detector(size, classes)

@@ -13,6 +13,7 @@ from stream.commands.args import (
     CUDA_GRAPH_HELP,
     add_model_arguments,
     fraction,
+    loop_count,
     positive_float,
     positive_int,
 )
@@ -77,7 +78,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "queue holds at most 64 frames, then the reader waits for room "
                              "(back-pressure: nothing is dropped, latency grows up to 64 "
                              "frames and a camera or server may discard what it cannot send)")
-    parser.add_argument("--loop", type=int, default=0, metavar="N",
+    parser.add_argument("--loop", type=loop_count, default=0, metavar="N",
                         help="files and folders: play N more times after the first (-1: "
                              "forever, until Ctrl-C)")
     parser.add_argument("--stall-timeout", type=positive_float, default=5.0, metavar="SECONDS",

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from stream.commands.args import positive_float
+from stream.commands.args import output_file, positive_float
 
 EXAMPLES = """examples:
   detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25
@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "online tracker's output as it was.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
-    parser.add_argument("--out", type=Path, required=True, help="tracks file to write")
+    parser.add_argument("--out", type=output_file, required=True, help="tracks file to write")
     parser.add_argument("--tracker", default="botsort", help="bytetrack or botsort (default)")
     parser.add_argument("--fps", type=positive_float, default=None,
                         help="frame rate (default: seqinfo.ini next to the detections, else 30)")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.track import make_tracker
     from stream.track.interpolate import interpolate_tracks
 
-    detections = read_mot(args.dets)
+    detections = read_mot(args.dets, empty_ok=False)
     fps = args.fps or _fps_from_seqinfo(args.dets) or 30.0
     tracker = make_tracker(args.tracker, fps, args.config)
     writable_dir(args.out.parent)

@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from stream.commands.args import add_model_arguments, fraction, positive_int
+from stream.commands.args import (
+    add_model_arguments,
+    bounded_int,
+    fraction,
+    output_file,
+    positive_int,
+    worker_count,
+)
 
 EXAMPLES = """examples:
   detstream val --model default --data runs/synth/data/data.yaml
@@ -33,10 +40,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--conf", type=fraction, default=0.001,
                         help="confidence threshold (default 0.001)")
     parser.add_argument("--iou", type=fraction, default=0.65, help="NMS IoU (default 0.65)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default 16)")
+    parser.add_argument("--batch", type=bounded_int(1, 1024), default=16,
+                        help="batch size (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--workers", type=int, default=0, help="loading processes (default 0)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
+    parser.add_argument("--workers", type=worker_count, default=0,
+                        help="loading processes (default 0)")
+    parser.add_argument("--json", type=output_file, default=None,
+                        help="also write the metrics here")
     parser.set_defaults(handler=run)
 
 
@@ -46,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from engines.data.detection import DetectionSource
     from engines.errors import UserInputError
     from engines.models.checkpoint import load_checkpoint
+    from engines.spec import check_input_size
     from engines.train.trainer import resolve_device
     from engines.train.validate import evaluate
     from engines.zoo.resolve import resolve_model
@@ -58,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.backend is None and not model_source.is_onnx:
         model, spec, _ = load_checkpoint(model_source.path, device)
         if args.imgsz is not None:
-            if args.imgsz % spec.stride:
-                raise UserInputError(f"--imgsz {args.imgsz} must be a multiple of {spec.stride}")
-            spec = replace(spec, input_size=(args.imgsz, args.imgsz))
+            size = check_input_size(args.imgsz, spec.stride)
+            spec = replace(spec, input_size=(size, size))
     else:
         from engines.runtime.select import open_backend
         from engines.train.validate import backend_model

@@ -119,9 +119,16 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
 
     pairs = []
     for pair in _pairs(Path(gt), Path(pred)):  # our reader names the line of a malformed row
-        truth = read_mot(pair.gt)
-        read_mot(pair.pred)
-        pairs.append(replace(pair, frames=_seq_length(pair.gt, max(truth, default=0))))
+        # No ground truth would score every tracker 0 (or 1): nothing to measure against. No
+        # tracks is a real result (every target missed).
+        truth = read_mot(pair.gt, empty_ok=False)
+        tracks = read_mot(pair.pred)
+        frames = _seq_length(pair.gt, max(truth))
+        if max(tracks, default=0) > frames:
+            raise UserInputError(
+                f"--pred {pair.pred} has rows for frame {max(tracks)} but sequence {pair.name} "
+                f"has {frames} frames; pass the tracker's result for this sequence")
+        pairs.append(replace(pair, frames=frames))
     with tempfile.TemporaryDirectory(prefix="detstream-mot-") as tmp:
         root = Path(tmp)
         for pair in pairs:
@@ -143,7 +150,8 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
         dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
         metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
                    trackeval.metrics.Identity({"PRINT_CONFIG": False})]
-        with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints progress lines
+        # TrackEval prints progress lines, and a traceback before it raises.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             try:
                 results, _ = evaluator.evaluate([dataset], metrics)
             except trackeval.utils.TrackEvalException as exc:

@@ -39,11 +39,33 @@ def load_tracker_options(source: str | Path | dict[str, Any] | None) -> dict[str
         raise UserInputError(f"tracker config {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise UserInputError(f"tracker config {path} is not a text file; pass a YAML "
+                             "mapping of parameter: value") from None
     except yaml.YAMLError as exc:
-        raise UserInputError(f"tracker config {path} is not valid YAML ({exc})") from None
+        first = str(exc).splitlines()[0]
+        raise UserInputError(f"tracker config {path} is not valid YAML ({first})") from None
     if not isinstance(data, dict):
         raise UserInputError(f"tracker config {path} must be a mapping of parameter: value")
     return data
+
+
+def _typed(key: str, value: Any, kind: type) -> Any:
+    """``value`` as the parameter's type, refusing what would only convert by accident
+    (``"no"`` as a boolean, ``2.5`` as a count, ``true`` as a number)."""
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise UserInputError(f"tracker parameter {key} must be true or false, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise UserInputError(f"tracker parameter {key} must be text, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserInputError(f"tracker parameter {key} must be a number, got {value!r}")
+    if kind is int and not float(value).is_integer():
+        raise UserInputError(f"tracker parameter {key} must be a whole number, got {value!r}")
+    return kind(value)
 
 
 def make_tracker(name: str, fps: float = 30.0,
@@ -61,24 +83,15 @@ def make_tracker(name: str, fps: float = 30.0,
                              f"{', '.join(TRACKERS)} or none")
     values = {"scene_cut": True, **TRACKERS[name], **load_tracker_options(options)}
     known = {f.name for f in fields(ByteTrackConfig)} | EXTRA_KEYS
-    unknown = sorted(set(values) - known)
+    unknown = sorted(str(key) for key in set(values) - known)
     if unknown:
         raise UserInputError(f"unknown tracker parameter(s) {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(known))}")
-    camera = bool(values.pop("camera_motion"))
-    cuts = bool(values.pop("scene_cut"))
-    defaults = ByteTrackConfig()
-    typed = {}
-    for key, value in values.items():
-        kind = type(getattr(defaults, key))
-        if kind is bool and not isinstance(value, bool):
-            raise UserInputError(f"tracker parameter {key} must be true or false, got {value!r}")
-        try:
-            typed[key] = kind(value)
-        except (TypeError, ValueError):
-            raise UserInputError(f"tracker parameter {key} must be a {kind.__name__}, "
-                                 f"got {value!r}") from None
-    config = replace(defaults, **typed)
+    defaults = {**ByteTrackConfig().to_dict(), "camera_motion": False, "scene_cut": True}
+    typed = {key: _typed(key, value, type(defaults[key])) for key, value in values.items()}
+    camera = typed.pop("camera_motion")
+    cuts = typed.pop("scene_cut")
+    config = replace(ByteTrackConfig(), **typed)
     tracker = ByteTrack(config, fps, motion=CameraMotion() if camera else None,
                         cuts=SceneCutDetector() if cuts else None)
     tracker.name = name

@@ -18,10 +18,12 @@ Per frame:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from engines.errors import UserInputError
 from engines.spec import Detections
 from stream.track.base import Tracker
 from stream.track.kalman import KalmanFilter
@@ -81,6 +83,26 @@ class ByteTrackConfig:
     max_inside: float = 0.8
     buffer_sigmas: float = 1.0
 
+    def __post_init__(self) -> None:
+        """Refuse values the tracker cannot work with (each names the parameter)."""
+        ranges = {"high_score": (0, 1), "low_score": (0, 1), "new_track_score": (0, 1),
+                  "match_cost": (0, 1), "low_match_cost": (0, 1), "unconfirmed_cost": (0, 1),
+                  "duplicate_iou": (0, 1), "max_inside": (0, 1), "lost_seconds": (0, 3600),
+                  "std_position": (0, 10), "std_velocity": (0, 10), "buffer_sigmas": (0, 10),
+                  "min_hits": (1, 1000)}
+        for key, (low, high) in ranges.items():
+            value = getattr(self, key)
+            if not low <= value <= high:  # NaN fails too
+                raise UserInputError(f"tracker parameter {key} must be from {low} to {high}, "
+                                     f"got {value!r}")
+        if self.low_score > self.high_score:
+            raise UserInputError(f"tracker parameter low_score ({self.low_score}) must not "
+                                 f"exceed high_score ({self.high_score})")
+        for key, allowed in (("state", ("xyah", "xywh")), ("output", ("filtered", "detection"))):
+            if getattr(self, key) not in allowed:
+                raise UserInputError(f"tracker parameter {key} must be {' or '.join(allowed)}, "
+                                     f"got {getattr(self, key)!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -100,7 +122,7 @@ class ByteTrack(Tracker):
     def __init__(self, config: ByteTrackConfig | None = None, fps: float = 30.0,
                  motion=None, cuts=None) -> None:
         self.config = config or ByteTrackConfig()
-        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.max_lost = max(1, int(round(self.config.lost_seconds * self.fps)))
         self.kf = KalmanFilter(self.config.state, self.config.std_position,
                                self.config.std_velocity)
