@@ -9,6 +9,8 @@ peaks. File sources are looped, so any file lasts as long as the soak.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import tempfile
 import threading
@@ -31,17 +33,52 @@ _PROC = Path("/proc/self")
 @dataclass(frozen=True)
 class ProcessSample:
     """One look at the process: seconds since the start, resident MB, descriptors, threads,
-    frames finished so far."""
+    frames finished so far, and the C heap's bytes in use and free (MB, glibc; -1 elsewhere).
+
+    Resident memory that grows while the heap in use stays flat is fragmentation (freed
+    memory the allocator keeps), not a leak.
+    """
 
     seconds: float
     rss_mb: float
     fds: int
     threads: int
     frames: int
+    heap_used_mb: float = -1.0
+    heap_free_mb: float = -1.0
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2():
+    """glibc's ``mallinfo2`` (all arenas), or None where it does not exist."""
+    name = ctypes.util.find_library("c")
+    try:
+        function = ctypes.CDLL(name).mallinfo2 if name else None
+    except (OSError, AttributeError):
+        return None
+    if function is not None:
+        function.restype = _MallInfo2
+    return function
+
+
+_HEAP_INFO = _mallinfo2()
+
+
+def heap_usage() -> tuple[float, float]:
+    """(MB in use, MB free inside the heap) from glibc, or (-1, -1) without it."""
+    if _HEAP_INFO is None:
+        return -1.0, -1.0
+    info = _HEAP_INFO()
+    return (info.uordblks + info.hblkhd) / 1e6, info.fordblks / 1e6
 
 
 def sample_process(seconds: float = 0.0, frames: int = 0) -> ProcessSample:
-    """Resident memory, open descriptors and OS threads of this process (Linux)."""
+    """Resident memory, open descriptors, OS threads and heap use of this process (Linux)."""
     if not _PROC.is_dir():
         raise UserInputError("bench soak reads /proc to watch the process; run it on Linux")
     resident_pages = int((_PROC / "statm").read_text().split()[1])
@@ -50,18 +87,19 @@ def sample_process(seconds: float = 0.0, frames: int = 0) -> ProcessSample:
         if line.startswith("Threads:"):
             threads = int(line.split()[1])
             break
+    used, free = heap_usage()
     return ProcessSample(seconds, resident_pages * os.sysconf("SC_PAGE_SIZE") / 1e6,
-                         len(os.listdir(_PROC / "fd")), threads, frames)
+                         len(os.listdir(_PROC / "fd")), threads, frames, used, free)
 
 
-def memory_slope(samples: list[ProcessSample], warmup: float) -> float:
-    """Least-squares slope of resident memory after ``warmup`` seconds, in MB per hour."""
+def memory_slope(samples: list[ProcessSample], warmup: float, key: str = "rss_mb") -> float:
+    """Least-squares slope of ``key`` (resident memory) after ``warmup`` seconds, MB/hour."""
     kept = [s for s in samples if s.seconds >= warmup]
     if len(kept) < 2 or kept[-1].seconds - kept[0].seconds <= 0:
         return 0.0
     t = np.array([s.seconds for s in kept]) / 3600.0
-    rss = np.array([s.rss_mb for s in kept])
-    return float(np.polyfit(t, rss, 1)[0])
+    values = np.array([getattr(s, key) for s in kept])
+    return float(np.polyfit(t, values, 1)[0])
 
 
 def default_warmup(seconds: float) -> float:
@@ -104,7 +142,9 @@ def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
                 samples.append(sample)
                 if len(samples) % max(1, round(60.0 / every)) == 0:
                     log(f"soak {elapsed / 60:5.1f} min: {sample.frames} frames, RSS "
-                        f"{sample.rss_mb:.1f} MB, {sample.fds} fds, {sample.threads} threads")
+                        f"{sample.rss_mb:.1f} MB (heap {sample.heap_used_mb:.1f} used, "
+                        f"{sample.heap_free_mb:.1f} free), {sample.fds} fds, "
+                        f"{sample.threads} threads")
                 if done.wait(every):
                     return
 
@@ -132,6 +172,8 @@ def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
         "fps": report["fps"],
         "warmup_minutes": round(warmup / 60.0, 2),
         "rss_slope_mb_per_hour": round(memory_slope(samples, warmup), 3),
+        "heap_used_slope_mb_per_hour": round(memory_slope(samples, warmup, "heap_used_mb"), 3),
+        "heap_free_end_mb": round(samples[-1].heap_free_mb, 1),
         "rss_start_mb": round(next((s.rss_mb for s in samples if s.seconds >= warmup),
                                    samples[-1].rss_mb), 1),
         "rss_end_mb": round(samples[-1].rss_mb, 1),
@@ -139,6 +181,8 @@ def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
         "fds_peak": max(s.fds for s in samples),
         "threads_peak": max(s.threads for s in samples),
         "latency_ms": report["latency_ms"],
-        "samples": [[round(s.seconds, 1), round(s.rss_mb, 2), s.fds, s.threads, s.frames]
-                    for s in samples],
+        "samples_columns": ["seconds", "rss_mb", "fds", "threads", "frames", "heap_used_mb",
+                            "heap_free_mb"],
+        "samples": [[round(s.seconds, 1), round(s.rss_mb, 2), s.fds, s.threads, s.frames,
+                     round(s.heap_used_mb, 2), round(s.heap_free_mb, 2)] for s in samples],
     }
