@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from engines.predict import Predictor
 from engines.spec import Detections
 from stream.draw import Annotator
+from stream.pipeline.memory import PeriodicTrim
 from stream.pipeline.metrics import RunMetrics
 from stream.pipeline.packet import FramePacket
 from stream.pipeline.threads import yield_to_inference
@@ -290,6 +291,7 @@ class Pipeline:
     def _finish(self, inbox: queue.Queue, results: queue.Queue | None) -> None:
         """The last stage: outputs, metrics, callback, iteration results."""
         self._set_priority("output")
+        trim = PeriodicTrim()
         try:
             while True:
                 item = self._get(inbox, "output")
@@ -300,6 +302,7 @@ class Pipeline:
                 item.timings["output"] = (time.perf_counter() - start) * 1000.0
                 self.metrics.add_packet(item.timings, (item.done - item.captured) * 1000.0,
                                         item.done)
+                trim()  # long runs: freed frame buffers go back to the system
                 if self.on_packet is not None:
                     self.on_packet(item)
                 if results is not None and not self._put(results, item):
