@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream.commands.args import positive_float, positive_int
+from stream.commands.args import input_file, output_file, positive_float, positive_int
 
 CAMERA = (640, 480, 30)
 WARMUP_S = 5.0
@@ -44,11 +44,12 @@ def register(jobs: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="default", help="'default' or an .onnx file")
     parser.add_argument("--imgsz", type=positive_int, default=None, help="model input size")
     parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"))
-    parser.add_argument("--upload", type=Path, default=None,
+    parser.add_argument("--upload", type=input_file, default=None,
                         help="video for the upload comparison (default: a synthetic 640x360 "
                              "scene, 240 frames)")
     parser.add_argument("--no-upload", action="store_true", help="skip the upload comparison")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--json", type=output_file, default=None,
+                        help="also write the figures here")
     parser.set_defaults(handler=run)
 
 

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stream.commands.args import fraction, positive_int
+from stream.commands.args import bounded_int, fraction, positive_int
 
 EXAMPLES = """examples:
   detstream demo                                   # http://127.0.0.1:7860, the default model
@@ -29,7 +29,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=positive_int, default=7860, help="port (default 7860)")
+    parser.add_argument("--port", type=bounded_int(1, 65535), default=7860,
+                        help="port (default 7860)")
     parser.add_argument("--model", default="default",
                         help="the model the page starts with: a model name (default, "
                              "yolox-nano, ...: detstream models lists them) or an .onnx file "
@@ -73,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
     allow = [folder.resolve() for folder in args.allow_dir]
     if args.model.lower().endswith(".onnx"):  # the operator's own model: its folder is allowed
+        from engines.zoo.resolve import resolve_model
+
         model = Path(args.model).expanduser()
-        if not model.is_file():
-            raise UserInputError(f"--model {args.model} does not exist")
+        resolve_model(model)  # a missing, damaged or unsafe file is refused before serving
         allow.append(model.resolve().parent)
     options = DemoOptions(host=args.host, port=args.port, model=args.model,
                           backend=args.backend, imgsz=args.imgsz, tracker=args.tracker,

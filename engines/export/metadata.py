@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import onnx
+from onnx.external_data_helper import load_external_data_for_model
 
 from engines.errors import UserInputError
 from engines.spec import ModelSpec
@@ -21,15 +24,86 @@ SPEC_KEY = "detstream"
 
 
 def load_onnx(path: str | Path, load_weights: bool = False) -> onnx.ModelProto:
-    """Load an ONNX file (graph only by default) with one clear error when it is unreadable."""
+    """Load an ONNX file (graph only by default) with one clear error when it is unreadable.
+
+    Every ONNX file detstream opens passes through here first (inspection, onnxruntime,
+    TensorRT builds, FP16 copies), so this is where untrusted files are checked: external
+    data must lie in the model's own folder (:func:`check_external_data`), before anything
+    reads it.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"model file {path} does not exist")
     try:
-        return onnx.load(str(path), load_external_data=load_weights)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise UserInputError(f"{path} is not a readable ONNX file ({type(exc).__name__}); "
                              "export it again") from None
+    check_external_data(model, path)
+    if load_weights:
+        try:
+            load_external_data_for_model(model, str(Path(os.path.abspath(path)).parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            raise UserInputError(f"{path}: its external data cannot be read ({exc}); keep the "
+                                 "data files beside the model") from None
+    return model
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored in ``graph``: initializers, sparse ones and node attributes, in
+    subgraphs too."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        if attribute.HasField("sparse_tensor"):
+            yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+        for sparse in attribute.sparse_tensors:
+            yield from (sparse.values, sparse.indices)
+        if attribute.HasField("g"):
+            yield from _tensors(attribute.g)
+        for graph in attribute.graphs:
+            yield from _tensors(graph)
+
+
+def check_external_data(model: onnx.ModelProto, path: str | Path) -> None:
+    """Refuse a model whose tensors keep their data outside the model's folder.
+
+    An ONNX tensor may name a file for its bytes (``external_data`` ``location``); onnx,
+    onnxruntime and TensorRT read it relative to the model's folder. A file from elsewhere
+    could name ``../../etc/passwd`` or ``/home/user/.ssh/id_rsa`` and have its bytes read (and
+    perhaps shown as detections or copied into an FP16 export). Locations must be relative
+    and stay inside the folder once links are followed.
+
+    Raises:
+        UserInputError: naming the file, the tensor and the location.
+    """
+    path = Path(path)
+    folder = Path(os.path.abspath(path)).parent
+    real_folder = folder.resolve()
+    tensors = [*_tensors(model.graph),
+               *(t for function in model.functions for node in function.node
+                 for t in _node_tensors(node))]
+    for tensor in tensors:
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        if tensor.data_location != onnx.TensorProto.EXTERNAL and not entries:
+            continue
+        location = entries.get("location", "")
+        target = (folder / location).resolve()
+        if (not location or os.path.isabs(location)
+                or not target.is_relative_to(real_folder) or target == real_folder):
+            raise UserInputError(
+                f"{path} is refused: tensor {tensor.name!r} reads its data from "
+                f"{location!r}, outside the model's folder {folder}; a model may only use "
+                "data files beside it (re-export it with its data inside its folder)")
 
 
 def write_metadata(model: onnx.ModelProto, spec: ModelSpec, extra: dict[str, Any]) -> None:
@@ -82,11 +156,19 @@ def read_names_file(path: str | Path) -> tuple[str, ...]:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"--names {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(f"--names {path} is not a text file; write one class name per "
+                             "line") from None
     if path.suffix in (".yaml", ".yml", ".json"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserInputError(f"--names {path} is not valid YAML or JSON "
+                                 f"({str(exc).splitlines()[0]})") from None
         if isinstance(data, dict) and "names" in data:
             data = data["names"]
         if isinstance(data, dict):

@@ -110,7 +110,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     try:
         sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"checkpoint sidecar {sidecar_path} is corrupt ({exc})") from None
+        raise UserInputError(f"checkpoint {weights_path}: its sidecar {sidecar_path} is corrupt "
+                             f"({exc}); keep the .json file written with the checkpoint"
+                             ) from None
     if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
         raise UserInputError(f"{sidecar_path} is not a detstream checkpoint sidecar")
     if sidecar.get("architecture") != ARCHITECTURE or sidecar.get("size") not in SCALES:

@@ -43,6 +43,9 @@ class OnnxRuntimeBackend(Backend):
                  spin: bool = False) -> None:
         import onnxruntime as ort
 
+        from engines.export.metadata import load_onnx
+
+        load_onnx(path)  # refuses unreadable files and external data outside their folder
         self.spec = spec
         self.device = torch.device(device)
         options = ort.SessionOptions()

@@ -10,6 +10,7 @@ why. Checkpoints bound for onnxruntime or TensorRT are exported once to ONNX in 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def cached_onnx(source: ModelSource, imgsz: int | None, half: bool, max_batch: i
     from engines.export.onnx import export_onnx
     from engines.models.checkpoint import load_checkpoint
 
-    size = imgsz or source.spec.input_size[0]
+    size = check_input_size(imgsz or source.spec.input_size[0], source.spec.stride)
     precision = "fp16" if half else "fp32"
     key = f"{file_sha256(source.path)[:16]}_{size}_{precision}_b{max_batch}"
     path = cache_root() / "onnx" / f"{source.path.stem}_{key}.onnx"
@@ -99,6 +100,11 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
     log = log or (lambda message: None)
     if backend not in BACKENDS:
         raise UserInputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= 4 * cores:
+        # Each thread reserves its stack: 100000 of them exhaust the memory before inference.
+        raise UserInputError(f"--threads {threads}: use 1 to {4 * cores} (this machine has "
+                             f"{cores} cores)")
     source = (model if isinstance(model, ModelSource)  # already resolved by the caller
               else resolve_model(model, names, weights, log))
     _check_imgsz(source, imgsz)

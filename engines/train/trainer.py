@@ -102,7 +102,6 @@ class Trainer:
 
         self.train_source = DetectionSource.from_yolo(config.data, "train")
         self.val_source = DetectionSource.from_yolo(config.data, "val")
-        writable_dir(config.out)  # before any work: a run that cannot save is not started
         names = self.train_source.class_names
         self.spec = ModelSpec(name=f"detstream-{config.model}", class_names=names,
                               input_size=(config.imgsz, config.imgsz))
@@ -115,6 +114,7 @@ class Trainer:
                     f"--weights {config.weights} is a {start.size} model with "
                     f"{start.num_classes} classes; the run needs {config.model} with {len(names)}")
             model.load_state_dict(start.state_dict())
+        writable_dir(config.out)  # inputs read: a run that could not save is not started
         # Channels-last convolutions run ~1.3x faster on CPU (oneDNN) and suit AMP on CUDA.
         self.model = model.to(device, memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, config.ema_decay)

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engines.data.synthetic import parse_size
+from engines.data.synthetic.config import check_frame_size
 from engines.errors import UserInputError
-from engines.paths import check_writable_parent
+from engines.paths import check_writable_parent, existing_file
 
 
 def _whole_number(text: str, minimum: int, rule: str) -> int:
@@ -92,6 +93,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def input_file(text: str) -> Path:
+    """A file to read: it exists, is a file and is readable."""
+    try:
+        return existing_file(text)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def output_file(text: str) -> Path:
     """A file to write, checked before any work starts: its folder can be created and written
     (nothing is created here)."""
@@ -107,7 +116,9 @@ def output_file(text: str) -> Path:
 
 def frame_size(text: str) -> tuple[int, int]:
     try:
-        return parse_size(text)
+        width, height = parse_size(text)
+        check_frame_size(width, height)
+        return width, height
     except UserInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

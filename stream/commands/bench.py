@@ -257,7 +257,9 @@ def run_engine(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps({"model": args.model, "rows": rows,
                                          "skipped": list(dict.fromkeys(skipped))}, indent=2)
                              + "\n", encoding="utf-8")
-    return 0 if rows else 2
+    if not rows:  # nothing timed: say why on the error line
+        raise UserInputError(f"no backend could be timed ({skipped[0] if skipped else 'none'})")
+    return 0
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

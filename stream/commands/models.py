@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.commands.args import positive_int
+from stream.commands.args import bounded_int, positive_int
 
 EXAMPLES = """examples:
   detstream models
@@ -30,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="also list the detector family's sizes with parameters and GFLOPs")
     parser.add_argument("--imgsz", type=positive_int, default=320,
                         help="square input size for the family's GFLOPs (default 320)")
-    parser.add_argument("--classes", type=positive_int, default=80,
+    parser.add_argument("--classes", type=bounded_int(1, 10_000), default=80,
                         help="classes of the family's head (default 80)")
     parser.set_defaults(handler=run)
 

@@ -13,13 +13,19 @@ from engines.errors import UserInputError
 from engines.paths import writable_dir
 from engines.progress import progress_bar
 from stream.commands.args import (
+    bounded_int,
     fraction,
     frame_size,
     non_negative_int,
     positive_float,
     positive_int,
+    worker_count,
 )
 from stream.signals import graceful_stop
+
+#: The most frames or images one command renders: ten million frames are 3.9 days of 30 fps
+#: video (a larger count is a typo that would run for months).
+MOST = 10_000_000
 
 VIDEO_EXAMPLES = """examples:
   detstream synth video runs/synth/scene0 --frames 300 --size 1280x720 --fps 30 --seed 0
@@ -46,12 +52,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "scene.json. The same seed always gives the same ground truth.",
         epilog=VIDEO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     video.add_argument("out", metavar="OUT_DIR", help="folder to write (created if missing)")
-    video.add_argument("--frames", type=positive_int, default=300, help="frames (default 300)")
+    video.add_argument("--frames", type=bounded_int(1, MOST), default=300,
+                       help="frames (default 300)")
     video.add_argument("--size", type=frame_size, default=(1280, 720), metavar="WxH",
                        help="frame size (default 1280x720)")
     video.add_argument("--fps", type=positive_float, default=30.0, help="frame rate (default 30)")
     video.add_argument("--seed", type=non_negative_int, default=0, help="scene seed (default 0)")
-    video.add_argument("--objects", type=non_negative_int, default=8,
+    video.add_argument("--objects", type=bounded_int(0, 200), default=8,
                        help="mean number of objects in view (default 8)")
     video.add_argument("--camera-motion", action="store_true",
                        help="pan and shake the camera (global motion)")
@@ -67,16 +74,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "seeds never used for training.",
         epilog=DATASET_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     dataset.add_argument("out", metavar="OUT_DIR", help="folder to write (created if missing)")
-    dataset.add_argument("--train", type=positive_int, required=True, help="training images")
-    dataset.add_argument("--val", type=non_negative_int, required=True, help="validation images")
-    dataset.add_argument("--imgsz", type=positive_int, default=320,
+    dataset.add_argument("--train", type=bounded_int(1, MOST), required=True,
+                         help="training images")
+    dataset.add_argument("--val", type=bounded_int(0, MOST), required=True,
+                         help="validation images")
+    dataset.add_argument("--imgsz", type=bounded_int(1, 4096), default=320,
                          help="longer image side in pixels (default 320)")
     dataset.add_argument("--seed", type=non_negative_int, default=0, help="master seed")
     dataset.add_argument("--min-visibility", type=fraction, default=0.3,
                          help="label only targets at least this visible (default 0.3)")
     dataset.add_argument("--images-per-scene", type=positive_int, default=6,
                          help="frames sampled from each scene (default 6)")
-    dataset.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    dataset.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                          help="rendering processes (default: all cores)")
     dataset.set_defaults(handler=run_dataset)
 

@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.commands.args import non_negative_float, non_negative_int, positive_float, positive_int
+from stream.commands.args import (
+    bounded_int,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    worker_count,
+)
 
 if TYPE_CHECKING:
     from engines.data.loader import AugmentConfig
@@ -32,11 +39,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, help="YOLO data.yaml (required unless --resume)")
     parser.add_argument("--model", choices=("n", "s", "m"), default="n", help="size (default n)")
     parser.add_argument("--imgsz", type=positive_int, default=320, help="input size (default 320)")
-    parser.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
-    parser.add_argument("--batch", type=positive_int, default=16,
+    parser.add_argument("--epochs", type=bounded_int(1, 100_000), default=100,
+                        help="epochs (default 100)")
+    parser.add_argument("--batch", type=bounded_int(1, 4096), default=16,
                         help="global batch size (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--workers", type=non_negative_int, default=2,
+    parser.add_argument("--workers", type=worker_count, default=2,
                         help="data-loading processes (default 2)")
     parser.add_argument("--out", type=Path, default=Path("runs/train/exp"),
                         help="run folder (default runs/train/exp)")

@@ -51,14 +51,7 @@ class SceneConfig:
     max_size_frac: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.width < 64 or self.height < 64:
-            raise UserInputError(
-                f"frame size {self.width}x{self.height} is too small; use at least 64x64"
-            )
-        if self.width > 7680 or self.height > 4320:
-            raise UserInputError(
-                f"frame size {self.width}x{self.height} is too large; use at most 7680x4320"
-            )
+        check_frame_size(self.width, self.height)
         if not 1.0 <= self.fps <= 240.0:
             raise UserInputError(f"fps must be between 1 and 240, got {self.fps:g}")
         if self.frames is not None and self.frames < 1:
@@ -86,6 +79,14 @@ class SceneConfig:
 
     def with_changes(self, **changes: Any) -> SceneConfig:
         return replace(self, **changes)
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """Refuse frames smaller than 64x64 or larger than 8K (7680x4320)."""
+    if width < 64 or height < 64:
+        raise UserInputError(f"frame size {width}x{height} is too small; use at least 64x64")
+    if width > 7680 or height > 4320:
+        raise UserInputError(f"frame size {width}x{height} is too large; use at most 7680x4320")
 
 
 def parse_size(text: str) -> tuple[int, int]:
