@@ -54,7 +54,9 @@ class Detections:
             box covering pixel columns 10..19 is ``x1=10, x2=20``.
         scores: float32 [N], confidence in [0, 1].
         class_ids: int32 [N], index into ``class_names``.
-        track_ids: int32 [N], persistent identity, ``-1`` while untracked.
+        track_ids: int64 [N], persistent identity, ``-1`` while untracked. 64 bits because a
+            tracker numbering ten new tracks a second passes 2**31 in under seven years of
+            one stream, and a stream's ids must never wrap into each other.
         class_names: names of the classes, indexed by ``class_ids``.
         data: extra per-box arrays (first dimension N), e.g. ``visibility`` in ground truth.
     """
@@ -62,7 +64,7 @@ class Detections:
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
-    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     class_names: tuple[str, ...] = ()
     data: Mapping[str, np.ndarray] = field(default_factory=dict)
 
@@ -73,8 +75,8 @@ class Detections:
         class_ids = _as_array("class_ids", self.class_ids, np.int32, ())
         track_ids = self.track_ids
         if track_ids is None or (len(track_ids) == 0 and n > 0):
-            track_ids = np.full(n, -1, np.int32)
-        track_ids = _as_array("track_ids", track_ids, np.int32, ())
+            track_ids = np.full(n, -1, np.int64)
+        track_ids = _as_array("track_ids", track_ids, np.int64, ())
         for name, arr in (("scores", scores), ("class_ids", class_ids), ("track_ids", track_ids)):
             if len(arr) != n:
                 raise ValueError(f"Detections.{name}: expected {n} rows like boxes, got {len(arr)}")
@@ -98,7 +100,7 @@ class Detections:
             boxes=np.zeros((0, 4), np.float32),
             scores=np.zeros(0, np.float32),
             class_ids=np.zeros(0, np.int32),
-            track_ids=np.zeros(0, np.int32),
+            track_ids=np.zeros(0, np.int64),
             class_names=tuple(class_names),
         )
 

@@ -324,5 +324,5 @@ class ByteTrack(Tracker):
         else:
             boxes = self.kf.to_boxes(self.mean[live])
         return Detections(boxes=boxes.astype(np.float32), scores=self.score[live],
-                          class_ids=self.cls[live], track_ids=self.ids[live].astype(np.int32),
+                          class_ids=self.cls[live], track_ids=self.ids[live],
                           class_names=detections.class_names)

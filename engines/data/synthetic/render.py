@@ -34,7 +34,7 @@ class RenderedFrame(NamedTuple):
         image: uint8 [H, W, 3] BGR.
         truth: ground truth, one row per target in view (fully hidden ones included, with
             ``data["visibility"] == 0``), sorted by track id; scores are 1.
-        instances: int32 [H, W] track id of the target seen at each pixel (0 for none), only
+        instances: int64 [H, W] track id of the target seen at each pixel (0 for none), only
             when asked for.
     """
 
@@ -215,7 +215,7 @@ class Renderer:
         truth = self._truth(targets, labels)
         inst = None
         if instances:
-            lut = np.zeros(len(targets) + 1, np.int32)
+            lut = np.zeros(len(targets) + 1, np.int64)
             lut[1:] = [uid for uid, *_ in targets]
             inst = lut[labels]
         return RenderedFrame(image, truth, inst)
@@ -237,7 +237,7 @@ class Renderer:
         targets = sorted(enumerate(targets, start=1), key=lambda item: item[1][0])
         boxes = np.empty((len(targets), 4), np.float32)
         vis = np.empty(len(targets), np.float32)
-        uids = np.empty(len(targets), np.int32)
+        uids = np.empty(len(targets), np.int64)
         classes = np.empty(len(targets), np.int32)
         for row, (label, (uid, class_id, r, rect)) in enumerate(targets):
             x0, y0, x1, y1 = rect
