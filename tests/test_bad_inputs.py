@@ -492,14 +492,14 @@ def test_unwritable_folder_is_named(bad_dir: Path, isolated, capfd):
     locked.mkdir(exist_ok=True)
     locked.chmod(0o500)
     try:
-        for args in (["track", "--dets", str(bad_dir / "pred.txt"), "--out",
-                      str(locked / "k.txt")],
-                     ["synth", "video", str(locked / "v"), "--frames", "2"],
-                     ["eval-mot", "--gt", str(bad_dir / "gt.txt"), "--pred",
-                      str(bad_dir / "pred.txt"), "--json", str(locked / "s.json")]):
+        for args, output in (
+                (["track", "--dets", str(bad_dir / "pred.txt"), "--out", str(locked / "k.txt")],
+                 locked / "k.txt"),
+                (["synth", "video", str(locked / "v"), "--frames", "2"], locked / "v"),
+                (["eval-mot", "--gt", str(bad_dir / "gt.txt"), "--pred", str(bad_dir / "pred.txt"),
+                  "--json", str(locked / "s.json")], locked / "s.json")):
             code, out, err = _run_in_process(args, capfd)
-            check_answer(code, out, err, str(locked), [args[-1] if "--" in args[-2] else
-                                                       args[2]])
+            check_answer(code, out, err, str(locked), [str(output)])
     finally:
         locked.chmod(0o700)
 

@@ -35,8 +35,10 @@ def non_negative_int(text: str) -> int:
 def bounded_int(minimum: int, maximum: int, unit: str = "") -> Callable[[str], int]:
     """An argument type for whole numbers from ``minimum`` to ``maximum``: a huge value is as
     much a mistake as a negative one (it would run for years or allocate terabytes)."""
+    rule = {0: "zero or more", 1: "a positive whole number"}.get(minimum, f"at least {minimum}")
+
     def parse(text: str) -> int:
-        value = _whole_number(text, minimum, f"at least {minimum}")
+        value = _whole_number(text, minimum, rule)
         if value > maximum:
             raise argparse.ArgumentTypeError(f"must be at most {maximum}{unit}, got {value}")
         return value
