@@ -220,6 +220,24 @@ def test_a_second_signal_stops_at_once_and_outputs_stay_valid(model, tmp_path, m
     assert stats["frames_out"] <= stats["frames_in"]
 
 
+def test_a_looped_file_plays_the_same_frames_again_with_rising_indices_and_times(tmp_path):
+    from engines.data.synthetic import SceneConfig
+    from engines.data.synthetic.sequence import write_sequence
+
+    write_sequence(tmp_path, SceneConfig(width=96, height=64, fps=10, frames=12, seed=4))
+    clip = str(tmp_path / "video.mp4")
+    once = list(open_source(clip))
+    looped = open_source(clip, loop=2)
+    container = looped.grabber.container
+    frames = list(looped)
+    assert len(frames) == 3 * len(once) == looped.frames
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:], strict=False))
+    for k, frame in enumerate(frames):  # every pass decodes the same pictures
+        assert np.array_equal(frame.image, once[k % len(once)].image)
+    assert looped.grabber.container is container  # rewound in place, not reopened
+
+
 # ------------------------------------------------------------------ live sources
 class EveryOtherFrame(Source):
     """A source that hands out every other frame of a scene, as a live source does when

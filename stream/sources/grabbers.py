@@ -93,6 +93,26 @@ class VideoFileGrabber:
         self._ready.clear()
         self.decoded = self._seen = self._bad_run = 0
 
+    def rewind(self) -> bool:
+        """Back to the first frame without reopening; False when it cannot (a live stream).
+
+        A looping file keeps its container, decoder and FFmpeg's decoder threads: reopening
+        them on every pass cost resident memory each time (new threads, new heaps).
+        """
+        import av
+
+        if self.network or self.container is None:
+            return False
+        try:
+            self.container.seek(0)  # the keyframe at or before the start
+            self._stream.codec_context.flush_buffers()  # leave the drained end-of-file state
+        except (av.error.FFmpegError, AttributeError):
+            return False
+        self._packets = self.container.demux()
+        self._ready.clear()
+        self.decoded = self._seen = self._bad_run = 0
+        return True
+
     def grab(self) -> Grab:
         frame = self._next_frame()
         if frame is None:

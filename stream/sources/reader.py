@@ -57,8 +57,10 @@ class DirectSource(Source):
         if self.loops_left == 0:
             return False
         self.loops_left -= 1 if self.loops_left > 0 else 0
-        self.grabber.close()
-        self.grabber.open()
+        rewind = getattr(self.grabber, "rewind", None)
+        if rewind is None or not rewind():
+            self.grabber.close()
+            self.grabber.open()
         if self._last_pts is not None:
             self._pts_offset = self._last_pts + 1.0 / (self.fps or 30.0)
         return True
