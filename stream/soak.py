@@ -36,7 +36,8 @@ class ProcessSample:
     frames finished so far, and the C heap's bytes in use and free (MB, glibc; -1 elsewhere).
 
     Resident memory that grows while the heap in use stays flat is fragmentation (freed
-    memory the allocator keeps), not a leak.
+    memory the allocator keeps), not a leak; ``rss_anon_mb`` leaves out the pages of mapped
+    files (libraries whose code paths are touched for the first time late in a run).
     """
 
     seconds: float
@@ -46,6 +47,7 @@ class ProcessSample:
     frames: int
     heap_used_mb: float = -1.0
     heap_free_mb: float = -1.0
+    rss_anon_mb: float = -1.0
 
 
 class _MallInfo2(ctypes.Structure):
@@ -82,14 +84,16 @@ def sample_process(seconds: float = 0.0, frames: int = 0) -> ProcessSample:
     if not _PROC.is_dir():
         raise UserInputError("bench soak reads /proc to watch the process; run it on Linux")
     resident_pages = int((_PROC / "statm").read_text().split()[1])
-    threads = 0
+    threads, anon_kb = 0, -1000.0
     for line in (_PROC / "status").read_text().splitlines():
         if line.startswith("Threads:"):
             threads = int(line.split()[1])
-            break
+        elif line.startswith("RssAnon:"):
+            anon_kb = float(line.split()[1])
     used, free = heap_usage()
     return ProcessSample(seconds, resident_pages * os.sysconf("SC_PAGE_SIZE") / 1e6,
-                         len(os.listdir(_PROC / "fd")), threads, frames, used, free)
+                         len(os.listdir(_PROC / "fd")), threads, frames, used, free,
+                         anon_kb / 1000.0)
 
 
 def memory_slope(samples: list[ProcessSample], warmup: float, key: str = "rss_mb") -> float:
@@ -172,6 +176,7 @@ def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
         "fps": report["fps"],
         "warmup_minutes": round(warmup / 60.0, 2),
         "rss_slope_mb_per_hour": round(memory_slope(samples, warmup), 3),
+        "rss_anon_slope_mb_per_hour": round(memory_slope(samples, warmup, "rss_anon_mb"), 3),
         "heap_used_slope_mb_per_hour": round(memory_slope(samples, warmup, "heap_used_mb"), 3),
         "heap_free_end_mb": round(samples[-1].heap_free_mb, 1),
         "rss_start_mb": round(next((s.rss_mb for s in samples if s.seconds >= warmup),
@@ -182,7 +187,8 @@ def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
         "threads_peak": max(s.threads for s in samples),
         "latency_ms": report["latency_ms"],
         "samples_columns": ["seconds", "rss_mb", "fds", "threads", "frames", "heap_used_mb",
-                            "heap_free_mb"],
+                            "heap_free_mb", "rss_anon_mb"],
         "samples": [[round(s.seconds, 1), round(s.rss_mb, 2), s.fds, s.threads, s.frames,
-                     round(s.heap_used_mb, 2), round(s.heap_free_mb, 2)] for s in samples],
+                     round(s.heap_used_mb, 2), round(s.heap_free_mb, 2),
+                     round(s.rss_anon_mb, 2)] for s in samples],
     }

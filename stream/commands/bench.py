@@ -408,7 +408,8 @@ def run_soak(args: argparse.Namespace) -> int:
     warmup = None if args.warmup_minutes is None else args.warmup_minutes * 60.0
     result = bench_soak(config, args.minutes, args.every, warmup, args.keep, log)
     for key in ("source", "minutes", "frames", "frames_dropped", "fps", "warmup_minutes",
-                "rss_slope_mb_per_hour", "heap_used_slope_mb_per_hour", "heap_free_end_mb",
+                "rss_slope_mb_per_hour", "rss_anon_slope_mb_per_hour",
+                "heap_used_slope_mb_per_hour", "heap_free_end_mb",
                 "rss_start_mb", "rss_end_mb", "rss_peak_mb",
                 "fds_peak", "threads_peak"):
         print(f"{key:<24}{result[key]}")
