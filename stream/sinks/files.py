@@ -19,12 +19,14 @@ class VideoSink(FileSink):
     label = "video output"
 
     def __init__(self, path: str | Path, fps: float, threads: int = 0,
-                 preset: str = "veryfast", tune: str | None = None) -> None:
+                 preset: str = "veryfast", tune: str | None = None,
+                 fragmented: bool = False) -> None:
         self.path = Path(path)
         self.fps = fps
         self.threads = threads
         self.preset = preset
         self.tune = tune
+        self.fragmented = fragmented
         self.frames = 0
         self._writer: VideoWriter | None = None
 
@@ -33,7 +35,8 @@ class VideoSink(FileSink):
         if self._writer is None:
             h, w = image.shape[:2]
             self._writer = VideoWriter(self.path, w, h, self.fps, preset=self.preset,
-                                       threads=self.threads, tune=self.tune)
+                                       threads=self.threads, tune=self.tune,
+                                       fragmented=self.fragmented)
         self._writer.write(image)
         self.frames += 1
         self._check_present()
