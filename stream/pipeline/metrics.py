@@ -69,7 +69,6 @@ class RunMetrics:
     frames_out: int = 0
     started: float = 0.0
     ended: float = 0.0
-    last_finished: float | None = None
 
     def add_packet(self, timings: dict[str, float], latency_ms: float, done: float) -> None:
         for stage, ms in timings.items():
@@ -79,7 +78,6 @@ class RunMetrics:
             series.add(ms)
         self.latency_ms.add(latency_ms)
         self.recent_finished.append(done)
-        self.last_finished = done
         self.frames_out += 1
 
     def recent_fps(self, frames: int = RECENT_FRAMES) -> float:

@@ -114,23 +114,21 @@ class Pipeline:
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stopped") -> None:
         """Ask every stage to finish the packet in hand and exit."""
-        with self._lock:
-            if self.stopped_by is None:
-                self.stopped_by = reason
-        self._stop.set()
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:  # a live source waiting for its next frame lets go now
-            interrupt()
+        self._halt(self._stop, reason)
 
     def drain(self, reason: str = "interrupted") -> None:
         """Stop taking new frames; every frame already captured goes through every stage and
         output, then the pipeline ends (the first Ctrl-C). :meth:`stop` ends it at once."""
+        self._halt(self._draining, reason)
+
+    def _halt(self, flag: threading.Event, reason: str) -> None:
+        """Record the first reason, raise ``flag`` and free a capture waiting on the source."""
         with self._lock:
             if self.stopped_by is None:
                 self.stopped_by = reason
-        self._draining.set()
+        flag.set()
         interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
+        if interrupt is not None:  # a live source waiting for its next frame lets go now
             interrupt()
 
     @property
@@ -347,8 +345,8 @@ class Pipeline:
         deadline = time.perf_counter() + 10.0
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.perf_counter()))
-        last = self.metrics.last_finished
-        self.metrics.ended = last if last is not None else time.perf_counter()
+        finished = self.metrics.recent_finished
+        self.metrics.ended = finished[-1] if finished else time.perf_counter()
         errors: list[Exception] = []
         try:
             self.source.close()
