@@ -484,13 +484,17 @@ def test_bad_input_is_answered_in_a_real_process(c: Case, bad_dir: Path, tmp_pat
 
 
 def test_unwritable_folder_is_named(bad_dir: Path, isolated, capfd):
-    """A folder without write permission (as root, permissions do not stop writes: /proc and
-    paths under files stand in for it in the table)."""
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod does not stop root from writing")
+    """A folder nobody may write to: without write permission, or, as root (whom permissions
+    do not stop), a read-only tmpfs mounted there."""
     locked = bad_dir / "locked"
     locked.mkdir(exist_ok=True)
-    locked.chmod(0o500)
+    if os.geteuid() == 0:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs",
+                                  str(locked)], capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"as root, a read-only folder needs a mount: {mounted.stderr.strip()}")
+    else:
+        locked.chmod(0o500)
     try:
         for args, output in (
                 (["track", "--dets", str(bad_dir / "pred.txt"), "--out", str(locked / "k.txt")],
@@ -501,7 +505,10 @@ def test_unwritable_folder_is_named(bad_dir: Path, isolated, capfd):
             code, out, err = _run_in_process(args, capfd)
             check_answer(code, out, err, str(locked), [str(output)])
     finally:
-        locked.chmod(0o700)
+        if os.geteuid() == 0:
+            subprocess.run(["umount", "-l", str(locked)], check=False)
+        else:
+            locked.chmod(0o700)
 
 
 # ---------------------------------------------------------------- eval-mot: empty inputs
