@@ -3,6 +3,6 @@ the same library calls as ``detstream run`` (:mod:`stream.session`), shown live 
 
 Start it with ``detstream demo``; in Python::
 
-    from demo.app import DemoOptions, serve
+    from detstream.demo.app import DemoOptions, serve
     serve(DemoOptions(port=7860))
 """

@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detstream.demo.admission import Admission
+from detstream.demo.examples import ExampleVideo
+from detstream.demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
+from detstream.demo.live import LiveHub
+from detstream.demo.options import DemoOptions
+from detstream.demo.state import TRACKERS, LiveSettings, Registry
+from detstream.demo.upload import Update, process_video, status_html
+from detstream.engines.errors import DetstreamError
 from fastapi import WebSocket
-
-from demo.admission import Admission
-from demo.examples import ExampleVideo
-from demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
-from demo.live import LiveHub
-from demo.options import DemoOptions
-from demo.state import TRACKERS, LiveSettings, Registry
-from demo.upload import Update, process_video, status_html
-from engines.errors import DetstreamError
 
 STATIC = Path(__file__).parent / "static"
 ABOUT = ("**detstream** detects and tracks objects live: your webcam, an uploaded video or a "
@@ -114,9 +113,9 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
             registry.forget(client)
 
     def class_names(model: str) -> list[str]:
-        from engines.runtime.select import resolve_model
-        from engines.zoo.catalog import named_model
-        from engines.zoo.coco import COCO80
+        from detstream.engines.runtime.select import resolve_model
+        from detstream.engines.zoo.catalog import named_model
+        from detstream.engines.zoo.coco import COCO80
 
         entry = named_model(model) if "/" not in model else None
         if entry is not None and entry.kind != "embedded":
@@ -274,7 +273,7 @@ def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None
 
 def serve(options: DemoOptions, block: bool = False, log=print) -> Server:
     """Start the demo server (in the background unless ``block``)."""
-    from stream.session import BackendCache
+    from detstream.stream.session import BackendCache
 
     root = Path(options.workdir or tempfile.mkdtemp(prefix="detstream-demo-"))
     root.mkdir(parents=True, exist_ok=True)

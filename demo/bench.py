@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream.commands.args import input_file, output_file, positive_float, positive_int
+from detstream.stream.commands.args import input_file, output_file, positive_float, positive_int
 
 CAMERA = (640, 480, 30)
 WARMUP_S = 5.0
@@ -54,14 +54,14 @@ def register(jobs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.errors import UserInputError
+    from detstream.engines.errors import UserInputError
 
     try:
         import playwright  # noqa: F401
     except ImportError:
         raise UserInputError("bench demo needs Playwright: pip install 'detstream[dev]' "
                              "(and Debian's chromium)") from None
-    from demo.browser import chromium_path
+    from detstream.demo.browser import chromium_path
 
     chromium_path()
     with tempfile.TemporaryDirectory(prefix="detstream-bench-demo-") as tmp:
@@ -83,7 +83,7 @@ def _model_args(model: str, imgsz: int | None, tracker: str) -> list[str]:
 def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | None = None,
                tracker: str = "botsort", upload: Path | str | None = "synthetic") -> dict:
     """Measure the page and the command line in one run; returns the figures."""
-    from demo.browser import write_y4m
+    from detstream.demo.browser import write_y4m
 
     width, height, fps = CAMERA
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
@@ -107,9 +107,8 @@ def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | 
 
 
 def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str]) -> dict:
+    from detstream.demo.browser import DemoProcess, camera_flags, launch, start_button
     from playwright.sync_api import sync_playwright
-
-    from demo.browser import DemoProcess, camera_flags, launch, start_button
 
     with DemoProcess(*server_args, log=work / "server.log") as server, \
             sync_playwright() as playwright:
@@ -179,7 +178,7 @@ def _cli(*args: str, timeout: float = 900) -> None:
     import os
 
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    done = subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "detstream", *args], capture_output=True,
                           text=True, timeout=timeout, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"detstream {args[0]} failed: {done.stderr.strip()[-500:]}")
@@ -198,8 +197,8 @@ def _measure_cli(work: Path, seconds: float, model: str, imgsz: int | None,
 
 
 def _upload_video(work: Path) -> Path:
-    from demo.examples import EXAMPLE
-    from engines.data.synthetic.sequence import write_sequence
+    from detstream.demo.examples import EXAMPLE
+    from detstream.engines.data.synthetic.sequence import write_sequence
 
     write_sequence(work / "upload", EXAMPLE)
     return work / "upload" / "video.mp4"
@@ -207,9 +206,8 @@ def _upload_video(work: Path) -> Path:
 
 def _measure_upload(work: Path, video: Path, server_args: list[str], model: str,
                     imgsz: int | None, tracker: str) -> dict:
+    from detstream.demo.browser import DemoProcess, launch
     from playwright.sync_api import sync_playwright
-
-    from demo.browser import DemoProcess, launch
 
     with DemoProcess(*server_args, log=work / "server-upload.log") as server, \
             sync_playwright() as playwright:

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
-
-from engines.data.synthetic import SceneConfig, SyntheticScene
-from engines.errors import UserInputError
+from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
+from detstream.engines.errors import UserInputError
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -93,7 +92,7 @@ class DemoProcess:
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", GRADIO_ANALYTICS_ENABLED="False")
         out = self.log.open("wb") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "demo", "--port", str(self.port), *self.args],
+            [sys.executable, "-m", "detstream", "demo", "--port", str(self.port), *self.args],
             stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.startup
         while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stream.commands.args import bounded_int, fraction, positive_int
+from detstream.stream.commands.args import bounded_int, fraction, positive_int
 
 EXAMPLES = """examples:
   detstream demo                                   # http://127.0.0.1:7860, the default model
@@ -58,7 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.errors import UserInputError
+    from detstream.engines.errors import UserInputError
 
     for folder in args.allow_dir:
         if not folder.is_dir():
@@ -69,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
     # Gradio reads its upload folder when it is imported: keep it in ours, deleted at exit.
     workdir = Path(tempfile.mkdtemp(prefix="detstream-demo-"))
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))
-    from demo.app import serve
-    from demo.options import DemoOptions
+    from detstream.demo.app import serve
+    from detstream.demo.options import DemoOptions
 
     allow = [folder.resolve() for folder in args.allow_dir]
     if args.model.lower().endswith(".onnx"):  # the operator's own model: its folder is allowed
-        from engines.zoo.resolve import resolve_model
+        from detstream.engines.zoo.resolve import resolve_model
 
         model = Path(args.model).expanduser()
         resolve_model(model)  # a missing, damaged or unsafe file is refused before serving

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from engines.data.synthetic import SceneConfig
-from engines.data.synthetic.sequence import write_sequence
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.sequence import write_sequence
 
 #: 8 s of a panning 640x360 scene with objects big enough for the default model.
 EXAMPLE = SceneConfig(width=640, height=360, fps=30, frames=240, seed=11, objects=8,

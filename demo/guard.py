@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from engines.errors import UserInputError
-from engines.zoo.catalog import CATALOG, named_model
-from stream.sources import NETWORK_SCHEMES
+from detstream.engines.errors import UserInputError
+from detstream.engines.zoo.catalog import CATALOG, named_model
+from detstream.stream.sources import NETWORK_SCHEMES
 
 #: Model names the page accepts without a file: the same names as ``--model`` (the first use of
 #: a downloadable one fetches it into the server's cache, through its mirror when one is set).
@@ -93,7 +93,7 @@ def names_beside(model: str) -> str | None:
     """A class-names file next to an ONNX model whose metadata has no class names."""
     if not model.lower().endswith(".onnx"):
         return None
-    from engines.zoo.onnx_import import inspect_onnx
+    from detstream.engines.zoo.onnx_import import inspect_onnx
 
     try:
         names = inspect_onnx(model, coco_fallback=False).class_names

@@ -28,15 +28,14 @@ from urllib.parse import urlparse
 
 import cv2
 import numpy as np
+from detstream.demo.admission import Admission
+from detstream.demo.guard import check_model, check_stream
+from detstream.demo.state import LiveSettings, Registry, SessionInfo
+from detstream.engines.errors import DetstreamError, UserInputError
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.session import BackendCache, Session, build
+from detstream.stream.sources import PushSource
 from starlette.websockets import WebSocket, WebSocketDisconnect
-
-from demo.admission import Admission
-from demo.guard import check_model, check_stream
-from demo.state import LiveSettings, Registry, SessionInfo
-from engines.errors import DetstreamError, UserInputError
-from stream.pipeline.packet import FramePacket
-from stream.session import BackendCache, Session, build
-from stream.sources import PushSource
 
 JPEG_QUALITY = 80
 _HEADER = struct.Struct("<I")

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stream.draw import DrawConfig
-from stream.session import RunConfig
+from detstream.stream.draw import DrawConfig
+from detstream.stream.session import RunConfig
 
 TRACKERS = ("botsort", "bytetrack", "none")
 

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from demo.admission import Admission
-from demo.guard import check_model
-from demo.state import Registry, SessionInfo
-from engines.errors import DetstreamError, UserInputError
-from stream.pipeline.packet import FramePacket
-from stream.session import BackendCache, build
-from stream.sinks import SummarySink
+from detstream.demo.admission import Admission
+from detstream.demo.guard import check_model
+from detstream.demo.state import Registry, SessionInfo
+from detstream.engines.errors import DetstreamError, UserInputError
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.session import BackendCache, build
+from detstream.stream.sinks import SummarySink
 
 PREVIEW_EVERY = 2.0  # seconds between preview frames in the page
 STATUS_EVERY = 1.0  # seconds between progress updates

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from engines.errors import UserInputError
+from detstream.engines.errors import UserInputError
 
 
 def writable_dir(path: str | Path) -> Path:

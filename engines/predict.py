@@ -15,12 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from engines.process.decode import DecodeConfig, decode, to_detections
-from engines.process.letterbox import Letterbox
-from engines.process.preprocess import Preprocessor
-from engines.runtime.base import Backend
-from engines.spec import Detections
+from detstream.engines.process.decode import DecodeConfig, decode, to_detections
+from detstream.engines.process.letterbox import Letterbox
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.runtime.base import Backend
+from detstream.engines.spec import Detections
 
 
 class Predictor:

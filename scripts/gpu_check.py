@@ -36,12 +36,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from engines.export.parity import compare_detections, sample_frames
-from engines.process.preprocess import Preprocessor
-from engines.runtime.availability import backend_statuses, gpus
-from engines.runtime.benchmark import time_backend
-from engines.runtime.select import open_backend
+from detstream.engines.export.parity import compare_detections, sample_frames
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.runtime.availability import backend_statuses, gpus
+from detstream.engines.runtime.benchmark import time_backend
+from detstream.engines.runtime.select import open_backend
 
 NO_DEVICE = "no CUDA device: nothing measured"
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def pipeline(cuda_graph: bool) -> Callable[[], dict]:
         def run() -> dict:
-            from stream.bench import bench_pipeline
+            from detstream.stream.bench import bench_pipeline
 
             video = Path(args.video)
             source = str(video) if video.is_file() else \

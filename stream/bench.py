@@ -23,16 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from engines.data.video import VideoWriter
-from engines.predict import Predictor
-from engines.runtime.select import open_backend
-from stream.draw import Annotator
-from stream.pipeline.runner import Pipeline, PipelineOptions
-from stream.pipeline.threads import inference_threads
-from stream.sinks import VideoSink
-from stream.sources import open_source
-from stream.track import make_tracker
+from detstream.engines.data.video import VideoWriter
+from detstream.engines.predict import Predictor
+from detstream.engines.runtime.select import open_backend
+from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+from detstream.stream.pipeline.threads import inference_threads
+from detstream.stream.sinks import VideoSink
+from detstream.stream.sources import open_source
+from detstream.stream.track import make_tracker
 
 Log = Callable[[str], None]
 

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from engines import __version__
-from engines.errors import DetstreamError
-from stream.commands import (
+from detstream.engines import __version__
+from detstream.engines.errors import DetstreamError
+from detstream.stream.commands import (
     bench,
     build,
     doctor,
@@ -22,8 +22,8 @@ from stream.commands import (
     train,
     val,
 )
-from stream.commands.plugins import add_plugins
-from stream.signals import terminate_as_interrupt
+from detstream.stream.commands.plugins import add_plugins
+from detstream.stream.signals import terminate_as_interrupt
 
 EXAMPLES = """examples:
   detstream doctor                                  check this machine
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if getattr(args, "runs_pipeline", False):
-        from stream.pipeline.threads import prefer_passive_openmp
+        from detstream.stream.pipeline.threads import prefer_passive_openmp
 
         prefer_passive_openmp()  # before the handler imports torch
     try:

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from engines.spec import Detections
+from detstream.engines.spec import Detections
 
 # 20 colours that stay apart on light and dark backgrounds (BGR).
 PALETTE = np.array([

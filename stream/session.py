@@ -12,19 +12,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engines.errors import UserInputError
-from engines.paths import writable_dir
-from engines.predict import Predictor
-from engines.runtime.base import Backend
-from engines.runtime.select import open_backend
-from stream.draw import Annotator, DrawConfig
-from stream.pipeline.packet import FramePacket
-from stream.pipeline.runner import Pipeline, PipelineOptions
-from stream.pipeline.threads import inference_threads
-from stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
-from stream.sources import open_source
-from stream.track import make_tracker
-from stream.truth import TruthScorer
+from detstream.engines.errors import UserInputError
+from detstream.engines.paths import writable_dir
+from detstream.engines.predict import Predictor
+from detstream.engines.runtime.base import Backend
+from detstream.engines.runtime.select import open_backend
+from detstream.stream.draw import Annotator, DrawConfig
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+from detstream.stream.pipeline.threads import inference_threads
+from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
+from detstream.stream.sources import open_source
+from detstream.stream.track import make_tracker
+from detstream.stream.truth import TruthScorer
 
 #: What ``detstream run`` shows with no arguments: 10 s of a busy, panning synthetic scene at
 #: 1280x720 whose objects (48 px and up) are at least 15 px in the default model's 416 input,

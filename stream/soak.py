@@ -20,9 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
-from engines.errors import UserInputError
-from stream.session import RunConfig, build
+from detstream.engines.errors import UserInputError
+from detstream.stream.session import RunConfig, build
 
 Log = Callable[[str], None]
 

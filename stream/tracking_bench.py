@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from engines.data.mot import MotWriter, SeqInfo, write_mot, write_seqinfo
-from engines.data.synthetic.config import SceneConfig
-from engines.data.synthetic.scene import SyntheticScene
-from engines.spec import Detections
-from stream.metrics.mot_eval import MotScores, evaluate_mot
-from stream.track import make_tracker
-from stream.track.interpolate import interpolate_tracks
-from stream.truth import MIN_VISIBILITY
+from detstream.engines.data.mot import MotWriter, SeqInfo, write_mot, write_seqinfo
+from detstream.engines.data.synthetic.config import SceneConfig
+from detstream.engines.data.synthetic.scene import SyntheticScene
+from detstream.engines.spec import Detections
+from detstream.stream.metrics.mot_eval import MotScores, evaluate_mot
+from detstream.stream.track import make_tracker
+from detstream.stream.track.interpolate import interpolate_tracks
+from detstream.stream.truth import MIN_VISIBILITY
 
 #: Tracker variants compared: name → (tracker, option overrides).
 VARIANTS: dict[str, tuple[str, dict]] = {

@@ -14,13 +14,12 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-
-from engines.data.mot import MotWriter
-from engines.spec import Detections
-from engines.train.evaluate import DetectionEvaluator
-from stream.metrics.mot_eval import evaluate_mot
-from stream.pipeline.packet import FramePacket
-from stream.sinks.base import Sink
+from detstream.engines.data.mot import MotWriter
+from detstream.engines.spec import Detections
+from detstream.engines.train.evaluate import DetectionEvaluator
+from detstream.stream.metrics.mot_eval import evaluate_mot
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.sinks.base import Sink
 
 #: Truth boxes less visible than this are not expected from a detector (as in the datasets).
 MIN_VISIBILITY = 0.3

@@ -22,5 +22,5 @@ def shared_path(relative: str) -> Path:
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``detstream ARGS`` in a fresh interpreter, as a user would."""
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "detstream", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=REPO)

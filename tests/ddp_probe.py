@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from detstream.engines.train.config import TrainConfig
+from detstream.engines.train.trainer import Trainer
 from safetensors.torch import save_file
-
-from engines.train.config import TrainConfig
-from engines.train.trainer import Trainer
 
 
 class ProbeTrainer(Trainer):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detstream.stream.cli import main
 
-from stream.cli import main
 from tests.conftest import REPO, SHARED_DATA
 
 YOLOX = SHARED_DATA / "models" / "yolox_nano" / "yolox_nano.onnx"
@@ -477,7 +477,7 @@ def test_bad_input_is_answered_in_a_real_process(c: Case, bad_dir: Path, tmp_pat
     """As a user meets it: a fresh interpreter, its own stdout and stderr."""
     args = [_fill(a, bad_dir) for a in c.args]
     env = {**os.environ, "DETSTREAM_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "detstream", *args], capture_output=True,
                             text=True, timeout=120, cwd=tmp_path, env=env)
     check_answer(result.returncode, result.stdout, result.stderr, _fill(c.names, bad_dir),
                  [_fill(o, bad_dir) for o in c.outputs])
@@ -543,9 +543,8 @@ def test_synthetic_dataset_yaml_reads_the_same_in_detstream_and_ultralytics(tmp_
     our loader reads splits from the yaml's folder too. Old files with ``path: .`` still load,
     relative to their own folder."""
     import yaml
-
-    from engines.data.synthetic.dataset import DatasetSpec, write_dataset
-    from engines.data.yolo import load_data_yaml
+    from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
+    from detstream.engines.data.yolo import load_data_yaml
 
     write_dataset(tmp_path / "d", DatasetSpec(train=2, val=2, imgsz=160, seed=1,
                                               images_per_scene=2), workers=1)
@@ -574,13 +573,13 @@ def test_onnx_external_data_outside_its_folder_is_refused_everywhere(tmp_path, i
     """A weight whose bytes live at ``../secret.bin``, at an absolute path or behind a link
     leading out of the folder is refused with one line before any reader follows it: the
     CLI, inspection, open_backend, the onnxruntime backend itself and the FP16 export."""
-    from engines.errors import UserInputError
-    from engines.export.fp16 import convert_to_fp16
-    from engines.export.metadata import load_onnx
-    from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from engines.runtime.select import open_backend
-    from engines.spec import ModelSpec
-    from engines.zoo.onnx_import import inspect_onnx
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.export.fp16 import convert_to_fp16
+    from detstream.engines.export.metadata import load_onnx
+    from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from detstream.engines.runtime.select import open_backend
+    from detstream.engines.spec import ModelSpec
+    from detstream.engines.zoo.onnx_import import inspect_onnx
 
     models = tmp_path / "models"
     secret = tmp_path / "secret.bin"
@@ -653,9 +652,8 @@ def test_pickled_code_in_weights_is_refused_not_run(tmp_path):
     import pickle
 
     import torch  # noqa: F401  (the weights loader's own import)
-
-    from engines.errors import UserInputError
-    from engines.zoo.resolve import resolve_model
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.zoo.resolve import resolve_model
 
     marker = tmp_path / "ran"
 

@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
-
-from engines.errors import UserInputError
-from engines.models import Detector
-from engines.models.checkpoint import load_checkpoint, save_checkpoint
-from engines.spec import ModelSpec
+from detstream.engines.errors import UserInputError
+from detstream.engines.models import Detector
+from detstream.engines.models.checkpoint import load_checkpoint, save_checkpoint
+from detstream.engines.spec import ModelSpec
 
 SPEC = ModelSpec(name="detstream-n", class_names=("a", "b", "c"), input_size=(256, 256))
 

@@ -8,16 +8,15 @@ import json
 
 import numpy as np
 import pytest
-
-from engines.data.mot import MotWriter, read_mot
-from engines.spec import Detections
-from stream.draw import Annotator, DrawConfig
-from stream.pipeline.metrics import RunMetrics
-from stream.pipeline.packet import FramePacket
-from stream.sinks.files import JsonlSink, MotSink
-from stream.sinks.summary import SummarySink
-from stream.track import make_tracker
-from stream.track.interpolate import interpolate_tracks
+from detstream.engines.data.mot import MotWriter, read_mot
+from detstream.engines.spec import Detections
+from detstream.stream.draw import Annotator, DrawConfig
+from detstream.stream.pipeline.metrics import RunMetrics
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.sinks.files import JsonlSink, MotSink
+from detstream.stream.sinks.summary import SummarySink
+from detstream.stream.track import make_tracker
+from detstream.stream.track.interpolate import interpolate_tracks
 
 BIG = 2**31  # where int32 wraps
 FPS = 30.0
@@ -143,7 +142,7 @@ def test_demo_results_keep_the_frame_index_and_ids(tracked):
     frames in flight apart); the pipeline's own index and the track ids are exact."""
     import struct
 
-    from demo.live import result_message
+    from detstream.demo.live import result_message
 
     packet = _packet(BIG + 5, tracked[2])
     packet.tag = 2**32 + 7

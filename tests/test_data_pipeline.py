@@ -14,13 +14,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from detstream.engines.data import augment
+from detstream.engines.data.detection import DetectionSource
+from detstream.engines.data.loader import (
+    AugmentConfig,
+    TrainDataset,
+    ValDataset,
+    build_loader,
+    collate,
+)
+from detstream.engines.data.synthetic.config import CLASS_NAMES
+from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
+from detstream.engines.errors import UserInputError
 
-from engines.data import augment
-from engines.data.detection import DetectionSource
-from engines.data.loader import AugmentConfig, TrainDataset, ValDataset, build_loader, collate
-from engines.data.synthetic.config import CLASS_NAMES
-from engines.data.synthetic.dataset import DatasetSpec, write_dataset
-from engines.errors import UserInputError
 from tests.conftest import shared_path
 
 S = 256

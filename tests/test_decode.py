@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from engines.errors import UserInputError
-from engines.process.decode import (
+from detstream.engines.errors import UserInputError
+from detstream.engines.process.decode import (
     DecodeConfig,
     decode,
     decode_xywh_scores,
     to_detections,
 )
-from engines.process.letterbox import Letterbox
+from detstream.engines.process.letterbox import Letterbox
 
 NUM_CLASSES = 3
 

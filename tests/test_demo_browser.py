@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 import playwright.sync_api as playwright_api
 import pytest
-
-from demo.browser import (
+from detstream.demo.browser import (
     DemoProcess,
     camera_flags,
     chromium_path,
@@ -23,9 +22,10 @@ from demo.browser import (
     start_button,
     write_y4m,
 )
-from engines.data.synthetic import SceneConfig
-from engines.data.synthetic.sequence import write_sequence
-from stream.draw import PALETTE
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.sequence import write_sequence
+from detstream.stream.draw import PALETTE
+
 from tests.conftest import REPO, run_cli
 
 ARTIFACTS = REPO / "runs" / "test-artifacts"

@@ -11,15 +11,14 @@ import time
 import cv2
 import numpy as np
 import pytest
-
-from demo.admission import Admission
-from demo.guard import NAMED_MODELS, check_model, check_stream, names_beside
-from demo.state import LiveSettings, Registry
-from engines.data.synthetic import SceneConfig, SyntheticScene
-from engines.errors import UserInputError
-from stream.session import BackendCache, RunConfig, build
-from stream.sinks import JsonlSink, SummarySink
-from stream.sources import PushSource, open_source
+from detstream.demo.admission import Admission
+from detstream.demo.guard import NAMED_MODELS, check_model, check_stream, names_beside
+from detstream.demo.state import LiveSettings, Registry
+from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
+from detstream.engines.errors import UserInputError
+from detstream.stream.session import BackendCache, RunConfig, build
+from detstream.stream.sinks import JsonlSink, SummarySink
+from detstream.stream.sources import PushSource, open_source
 
 
 def frames(n: int, size=(320, 240), seed: int = 1) -> list[np.ndarray]:
@@ -268,7 +267,7 @@ def test_registry_versions_settings_and_forgets_closed_pages(tmp_path):
 def test_live_websocket_refuses_pages_of_other_sites():
     from types import SimpleNamespace
 
-    from demo.live import same_origin
+    from detstream.demo.live import same_origin
 
     def ws(**headers):
         return SimpleNamespace(headers=headers)

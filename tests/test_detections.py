@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from engines.spec import Detections
+from detstream.engines.spec import Detections
 
 
 def make(n: int = 3) -> Detections:

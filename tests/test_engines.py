@@ -8,17 +8,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.metadata import load_onnx, read_metadata, spec_from_metadata
+from detstream.engines.export.parity import sample_frames
+from detstream.engines.predict import Predictor
+from detstream.engines.process.letterbox import letterbox
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.runtime.select import open_backend
+from detstream.engines.spec import ModelSpec
+from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
 from torchvision.ops import box_iou
 
-from engines.errors import UserInputError
-from engines.export.metadata import load_onnx, read_metadata, spec_from_metadata
-from engines.export.parity import sample_frames
-from engines.predict import Predictor
-from engines.process.letterbox import letterbox
-from engines.process.preprocess import Preprocessor
-from engines.runtime.select import open_backend
-from engines.spec import ModelSpec
-from engines.zoo import DEFAULT_WEIGHTS, load_model
 from tests.conftest import run_cli, shared_path
 
 needs_default = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),

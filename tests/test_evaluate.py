@@ -12,10 +12,9 @@ import math
 
 import numpy as np
 import pytest
-
-from engines.errors import UserInputError
-from engines.spec import Detections
-from engines.train.evaluate import DetectionEvaluator, EvalResult
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import Detections
+from detstream.engines.train.evaluate import DetectionEvaluator, EvalResult
 
 NAMES = ("car", "person", "bike")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from detstream.engines.data.mot import MotWriter, SeqInfo, read_mot, read_seqinfo, write_seqinfo
+from detstream.engines.data.synthetic import CLASS_NAMES, SceneConfig, SyntheticScene
+from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
+from detstream.engines.data.yolo import label_path, load_data_yaml, read_labels, write_labels
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import Detections
 
-from engines.data.mot import MotWriter, SeqInfo, read_mot, read_seqinfo, write_seqinfo
-from engines.data.synthetic import CLASS_NAMES, SceneConfig, SyntheticScene
-from engines.data.synthetic.dataset import DatasetSpec, write_dataset
-from engines.data.yolo import label_path, load_data_yaml, read_labels, write_labels
-from engines.errors import UserInputError
-from engines.spec import Detections
 from tests.conftest import shared_path
 
 
@@ -110,7 +110,7 @@ def test_synthetic_dataset_round_trip(tmp_path):
 
 
 def test_validation_scenes_never_reuse_training_seeds():
-    from engines.data.synthetic.dataset import scene_config
+    from detstream.engines.data.synthetic.dataset import scene_config
 
     spec = DatasetSpec(train=3000, val=300, seed=0)
     train = {scene_config("train", i, spec).seed for i in range(500)}

@@ -16,19 +16,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from detstream.engines.cache import atomic_output, write_atomic
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.onnx import export_onnx
+from detstream.engines.export.parity import compare_detections, sample_frames
+from detstream.engines.process.preprocess import Preprocessor, area_weights
+from detstream.engines.runtime.tensorrt_backend import buffer_layout
+from detstream.engines.spec import ModelSpec
+from detstream.engines.tensorrt import builder
+from detstream.engines.tensorrt.builder import EngineKey, cuda_variant, require_cuda
+from detstream.engines.tensorrt.profile import engine_io
+from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
+from detstream.stream.commands.build import batch_range
 
-from engines.cache import atomic_output, write_atomic
-from engines.errors import UserInputError
-from engines.export.onnx import export_onnx
-from engines.export.parity import compare_detections, sample_frames
-from engines.process.preprocess import Preprocessor, area_weights
-from engines.runtime.tensorrt_backend import buffer_layout
-from engines.spec import ModelSpec
-from engines.tensorrt import builder
-from engines.tensorrt.builder import EngineKey, cuda_variant, require_cuda
-from engines.tensorrt.profile import engine_io
-from engines.zoo import DEFAULT_WEIGHTS, load_model
-from stream.commands.build import batch_range
 from tests.conftest import REPO, run_cli, shared_path
 
 needs_default = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
@@ -225,7 +225,7 @@ def test_gpu_preprocessing_agrees_with_the_cpu_to_one_level():
 
 @needs_default
 def test_fp16_parity_allows_sub_pixel_moves_and_catches_real_ones():
-    from engines.runtime.select import open_backend
+    from detstream.engines.runtime.select import open_backend
 
     backend = open_backend("default", "torch", "cpu", imgsz=320)
     batch, _ = Preprocessor(backend.spec)(sample_frames(4))
@@ -242,7 +242,7 @@ def test_fp16_parity_allows_sub_pixel_moves_and_catches_real_ones():
 def test_cuda_graphs_on_the_cpu_are_refused_with_one_clear_line():
     if not DEFAULT_WEIGHTS.is_file():
         pytest.skip("the embedded default model is not built yet")
-    from engines.runtime.select import open_backend
+    from detstream.engines.runtime.select import open_backend
 
     with pytest.raises(UserInputError, match="CUDA graphs need a CUDA device"):
         open_backend("default", "torch", "cpu", cuda_graph=True)

@@ -9,10 +9,10 @@ import time
 
 import av
 import pytest
+from detstream.engines.data.mot import read_mot, read_seqinfo
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.sequence import write_sequence
 
-from engines.data.mot import read_mot, read_seqinfo
-from engines.data.synthetic import SceneConfig
-from engines.data.synthetic.sequence import write_sequence
 from tests.conftest import REPO
 
 
@@ -42,7 +42,7 @@ def test_an_exception_mid_run_still_finalises(tmp_path):
 def test_signal_on_the_command_line(tmp_path, sig):
     out = tmp_path / "long"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "synth", "video", str(out), "--frames", "100000",
+        [sys.executable, "-m", "detstream", "synth", "video", str(out), "--frames", "100000",
          "--size", "320x180"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     deadline = time.monotonic() + 60

@@ -1,8 +1,7 @@
 import cv2
 import numpy as np
 import pytest
-
-from engines.process.letterbox import Letterbox, letterbox
+from detstream.engines.process.letterbox import Letterbox, letterbox
 
 
 @pytest.mark.parametrize("shape, align, pad", [((360, 640), "center", (0, 70)),

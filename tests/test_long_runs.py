@@ -14,24 +14,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detstream.engines.data.mot import read_mot
+from detstream.engines.predict import Predictor
+from detstream.engines.progress import progress_bar
+from detstream.engines.runtime.select import open_backend
+from detstream.engines.spec import Detections
+from detstream.stream.cli import main
+from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.metrics import Series
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+from detstream.stream.sinks import JsonlSink, MotSink, SummarySink, VideoSink
+from detstream.stream.sinks.summary import ENDED_AFTER
+from detstream.stream.sources import Source, open_source
+from detstream.stream.sources.reader import DirectSource
+from detstream.stream.track import make_tracker
+from detstream.stream.track.bytetrack import ByteTrack
+from detstream.stream.truth import TruthScorer
 
-from engines.data.mot import read_mot
-from engines.predict import Predictor
-from engines.progress import progress_bar
-from engines.runtime.select import open_backend
-from engines.spec import Detections
-from stream.cli import main
-from stream.draw import Annotator
-from stream.pipeline.metrics import Series
-from stream.pipeline.packet import FramePacket
-from stream.pipeline.runner import Pipeline, PipelineOptions
-from stream.sinks import JsonlSink, MotSink, SummarySink, VideoSink
-from stream.sinks.summary import ENDED_AFTER
-from stream.sources import Source, open_source
-from stream.sources.reader import DirectSource
-from stream.track import make_tracker
-from stream.track.bytetrack import ByteTrack
-from stream.truth import TruthScorer
 from tests.conftest import REPO
 from tests.helpers.tiny import CLASSES, decoded_frames, tiny_checkpoint
 
@@ -177,7 +177,7 @@ def test_ctrl_c_on_a_synthetic_source_loses_no_frame(model, tmp_path, monkeypatc
 @pytest.mark.parametrize("phase", ["open_model", "open_source"])
 def test_sigterm_while_starting_up_exits_130_and_leaves_no_partial_output(
         model, tmp_path, monkeypatch, capsys, phase):
-    import stream.session as session
+    import detstream.stream.session as session
 
     target = {"open_model": "_open", "open_source": "open_source"}[phase]
     original = getattr(session, target)
@@ -221,8 +221,8 @@ def test_a_second_signal_stops_at_once_and_outputs_stay_valid(model, tmp_path, m
 
 
 def test_a_looped_file_plays_the_same_frames_again_with_rising_indices_and_times(tmp_path):
-    from engines.data.synthetic import SceneConfig
-    from engines.data.synthetic.sequence import write_sequence
+    from detstream.engines.data.synthetic import SceneConfig
+    from detstream.engines.data.synthetic.sequence import write_sequence
 
     write_sequence(tmp_path, SceneConfig(width=96, height=64, fps=10, frames=12, seed=4))
     clip = str(tmp_path / "video.mp4")
@@ -315,9 +315,9 @@ def test_bench_soak_reports_slope_and_peaks(model, tmp_path, capsys):
 def test_fragmented_mp4_keeps_memory_flat_and_plays_every_frame(tmp_path):
     """A plain MP4 holds each frame's index entry until it closes (about 74 bytes a frame);
     the fragmented MP4 that live and endless runs write does not, and still plays."""
-    from engines.data.video import VideoWriter
-    from stream.pipeline.memory import release_free_memory
-    from stream.soak import heap_usage
+    from detstream.engines.data.video import VideoWriter
+    from detstream.stream.pipeline.memory import release_free_memory
+    from detstream.stream.soak import heap_usage
 
     if heap_usage()[0] < 0:
         pytest.skip("glibc's mallinfo2 is not available to read the C heap")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
+from detstream.engines.models import Detector
+from detstream.engines.models.head import make_anchors
+from detstream.engines.train.assigner import TaskAlignedAssigner
+from detstream.engines.train.boxes import complete_iou
+from detstream.engines.train.loss import DetectionLoss, pad_targets
 from torchvision.ops import complete_box_iou_loss
-
-from engines.models import Detector
-from engines.models.head import make_anchors
-from engines.train.assigner import TaskAlignedAssigner
-from engines.train.boxes import complete_iou
-from engines.train.loss import DetectionLoss, pad_targets
 
 
 def random_boxes(n: int, seed: int) -> torch.Tensor:

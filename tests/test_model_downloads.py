@@ -9,12 +9,12 @@ import sys
 from collections import Counter
 
 import pytest
+from detstream.engines.errors import UserInputError
+from detstream.engines.zoo.coco import COCO80
+from detstream.engines.zoo.download import MIRROR_ENV, cached_file
+from detstream.engines.zoo.onnx_import import inspect_onnx
+from detstream.engines.zoo.resolve import resolve_model
 
-from engines.errors import UserInputError
-from engines.zoo.coco import COCO80
-from engines.zoo.download import MIRROR_ENV, cached_file
-from engines.zoo.onnx_import import inspect_onnx
-from engines.zoo.resolve import resolve_model
 from tests.conftest import REPO, run_cli, shared_path
 from tests.helpers.model_mirror import MirrorServer
 
@@ -115,8 +115,8 @@ def test_weights_use_the_users_file_without_a_download(cache, mirror):
 
 
 def test_weights_of_another_model_are_refused(tmp_path, cache, mirror):
-    from engines.export.onnx import export_onnx
-    from engines.zoo import DEFAULT_WEIGHTS, load_model
+    from detstream.engines.export.onnx import export_onnx
+    from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
 
     if not DEFAULT_WEIGHTS.is_file():
         pytest.skip("the embedded default model is not built yet")
@@ -183,9 +183,8 @@ def test_a_real_video_by_model_name_tracks_people(tmp_path, cache, mirror):
 
 def test_an_imported_model_gets_an_fp16_copy_that_matches_it(tmp_path):
     import cv2
-
-    from engines.export.fp16 import check_onnx_parity, convert_to_fp16
-    from engines.export.metadata import onnx_precision
+    from detstream.engines.export.fp16 import check_onnx_parity, convert_to_fp16
+    from detstream.engines.export.metadata import onnx_precision
 
     source = resolve_model("yolox-nano", weights=shared_path(
         "models/yolox_nano/yolox_nano.onnx"))
@@ -208,10 +207,9 @@ def test_export_of_a_named_model_needs_half(tmp_path, cache, mirror):
 
 
 def test_the_torchvision_names_are_torchvisions_own_files():
+    from detstream.engines.zoo.catalog import CATALOG
+    from detstream.engines.zoo.torchvision_models import TORCHVISION_MODELS
     from torchvision.models import get_weight
-
-    from engines.zoo.catalog import CATALOG
-    from engines.zoo.torchvision_models import TORCHVISION_MODELS
 
     named = [entry for entry in CATALOG.values() if entry.kind == "torchvision"]
     assert len(named) == 3
@@ -226,8 +224,7 @@ def test_the_torchvision_names_are_torchvisions_own_files():
 def ssdlite_weights(tmp_path_factory):
     """Random SSDlite weights saved as torchvision saves its files (no download here)."""
     import torch
-
-    from engines.zoo.torchvision_models import build_torchvision_detector
+    from detstream.engines.zoo.torchvision_models import build_torchvision_detector
 
     torch.manual_seed(0)
     model, _ = build_torchvision_detector("ssdlite320_mobilenet_v3_large")
@@ -237,9 +234,9 @@ def ssdlite_weights(tmp_path_factory):
 
 
 def test_a_torchvision_model_by_name_runs_through_onnx(cache, ssdlite_weights):
-    from engines.export.parity import sample_frames
-    from engines.predict import Predictor
-    from engines.runtime.select import open_backend
+    from detstream.engines.export.parity import sample_frames
+    from detstream.engines.predict import Predictor
+    from detstream.engines.runtime.select import open_backend
 
     notes: list[str] = []
     source = resolve_model("ssdlite320", weights=ssdlite_weights, log=notes.append)
@@ -266,10 +263,9 @@ def test_a_torchvision_download_without_its_hash_is_refused(cache, ssdlite_weigh
 
 def test_a_torchvision_model_runs_on_the_torch_backend_too(cache, ssdlite_weights):
     import torch
-
-    from engines.export.parity import sample_frames
-    from engines.process.preprocess import Preprocessor
-    from engines.runtime.select import open_backend
+    from detstream.engines.export.parity import sample_frames
+    from detstream.engines.process.preprocess import Preprocessor
+    from detstream.engines.runtime.select import open_backend
 
     on_torch = open_backend("ssdlite320", "torch", "cpu", weights=ssdlite_weights)
     on_onnx = open_backend("ssdlite320", "onnxruntime", weights=ssdlite_weights)

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import yaml
-
-from engines.data.loader import AugmentConfig
-from engines.data.synthetic.dataset import DatasetSpec, write_dataset
-from engines.train.config import TrainConfig
-from engines.train.trainer import Trainer
+from detstream.engines.data.loader import AugmentConfig
+from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
+from detstream.engines.train.config import TrainConfig
+from detstream.engines.train.trainer import Trainer
 
 
 def test_overfit_eight_images_to_map50_above_0_9(tmp_path):

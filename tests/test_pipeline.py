@@ -14,16 +14,16 @@ import time
 import av
 import numpy as np
 import pytest
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.sequence import write_sequence
+from detstream.engines.predict import Predictor
+from detstream.engines.runtime.select import open_backend
+from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.runner import Pipeline, PipelineOptions, StageError
+from detstream.stream.sinks import JsonlSink, VideoSink
+from detstream.stream.sources import open_source
+from detstream.stream.track import make_tracker
 
-from engines.data.synthetic import SceneConfig
-from engines.data.synthetic.sequence import write_sequence
-from engines.predict import Predictor
-from engines.runtime.select import open_backend
-from stream.draw import Annotator
-from stream.pipeline.runner import Pipeline, PipelineOptions, StageError
-from stream.sinks import JsonlSink, VideoSink
-from stream.sources import open_source
-from stream.track import make_tracker
 from tests.conftest import REPO, run_cli, shared_path
 from tests.helpers.mjpeg_server import MjpegServer
 from tests.helpers.tiny import tiny_checkpoint
@@ -74,7 +74,7 @@ def test_file_mode_writes_every_frame_as_h264(model, clip, tmp_path):
 
 def test_default_run_scores_against_synthetic_truth(model, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "run", "--model", str(model), "--backend", "torch",
+        [sys.executable, "-m", "detstream", "run", "--model", str(model), "--backend", "torch",
          "--source", "synthetic://?seed=2&size=320x180&frames=30"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -89,7 +89,7 @@ def test_default_run_scores_against_synthetic_truth(model, tmp_path):
 def test_interrupted_run_leaves_a_playable_video(model, tmp_path):
     out = tmp_path / "out.mp4"
     process = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "run", "--model", str(model), "--backend", "torch",
+        [sys.executable, "-m", "detstream", "run", "--model", str(model), "--backend", "torch",
          "--source", "synthetic://?seed=1&size=320x180&frames=5000", "--output", str(out),
          "--save-json", str(tmp_path / "out.jsonl")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)

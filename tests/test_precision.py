@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-
-from engines.models import Detector
-from engines.train.precision import autocast_dtype, cpu_has_native_bf16
+from detstream.engines.models import Detector
+from detstream.engines.train.precision import autocast_dtype, cpu_has_native_bf16
 
 
 def test_autocast_dtype_per_device():

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
+from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from safetensors.torch import load_file
 
-from engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from tests.conftest import REPO, run_cli
 
 
@@ -35,7 +35,7 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     out = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "stream.cli", *_train_args(data, out)],
+    process = subprocess.Popen([sys.executable, "-m", "detstream", *_train_args(data, out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=REPO, preexec_fn=_default_sigint)
     for line in process.stdout:  # the epoch line is printed once its checkpoint is saved

@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
-from engines.data.mot import MotWriter
-from engines.data.synthetic import (
+from detstream.engines.data.mot import MotWriter
+from detstream.engines.data.synthetic import (
     CLASS_NAMES,
     Renderer,
     SceneConfig,
@@ -17,7 +16,7 @@ from engines.data.synthetic import (
     World,
     parse_synthetic_uri,
 )
-from engines.errors import UserInputError
+from detstream.engines.errors import UserInputError
 
 
 def truth_bytes(config: SceneConfig) -> bytes:

@@ -48,19 +48,14 @@ import onnx
 import pytest
 import torch
 import torchvision.models.detection as detection
-from torch import nn
-from torchvision.models import get_weight
-from torchvision.models.detection.image_list import ImageList
-from torchvision.ops import box_iou
-
-from engines.errors import UserInputError
-from engines.export.parity import FP32_TOLERANCE, sample_frames
-from engines.process.decode import DecodeConfig, decode
-from engines.process.preprocess import Preprocessor
-from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from engines.spec import ModelSpec
-from engines.zoo.onnx_import import inspect_onnx
-from engines.zoo.torchvision_models import (
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.parity import FP32_TOLERANCE, sample_frames
+from detstream.engines.process.decode import DecodeConfig, decode
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from detstream.engines.spec import ModelSpec
+from detstream.engines.zoo.onnx_import import inspect_onnx
+from detstream.engines.zoo.torchvision_models import (
     COCO80,
     TORCHVISION_LABELS,
     TORCHVISION_MODELS,
@@ -68,6 +63,10 @@ from engines.zoo.torchvision_models import (
     export_torchvision_onnx,
     torchvision_spec,
 )
+from torch import nn
+from torchvision.models import get_weight
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import box_iou
 
 NAMES = list(TORCHVISION_MODELS)
 #: Frames per model: the ResNet-50 models at 640 take seconds per frame on two cores.

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import Detections
+from detstream.stream.metrics.mot_eval import evaluate_mot
+from detstream.stream.track import make_tracker
+from detstream.stream.track.kalman import KalmanFilter
+from detstream.stream.track.motion import CameraMotion
 
-from engines.errors import UserInputError
-from engines.spec import Detections
-from stream.metrics.mot_eval import evaluate_mot
-from stream.track import make_tracker
-from stream.track.kalman import KalmanFilter
-from stream.track.motion import CameraMotion
 from tests.conftest import run_cli, shared_path
 
 
@@ -184,7 +184,7 @@ def tracked(*rows: tuple[int, float, float]) -> Detections:
 
 
 def test_interpolation_fills_gaps_inside_tracks_only():
-    from stream.track.interpolate import interpolate_tracks
+    from detstream.stream.track.interpolate import interpolate_tracks
 
     frames = {1: tracked((1, 0, 0), (2, 100, 0)), 2: tracked((2, 100, 0)),
               3: Detections.empty(), 4: tracked((1, 30, 60)), 5: tracked((3, 50, 50))}
@@ -234,7 +234,7 @@ def test_bench_mot_scores_every_variant_on_both_streams(tmp_path):
 
 
 def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
-    from stream.track.matching import buffered_iou_matrix, iou_matrix
+    from detstream.stream.track.matching import buffered_iou_matrix, iou_matrix
 
     track = np.array([[0.0, 0.0, 10.0, 10.0]])
     dets = np.array([[0.0, 0.0, 10.0, 10.0], [12.0, 0.0, 22.0, 10.0]])

@@ -20,9 +20,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from engines.data.yolo import label_path, load_data_yaml, read_labels
-from engines.errors import UserInputError
+from detstream.engines.data.yolo import label_path, load_data_yaml, read_labels
+from detstream.engines.errors import UserInputError
 
 #: EXIF orientations that swap width and height (OpenCV applies them when decoding).
 _EXIF_TRANSPOSED = (5, 6, 7, 8)

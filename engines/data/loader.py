@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from detstream.engines.data import augment
+from detstream.engines.data.detection import DetectionSource
+from detstream.engines.errors import UserInputError
+from detstream.engines.process.letterbox import letterbox
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-
-from engines.data import augment
-from engines.data.detection import DetectionSource
-from engines.errors import UserInputError
-from engines.process.letterbox import letterbox
 
 #: One dataset item: image uint8 [3, S, S] RGB, targets float32 [n, 5], meta.
 Item = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]

@@ -17,9 +17,8 @@ from types import TracebackType
 from typing import TextIO
 
 import numpy as np
-
-from engines.errors import UserInputError
-from engines.spec import Detections
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import Detections
 
 
 def _fmt(value: float) -> str:

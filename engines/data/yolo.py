@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-
-from engines.errors import UserInputError
+from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

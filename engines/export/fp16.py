@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from engines.cache import atomic_output, cache_root, file_sha256
-from engines.export.metadata import load_onnx, onnx_precision
-from engines.export.parity import ParityReport, compare_detections
-from engines.process.preprocess import Preprocessor
-from engines.spec import ModelSpec
+from detstream.engines.cache import atomic_output, cache_root, file_sha256
+from detstream.engines.export.metadata import load_onnx, onnx_precision
+from detstream.engines.export.parity import ParityReport, compare_detections
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.spec import ModelSpec
 
 
 def convert_to_fp16(src: str | Path, out: str | Path) -> Path:
@@ -57,7 +56,7 @@ def check_onnx_parity(reference: str | Path, candidate: str | Path, spec: ModelS
                       frames: list[np.ndarray]) -> ParityReport:
     """Detections of ``candidate`` against ``reference`` (both in onnxruntime on the CPU)
     after decoding and NMS, by the FP16 rule."""
-    from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     raws = []
     for path in (reference, candidate):

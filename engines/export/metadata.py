@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import ModelSpec
 from onnx.external_data_helper import load_external_data_for_model
-
-from engines.errors import UserInputError
-from engines.spec import ModelSpec
 
 SPEC_KEY = "detstream"
 

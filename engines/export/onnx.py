@@ -10,12 +10,11 @@ from pathlib import Path
 
 import onnx
 import torch
-
-from engines.cache import atomic_output
-from engines.errors import UserInputError
-from engines.export.metadata import write_metadata
-from engines.models import Detector
-from engines.spec import ModelSpec, check_input_size
+from detstream.engines.cache import atomic_output
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.metadata import write_metadata
+from detstream.engines.models import Detector
+from detstream.engines.spec import ModelSpec, check_input_size
 
 OPSET = 17
 INPUT_NAME = "images"

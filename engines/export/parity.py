@@ -15,15 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.scene import SyntheticScene
+from detstream.engines.models import Detector
+from detstream.engines.process.decode import DecodeConfig, decode
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from detstream.engines.spec import ModelSpec
 from torchvision.ops import box_iou
-
-from engines.data.synthetic import SceneConfig
-from engines.data.synthetic.scene import SyntheticScene
-from engines.models import Detector
-from engines.process.decode import DecodeConfig, decode
-from engines.process.preprocess import Preprocessor
-from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from engines.spec import ModelSpec
 
 FP32_TOLERANCE = 1e-3
 FP16_MIN_IOU = 0.98

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from detstream.engines.errors import UserInputError
+from detstream.engines.models.yolo import SCALES, Detector
+from detstream.engines.spec import ModelSpec
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-
-from engines.errors import UserInputError
-from engines.models.yolo import SCALES, Detector
-from engines.spec import ModelSpec
 
 FORMAT = "detstream-checkpoint"
 ARCHITECTURE = "detstream-yolo"

@@ -12,9 +12,8 @@ import math
 from typing import NamedTuple
 
 import torch
+from detstream.engines.models.blocks import ConvBnAct
 from torch import nn
-
-from engines.models.blocks import ConvBnAct
 
 
 class HeadOutput(NamedTuple):

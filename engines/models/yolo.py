@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from detstream.engines.models.blocks import SPPF, ConvBnAct, CSPStage
+from detstream.engines.models.head import DetectHead, HeadOutput
 from torch import nn
-
-from engines.models.blocks import SPPF, ConvBnAct, CSPStage
-from engines.models.head import DetectHead, HeadOutput
 
 STRIDES: tuple[int, ...] = (8, 16, 32)
 

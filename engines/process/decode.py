@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from detstream.engines.errors import UserInputError
+from detstream.engines.process.letterbox import Letterbox
+from detstream.engines.spec import Detections
 from torchvision.ops import batched_nms, nms
-
-from engines.errors import UserInputError
-from engines.process.letterbox import Letterbox
-from engines.spec import Detections
 
 #: One image's result: ``(boxes, scores, class_ids)``.
 #: ``boxes`` float32 [n, 4] ``xyxy`` in model-input pixels, ``scores`` float32 [n] in [0, 1]

@@ -18,10 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from detstream.engines.process.letterbox import Letterbox, fit, letterbox
+from detstream.engines.spec import ModelSpec
 from torch.nn import functional as F
-
-from engines.process.letterbox import Letterbox, fit, letterbox
-from engines.spec import ModelSpec
 
 FRAME_COLOURS = ("bgr", "rgb")
 _NUMPY_DTYPE = {torch.float32: np.float32, torch.float16: np.float16}

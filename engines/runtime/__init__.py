@@ -1,5 +1,5 @@
 """Runtime backends (TensorRT, PyTorch, ONNX Runtime) and what this machine can run."""
 
-from engines.runtime.availability import BackendStatus, backend_statuses, gpus
+from detstream.engines.runtime.availability import BackendStatus, backend_statuses, gpus
 
 __all__ = ["BackendStatus", "backend_statuses", "gpus"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
-
-from engines.spec import ModelSpec
+from detstream.engines.spec import ModelSpec
 
 
 class Backend(ABC):

@@ -8,9 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-
-from engines.process.preprocess import Preprocessor
-from engines.runtime.base import Backend
+from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.runtime.base import Backend
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from engines.errors import UserInputError
-from engines.runtime.base import Backend
-from engines.spec import ModelSpec
+from detstream.engines.errors import UserInputError
+from detstream.engines.runtime.base import Backend
+from detstream.engines.spec import ModelSpec
 
 _NUMPY_OF = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -42,8 +41,7 @@ class OnnxRuntimeBackend(Backend):
                  threads: int | None = None, tensorrt: bool = False,
                  spin: bool = False) -> None:
         import onnxruntime as ort
-
-        from engines.export.metadata import load_onnx
+        from detstream.engines.export.metadata import load_onnx
 
         load_onnx(path)  # refuses unreadable files and external data outside their folder
         self.spec = spec

@@ -14,12 +14,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from engines.cache import cache_root, file_sha256
-from engines.errors import UserInputError
-from engines.runtime.availability import cuda_unavailable_reason
-from engines.runtime.base import Backend
-from engines.spec import ModelSpec, check_input_size
-from engines.zoo.resolve import ModelSource, resolve_model
+from detstream.engines.cache import cache_root, file_sha256
+from detstream.engines.errors import UserInputError
+from detstream.engines.runtime.availability import cuda_unavailable_reason
+from detstream.engines.runtime.base import Backend
+from detstream.engines.spec import ModelSpec, check_input_size
+from detstream.engines.zoo.resolve import ModelSource, resolve_model
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
 Log = Callable[[str], None]
@@ -28,15 +28,15 @@ Log = Callable[[str], None]
 def cached_onnx(source: ModelSource, imgsz: int | None, half: bool, max_batch: int,
                 log: Log) -> tuple[Path, ModelSpec]:
     """The ONNX export of a checkpoint, from the cache or exported now."""
-    from engines.export.onnx import export_onnx
-    from engines.models.checkpoint import load_checkpoint
+    from detstream.engines.export.onnx import export_onnx
+    from detstream.engines.models.checkpoint import load_checkpoint
 
     size = check_input_size(imgsz or source.spec.input_size[0], source.spec.stride)
     precision = "fp16" if half else "fp32"
     key = f"{file_sha256(source.path)[:16]}_{size}_{precision}_b{max_batch}"
     path = cache_root() / "onnx" / f"{source.path.stem}_{key}.onnx"
     if path.is_file():
-        from engines.zoo.onnx_import import inspect_onnx
+        from detstream.engines.zoo.onnx_import import inspect_onnx
 
         return path, inspect_onnx(path)
     model, spec, _ = load_checkpoint(source.path)
@@ -53,7 +53,7 @@ def _check_imgsz(source: ModelSource, imgsz: int | None) -> None:
 
 def auto_choice(source: ModelSource) -> tuple[str, str, str]:
     """``(backend, device, why)`` for ``--backend auto``."""
-    from engines.runtime.availability import backend_statuses
+    from detstream.engines.runtime.availability import backend_statuses
 
     usable = {s.name: s for s in backend_statuses()}
     trt = usable.get("tensorrt")
@@ -116,8 +116,8 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
         raise UserInputError(f"--device {device}: {cuda_unavailable_reason()}; use --device cpu")
 
     if backend == "tensorrt":
-        from engines.runtime.tensorrt_backend import TensorRTBackend
-        from engines.tensorrt.builder import import_tensorrt, require_cuda
+        from detstream.engines.runtime.tensorrt_backend import TensorRTBackend
+        from detstream.engines.tensorrt.builder import import_tensorrt, require_cuda
 
         import_tensorrt()
         require_cuda(device or "cuda")
@@ -125,7 +125,7 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
             # FP32 ONNX files (imported and named models) get an FP16 copy for an FP16 engine.
             path, spec = source.path, source.spec
             if half is not False:
-                from engines.export.fp16 import cached_fp16
+                from detstream.engines.export.fp16 import cached_fp16
 
                 path = cached_fp16(path, log)
         else:
@@ -138,12 +138,12 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
                                  "models; run ONNX files with --backend onnxruntime or tensorrt")
         from dataclasses import replace
 
-        from engines.models.checkpoint import load_checkpoint
-        from engines.runtime.torch_backend import TorchBackend
+        from detstream.engines.models.checkpoint import load_checkpoint
+        from detstream.engines.runtime.torch_backend import TorchBackend
 
         dev = device or ("cpu" if cuda_unavailable_reason() else "cuda")
         if source.is_onnx:  # a torchvision model: its own module, fixed input size
-            from engines.zoo.resolve import load_torchvision
+            from detstream.engines.zoo.resolve import load_torchvision
 
             net, spec = load_torchvision(source)
             return TorchBackend(net, spec, dev, half=half, threads=threads,
@@ -154,7 +154,7 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
             spec = replace(spec, input_size=(size, size))
         return TorchBackend(net, spec, dev, half=half, threads=threads, cuda_graph=cuda_graph,
                             graph_batches=max_batch, log=log)
-    from engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     if cuda_graph:
         raise UserInputError("--cuda-graph applies to the torch and tensorrt backends on a CUDA "

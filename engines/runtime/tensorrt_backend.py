@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from engines.errors import UserInputError
-from engines.runtime.base import Backend
-from engines.spec import ModelSpec
-from engines.tensorrt.builder import Log, import_tensorrt, load_or_build, require_cuda
+from detstream.engines.errors import UserInputError
+from detstream.engines.runtime.base import Backend
+from detstream.engines.spec import ModelSpec
+from detstream.engines.tensorrt.builder import Log, import_tensorrt, load_or_build, require_cuda
 
 # TensorRT ``DataType`` member names (pyFoundationalTypes.cpp) → the torch dtype of a buffer
 # for them. FP8 and E8M0 take a byte per value; INT4 and FP4 pack two values in a byte.

@@ -7,11 +7,10 @@ import threading
 from collections.abc import Callable
 
 import torch
-
-from engines.errors import UserInputError
-from engines.models import Detector
-from engines.runtime.base import Backend
-from engines.spec import ModelSpec
+from detstream.engines.errors import UserInputError
+from detstream.engines.models import Detector
+from detstream.engines.runtime.base import Backend
+from detstream.engines.spec import ModelSpec
 
 Log = Callable[[str], None]
 

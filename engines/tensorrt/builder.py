@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from engines.cache import cache_root, file_sha256, write_atomic
-from engines.errors import UserInputError
-from engines.export.metadata import onnx_precision
-from engines.tensorrt.profile import EngineIO, engine_io
+from detstream.engines.cache import cache_root, file_sha256, write_atomic
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.metadata import onnx_precision
+from detstream.engines.tensorrt.profile import EngineIO, engine_io
 
 Log = Callable[[str], None]
 

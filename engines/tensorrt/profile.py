@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import UserInputError
-from engines.export.metadata import load_onnx
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.metadata import load_onnx
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-
-from engines.train.boxes import box_iou_pairwise
+from detstream.engines.train.boxes import box_iou_pairwise
 
 
 class Assignment(NamedTuple):

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.data.loader import AugmentConfig
+from detstream.engines.data.loader import AugmentConfig
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import Detections
 from faster_coco_eval import COCO, COCOeval_faster
-
-from engines.errors import UserInputError
-from engines.spec import Detections
 
 #: Per-class metric names, in table order.
 CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "map50", "map50_95")

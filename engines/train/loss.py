@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+from detstream.engines.models.head import HeadOutput
+from detstream.engines.train.assigner import TaskAlignedAssigner
+from detstream.engines.train.boxes import complete_iou
 from torch.nn import functional as F
-
-from engines.models.head import HeadOutput
-from engines.train.assigner import TaskAlignedAssigner
-from engines.train.boxes import complete_iou
 
 
 def decode_ltrb(distances: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:

@@ -18,29 +18,28 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
-
-from engines.data.detection import DetectionSource
-from engines.data.loader import TrainDataset, build_loader
-from engines.errors import UserInputError
-from engines.models import Detector
-from engines.models.checkpoint import (
+from detstream.engines.data.detection import DetectionSource
+from detstream.engines.data.loader import TrainDataset, build_loader
+from detstream.engines.errors import UserInputError
+from detstream.engines.models import Detector
+from detstream.engines.models.checkpoint import (
     load_checkpoint,
     load_tensors,
     load_weights,
     read_sidecar,
     save_checkpoint,
 )
-from engines.paths import writable_dir
-from engines.progress import progress_bar
-from engines.spec import ModelSpec, check_input_size
-from engines.train.config import TrainConfig
-from engines.train.ema import ModelEMA
-from engines.train.loss import DetectionLoss
-from engines.train.optim import Schedule, build_optimizer
-from engines.train.plots import plot_results
-from engines.train.precision import autocast_dtype
-from engines.train.validate import evaluate
+from detstream.engines.paths import writable_dir
+from detstream.engines.progress import progress_bar
+from detstream.engines.spec import ModelSpec, check_input_size
+from detstream.engines.train.config import TrainConfig
+from detstream.engines.train.ema import ModelEMA
+from detstream.engines.train.loss import DetectionLoss
+from detstream.engines.train.optim import Schedule, build_optimizer
+from detstream.engines.train.plots import plot_results
+from detstream.engines.train.precision import autocast_dtype
+from detstream.engines.train.validate import evaluate
+from torch import nn
 
 NOMINAL_BATCH = 64
 RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "precision", "recall", "f1",

@@ -6,14 +6,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-
-from engines.data.detection import DetectionSource
-from engines.data.loader import ValDataset, build_loader
-from engines.process.decode import DecodeConfig, decode, to_detections
-from engines.progress import progress_bar
-from engines.runtime.base import Backend
-from engines.spec import Detections, ModelSpec
-from engines.train.evaluate import DetectionEvaluator, EvalResult
+from detstream.engines.data.detection import DetectionSource
+from detstream.engines.data.loader import ValDataset, build_loader
+from detstream.engines.process.decode import DecodeConfig, decode, to_detections
+from detstream.engines.progress import progress_bar
+from detstream.engines.runtime.base import Backend
+from detstream.engines.spec import Detections, ModelSpec
+from detstream.engines.train.evaluate import DetectionEvaluator, EvalResult
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
 """Named models: the embedded default and the checkpoints users pass by path."""
 
-from engines.zoo.registry import DEFAULT_WEIGHTS, load_model
+from detstream.engines.zoo.registry import DEFAULT_WEIGHTS, load_model
 
 __all__ = ["DEFAULT_WEIGHTS", "load_model"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engines.errors import UserInputError
+from detstream.engines.errors import UserInputError
 
 YOLOX_RELEASE = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0"
 TORCHVISION_DOWNLOADS = "https://download.pytorch.org/models"

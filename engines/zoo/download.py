@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engines.cache import cache_root, file_sha256, write_atomic
-from engines.errors import UserInputError
+from detstream.engines.cache import cache_root, file_sha256, write_atomic
+from detstream.engines.errors import UserInputError
 
 MIRROR_ENV = "DETSTREAM_MODEL_MIRROR"
 ATTEMPTS = 4
@@ -103,7 +103,7 @@ def _transfer(url: str, part: Path, progress: bool) -> None:
 
 
 def _progress_bar(label: str, total: int | None, initial: int, enabled: bool):
-    from engines.progress import progress_bar
+    from detstream.engines.progress import progress_bar
 
     return progress_bar(total=total, initial=initial, unit="B", unit_scale=True,
                         unit_divisor=1024, desc=f"downloading {label}", disable=not enabled)

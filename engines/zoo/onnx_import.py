@@ -15,16 +15,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from engines.errors import UserInputError
-from engines.export.metadata import (
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.metadata import (
     load_onnx,
     names_from_metadata,
     read_metadata,
     read_names_file,
     spec_from_metadata,
 )
-from engines.spec import LAYOUTS, ModelSpec
-from engines.zoo.coco import COCO80
+from detstream.engines.spec import LAYOUTS, ModelSpec
+from detstream.engines.zoo.coco import COCO80
 
 STRIDES = (8, 16, 32)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from engines.errors import UserInputError
-from engines.models import Detector
-from engines.models.checkpoint import load_checkpoint
-from engines.spec import ModelSpec
-from engines.zoo.resolve import DEFAULT_WEIGHTS, resolve_model
+from detstream.engines.errors import UserInputError
+from detstream.engines.models import Detector
+from detstream.engines.models.checkpoint import load_checkpoint
+from detstream.engines.spec import ModelSpec
+from detstream.engines.zoo.resolve import DEFAULT_WEIGHTS, resolve_model
 
 __all__ = ["DEFAULT_WEIGHTS", "load_model"]
 

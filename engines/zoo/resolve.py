@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engines.errors import UserInputError
-from engines.spec import ModelSpec
-from engines.zoo.catalog import NamedModel, named_model
-from engines.zoo.coco import COCO80
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import ModelSpec
+from detstream.engines.zoo.catalog import NamedModel, named_model
+from detstream.engines.zoo.coco import COCO80
 
 Log = Callable[[str], None]
 
@@ -69,7 +69,7 @@ def resolve_model(model: str | Path, names: str | Path | None = None,
         weights: a file the user already has for a named model, used instead of downloading.
         log: where notes and download messages go.
     """
-    from engines.zoo.onnx_import import inspect_onnx
+    from detstream.engines.zoo.onnx_import import inspect_onnx
 
     text = str(model)
     if _is_name(text):
@@ -101,7 +101,7 @@ def resolve_model(model: str | Path, names: str | Path | None = None,
 
 def _checkpoint(text: str, path: Path, names: str | Path | None,
                 embedded: bool = False) -> ModelSource:
-    from engines.models.checkpoint import read_sidecar
+    from detstream.engines.models.checkpoint import read_sidecar
 
     if embedded and not path.is_file():
         raise UserInputError(f"the embedded default model is missing ({path}); reinstall "
@@ -123,7 +123,7 @@ def check_named_file(entry: NamedModel, path: Path) -> None:
     """Raise :class:`UserInputError` unless ``path`` is the model ``entry`` describes: it loads
     as ONNX, its layout is recognized and is the entry's, and so are its input size and class
     count."""
-    from engines.zoo.onnx_import import inspect_onnx
+    from detstream.engines.zoo.onnx_import import inspect_onnx
 
     spec = inspect_onnx(path)
     size = (entry.input_size, entry.input_size)
@@ -138,7 +138,7 @@ def check_named_file(entry: NamedModel, path: Path) -> None:
 def _named_file(entry: NamedModel, weights: str | Path | None, log: Log | None) -> Path:
     """The file of a downloadable named model: the user's own (``--weights``, checked by its
     structure), or the cache's (downloaded and verified when missing)."""
-    from engines.zoo.download import fetch
+    from detstream.engines.zoo.download import fetch
 
     check = check_torchvision_file if entry.kind == "torchvision" else check_named_file
     if weights is None:
@@ -188,7 +188,7 @@ def _load_state_dict(path: Path) -> dict:
 
 def check_torchvision_file(entry: NamedModel, path: Path) -> None:
     """Raise :class:`UserInputError` unless ``path``'s weights load into ``entry``'s model."""
-    from engines.zoo.torchvision_models import build_torchvision_detector
+    from detstream.engines.zoo.torchvision_models import build_torchvision_detector
 
     build_torchvision_detector(entry.torchvision, _load_state_dict(path))
 
@@ -197,9 +197,9 @@ def _torchvision_source(text: str, entry: NamedModel, weights: str | Path | None
                         log: Log | None) -> ModelSource:
     """A torchvision detector: its weights (downloaded or the user's), exported once to ONNX in
     the cache (dynamic batch), so every ONNX backend runs it."""
-    from engines.cache import cache_root, file_sha256
-    from engines.zoo.onnx_import import inspect_onnx
-    from engines.zoo.torchvision_models import export_torchvision_onnx
+    from detstream.engines.cache import cache_root, file_sha256
+    from detstream.engines.zoo.onnx_import import inspect_onnx
+    from detstream.engines.zoo.torchvision_models import export_torchvision_onnx
 
     path = _named_file(entry, weights, log)
     onnx = cache_root() / "onnx" / f"{entry.name}_{file_sha256(path)[:16]}.onnx"
@@ -213,7 +213,7 @@ def _torchvision_source(text: str, entry: NamedModel, weights: str | Path | None
 
 def load_torchvision(source: ModelSource):
     """``(module, spec)`` of a torchvision model source, for the torch backend."""
-    from engines.zoo.torchvision_models import build_torchvision_detector
+    from detstream.engines.zoo.torchvision_models import build_torchvision_detector
 
     module, _ = build_torchvision_detector(source.named.torchvision,
                                            _load_state_dict(source.weights))

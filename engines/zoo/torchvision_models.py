@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from detstream.engines.errors import UserInputError
+from detstream.engines.export.onnx import write_traced_onnx
+from detstream.engines.spec import ModelSpec
+from detstream.engines.zoo.coco import COCO80
 from torch import nn
 from torch.func import functional_call
 from torchvision.models.detection.image_list import ImageList
-
-from engines.errors import UserInputError
-from engines.export.onnx import write_traced_onnx
-from engines.spec import ModelSpec
-from engines.zoo.coco import COCO80
 
 #: COCO category ids that are not classes ("N/A" in torchvision's label list).
 _COCO_GAPS = frozenset({12, 26, 29, 30, 45, 66, 68, 69, 71, 83})

@@ -8,10 +8,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from engines.data.synthetic import parse_size
-from engines.data.synthetic.config import check_frame_size
-from engines.errors import UserInputError
-from engines.paths import check_writable_parent, existing_file
+from detstream.engines.data.synthetic import parse_size
+from detstream.engines.data.synthetic.config import check_frame_size
+from detstream.engines.errors import UserInputError
+from detstream.engines.paths import check_writable_parent, existing_file
 
 
 def _whole_number(text: str, minimum: int, rule: str) -> int:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from stream.commands.args import (
+from detstream.stream.commands.args import (
     CUDA_GRAPH_HELP,
     add_model_arguments,
     fraction,
@@ -16,7 +16,7 @@ from stream.commands.args import (
     positive_float,
     positive_int,
 )
-from stream.commands.plugins import add_plugins
+from detstream.stream.commands.plugins import add_plugins
 
 EXAMPLES = """examples:
   detstream bench engine --model default --backend all --imgsz 320,416,640 --batch 1,8
@@ -184,7 +184,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _variants(text: str) -> list[str]:
-    from engines.errors import UserInputError
+    from detstream.engines.errors import UserInputError
 
     if text == "all":
         return list(VARIANTS)
@@ -197,11 +197,11 @@ def _variants(text: str) -> list[str]:
 
 
 def run_engine(args: argparse.Namespace) -> int:
-    from engines.errors import UserInputError
-    from engines.export.parity import sample_frames
-    from engines.runtime.availability import cuda_unavailable_reason
-    from engines.runtime.benchmark import time_backend
-    from engines.runtime.select import open_backend, resolve_model
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.export.parity import sample_frames
+    from detstream.engines.runtime.availability import cuda_unavailable_reason
+    from detstream.engines.runtime.benchmark import time_backend
+    from detstream.engines.runtime.select import open_backend, resolve_model
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -263,7 +263,7 @@ def run_engine(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from stream.bench import bench_pipeline
+    from detstream.stream.bench import bench_pipeline
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -292,11 +292,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
 def run_tracker(args: argparse.Namespace) -> int:
     import time
 
-    from engines.data.mot import read_mot
-    from engines.data.synthetic import SceneConfig, SyntheticScene, parse_size
-    from engines.spec import Detections
-    from stream.track import make_tracker
-    from stream.track.motion import CameraMotion
+    from detstream.engines.data.mot import read_mot
+    from detstream.engines.data.synthetic import SceneConfig, SyntheticScene, parse_size
+    from detstream.engines.spec import Detections
+    from detstream.stream.track import make_tracker
+    from detstream.stream.track.motion import CameraMotion
 
     detections = read_mot(args.dets, empty_ok=False)
     last = max(detections, default=0)
@@ -335,13 +335,13 @@ def run_tracker(args: argparse.Namespace) -> int:
 
 
 def run_mot(args: argparse.Namespace) -> int:
-    from engines.data.synthetic import parse_size
-    from stream.tracking_bench import bench_tracking, scene_configs, summary_rows
+    from detstream.engines.data.synthetic import parse_size
+    from detstream.stream.tracking_bench import bench_tracking, scene_configs, summary_rows
 
     detector = None
     if args.model != "none":
-        from engines.predict import Predictor
-        from engines.runtime.select import open_backend
+        from detstream.engines.predict import Predictor
+        from detstream.engines.runtime.select import open_backend
 
         predictor = Predictor(open_backend(args.model, args.backend), conf=args.conf)
 
@@ -365,7 +365,7 @@ def run_mot(args: argparse.Namespace) -> int:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from stream.bench import bench_live
+    from detstream.stream.bench import bench_live
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -390,9 +390,9 @@ def run_live(args: argparse.Namespace) -> int:
 
 
 def run_soak(args: argparse.Namespace) -> int:
-    from engines.paths import writable_dir
-    from stream.session import RunConfig
-    from stream.soak import bench_soak
+    from detstream.engines.paths import writable_dir
+    from detstream.stream.session import RunConfig
+    from detstream.stream.soak import bench_soak
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

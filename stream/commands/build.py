@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.commands.args import add_model_arguments, positive_float, positive_int
+from detstream.stream.commands.args import add_model_arguments, positive_float, positive_int
 
 EXAMPLES = """examples:
   detstream build --model default
@@ -56,8 +56,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.runtime.select import cached_onnx, resolve_model
-    from engines.tensorrt.builder import import_tensorrt, load_or_build, require_cuda
+    from detstream.engines.runtime.select import cached_onnx, resolve_model
+    from detstream.engines.tensorrt.builder import import_tensorrt, load_or_build, require_cuda
 
     import_tensorrt()
     device = require_cuda(args.device)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     source = resolve_model(args.model, args.names, args.weights, log)
 
     if source.is_onnx:  # FP32 files get the same cached FP16 copy open_backend uses
-        from engines.export.fp16 import cached_fp16
+        from detstream.engines.export.fp16 import cached_fp16
 
         path = cached_fp16(source.path, log)
     else:

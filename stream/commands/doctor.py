@@ -39,10 +39,13 @@ def _version(dist: str) -> str | None:
 def collect() -> dict[str, Any]:
     """Everything ``doctor`` reports, as plain data."""
     import cv2
-
-    from engines import __version__
-    from engines.data.video import KNOWN_ENCODERS, probe_encoder
-    from engines.runtime.availability import backend_statuses, cuda_unavailable_reason, gpus
+    from detstream.engines import __version__
+    from detstream.engines.data.video import KNOWN_ENCODERS, probe_encoder
+    from detstream.engines.runtime.availability import (
+        backend_statuses,
+        cuda_unavailable_reason,
+        gpus,
+    )
 
     packages = {name: _version(name) for name in _PACKAGES}
     if packages["opencv-python"] is None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stream.commands.args import output_file
+from detstream.stream.commands.args import output_file
 
 EXAMPLES = """examples:
   detstream eval-mot --gt TUD-Campus/gt.txt --pred tracks.txt
@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.metrics.mot_eval import evaluate_mot
+    from detstream.stream.metrics.mot_eval import evaluate_mot
 
     combined, sequences = evaluate_mot(args.gt, args.pred)
     if len(sequences) > 1:

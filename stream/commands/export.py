@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stream.commands.args import add_model_arguments, positive_int
+from detstream.stream.commands.args import add_model_arguments, positive_int
 
 EXAMPLES = """examples:
   detstream export --model default --out default.onnx
@@ -40,12 +40,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.errors import UserInputError
-    from engines.export.onnx import export_onnx
-    from engines.export.parity import check_parity, sample_frames
-    from engines.models.checkpoint import load_checkpoint
-    from engines.paths import writable_dir
-    from engines.zoo.resolve import resolve_model
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.export.onnx import export_onnx
+    from detstream.engines.export.parity import check_parity, sample_frames
+    from detstream.engines.models.checkpoint import load_checkpoint
+    from detstream.engines.paths import writable_dir
+    from detstream.engines.zoo.resolve import resolve_model
 
     if args.out.suffix != ".onnx":
         raise UserInputError(f"--out {args.out}: the file name must end in .onnx")
@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _onnx_to_fp16(args: argparse.Namespace, source) -> int:
     """``--model`` is already ONNX: the only export left is its FP16 copy."""
-    from engines.errors import UserInputError
-    from engines.export.fp16 import check_onnx_parity, convert_to_fp16
-    from engines.export.metadata import onnx_precision
-    from engines.export.parity import sample_frames
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.export.fp16 import check_onnx_parity, convert_to_fp16
+    from detstream.engines.export.metadata import onnx_precision
+    from detstream.engines.export.parity import sample_frames
 
     if not args.half:
         raise UserInputError(f"--model {args.model} is already ONNX ({source.path}); pass "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.commands.args import bounded_int, positive_int
+from detstream.stream.commands.args import bounded_int, positive_int
 
 EXAMPLES = """examples:
   detstream models
@@ -36,10 +36,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.zoo.catalog import require_named
+    from detstream.engines.zoo.catalog import require_named
 
     if args.fetch:
-        from engines.zoo.resolve import resolve_model
+        from detstream.engines.zoo.resolve import resolve_model
 
         for name in args.fetch:
             entry = require_named(name)
@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_catalog() -> None:
-    from engines.zoo.catalog import CATALOG
-    from engines.zoo.download import cached_file
-    from engines.zoo.resolve import DEFAULT_WEIGHTS
+    from detstream.engines.zoo.catalog import CATALOG
+    from detstream.engines.zoo.download import cached_file
+    from detstream.engines.zoo.resolve import DEFAULT_WEIGHTS
 
     print(f"{'name':<18}{'licence':<28}{'input':>6}{'COCO mAP':>10}{'params':>9}"
           f"{'download':>11}  cached")
@@ -77,8 +77,8 @@ def _print_catalog() -> None:
 
 
 def _default_params() -> str:
-    from engines.models import count_parameters
-    from engines.zoo import DEFAULT_WEIGHTS, load_model
+    from detstream.engines.models import count_parameters
+    from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
 
     if not DEFAULT_WEIGHTS.is_file():
         return "-"
@@ -87,9 +87,9 @@ def _default_params() -> str:
 
 
 def _print_family(imgsz: int, classes: int) -> None:
-    from engines.models import SCALES, Detector, count_gflops, count_parameters
-    from engines.spec import check_input_size
-    from engines.zoo import DEFAULT_WEIGHTS, load_model
+    from detstream.engines.models import SCALES, Detector, count_gflops, count_parameters
+    from detstream.engines.spec import check_input_size
+    from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
 
     check_input_size(imgsz, 32)
     print(f"\n{'model':<14}{'classes':>8}{'params':>10}{'GFLOPs':>9}  at {imgsz}x{imgsz}")

@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from stream.commands.args import (
+from detstream.stream.commands.args import (
     CUDA_GRAPH_HELP,
     add_model_arguments,
     fraction,
@@ -28,7 +28,7 @@ EXAMPLES = """examples:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from stream.session import DEFAULT_SOURCE
+    from detstream.stream.session import DEFAULT_SOURCE
 
     parser = commands.add_parser(
         "run", help="detect and track on a camera, file, stream or the synthetic world",
@@ -104,14 +104,13 @@ def _summary(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.progress import progress_bar
+    from detstream.stream.draw import DrawConfig
+    from detstream.stream.session import RunConfig, build, next_run_dir
+    from detstream.stream.signals import graceful_stop
+    from detstream.stream.sinks.base import OutputError
     from tqdm import tqdm
-
-    from engines.errors import UserInputError
-    from engines.progress import progress_bar
-    from stream.draw import DrawConfig
-    from stream.session import RunConfig, build, next_run_dir
-    from stream.signals import graceful_stop
-    from stream.sinks.base import OutputError
 
     config = RunConfig(
         source=args.source, model=args.model, weights=args.weights, names=args.names,

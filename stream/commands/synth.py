@@ -6,13 +6,13 @@ import argparse
 import os
 import sys
 
-from engines.data.synthetic import SceneConfig
-from engines.data.synthetic.dataset import DatasetSpec, write_dataset
-from engines.data.synthetic.sequence import benchmark_scene, write_sequence
-from engines.errors import UserInputError
-from engines.paths import writable_dir
-from engines.progress import progress_bar
-from stream.commands.args import (
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
+from detstream.engines.data.synthetic.sequence import benchmark_scene, write_sequence
+from detstream.engines.errors import UserInputError
+from detstream.engines.paths import writable_dir
+from detstream.engines.progress import progress_bar
+from detstream.stream.commands.args import (
     bounded_int,
     fraction,
     frame_size,
@@ -21,7 +21,7 @@ from stream.commands.args import (
     positive_int,
     worker_count,
 )
-from stream.signals import graceful_stop
+from detstream.stream.signals import graceful_stop
 
 #: The most frames or images one command renders: ten million frames are 3.9 days of 30 fps
 #: video (a larger count is a typo that would run for months).

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from stream.commands.args import output_file, positive_float
+from detstream.stream.commands.args import output_file, positive_float
 
 EXAMPLES = """examples:
   detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25
@@ -38,7 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _fps_from_seqinfo(dets: Path) -> float | None:
-    from engines.data.mot import read_seqinfo
+    from detstream.engines.data.mot import read_seqinfo
 
     for folder in (dets.parent, dets.parent.parent):
         ini = folder / "seqinfo.ini"
@@ -48,11 +48,11 @@ def _fps_from_seqinfo(dets: Path) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.data.mot import MotWriter, read_mot
-    from engines.paths import writable_dir
-    from engines.spec import Detections
-    from stream.track import make_tracker
-    from stream.track.interpolate import interpolate_tracks
+    from detstream.engines.data.mot import MotWriter, read_mot
+    from detstream.engines.paths import writable_dir
+    from detstream.engines.spec import Detections
+    from detstream.stream.track import make_tracker
+    from detstream.stream.track.interpolate import interpolate_tracks
 
     detections = read_mot(args.dets, empty_ok=False)
     fps = args.fps or _fps_from_seqinfo(args.dets) or 30.0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.commands.args import (
+from detstream.stream.commands.args import (
     bounded_int,
     non_negative_float,
     non_negative_int,
@@ -17,14 +17,14 @@ from stream.commands.args import (
 )
 
 if TYPE_CHECKING:
-    from engines.data.loader import AugmentConfig
+    from detstream.engines.data.loader import AugmentConfig
 
 EXAMPLES = """examples:
   detstream synth dataset runs/synth/data --train 8000 --val 1000 --imgsz 320
   detstream train --data runs/synth/data/data.yaml --model n --imgsz 320 --epochs 60 \\
       --batch 16 --device cpu --workers 2 --out runs/train/n320
   detstream train --out runs/train/n320 --resume
-  torchrun --nproc_per_node=2 -m stream.cli train --data D.yaml --device cuda --batch 64
+  torchrun --nproc_per_node=2 -m detstream train --data D.yaml --device cuda --batch 64
 """
 
 
@@ -73,8 +73,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def parse_augment(pairs: list[str]) -> AugmentConfig:
     """``["scale=0.25", ...]`` → an :class:`AugmentConfig` (its own range checks apply)."""
-    from engines.data.loader import AugmentConfig
-    from engines.errors import UserInputError
+    from detstream.engines.data.loader import AugmentConfig
+    from detstream.engines.errors import UserInputError
 
     known = set(AugmentConfig.__dataclass_fields__)
     values: dict[str, float] = {}
@@ -91,9 +91,9 @@ def parse_augment(pairs: list[str]) -> AugmentConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.errors import UserInputError
-    from engines.train.config import TrainConfig
-    from engines.train.trainer import Trainer
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.train.config import TrainConfig
+    from detstream.engines.train.trainer import Trainer
 
     if args.data is None and not args.resume:
         raise UserInputError("--data DATA.yaml is required (or --resume with --out RUN)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from stream.commands.args import (
+from detstream.stream.commands.args import (
     add_model_arguments,
     bounded_int,
     fraction,
@@ -53,13 +53,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from engines.data.detection import DetectionSource
-    from engines.errors import UserInputError
-    from engines.models.checkpoint import load_checkpoint
-    from engines.spec import check_input_size
-    from engines.train.trainer import resolve_device
-    from engines.train.validate import evaluate
-    from engines.zoo.resolve import resolve_model
+    from detstream.engines.data.detection import DetectionSource
+    from detstream.engines.errors import UserInputError
+    from detstream.engines.models.checkpoint import load_checkpoint
+    from detstream.engines.spec import check_input_size
+    from detstream.engines.train.trainer import resolve_device
+    from detstream.engines.train.validate import evaluate
+    from detstream.engines.zoo.resolve import resolve_model
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
             size = check_input_size(args.imgsz, spec.stride)
             spec = replace(spec, input_size=(size, size))
     else:
-        from engines.runtime.select import open_backend
-        from engines.train.validate import backend_model
+        from detstream.engines.runtime.select import open_backend
+        from detstream.engines.train.validate import backend_model
 
         backend = open_backend(model_source, args.backend or "onnxruntime", str(device),
                                imgsz=args.imgsz, max_batch=args.batch, names=args.names,

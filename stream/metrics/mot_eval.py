@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
-from engines.data.mot import read_mot, read_seqinfo
-from engines.errors import UserInputError
+from detstream.engines.data.mot import read_mot, read_seqinfo
+from detstream.engines.errors import UserInputError
 
 TRACKER = "detstream"
 

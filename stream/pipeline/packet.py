@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from engines.spec import Detections
+from detstream.engines.spec import Detections
 
 
 @dataclass

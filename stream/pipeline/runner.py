@@ -19,16 +19,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from engines.predict import Predictor
-from engines.spec import Detections
-from stream.draw import Annotator
-from stream.pipeline.memory import PeriodicTrim
-from stream.pipeline.metrics import RunMetrics
-from stream.pipeline.packet import FramePacket
-from stream.pipeline.threads import yield_to_inference
-from stream.sinks.base import OutputError, Sink, StopRequested
-from stream.sources.base import Source
-from stream.track.base import Tracker
+from detstream.engines.predict import Predictor
+from detstream.engines.spec import Detections
+from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.memory import PeriodicTrim
+from detstream.stream.pipeline.metrics import RunMetrics
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.pipeline.threads import yield_to_inference
+from detstream.stream.sinks.base import OutputError, Sink, StopRequested
+from detstream.stream.sources.base import Source
+from detstream.stream.track.base import Tracker
 
 _END = object()  # end-of-stream marker passed down the queues
 _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue

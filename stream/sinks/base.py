@@ -7,8 +7,8 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from engines.errors import DetstreamError
-from stream.pipeline.packet import FramePacket
+from detstream.engines.errors import DetstreamError
+from detstream.stream.pipeline.packet import FramePacket
 
 #: Seconds between checks that a file output is still where it was created.
 PRESENCE_CHECK = 1.0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import cv2
-
-from engines.errors import UserInputError
-from stream.pipeline.packet import FramePacket
-from stream.sinks.base import Sink, StopRequested
+from detstream.engines.errors import UserInputError
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.sinks.base import Sink, StopRequested
 
 
 class DisplaySink(Sink):

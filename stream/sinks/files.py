@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engines.data.mot import MotWriter
-from engines.data.video import VideoWriter
-from stream.pipeline.packet import FramePacket
-from stream.sinks.base import FileSink
+from detstream.engines.data.mot import MotWriter
+from detstream.engines.data.video import VideoWriter
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.sinks.base import FileSink
 
 
 class VideoSink(FileSink):

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stream.pipeline.packet import FramePacket
-from stream.sinks.base import Sink
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.sinks.base import Sink
 
 
 @dataclass

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from engines.errors import UserInputError
-from stream.sources.base import Frame, Source, SourceStats
-from stream.sources.grabbers import (
+from detstream.engines.errors import UserInputError
+from detstream.stream.sources.base import Frame, Source, SourceStats
+from detstream.stream.sources.grabbers import (
     IMAGE_SUFFIXES,
     CameraGrabber,
     ImageGrabber,
@@ -37,8 +37,8 @@ from stream.sources.grabbers import (
     SyntheticGrabber,
     VideoFileGrabber,
 )
-from stream.sources.push import PushSource
-from stream.sources.reader import DirectSource, LiveSource
+from detstream.stream.sources.push import PushSource
+from detstream.stream.sources.reader import DirectSource, LiveSource
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".flv", ".mpg"}
@@ -73,7 +73,7 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         return PushSource(uri, fps=_push_fps(uri), drop=drop,
                           paced=query.get("paced", ["1"])[-1] not in ("0", "false", "no"))
     if uri.startswith("synthetic://"):
-        from engines.data.synthetic import parse_synthetic_uri
+        from detstream.engines.data.synthetic import parse_synthetic_uri
 
         config, uri_live = parse_synthetic_uri(uri)
         grabber = SyntheticGrabber(config)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from engines.spec import Detections
+from detstream.engines.spec import Detections
 
 
 @dataclass

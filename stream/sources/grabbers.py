@@ -10,8 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from engines.errors import UserInputError
+from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 Grab = tuple[np.ndarray, float | None, object] | None
@@ -355,7 +354,7 @@ class SyntheticGrabber:
         self._index = 0
 
     def open(self) -> None:
-        from engines.data.synthetic import SyntheticScene
+        from detstream.engines.data.synthetic import SyntheticScene
 
         self._frames = iter(SyntheticScene(self.config))
         self._index = 0

@@ -22,10 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from engines.errors import UserInputError
-from stream.sources.base import Frame
-from stream.sources.reader import SlotSource
+from detstream.engines.errors import UserInputError
+from detstream.stream.sources.base import Frame
+from detstream.stream.sources.reader import SlotSource
 
 
 class PushSource(SlotSource):

@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from engines.errors import UserInputError
-from stream.sources.base import Frame, Source
-from stream.sources.grabbers import StreamStalled
+from detstream.engines.errors import UserInputError
+from detstream.stream.sources.base import Frame, Source
+from detstream.stream.sources.grabbers import StreamStalled
 
 Log = Callable[[str], None]
 

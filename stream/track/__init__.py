@@ -11,11 +11,11 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from engines.errors import UserInputError
-from stream.track.base import Tracker
-from stream.track.bytetrack import ByteTrack, ByteTrackConfig
-from stream.track.motion import CameraMotion
-from stream.track.scenecut import SceneCutDetector
+from detstream.engines.errors import UserInputError
+from detstream.stream.track.base import Tracker
+from detstream.stream.track.bytetrack import ByteTrack, ByteTrackConfig
+from detstream.stream.track.motion import CameraMotion
+from detstream.stream.track.scenecut import SceneCutDetector
 
 #: Per-tracker defaults on top of ByteTrackConfig's.
 TRACKERS: dict[str, dict[str, Any]] = {

@@ -5,8 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
-
-from engines.spec import Detections
+from detstream.engines.spec import Detections
 
 
 class Tracker(ABC):

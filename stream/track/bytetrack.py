@@ -22,12 +22,11 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from engines.errors import UserInputError
-from engines.spec import Detections
-from stream.track.base import Tracker
-from stream.track.kalman import KalmanFilter
-from stream.track.matching import (
+from detstream.engines.errors import UserInputError
+from detstream.engines.spec import Detections
+from detstream.stream.track.base import Tracker
+from detstream.stream.track.kalman import KalmanFilter
+from detstream.stream.track.matching import (
     area,
     assign,
     buffered_iou_matrix,

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from engines.spec import Detections
+from detstream.engines.spec import Detections
 
 
 def interpolate_tracks(frames: Mapping[int, Detections], max_gap: int | None = None,

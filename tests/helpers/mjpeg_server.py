@@ -20,7 +20,7 @@ BOUNDARY = "detstreamframe"
 
 
 def _frames(width: int, height: int) -> list[bytes]:
-    from engines.data.synthetic import SceneConfig, SyntheticScene
+    from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
 
     config = SceneConfig(width=width, height=height, fps=25, frames=50, seed=5, objects=4)
     return [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()

@@ -58,8 +58,8 @@ def write_clip(path: Path, seconds: float = 60.0, fps: int = 25, width: int = 32
                height: int = 180) -> Path:
     """An H.264 .mp4 of a synthetic scene, ``seconds`` long (its 50 frames cycled), so that a
     stream from it outlasts any test; written by the project's :class:`VideoWriter`."""
-    from engines.data.synthetic import SceneConfig, SyntheticScene
-    from engines.data.video import VideoWriter
+    from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
+    from detstream.engines.data.video import VideoWriter
 
     config = SceneConfig(width=width, height=height, fps=fps, frames=50, seed=7, objects=4)
     images = [image for image, _ in SyntheticScene(config)]

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import av
 import torch
-
-from engines.models import Detector
-from engines.models.checkpoint import save_checkpoint
-from engines.spec import ModelSpec
+from detstream.engines.models import Detector
+from detstream.engines.models.checkpoint import save_checkpoint
+from detstream.engines.spec import ModelSpec
 
 CLASSES = ("circle", "triangle", "square", "star")
 

@@ -4,16 +4,16 @@ It trains the embedded default model, feeds every stage's tests with no network,
 as the live source ``synthetic://``.
 """
 
-from engines.data.synthetic.config import (
+from detstream.engines.data.synthetic.config import (
     CLASS_NAMES,
     DISTRACTOR_NAMES,
     SceneConfig,
     parse_size,
     parse_synthetic_uri,
 )
-from engines.data.synthetic.render import RenderedFrame, Renderer
-from engines.data.synthetic.scene import SyntheticScene
-from engines.data.synthetic.world import FrameState, World
+from detstream.engines.data.synthetic.render import RenderedFrame, Renderer
+from detstream.engines.data.synthetic.scene import SyntheticScene
+from detstream.engines.data.synthetic.world import FrameState, World
 
 __all__ = [
     "CLASS_NAMES",

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from engines.errors import UserInputError
+from detstream.engines.errors import UserInputError
 
 #: The target classes, told apart by shape (colour and texture are random for every class).
 CLASS_NAMES: tuple[str, ...] = ("circle", "triangle", "square", "star")

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from engines.data.synthetic.config import CLASS_NAMES, SceneConfig
-from engines.data.synthetic.render import Renderer
-from engines.data.synthetic.world import World
-from engines.data.yolo import write_data_yaml, write_labels
-from engines.spec import Detections
+from detstream.engines.data.synthetic.config import CLASS_NAMES, SceneConfig
+from detstream.engines.data.synthetic.render import Renderer
+from detstream.engines.data.synthetic.world import World
+from detstream.engines.data.yolo import write_data_yaml, write_labels
+from detstream.engines.spec import Detections
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
 _ASPECTS = ((16, 9), (4, 3), (1, 1), (3, 4))

@@ -15,12 +15,11 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-
-from engines.data.synthetic.config import CLASS_NAMES, DISTRACTOR_NAMES, SceneConfig
-from engines.data.synthetic.shapes import Raster, make_shape, rasterize
-from engines.data.synthetic.textures import make_texture, random_colour, shade
-from engines.data.synthetic.world import FrameState, World
-from engines.spec import Detections
+from detstream.engines.data.synthetic.config import CLASS_NAMES, DISTRACTOR_NAMES, SceneConfig
+from detstream.engines.data.synthetic.shapes import Raster, make_shape, rasterize
+from detstream.engines.data.synthetic.textures import make_texture, random_colour, shade
+from detstream.engines.data.synthetic.world import FrameState, World
+from detstream.engines.spec import Detections
 
 _NOISE_PAD = 32  # the noise field is larger than a frame so each frame can take another offset
 _SHUTTER = 0.6  # fraction of a frame interval the virtual shutter stays open

@@ -6,11 +6,10 @@ import itertools
 from collections.abc import Iterator
 
 import numpy as np
-
-from engines.data.synthetic.config import SceneConfig
-from engines.data.synthetic.render import RenderedFrame, Renderer
-from engines.data.synthetic.world import FrameState, World
-from engines.spec import Detections
+from detstream.engines.data.synthetic.config import SceneConfig
+from detstream.engines.data.synthetic.render import RenderedFrame, Renderer
+from detstream.engines.data.synthetic.world import FrameState, World
+from detstream.engines.spec import Detections
 
 
 class SyntheticScene:

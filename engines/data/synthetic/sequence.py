@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.data.mot import MotWriter, SeqInfo, write_seqinfo
-from engines.data.synthetic.config import SceneConfig
-from engines.data.synthetic.scene import SyntheticScene
-from engines.data.video import VideoWriter
+from detstream.engines.data.mot import MotWriter, SeqInfo, write_seqinfo
+from detstream.engines.data.synthetic.config import SceneConfig
+from detstream.engines.data.synthetic.scene import SyntheticScene
+from detstream.engines.data.video import VideoWriter
 
 
 @dataclass(frozen=True)

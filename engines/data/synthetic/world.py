@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-
-from engines.data.synthetic.config import CLASS_NAMES, DISTRACTOR_NAMES, SceneConfig
-from engines.data.synthetic.shapes import Shape, make_shape
-from engines.data.synthetic.textures import make_texture, shade
+from detstream.engines.data.synthetic.config import CLASS_NAMES, DISTRACTOR_NAMES, SceneConfig
+from detstream.engines.data.synthetic.shapes import Shape, make_shape
+from detstream.engines.data.synthetic.textures import make_texture, shade
 
 _VELOCITY_TAU = 0.45  # s: how quickly a body's velocity relaxes toward where it wants to go
 _ACCEL_NOISE = 0.45  # x cruise speed, per sqrt(s): random acceleration

@@ -1,0 +1,80 @@
+"""detstream: real-time video object detection and tracking.
+
+The public Python API. The repository keeps the design card's folders (``engines/``, the model
+side; ``stream/``, the live side; ``demo/``, the Gradio page); they install as
+``detstream.engines``, ``detstream.stream`` and ``detstream.demo``, so no top-level name clashes
+with other packages. The names below load on first use, so ``import detstream`` stays light::
+
+    import detstream
+
+    for packet in detstream.track("clip.mp4", tracker="bytetrack"):
+        packet.detections          # detstream.Detections with track ids
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from detstream.engines import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "track": "detstream.stream.session",
+    "build": "detstream.stream.session",
+    "RunConfig": "detstream.stream.session",
+    "Session": "detstream.stream.session",
+    "FramePacket": "detstream.stream.pipeline.packet",
+    "Detections": "detstream.engines.spec",
+    "open_source": "detstream.stream.sources",
+    "Source": "detstream.stream.sources.base",
+    "PushSource": "detstream.stream.sources.push",
+    "open_backend": "detstream.engines.runtime.select",
+    "Predictor": "detstream.engines.predict",
+    "make_tracker": "detstream.stream.track",
+    "Annotator": "detstream.stream.draw",
+    "DrawConfig": "detstream.stream.draw",
+}
+
+__all__ = [
+    "Annotator",
+    "Detections",
+    "DrawConfig",
+    "FramePacket",
+    "Predictor",
+    "PushSource",
+    "RunConfig",
+    "Session",
+    "Source",
+    "__version__",
+    "build",
+    "make_tracker",
+    "open_backend",
+    "open_source",
+    "track",
+]
+
+if TYPE_CHECKING:
+    from detstream.engines.predict import Predictor
+    from detstream.engines.runtime.select import open_backend
+    from detstream.engines.spec import Detections
+    from detstream.stream.draw import Annotator, DrawConfig
+    from detstream.stream.pipeline.packet import FramePacket
+    from detstream.stream.session import RunConfig, Session, build, track
+    from detstream.stream.sources import open_source
+    from detstream.stream.sources.base import Source
+    from detstream.stream.sources.push import PushSource
+    from detstream.stream.track import make_tracker
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detstream' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
