@@ -1,5 +1,5 @@
 """The Gradio front end: a browser webcam, an uploaded video or a server-side stream through
-the same library calls as ``detstream run`` (:mod:`stream.session`), shown live in a page.
+the same library calls as ``detstream run`` (:mod:`detstream.stream.session`), shown live in a page.
 
 Start it with ``detstream demo``; in Python::
 

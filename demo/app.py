@@ -1,5 +1,5 @@
 """The page: Webcam, Video file and Stream tabs beside one settings panel, served by Gradio,
-with the live transport (:mod:`demo.live`) mounted in Gradio's own server."""
+with the live transport (:mod:`detstream.demo.live`) mounted in Gradio's own server."""
 
 import atexit
 import logging
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi import WebSocket
+
 from detstream.demo.admission import Admission
 from detstream.demo.examples import ExampleVideo
 from detstream.demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
@@ -19,7 +21,6 @@ from detstream.demo.options import DemoOptions
 from detstream.demo.state import TRACKERS, LiveSettings, Registry
 from detstream.demo.upload import Update, process_video, status_html
 from detstream.engines.errors import DetstreamError
-from fastapi import WebSocket
 
 STATIC = Path(__file__).parent / "static"
 ABOUT = ("**detstream** detects and tracks objects live: your webcam, an uploaded video or a "

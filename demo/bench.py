@@ -107,8 +107,9 @@ def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | 
 
 
 def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str]) -> dict:
-    from detstream.demo.browser import DemoProcess, camera_flags, launch, start_button
     from playwright.sync_api import sync_playwright
+
+    from detstream.demo.browser import DemoProcess, camera_flags, launch, start_button
 
     with DemoProcess(*server_args, log=work / "server.log") as server, \
             sync_playwright() as playwright:
@@ -206,8 +207,9 @@ def _upload_video(work: Path) -> Path:
 
 def _measure_upload(work: Path, video: Path, server_args: list[str], model: str,
                     imgsz: int | None, tracker: str) -> dict:
-    from detstream.demo.browser import DemoProcess, launch
     from playwright.sync_api import sync_playwright
+
+    from detstream.demo.browser import DemoProcess, launch
 
     with DemoProcess(*server_args, log=work / "server-upload.log") as server, \
             sync_playwright() as playwright:

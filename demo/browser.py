@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
+
 from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
 from detstream.engines.errors import UserInputError
 

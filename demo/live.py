@@ -28,6 +28,8 @@ from urllib.parse import urlparse
 
 import cv2
 import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
 from detstream.demo.admission import Admission
 from detstream.demo.guard import check_model, check_stream
 from detstream.demo.state import LiveSettings, Registry, SessionInfo
@@ -35,7 +37,6 @@ from detstream.engines.errors import DetstreamError, UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.session import BackendCache, Session, build
 from detstream.stream.sources import PushSource
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 JPEG_QUALITY = 80
 _HEADER = struct.Struct("<I")

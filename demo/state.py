@@ -21,7 +21,7 @@ class LiveSettings:
     """The page's settings panel; every session of the page follows it from its next frame.
 
     Attributes:
-        model: ``default`` or an ONNX path (checked by :mod:`demo.guard`).
+        model: ``default`` or an ONNX path (checked by :mod:`detstream.demo.guard`).
         names: a class-names file for an ONNX model without names (found beside it).
         backend: ``auto``, ``onnxruntime``, ``torch`` or ``tensorrt``.
         imgsz: model input size (``None``: the model's own).

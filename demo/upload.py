@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from detstream.demo.admission import Admission
 from detstream.demo.guard import check_model
 from detstream.demo.state import Registry, SessionInfo

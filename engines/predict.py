@@ -1,10 +1,10 @@
-"""Frames in, :class:`~engines.spec.Detections` out: preprocess → infer → decode + NMS.
+"""Frames in, :class:`~detstream.engines.spec.Detections` out: preprocess → infer → decode + NMS.
 
 The three steps are separate methods so a pipeline can run each in its own stage; calling the
 predictor does all three.
 
 Example:
-    >>> from engines.runtime.select import open_backend
+    >>> from detstream import Predictor, open_backend
     >>> predictor = Predictor(open_backend("default"), conf=0.3)
     >>> detections = predictor([frame])[0]  # frame: uint8 [H, W, 3] BGR
 """
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from detstream.engines.process.decode import DecodeConfig, decode, to_detections
 from detstream.engines.process.letterbox import Letterbox
 from detstream.engines.process.preprocess import Preprocessor
@@ -26,7 +27,7 @@ class Predictor:
     """Run a backend on frames with the model's own pre- and post-processing.
 
     Args:
-        backend: a loaded model (:func:`engines.runtime.select.open_backend`).
+        backend: a loaded model (:func:`detstream.engines.runtime.select.open_backend`).
         conf, iou, max_det, classes, agnostic: post-processing (:class:`DecodeConfig`).
         frame_colour: ``bgr`` (OpenCV, PyAV ``bgr24``) or ``rgb`` frames.
     """

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 
 #: The largest square model input accepted (``--imgsz``): 4096 x 4096 already needs ~200 MB per

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 from detstream.engines.export.parity import compare_detections, sample_frames
 from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.availability import backend_statuses, gpus

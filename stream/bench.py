@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from detstream.engines.data.video import VideoWriter
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.select import open_backend

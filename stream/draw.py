@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from detstream.engines.spec import Detections
 
 # 20 colours that stay apart on light and dark backgrounds (BGR).

@@ -1,5 +1,5 @@
 """One run of the product: a source, a model, a tracker, drawing and outputs, wired into a
-:class:`~stream.pipeline.runner.Pipeline`. The ``detstream run`` command and the Python API
+:class:`~detstream.stream.pipeline.runner.Pipeline`. The ``detstream run`` command and the Python API
 (:func:`track`) are thin shells over :func:`build`.
 """
 
@@ -40,9 +40,9 @@ class RunConfig:
     """Everything a run depends on (built by the command line, the demo or a script).
 
     Attributes:
-        source: input URI (see :mod:`stream.sources`).
+        source: input URI (see :mod:`detstream.stream.sources`).
         model: a model name, a checkpoint, an ONNX file or an engine (see
-            :func:`engines.zoo.resolve.resolve_model`); ``names`` for ONNX without names;
+            :func:`detstream.engines.zoo.resolve.resolve_model`); ``names`` for ONNX without names;
             ``weights`` a file the user has for a named model.
         backend, device, imgsz, threads, cuda_graph: where and how the model runs.
         conf, iou, classes: post-processing; ``classes`` are names or ids.

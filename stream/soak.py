@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 from detstream.stream.session import RunConfig, build
 

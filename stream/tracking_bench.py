@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from detstream.engines.data.mot import MotWriter, SeqInfo, write_mot, write_seqinfo
 from detstream.engines.data.synthetic.config import SceneConfig
 from detstream.engines.data.synthetic.scene import SyntheticScene

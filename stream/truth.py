@@ -14,6 +14,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+
 from detstream.engines.data.mot import MotWriter
 from detstream.engines.spec import Detections
 from detstream.engines.train.evaluate import DetectionEvaluator

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save_file
+
 from detstream.engines.train.config import TrainConfig
 from detstream.engines.train.trainer import Trainer
-from safetensors.torch import save_file
 
 
 class ProbeTrainer(Trainer):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detstream.stream.cli import main
 
+from detstream.stream.cli import main
 from tests.conftest import REPO, SHARED_DATA
 
 YOLOX = SHARED_DATA / "models" / "yolox_nano" / "yolox_nano.onnx"
@@ -543,6 +543,7 @@ def test_synthetic_dataset_yaml_reads_the_same_in_detstream_and_ultralytics(tmp_
     our loader reads splits from the yaml's folder too. Old files with ``path: .`` still load,
     relative to their own folder."""
     import yaml
+
     from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
     from detstream.engines.data.yolo import load_data_yaml
 
@@ -652,6 +653,7 @@ def test_pickled_code_in_weights_is_refused_not_run(tmp_path):
     import pickle
 
     import torch  # noqa: F401  (the weights loader's own import)
+
     from detstream.engines.errors import UserInputError
     from detstream.engines.zoo.resolve import resolve_model
 

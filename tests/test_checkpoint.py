@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.models import Detector
 from detstream.engines.models.checkpoint import load_checkpoint, save_checkpoint

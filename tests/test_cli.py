@@ -6,9 +6,9 @@ import json
 
 import av
 import pytest
+
 from detstream.engines import __version__
 from detstream.engines.data.mot import read_mot, read_seqinfo
-
 from tests.conftest import run_cli
 
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+
 from detstream.engines.data.mot import MotWriter, read_mot
 from detstream.engines.spec import Detections
 from detstream.stream.draw import Annotator, DrawConfig

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from detstream.engines.data import augment
 from detstream.engines.data.detection import DetectionSource
 from detstream.engines.data.loader import (
@@ -26,7 +27,6 @@ from detstream.engines.data.loader import (
 from detstream.engines.data.synthetic.config import CLASS_NAMES
 from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from detstream.engines.errors import UserInputError
-
 from tests.conftest import shared_path
 
 S = 256

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import playwright.sync_api as playwright_api
 import pytest
+
 from detstream.demo.browser import (
     DemoProcess,
     camera_flags,
@@ -25,7 +26,6 @@ from detstream.demo.browser import (
 from detstream.engines.data.synthetic import SceneConfig
 from detstream.engines.data.synthetic.sequence import write_sequence
 from detstream.stream.draw import PALETTE
-
 from tests.conftest import REPO, run_cli
 
 ARTIFACTS = REPO / "runs" / "test-artifacts"

@@ -11,6 +11,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+
 from detstream.demo.admission import Admission
 from detstream.demo.guard import NAMED_MODELS, check_model, check_stream, names_beside
 from detstream.demo.state import LiveSettings, Registry

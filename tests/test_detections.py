@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from detstream.engines.spec import Detections
 
 

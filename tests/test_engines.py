@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from torchvision.ops import box_iou
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.metadata import load_onnx, read_metadata, spec_from_metadata
 from detstream.engines.export.parity import sample_frames
@@ -17,8 +19,6 @@ from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.select import open_backend
 from detstream.engines.spec import ModelSpec
 from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
-from torchvision.ops import box_iou
-
 from tests.conftest import run_cli, shared_path
 
 needs_default = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 from detstream.engines.train.evaluate import DetectionEvaluator, EvalResult

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from detstream.engines.data.mot import MotWriter, SeqInfo, read_mot, read_seqinfo, write_seqinfo
 from detstream.engines.data.synthetic import CLASS_NAMES, SceneConfig, SyntheticScene
 from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from detstream.engines.data.yolo import label_path, load_data_yaml, read_labels, write_labels
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
-
 from tests.conftest import shared_path
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from detstream.engines.cache import atomic_output, write_atomic
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.onnx import export_onnx
@@ -28,7 +29,6 @@ from detstream.engines.tensorrt.builder import EngineKey, cuda_variant, require_
 from detstream.engines.tensorrt.profile import engine_io
 from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
 from detstream.stream.commands.build import batch_range
-
 from tests.conftest import REPO, run_cli, shared_path
 
 needs_default = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),

@@ -9,10 +9,10 @@ import time
 
 import av
 import pytest
+
 from detstream.engines.data.mot import read_mot, read_seqinfo
 from detstream.engines.data.synthetic import SceneConfig
 from detstream.engines.data.synthetic.sequence import write_sequence
-
 from tests.conftest import REPO
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.select import open_backend
 from detstream.engines.zoo.onnx_import import inspect_onnx
-from torch import nn
 
 SIZE = 64  # grids 8x8 + 4x4 + 2x2 = 84 cells
 CELLS = 84

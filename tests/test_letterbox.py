@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+
 from detstream.engines.process.letterbox import Letterbox, letterbox
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from detstream.engines.data.mot import read_mot
 from detstream.engines.predict import Predictor
 from detstream.engines.progress import progress_bar
@@ -31,7 +32,6 @@ from detstream.stream.sources.reader import DirectSource
 from detstream.stream.track import make_tracker
 from detstream.stream.track.bytetrack import ByteTrack
 from detstream.stream.truth import TruthScorer
-
 from tests.conftest import REPO
 from tests.helpers.tiny import CLASSES, decoded_frames, tiny_checkpoint
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
+from torchvision.ops import complete_box_iou_loss
+
 from detstream.engines.models import Detector
 from detstream.engines.models.head import make_anchors
 from detstream.engines.train.assigner import TaskAlignedAssigner
 from detstream.engines.train.boxes import complete_iou
 from detstream.engines.train.loss import DetectionLoss, pad_targets
-from torchvision.ops import complete_box_iou_loss
 
 
 def random_boxes(n: int, seed: int) -> torch.Tensor:

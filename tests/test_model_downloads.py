@@ -9,12 +9,12 @@ import sys
 from collections import Counter
 
 import pytest
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.zoo.coco import COCO80
 from detstream.engines.zoo.download import MIRROR_ENV, cached_file
 from detstream.engines.zoo.onnx_import import inspect_onnx
 from detstream.engines.zoo.resolve import resolve_model
-
 from tests.conftest import REPO, run_cli, shared_path
 from tests.helpers.model_mirror import MirrorServer
 
@@ -183,6 +183,7 @@ def test_a_real_video_by_model_name_tracks_people(tmp_path, cache, mirror):
 
 def test_an_imported_model_gets_an_fp16_copy_that_matches_it(tmp_path):
     import cv2
+
     from detstream.engines.export.fp16 import check_onnx_parity, convert_to_fp16
     from detstream.engines.export.metadata import onnx_precision
 
@@ -207,9 +208,10 @@ def test_export_of_a_named_model_needs_half(tmp_path, cache, mirror):
 
 
 def test_the_torchvision_names_are_torchvisions_own_files():
+    from torchvision.models import get_weight
+
     from detstream.engines.zoo.catalog import CATALOG
     from detstream.engines.zoo.torchvision_models import TORCHVISION_MODELS
-    from torchvision.models import get_weight
 
     named = [entry for entry in CATALOG.values() if entry.kind == "torchvision"]
     assert len(named) == 3
@@ -224,6 +226,7 @@ def test_the_torchvision_names_are_torchvisions_own_files():
 def ssdlite_weights(tmp_path_factory):
     """Random SSDlite weights saved as torchvision saves its files (no download here)."""
     import torch
+
     from detstream.engines.zoo.torchvision_models import build_torchvision_detector
 
     torch.manual_seed(0)
@@ -263,6 +266,7 @@ def test_a_torchvision_download_without_its_hash_is_refused(cache, ssdlite_weigh
 
 def test_a_torchvision_model_runs_on_the_torch_backend_too(cache, ssdlite_weights):
     import torch
+
     from detstream.engines.export.parity import sample_frames
     from detstream.engines.process.preprocess import Preprocessor
     from detstream.engines.runtime.select import open_backend

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from detstream.engines.data.mot import read_mot
 from detstream.stream.cli import main
-
 from tests.helpers.tiny import decoded_frames, tiny_checkpoint
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
+
 from detstream.engines.data.loader import AugmentConfig
 from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from detstream.engines.train.config import TrainConfig

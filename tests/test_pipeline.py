@@ -14,6 +14,7 @@ import time
 import av
 import numpy as np
 import pytest
+
 from detstream.engines.data.synthetic import SceneConfig
 from detstream.engines.data.synthetic.sequence import write_sequence
 from detstream.engines.predict import Predictor
@@ -23,7 +24,6 @@ from detstream.stream.pipeline.runner import Pipeline, PipelineOptions, StageErr
 from detstream.stream.sinks import JsonlSink, VideoSink
 from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
-
 from tests.conftest import REPO, run_cli, shared_path
 from tests.helpers.mjpeg_server import MjpegServer
 from tests.helpers.tiny import tiny_checkpoint

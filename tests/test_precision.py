@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from detstream.engines.models import Detector
 from detstream.engines.train.precision import autocast_dtype, cpu_has_native_bf16
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
-from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from safetensors.torch import load_file
 
+from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from tests.conftest import REPO, run_cli
 
 

@@ -14,10 +14,10 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
 from detstream.engines.data.video import VideoWriter
 from detstream.stream.sources import open_source
-
 from tests.conftest import run_cli
 from tests.helpers import rtsp_server
 from tests.helpers.mjpeg_server import MjpegServer

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from detstream.engines.data.mot import MotWriter
 from detstream.engines.data.synthetic import (
     CLASS_NAMES,

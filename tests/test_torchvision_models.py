@@ -48,6 +48,11 @@ import onnx
 import pytest
 import torch
 import torchvision.models.detection as detection
+from torch import nn
+from torchvision.models import get_weight
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import box_iou
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.parity import FP32_TOLERANCE, sample_frames
 from detstream.engines.process.decode import DecodeConfig, decode
@@ -63,10 +68,6 @@ from detstream.engines.zoo.torchvision_models import (
     export_torchvision_onnx,
     torchvision_spec,
 )
-from torch import nn
-from torchvision.models import get_weight
-from torchvision.models.detection.image_list import ImageList
-from torchvision.ops import box_iou
 
 NAMES = list(TORCHVISION_MODELS)
 #: Frames per model: the ResNet-50 models at 640 take seconds per frame on two cores.

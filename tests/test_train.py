@@ -7,9 +7,9 @@ import json
 
 import pytest
 import torch
+
 from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from detstream.engines.zoo import load_model
-
 from tests.conftest import run_cli
 
 

@@ -4,7 +4,7 @@
 (:meth:`~DetectionSource.image_path`), what it looks like (:meth:`~DetectionSource.load_image`,
 uint8 BGR as OpenCV decodes it) and what is in it (:meth:`~DetectionSource.annotations`, pixel
 ``xyxy`` boxes and contiguous class ids). It does no augmentation; see
-:mod:`engines.data.augment` and :mod:`engines.data.loader`.
+:mod:`detstream.engines.data.augment` and :mod:`detstream.engines.data.loader`.
 
 Labels are read once and kept in memory. YOLO labels are normalised, so turning them into pixels
 needs the image size: it is taken from the decoded image when the image has been loaded, else
@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from detstream.engines.data.yolo import label_path, load_data_yaml, read_labels
 from detstream.engines.errors import UserInputError
 

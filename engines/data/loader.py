@@ -9,7 +9,7 @@ Items are ``(image, targets, meta)``:
   ``classes``: see :class:`ValDataset`).
 
 :func:`collate` stacks them into ``(images [B, 3, S, S], targets [M, 6], metas)`` with target
-rows ``(batch index, class, x1, y1, x2, y2)``, the layout :mod:`engines.train.loss` reads.
+rows ``(batch index, class, x1, y1, x2, y2)``, the layout :mod:`detstream.engines.train.loss` reads.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
 from detstream.engines.data import augment
 from detstream.engines.data.detection import DetectionSource
 from detstream.engines.errors import UserInputError
 from detstream.engines.process.letterbox import letterbox
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 #: One dataset item: image uint8 [3, S, S] RGB, targets float32 [n, 5], meta.
 Item = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]
@@ -172,10 +173,10 @@ class ValDataset(Dataset[Item]):
     """Letterboxed validation items with what is needed to score them in frame pixels.
 
     Each image is resized to fit S x S keeping its aspect ratio and centred on padding
-    (:func:`engines.process.letterbox.letterbox`), as at inference time.
+    (:func:`detstream.engines.process.letterbox.letterbox`), as at inference time.
 
     ``meta`` holds ``path`` (str), ``index`` (int), ``letterbox``
-    (:class:`~engines.process.letterbox.Letterbox`, maps input boxes back with ``to_frame``),
+    (:class:`~detstream.engines.process.letterbox.Letterbox`, maps input boxes back with ``to_frame``),
     ``boxes`` (float32 [N, 4] ``xyxy`` original-frame pixels) and ``classes`` (int64 [N]).
 
     Attributes:

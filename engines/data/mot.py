@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TextIO
 
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 

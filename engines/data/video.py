@@ -17,6 +17,7 @@ from types import TracebackType
 
 import av
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 
 #: Encoders detstream can use for .mp4/.mkv/.webm output, in order of preference.

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+
 from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

@@ -6,7 +6,7 @@ A strongly typed TensorRT build takes each layer's precision from the graph, so 
 needs an FP16 graph. The conversion is onnxconverter-common's ``convert_float_to_float16``
 (weights, activations, input and output in FP16; the ops it knows to need FP32 stay FP32).
 The copy is checked against the FP32 file on real or rendered frames by
-:func:`check_onnx_parity` (the FP16 rule of :mod:`engines.export.parity`).
+:func:`check_onnx_parity` (the FP16 rule of :mod:`detstream.engines.export.parity`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from detstream.engines.cache import atomic_output, cache_root, file_sha256
 from detstream.engines.export.metadata import load_onnx, onnx_precision
 from detstream.engines.export.parity import ParityReport, compare_detections

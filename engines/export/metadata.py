@@ -1,6 +1,6 @@
 """Read and write the model contract stored in an ONNX file's metadata.
 
-detstream writes its :class:`~engines.spec.ModelSpec` as JSON under the key ``detstream``, and,
+detstream writes its :class:`~detstream.engines.spec.ModelSpec` as JSON under the key ``detstream``, and,
 for tools that know Ultralytics exports, ``names``, ``imgsz``, ``stride`` and ``batch`` as
 Ultralytics writes them. Reading falls back to those Ultralytics keys for foreign files.
 """
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from onnx.external_data_helper import load_external_data_for_model
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import ModelSpec
-from onnx.external_data_helper import load_external_data_for_model
 
 SPEC_KEY = "detstream"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 import torch
+
 from detstream.engines.cache import atomic_output
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.metadata import write_metadata
@@ -31,7 +32,7 @@ def export_onnx(model: Detector, spec: ModelSpec, out: str | Path, imgsz: int | 
         out: the ``.onnx`` file to write (its folder is created).
         imgsz: square input size, a multiple of the model's stride (default: the spec's).
         half: FP16 weights and input; box decoding stays FP32 by explicit casts (see
-            :class:`~engines.models.head.DetectHead`), as a strongly typed TensorRT build needs.
+            :class:`~detstream.engines.models.head.DetectHead`), as a strongly typed TensorRT build needs.
         max_batch: 1 for a fixed batch of one; more for a dynamic batch dimension (the
             TensorRT optimization profile then covers 1..max_batch).
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.ops import box_iou
+
 from detstream.engines.data.synthetic import SceneConfig
 from detstream.engines.data.synthetic.scene import SyntheticScene
 from detstream.engines.models import Detector
@@ -22,7 +24,6 @@ from detstream.engines.process.decode import DecodeConfig, decode
 from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from detstream.engines.spec import ModelSpec
-from torchvision.ops import box_iou
 
 FP32_TOLERANCE = 1e-3
 FP16_MIN_IOU = 0.98

@@ -2,7 +2,7 @@
 
 ``NAME.safetensors`` holds the model weights under ``model.``; a resumable training checkpoint
 also holds the raw (non-EMA) weights under ``train.model.`` and the optimizer's tensors under
-``train.optim.``. ``NAME.json`` holds the architecture, the :class:`~engines.spec.ModelSpec`
+``train.optim.``. ``NAME.json`` holds the architecture, the :class:`~detstream.engines.spec.ModelSpec`
 (class names, input size, preprocessing contract), metrics, training arguments, git commit and
 the small, JSON-able part of the training state.
 """
@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.models.yolo import SCALES, Detector
 from detstream.engines.spec import ModelSpec
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 FORMAT = "detstream-checkpoint"
 ARCHITECTURE = "detstream-yolo"

@@ -12,8 +12,9 @@ import math
 from typing import NamedTuple
 
 import torch
-from detstream.engines.models.blocks import ConvBnAct
 from torch import nn
+
+from detstream.engines.models.blocks import ConvBnAct
 
 
 class HeadOutput(NamedTuple):

@@ -2,7 +2,7 @@
 
 Sizes ``n``, ``s``, ``m`` scale widths and depths; any number of classes. ``forward`` in eval
 mode returns the raw layout ``[B, 4 + C, N]`` (box centre x, y, width, height in input pixels,
-then per-class sigmoid scores); in train mode a :class:`~engines.models.head.HeadOutput`.
+then per-class sigmoid scores); in train mode a :class:`~detstream.engines.models.head.HeadOutput`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from detstream.engines.models.blocks import SPPF, ConvBnAct, CSPStage
 from detstream.engines.models.head import DetectHead, HeadOutput
-from torch import nn
 
 STRIDES: tuple[int, ...] = (8, 16, 32)
 

@@ -1,10 +1,10 @@
-"""Decode raw model outputs into boxes, then into :class:`~engines.spec.Detections`.
+"""Decode raw model outputs into boxes, then into :class:`~detstream.engines.spec.Detections`.
 
 Every layout goes through the same fixed chain, and every step handles zero boxes:
 
     score filter → top-k → decode → clip → batched NMS → cap
 
-A layout decoder (one function per entry of :data:`engines.spec.LAYOUTS`) turns one raw output
+A layout decoder (one function per entry of :data:`detstream.engines.spec.LAYOUTS`) turns one raw output
 tensor into per-anchor candidates and then hands them to the shared steps
 (:func:`select_candidates` and :func:`suppress`), so adding a layout means adding one function
 and one :data:`DECODERS` entry. Every decoder returns, per image, a :data:`Decoded` tuple in
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torchvision.ops import batched_nms, nms
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.process.letterbox import Letterbox
 from detstream.engines.spec import Detections
-from torchvision.ops import batched_nms, nms
 
 #: One image's result: ``(boxes, scores, class_ids)``.
 #: ``boxes`` float32 [n, 4] ``xyxy`` in model-input pixels, ``scores`` float32 [n] in [0, 1]
@@ -246,7 +247,7 @@ def decode_yolox(raw: torch.Tensor, cfg: DecodeConfig,
 #: A layout decoder: ``(raw, cfg, input_size) -> list[Decoded]``.
 Decoder = Callable[[torch.Tensor, DecodeConfig, tuple[int, int] | None], list[Decoded]]
 
-#: Implemented decoders by layout name (see :data:`engines.spec.LAYOUTS`).
+#: Implemented decoders by layout name (see :data:`detstream.engines.spec.LAYOUTS`).
 DECODERS: Mapping[str, Decoder] = {
     "xywh_scores": decode_xywh_scores,
     "yolov5": decode_yolov5,

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
 from detstream.engines.process.letterbox import Letterbox, fit, letterbox
 from detstream.engines.spec import ModelSpec
-from torch.nn import functional as F
 
 FRAME_COLOURS = ("bgr", "rgb")
 _NUMPY_DTYPE = {torch.float32: np.float32, torch.float16: np.float16}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
+
 from detstream.engines.spec import ModelSpec
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
 from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.base import Backend
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import ModelSpec
@@ -41,6 +42,7 @@ class OnnxRuntimeBackend(Backend):
                  threads: int | None = None, tensorrt: bool = False,
                  spin: bool = False) -> None:
         import onnxruntime as ort
+
         from detstream.engines.export.metadata import load_onnx
 
         load_onnx(path)  # refuses unreadable files and external data outside their folder

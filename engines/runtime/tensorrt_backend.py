@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import ModelSpec

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 import torch
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.models import Detector
 from detstream.engines.runtime.base import Backend

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+
 from detstream.engines.train.boxes import box_iou_pairwise
 
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from faster_coco_eval import COCO, COCOeval_faster
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
-from faster_coco_eval import COCO, COCOeval_faster
 
 #: Per-class metric names, in table order.
 CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "map50", "map50_95")

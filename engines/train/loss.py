@@ -1,6 +1,6 @@
 """The detection loss: BCE on classes, CIoU on boxes, distribution focal loss on box sides.
 
-Targets come from :class:`~engines.train.assigner.TaskAlignedAssigner`; every term is weighted
+Targets come from :class:`~detstream.engines.train.assigner.TaskAlignedAssigner`; every term is weighted
 by the soft target scores and normalised by their sum, so crowded and empty images balance.
 """
 
@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+from torch.nn import functional as F
+
 from detstream.engines.models.head import HeadOutput
 from detstream.engines.train.assigner import TaskAlignedAssigner
 from detstream.engines.train.boxes import complete_iou
-from torch.nn import functional as F
 
 
 def decode_ltrb(distances: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
 from detstream.engines.data.detection import DetectionSource
 from detstream.engines.data.loader import TrainDataset, build_loader
 from detstream.engines.errors import UserInputError
@@ -39,7 +41,6 @@ from detstream.engines.train.optim import Schedule, build_optimizer
 from detstream.engines.train.plots import plot_results
 from detstream.engines.train.precision import autocast_dtype
 from detstream.engines.train.validate import evaluate
-from torch import nn
 
 NOMINAL_BATCH = 64
 RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "precision", "recall", "f1",

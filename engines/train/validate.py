@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
 from detstream.engines.data.detection import DetectionSource
 from detstream.engines.data.loader import ValDataset, build_loader
 from detstream.engines.process.decode import DecodeConfig, decode, to_detections

@@ -10,7 +10,7 @@ layout is YOLOX's, its input size and class count are the ones below), and the S
 then is kept beside it in the cache.
 
 The torchvision names are single-stage COCO detectors from ``torchvision.models.detection``
-(:mod:`engines.zoo.torchvision_models` wraps them to output our raw layout). Their weights are
+(:mod:`detstream.engines.zoo.torchvision_models` wraps them to output our raw layout). Their weights are
 torchvision's published files, checked by the SHA-256 prefix in their names as torchvision
 checks them, then by loading into the model; the first use exports them to ONNX in the cache.
 Their mAP is torchvision's, measured at its own input size (800 px for the ResNet-50 models):
@@ -44,7 +44,7 @@ class NamedModel:
         url: where it is downloaded from (``$DETSTREAM_MODEL_MIRROR`` replaces the base).
         sha256: the file's SHA-256 when one has been seen and pinned.
         hash_prefix: the start of the file's SHA-256 (torchvision's file names carry one).
-        torchvision: the key of :data:`engines.zoo.torchvision_models.TORCHVISION_MODELS`.
+        torchvision: the key of :data:`detstream.engines.zoo.torchvision_models.TORCHVISION_MODELS`.
         layout: the raw output layout the file must have.
         num_classes: the classes the file must predict.
     """

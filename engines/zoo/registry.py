@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.models import Detector
 from detstream.engines.models.checkpoint import load_checkpoint

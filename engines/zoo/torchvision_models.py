@@ -1,12 +1,12 @@
 """torchvision's COCO detectors as detstream models (raw ``xywh_scores`` output).
 
 Three single-stage detectors from ``torchvision.models.detection`` are wrapped so that their
-forward pass ends where detstream's shared decoder starts (:func:`engines.process.decode.decode`):
+forward pass ends where detstream's shared decoder starts (:func:`detstream.engines.process.decode.decode`):
 ``[B, 4 + 80, N]`` with box centre x, centre y, width, height in model-input pixels, then the 80
 COCO class scores in [0, 1]. Inside the graph: the backbone, the head, the anchors (computed once
 for the input size and kept as a constant buffer), the model's own box coder and its score
-function. Outside: letterbox and normalisation (our :class:`~engines.process.preprocess.
-Preprocessor`, per the returned :class:`~engines.spec.ModelSpec`) and NMS (our decoder).
+function. Outside: letterbox and normalisation (our :class:`~detstream.engines.process.preprocess.
+Preprocessor`, per the returned :class:`~detstream.engines.spec.ModelSpec`) and NMS (our decoder).
 
 torchvision's ``GeneralizedRCNNTransform`` (resize to an 800-pixel short side for the ResNet
 models, normalise, pad) is skipped: the wrapper takes the already letterboxed and normalised
@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.func import functional_call
+from torchvision.models.detection.image_list import ImageList
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.onnx import write_traced_onnx
 from detstream.engines.spec import ModelSpec
 from detstream.engines.zoo.coco import COCO80
-from torch import nn
-from torch.func import functional_call
-from torchvision.models.detection.image_list import ImageList
 
 #: COCO category ids that are not classes ("N/A" in torchvision's label list).
 _COCO_GAPS = frozenset({12, 26, 29, 30, 45, 66, 68, 69, 71, 83})
@@ -290,9 +291,9 @@ def export_torchvision_onnx(name: str, out_path: str | Path,
                             max_batch: int = 1) -> tuple[Path, ModelSpec]:
     """Export a wrapped torchvision detector to ONNX (FP32, opset 17) with its spec.
 
-    As :func:`engines.export.onnx.export_onnx` does for detstream's models: the TorchScript
+    As :func:`detstream.engines.export.onnx.export_onnx` does for detstream's models: the TorchScript
     exporter, a dynamic batch axis when ``max_batch > 1``, the contract in the metadata (so
-    :func:`engines.zoo.onnx_import.inspect_onnx` reads it back), written atomically.
+    :func:`detstream.engines.zoo.onnx_import.inspect_onnx` reads it back), written atomically.
 
     Args:
         name: a key of :data:`TORCHVISION_MODELS`.

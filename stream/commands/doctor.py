@@ -39,6 +39,7 @@ def _version(dist: str) -> str | None:
 def collect() -> dict[str, Any]:
     """Everything ``doctor`` reports, as plain data."""
     import cv2
+
     from detstream.engines import __version__
     from detstream.engines.data.video import KNOWN_ENCODERS, probe_encoder
     from detstream.engines.runtime.availability import (

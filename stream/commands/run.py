@@ -104,13 +104,14 @@ def _summary(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from tqdm import tqdm
+
     from detstream.engines.errors import UserInputError
     from detstream.engines.progress import progress_bar
     from detstream.stream.draw import DrawConfig
     from detstream.stream.session import RunConfig, build, next_run_dir
     from detstream.stream.signals import graceful_stop
     from detstream.stream.sinks.base import OutputError
-    from tqdm import tqdm
 
     config = RunConfig(
         source=args.source, model=args.model, weights=args.weights, names=args.names,

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
 from detstream.engines.data.mot import read_mot, read_seqinfo
 from detstream.engines.errors import UserInputError
 

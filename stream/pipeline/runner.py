@@ -8,7 +8,7 @@ the pipeline. An exception in any stage stops every stage promptly, is reported 
 stage's name, and the outputs are still finalised.
 
 Programs that embed the pipeline should start with ``OMP_WAIT_POLICY=PASSIVE`` in their
-environment, as the ``detstream`` commands do (:mod:`stream.pipeline.threads`).
+environment, as the ``detstream`` commands do (:mod:`detstream.stream.pipeline.threads`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class PipelineOptions:
             time; and when the newest frame is already more than half a frame interval old,
             wait for the next one instead. Files never wait for this.
         favour_inference: run every stage thread but inference at a lower CPU priority
-            (:func:`stream.pipeline.threads.yield_to_inference`), so the slowest stage
+            (:func:`detstream.stream.pipeline.threads.yield_to_inference`), so the slowest stage
             never waits for a core while the others have slack.
     """
 
@@ -74,7 +74,7 @@ class Pipeline:
     """Run one source through detection, tracking, drawing and outputs.
 
     Args:
-        source: frames (see :func:`stream.sources.open_source`).
+        source: frames (see :func:`detstream.stream.sources.open_source`).
         predictor: preprocess, inference and post-processing for one model.
         tracker: gives identities (``None``: detections only).
         annotator: draws frames for the video and window outputs (``None``: no drawing).

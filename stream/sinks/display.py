@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cv2
+
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.base import Sink, StopRequested

@@ -1,4 +1,4 @@
-"""Grabbers: one per kind of input (see :mod:`stream.sources.reader` for the protocol)."""
+"""Grabbers: one per kind of input (see :mod:`detstream.stream.sources.reader` for the protocol)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}

@@ -22,6 +22,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 from detstream.stream.sources.base import Frame
 from detstream.stream.sources.reader import SlotSource

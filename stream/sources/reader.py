@@ -3,7 +3,7 @@ or through a reader thread into a newest-frame slot (live sources, old frames dr
 
 A *grabber* knows one kind of input (a file, a camera, a network stream ...):
 
-- ``open()`` connects (raising :class:`~engines.errors.UserInputError` with a clear sentence, or
+- ``open()`` connects (raising :class:`~detstream.engines.errors.UserInputError` with a clear sentence, or
   ``ConnectionError`` when a live input is unreachable);
 - ``grab()`` returns ``(image, pts, truth)`` for the next frame, ``None`` at the end, and
   raises ``ConnectionError`` when a live input is lost (:class:`StreamStalled` when it went
@@ -199,7 +199,7 @@ class LiveSource(SlotSource):
             as long as the source is open. A loss is a closed connection, or a stall: the
             grabber raising :class:`StreamStalled` because a connected stream went silent
             (network grabbers do so after their stall timeout; see
-            :class:`~stream.sources.grabbers.NetworkGrabber`). Stalls are counted in
+            :class:`~detstream.stream.sources.grabbers.NetworkGrabber`). Stalls are counted in
             ``stats.stalls``; ``stats.outage_seconds`` adds the time from the last frame before
             each loss (for a stall, from when the stream went silent) to the reconnection.
         log: where connection status lines go.

@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 from detstream.stream.track.base import Tracker

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import torch
+
 from detstream.engines.models import Detector
 from detstream.engines.models.checkpoint import save_checkpoint
 from detstream.engines.spec import ModelSpec

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from detstream.engines.data.synthetic.config import CLASS_NAMES, SceneConfig
 from detstream.engines.data.synthetic.render import Renderer
 from detstream.engines.data.synthetic.world import World

@@ -1,4 +1,4 @@
-"""Turn a :class:`~engines.data.synthetic.world.FrameState` into pixels and ground truth.
+"""Turn a :class:`~detstream.engines.data.synthetic.world.FrameState` into pixels and ground truth.
 
 The background (a cluttered, unevenly lit canvas larger than the view when the camera pans)
 and the sensor-noise field are made once per scene; each frame is then a crop of the canvas,
@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+
 from detstream.engines.data.synthetic.config import CLASS_NAMES, DISTRACTOR_NAMES, SceneConfig
 from detstream.engines.data.synthetic.shapes import Raster, make_shape, rasterize
 from detstream.engines.data.synthetic.textures import make_texture, random_colour, shade

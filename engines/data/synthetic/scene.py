@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 import numpy as np
+
 from detstream.engines.data.synthetic.config import SceneConfig
 from detstream.engines.data.synthetic.render import RenderedFrame, Renderer
 from detstream.engines.data.synthetic.world import FrameState, World
@@ -15,7 +16,7 @@ from detstream.engines.spec import Detections
 class SyntheticScene:
     """Iterate ``(image, truth)`` pairs of a seeded synthetic scene.
 
-    ``image`` is uint8 [H, W, 3] BGR; ``truth`` is a :class:`~engines.spec.Detections` with
+    ``image`` is uint8 [H, W, 3] BGR; ``truth`` is a :class:`~detstream.engines.spec.Detections` with
     track ids, classes, exact ``xyxy`` boxes clipped to the frame and ``data["visibility"]``.
     Each iteration starts the scene again from its first frame.
 

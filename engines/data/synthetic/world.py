@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+
 from detstream.engines.data.synthetic.config import CLASS_NAMES, DISTRACTOR_NAMES, SceneConfig
 from detstream.engines.data.synthetic.shapes import Shape, make_shape
 from detstream.engines.data.synthetic.textures import make_texture, shade
