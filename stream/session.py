@@ -1,5 +1,6 @@
 """One run of the product: a source, a model, a tracker, drawing and outputs, wired into a
-:class:`~detstream.stream.pipeline.runner.Pipeline`. The ``detstream run`` command and the Python API
+:class:`~detstream.stream.pipeline.runner.Pipeline`. The ``detstream run`` command and the Python
+API
 (:func:`track`) are thin shells over :func:`build`.
 """
 

@@ -176,7 +176,8 @@ class ValDataset(Dataset[Item]):
     (:func:`detstream.engines.process.letterbox.letterbox`), as at inference time.
 
     ``meta`` holds ``path`` (str), ``index`` (int), ``letterbox``
-    (:class:`~detstream.engines.process.letterbox.Letterbox`, maps input boxes back with ``to_frame``),
+    (:class:`~detstream.engines.process.letterbox.Letterbox`, maps input boxes back with
+    ``to_frame``),
     ``boxes`` (float32 [N, 4] ``xyxy`` original-frame pixels) and ``classes`` (int64 [N]).
 
     Attributes:

@@ -1,6 +1,7 @@
 """Read and write the model contract stored in an ONNX file's metadata.
 
-detstream writes its :class:`~detstream.engines.spec.ModelSpec` as JSON under the key ``detstream``, and,
+detstream writes its :class:`~detstream.engines.spec.ModelSpec` as JSON under the key
+``detstream``, and,
 for tools that know Ultralytics exports, ``names``, ``imgsz``, ``stride`` and ``batch`` as
 Ultralytics writes them. Reading falls back to those Ultralytics keys for foreign files.
 """

@@ -32,7 +32,8 @@ def export_onnx(model: Detector, spec: ModelSpec, out: str | Path, imgsz: int | 
         out: the ``.onnx`` file to write (its folder is created).
         imgsz: square input size, a multiple of the model's stride (default: the spec's).
         half: FP16 weights and input; box decoding stays FP32 by explicit casts (see
-            :class:`~detstream.engines.models.head.DetectHead`), as a strongly typed TensorRT build needs.
+            :class:`~detstream.engines.models.head.DetectHead`), as a strongly typed TensorRT build
+            needs.
         max_batch: 1 for a fixed batch of one; more for a dynamic batch dimension (the
             TensorRT optimization profile then covers 1..max_batch).
 

@@ -2,7 +2,8 @@
 
 ``NAME.safetensors`` holds the model weights under ``model.``; a resumable training checkpoint
 also holds the raw (non-EMA) weights under ``train.model.`` and the optimizer's tensors under
-``train.optim.``. ``NAME.json`` holds the architecture, the :class:`~detstream.engines.spec.ModelSpec`
+``train.optim.``. ``NAME.json`` holds the architecture, the
+:class:`~detstream.engines.spec.ModelSpec`
 (class names, input size, preprocessing contract), metrics, training arguments, git commit and
 the small, JSON-able part of the training state.
 """

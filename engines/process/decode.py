@@ -4,7 +4,8 @@ Every layout goes through the same fixed chain, and every step handles zero boxe
 
     score filter → top-k → decode → clip → batched NMS → cap
 
-A layout decoder (one function per entry of :data:`detstream.engines.spec.LAYOUTS`) turns one raw output
+A layout decoder (one function per entry of :data:`detstream.engines.spec.LAYOUTS`) turns one raw
+output
 tensor into per-anchor candidates and then hands them to the shared steps
 (:func:`select_candidates` and :func:`suppress`), so adding a layout means adding one function
 and one :data:`DECODERS` entry. Every decoder returns, per image, a :data:`Decoded` tuple in

@@ -1,6 +1,7 @@
 """Open any model the project knows on the best (or the requested) backend.
 
-``model`` is anything :func:`detstream.engines.zoo.resolve.resolve_model` takes: ``default``, a named
+``model`` is anything :func:`detstream.engines.zoo.resolve.resolve_model` takes: ``default``, a
+named
 model (``yolox-nano``...), a detstream checkpoint (``.safetensors``), an ONNX file (ours or an
 imported YOLOv8/YOLO11, YOLOv5/YOLOv7 or YOLOX export) or a cached engine.
 ``backend="auto"`` picks TensorRT, then torch on CUDA, then onnxruntime on the CPU, and says

@@ -8,7 +8,8 @@ is gone) and works the same on TensorRT 10 (``NetworkDefinitionCreationFlag.STRO
 An engine is tied to the TensorRT version, the CUDA major version its wheel was built for, and
 the GPU, so the cache key (:func:`engine_key`, the one key function for ``detstream build`` and
 ``open_backend``) holds the ONNX file's SHA-256, those three, the precision and the shape
-profile (:mod:`detstream.engines.tensorrt.profile`). A cached engine that fails to deserialize is rebuilt.
+profile (:mod:`detstream.engines.tensorrt.profile`). A cached engine that fails to deserialize is
+rebuilt.
 A timing cache per TensorRT, CUDA and GPU model is kept between builds, which makes rebuilds
 much faster.
 

@@ -1,6 +1,7 @@
 """The detection loss: BCE on classes, CIoU on boxes, distribution focal loss on box sides.
 
-Targets come from :class:`~detstream.engines.train.assigner.TaskAlignedAssigner`; every term is weighted
+Targets come from :class:`~detstream.engines.train.assigner.TaskAlignedAssigner`; every term is
+weighted
 by the soft target scores and normalised by their sum, so crowded and empty images balance.
 """
 

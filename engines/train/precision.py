@@ -3,7 +3,8 @@
 CUDA trains in float16 with a gradient scaler (as Ultralytics and torchvision's references do).
 CPUs with native bfloat16 instructions (x86 AVX512-BF16 or AMX, Arm BF16) train under bfloat16
 autocast: backbone and neck convolutions run in bf16 through oneDNN, while the detection head
-and the loss stay in float32 (:meth:`detstream.engines.models.yolo.Detector.forward`). bf16 keeps float32's
+and the loss stay in float32 (:meth:`detstream.engines.models.yolo.Detector.forward`). bf16 keeps
+float32's
 exponent range, so no gradient scaler is needed. On the 2-core EPYC a forward + backward pass +
 loss of the ``n`` model at 320, batch 16, goes from 37.7 to 57.6 images/s (68.4 with the head in
 bf16 too, but that cost an eight-image overfit run 0.14 of its mAP50).

@@ -10,7 +10,8 @@ layout is YOLOX's, its input size and class count are the ones below), and the S
 then is kept beside it in the cache.
 
 The torchvision names are single-stage COCO detectors from ``torchvision.models.detection``
-(:mod:`detstream.engines.zoo.torchvision_models` wraps them to output our raw layout). Their weights are
+(:mod:`detstream.engines.zoo.torchvision_models` wraps them to output our raw layout). Their
+weights are
 torchvision's published files, checked by the SHA-256 prefix in their names as torchvision
 checks them, then by loading into the model; the first use exports them to ONNX in the cache.
 Their mAP is torchvision's, measured at its own input size (800 px for the ResNet-50 models):

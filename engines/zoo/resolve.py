@@ -1,6 +1,7 @@
 """The one place a ``--model`` value becomes a model source.
 
-In: ``default``, a named model (``yolox-nano``...: see :mod:`detstream.engines.zoo.catalog`), a detstream
+In: ``default``, a named model (``yolox-nano``...: see :mod:`detstream.engines.zoo.catalog`), a
+detstream
 checkpoint (``.safetensors``), an ONNX file, or a TensorRT engine from detstream's cache
 (``.engine``, resolved to the ONNX file it was built from). Out: a :class:`ModelSource` with the
 file to load and its :class:`ModelSpec`, downloaded first when a named model is not cached.

@@ -1,7 +1,8 @@
 """torchvision's COCO detectors as detstream models (raw ``xywh_scores`` output).
 
 Three single-stage detectors from ``torchvision.models.detection`` are wrapped so that their
-forward pass ends where detstream's shared decoder starts (:func:`detstream.engines.process.decode.decode`):
+forward pass ends where detstream's shared decoder starts
+(:func:`detstream.engines.process.decode.decode`):
 ``[B, 4 + 80, N]`` with box centre x, centre y, width, height in model-input pixels, then the 80
 COCO class scores in [0, 1]. Inside the graph: the backbone, the head, the anchors (computed once
 for the input size and kept as a constant buffer), the model's own box coder and its score
@@ -291,7 +292,8 @@ def export_torchvision_onnx(name: str, out_path: str | Path,
                             max_batch: int = 1) -> tuple[Path, ModelSpec]:
     """Export a wrapped torchvision detector to ONNX (FP32, opset 17) with its spec.
 
-    As :func:`detstream.engines.export.onnx.export_onnx` does for detstream's models: the TorchScript
+    As :func:`detstream.engines.export.onnx.export_onnx` does for detstream's models: the
+    TorchScript
     exporter, a dynamic batch axis when ``max_batch > 1``, the contract in the metadata (so
     :func:`detstream.engines.zoo.onnx_import.inspect_onnx` reads it back), written atomically.
 

@@ -28,7 +28,8 @@ class FramePacket:
         timings: stage name → milliseconds spent on this packet.
         done: ``time.perf_counter()`` when the last output finished with it.
         detect: whether the detector runs on this frame (``--detect-every``).
-        tag: the source's label for the frame, unchanged (see :class:`~detstream.stream.sources.Frame`).
+        tag: the source's label for the frame, unchanged (see
+        :class:`~detstream.stream.sources.Frame`).
         predictor: the predictor that preprocessed it; inference and post-processing use the
             same one, so a model swapped while the pipeline runs never mixes two models.
         batch, letterbox, raw: working data between preprocess, inference and post-processing.

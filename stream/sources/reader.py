@@ -3,7 +3,8 @@ or through a reader thread into a newest-frame slot (live sources, old frames dr
 
 A *grabber* knows one kind of input (a file, a camera, a network stream ...):
 
-- ``open()`` connects (raising :class:`~detstream.engines.errors.UserInputError` with a clear sentence, or
+- ``open()`` connects (raising :class:`~detstream.engines.errors.UserInputError` with a clear
+sentence, or
   ``ConnectionError`` when a live input is unreachable);
 - ``grab()`` returns ``(image, pts, truth)`` for the next frame, ``None`` at the end, and
   raises ``ConnectionError`` when a live input is lost (:class:`StreamStalled` when it went

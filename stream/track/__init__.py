@@ -1,7 +1,8 @@
 """Multi-object trackers: ByteTrack and BoT-SORT-style ByteTrack with camera-motion compensation.
 
 ``make_tracker("botsort", fps=25)`` builds one tracker for one stream; parameters come from
-:class:`~detstream.stream.track.bytetrack.ByteTrackConfig` defaults, the tracker's own defaults, and an
+:class:`~detstream.stream.track.bytetrack.ByteTrackConfig` defaults, the tracker's own defaults,
+and an
 optional YAML file or dict of overrides.
 """
 

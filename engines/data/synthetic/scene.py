@@ -16,7 +16,8 @@ from detstream.engines.spec import Detections
 class SyntheticScene:
     """Iterate ``(image, truth)`` pairs of a seeded synthetic scene.
 
-    ``image`` is uint8 [H, W, 3] BGR; ``truth`` is a :class:`~detstream.engines.spec.Detections` with
+    ``image`` is uint8 [H, W, 3] BGR; ``truth`` is a :class:`~detstream.engines.spec.Detections`
+    with
     track ids, classes, exact ``xyxy`` boxes clipped to the frame and ``data["visibility"]``.
     Each iteration starts the scene again from its first frame.
 
