@@ -32,7 +32,8 @@ class FramePacket:
         :class:`~detstream.stream.sources.Frame`).
         predictor: the predictor that preprocessed it; inference and post-processing use the
             same one, so a model swapped while the pipeline runs never mixes two models.
-        batch, letterbox, raw: working data between preprocess, inference and post-processing.
+        batch, letterbox, pending, raw: working data between preprocess, inference (the
+            submitted request's future) and post-processing.
     """
 
     stream_id: int
@@ -51,4 +52,5 @@ class FramePacket:
     predictor: Any = None
     batch: Any = None
     letterbox: Any = None
+    pending: Any = None
     raw: Any = None

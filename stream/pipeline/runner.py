@@ -2,6 +2,11 @@
 own thread, bounded queues between them, so the stages overlap and throughput approaches the
 slowest stage instead of the sum of all of them.
 
+Inference runs in an :class:`~detstream.stream.pipeline.service.InferenceService`: the infer
+stage submits each frame and passes it on at once; the track stage waits for its result. With
+several workers several frames are in flight; the queue keeps them in frame order. Several
+pipelines can share one service (many streams, batched engine calls).
+
 The runner owns the wiring; stages are plain functions of a packet. File sources block on a
 full queue (backpressure, no frame lost); live sources drop in their newest-frame slot before
 the pipeline. An exception in any stage stops every stage promptly, is reported with the
@@ -17,6 +22,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from detstream.engines.predict import Predictor
@@ -25,6 +32,7 @@ from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.memory import PeriodicTrim
 from detstream.stream.pipeline.metrics import RunMetrics
 from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.pipeline.service import InferenceResult, InferenceService
 from detstream.stream.pipeline.threads import yield_to_inference
 from detstream.stream.sinks.base import OutputError, Sink, StopRequested
 from detstream.stream.sources.base import Source
@@ -60,6 +68,10 @@ class PipelineOptions:
         favour_inference: run every stage thread but inference at a lower CPU priority
             (:func:`detstream.stream.pipeline.threads.yield_to_inference`), so the slowest stage
             never waits for a core while the others have slack.
+        in_flight: frames of this stream inference may hold at once (``None``: one for live
+            sources, the service's worker count for files).
+        inference_workers: workers of the pipeline's own inference service, when it is not
+            given one.
     """
 
     detect_every: int = 1
@@ -68,6 +80,8 @@ class PipelineOptions:
     overlay: bool = True
     just_in_time: bool | None = None
     favour_inference: bool = True
+    in_flight: int | None = None
+    inference_workers: int = 1
 
 
 class Pipeline:
@@ -82,13 +96,15 @@ class Pipeline:
         options: runner settings.
         on_packet: called with every finished packet (from the output thread).
         stream_id: the id stamped on this stream's packets.
+        service: the inference service to submit to (shared by several pipelines); without
+            one the pipeline starts its own with ``options.inference_workers`` workers.
     """
 
     def __init__(self, source: Source, predictor: Predictor, tracker: Tracker | None = None,
                  annotator: Annotator | None = None, sinks: Sequence[Sink] = (),
                  options: PipelineOptions | None = None,
                  on_packet: Callable[[FramePacket], None] | None = None,
-                 stream_id: int = 0) -> None:
+                 stream_id: int = 0, service: InferenceService | None = None) -> None:
         self.source = source
         self.predictor = predictor
         self.tracker = tracker
@@ -110,6 +126,9 @@ class Pipeline:
         self._credit = threading.Semaphore(1)  # frames allowed between capture and inference
         self._ema: dict[str, float] = {}
         self._infer_started = 0.0
+        self.service = service
+        self._own_service = service is None
+        self._slots: threading.Semaphore | None = None  # frames inference may hold at once
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stopped") -> None:
@@ -179,8 +198,9 @@ class Pipeline:
                     return
                 start = time.perf_counter()
                 work(item)
-                item.timings[name] = (time.perf_counter() - start) * 1000.0
-                self._learn(name, item.timings[name])
+                if name != "infer":  # inference is timed by the service (see _track)
+                    item.timings[name] = (time.perf_counter() - start) * 1000.0
+                    self._learn(name, item.timings[name])
                 if outbox is not None and not self._put(outbox, item):
                     return
         except StopRequested as request:
@@ -250,16 +270,42 @@ class Pipeline:
             packet.batch, (packet.letterbox,) = packet.predictor.preprocess([packet.image])
 
     def _infer(self, packet: FramePacket) -> None:
+        """Submit the frame to the inference service and pass it on; its result is waited
+        for in the track stage, so several frames can be in flight, in order."""
+        if packet.detect:
+            while not self._slots.acquire(timeout=_POLL):
+                if self._stop.is_set():
+                    raise StopRequested(self.stopped_by or "stopped")
         self._infer_started = time.perf_counter()
         if self._jit:
             self._credit.release()  # the next frame may be taken (when due)
         if packet.detect:
-            packet.raw = packet.predictor.infer(packet.batch)
+            packet.pending = self.service.submit(packet.predictor.backend, packet.batch,
+                                                 self.stream_id)
+            packet.pending.add_done_callback(lambda _: self._slots.release())
             packet.batch = None
+
+    def _result(self, pending: Future[InferenceResult]) -> InferenceResult:
+        """Wait for a submitted frame's inference; a failed engine call fails the infer
+        stage."""
+        while True:
+            try:
+                return pending.result(timeout=_POLL)
+            except FutureTimeout:
+                if self._stop.is_set():
+                    raise StopRequested(self.stopped_by or "stopped") from None
+            except BaseException as exc:
+                self._fail("infer", exc)
+                raise
 
     def _track(self, packet: FramePacket) -> None:
         names = packet.predictor.spec.class_names
         if packet.detect:
+            result = self._result(packet.pending)
+            packet.pending = None
+            packet.raw = result.raw
+            packet.timings["infer"] = result.infer_ms
+            self._learn("infer", result.infer_ms)
             (dets,) = packet.predictor.postprocess(packet.raw, [packet.letterbox])
             packet.raw = None
             packet.found = dets
@@ -322,6 +368,10 @@ class Pipeline:
             names.append("draw")
             work.append(self._draw)
         queues = [queue.Queue(maxsize=size) for _ in names]
+        if self.service is None:
+            self.service = InferenceService(workers=max(1, self.options.inference_workers))
+        in_flight = self.options.in_flight or (1 if self.source.live else self.service.workers)
+        self._slots = threading.Semaphore(max(1, in_flight))
         self.metrics.started = time.perf_counter()
         self._threads = [threading.Thread(target=self._capture, args=(queues[0],),
                                           name="capture", daemon=True)]
@@ -347,6 +397,11 @@ class Pipeline:
             thread.join(timeout=max(0.0, deadline - time.perf_counter()))
         finished = self.metrics.recent_finished
         self.metrics.ended = finished[-1] if finished else time.perf_counter()
+        if self.service is not None:
+            if self._own_service:
+                self.service.close()
+            else:
+                self.service.forget(self.stream_id)
         errors: list[Exception] = []
         try:
             self.source.close()
