@@ -27,11 +27,11 @@ import numpy as np
 from detstream.engines.data.mot import MotWriter, SeqInfo, write_mot, write_seqinfo
 from detstream.engines.data.synthetic.config import SceneConfig
 from detstream.engines.data.synthetic.scene import SyntheticScene
+from detstream.engines.metrics.mot import MotScores, evaluate_mot
 from detstream.engines.spec import Detections
-from detstream.stream.metrics.mot_eval import MotScores, evaluate_mot
+from detstream.stream.sinks.truth import MIN_VISIBILITY
 from detstream.stream.track import make_tracker
 from detstream.stream.track.interpolate import interpolate_tracks
-from detstream.stream.truth import MIN_VISIBILITY
 
 #: Tracker variants compared: name → (tracker, option overrides).
 VARIANTS: dict[str, tuple[str, dict]] = {

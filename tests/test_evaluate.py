@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from detstream.engines.errors import UserInputError
+from detstream.engines.metrics.coco import DetectionEvaluator, EvalResult
 from detstream.engines.spec import Detections
-from detstream.engines.train.evaluate import DetectionEvaluator, EvalResult
 
 NAMES = ("car", "person", "bike")
 

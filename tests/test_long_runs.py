@@ -27,11 +27,11 @@ from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
 from detstream.stream.sinks import JsonlSink, MotSink, SummarySink, VideoSink
 from detstream.stream.sinks.summary import ENDED_AFTER
+from detstream.stream.sinks.truth import TruthScorer
 from detstream.stream.sources import Source, open_source
 from detstream.stream.sources.reader import DirectSource
 from detstream.stream.track import make_tracker
 from detstream.stream.track.bytetrack import ByteTrack
-from detstream.stream.truth import TruthScorer
 from tests.conftest import REPO
 from tests.helpers.tiny import CLASSES, decoded_frames, tiny_checkpoint
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from detstream.engines.errors import UserInputError
+from detstream.engines.metrics.mot import evaluate_mot
 from detstream.engines.spec import Detections
-from detstream.stream.metrics.mot_eval import evaluate_mot
 from detstream.stream.track import make_tracker
 from detstream.stream.track.kalman import KalmanFilter
 from detstream.stream.track.motion import CameraMotion

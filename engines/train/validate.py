@@ -9,11 +9,11 @@ import torch
 
 from detstream.engines.data.detection import DetectionSource
 from detstream.engines.data.loader import ValDataset, build_loader
+from detstream.engines.metrics.coco import DetectionEvaluator, EvalResult
 from detstream.engines.process.decode import DecodeConfig, decode, to_detections
 from detstream.engines.progress import progress_bar
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import Detections, ModelSpec
-from detstream.engines.train.evaluate import DetectionEvaluator, EvalResult
 
 
 @torch.no_grad()

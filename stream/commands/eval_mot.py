@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detstream.stream.metrics.mot_eval import evaluate_mot
+    from detstream.engines.metrics.mot import evaluate_mot
 
     combined, sequences = evaluate_mot(args.gt, args.pred)
     if len(sequences) > 1:

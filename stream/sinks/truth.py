@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from detstream.engines.data.mot import MotWriter
+from detstream.engines.metrics.coco import DetectionEvaluator
+from detstream.engines.metrics.mot import evaluate_mot
 from detstream.engines.spec import Detections
-from detstream.engines.train.evaluate import DetectionEvaluator
-from detstream.stream.metrics.mot_eval import evaluate_mot
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.base import Sink
 

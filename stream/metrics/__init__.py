@@ -1,1 +1,0 @@
-"""Scores of what the live side produces: multi-object tracking metrics."""
