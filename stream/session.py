@@ -21,11 +21,12 @@ from detstream.engines.runtime.select import open_backend
 from detstream.stream.draw import Annotator, DrawConfig
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+from detstream.stream.pipeline.service import InferenceService
 from detstream.stream.pipeline.threads import inference_threads
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
+from detstream.stream.sinks.truth import TruthScorer
 from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
-from detstream.stream.truth import TruthScorer
 
 #: What ``detstream run`` shows with no arguments: 10 s of a busy, panning synthetic scene at
 #: 1280x720 whose objects (48 px and up) are at least 15 px in the default model's 416 input,
@@ -46,6 +47,7 @@ class RunConfig:
             :func:`detstream.engines.zoo.resolve.resolve_model`); ``names`` for ONNX without names;
             ``weights`` a file the user has for a named model.
         backend, device, imgsz, threads, cuda_graph: where and how the model runs.
+        max_batch: the largest batch the model must accept (several streams share calls).
         conf, iou, classes: post-processing; ``classes`` are names or ids.
         tracker: ``botsort``, ``bytetrack`` or ``None``; ``tracker_options`` a YAML file.
         output, save_json, save_mot, stats_json: files to write (``None``: not written).
@@ -64,6 +66,7 @@ class RunConfig:
     imgsz: int | None = None
     threads: int | None = None
     cuda_graph: bool = False
+    max_batch: int = 1
     weights: Path | None = None
     conf: float = 0.25
     iou: float = 0.45
@@ -116,7 +119,7 @@ def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int]
 
 #: The RunConfig fields that choose and load the model.
 MODEL_FIELDS = ("model", "weights", "names", "backend", "device", "imgsz", "threads",
-                "cuda_graph")
+                "cuda_graph", "max_batch")
 #: The fields a running session can change from its next frame (:meth:`Session.reconfigure`).
 LIVE_FIELDS = (*MODEL_FIELDS, "conf", "iou", "classes", "tracker", "tracker_options",
                "detect_every", "draw")
@@ -171,7 +174,8 @@ def _open_model(config: RunConfig, backends: BackendCache | None, log: Log | Non
 
 def _open(config: RunConfig, log: Log | None) -> Backend:
     return open_backend(config.model, config.backend, config.device, config.imgsz,
-                        names=config.names, threads=config.threads or inference_threads(),
+                        max_batch=config.max_batch, names=config.names,
+                        threads=config.threads or inference_threads(),
                         cuda_graph=config.cuda_graph, weights=config.weights, log=log)
 
 
@@ -239,10 +243,13 @@ class Session:
 
 def build(config: RunConfig, log: Log | None = None,
           on_packet: Callable[[FramePacket], None] | None = None,
-          extra_sinks: Sequence[Sink] = (), backends: BackendCache | None = None) -> Session:
+          extra_sinks: Sequence[Sink] = (), backends: BackendCache | None = None,
+          service: InferenceService | None = None, stream_id: int = 0) -> Session:
     """Open the source, the model and the outputs, and wire the pipeline (not started).
 
-    ``backends`` shares opened models between the runs of one process (each is opened once).
+    ``backends`` shares opened models between the runs of one process (each is opened once);
+    ``service`` shares one inference service between streams (``stream_id`` tells them
+    apart); without one the pipeline runs its own.
     """
     log = log or (lambda message: None)
     if config.output is not None and Path(config.output).suffix.lower() not in (".mp4", ".mkv",
@@ -293,7 +300,8 @@ def build(config: RunConfig, log: Log | None = None,
     annotator = Annotator(config.draw) if drawing else None
     options = PipelineOptions(detect_every=config.detect_every, max_frames=config.max_frames,
                               overlay=config.draw.overlay)
-    pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet)
+    pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
+                        stream_id=stream_id, service=service)
     return Session(pipeline, config, truth, backend.describe(), backends)
 
 

@@ -12,8 +12,11 @@ from pathlib import Path
 from detstream.stream.commands.args import (
     CUDA_GRAPH_HELP,
     add_model_arguments,
+    bounded_int,
     fraction,
+    input_file,
     loop_count,
+    non_negative_float,
     positive_float,
     positive_int,
 )
@@ -24,11 +27,12 @@ EXAMPLES = """examples:
   detstream run --source 0 --show                 # a webcam, in a window
   detstream run --source rtsp://camera/stream --tracker bytetrack --save-mot tracks.txt
   detstream run --source clip.mp4 --model yolox_nano.onnx --names coco.txt --classes person
+  detstream run --source a.mp4 --source rtsp://cam2/stream --output out_{stream}.mp4
+  detstream run --sources cameras.txt --save-json dets_{stream}.jsonl --stats-json stats.json
 """
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from detstream.stream.session import DEFAULT_SOURCE
 
     parser = commands.add_parser(
         "run", help="detect and track on a camera, file, stream or the synthetic world",
@@ -39,9 +43,17 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(video.mp4, detections.jsonl, tracks.txt, stats.json); on synthetic:// "
                     "sources it also scores detection and tracking against the ground truth.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=DEFAULT_SOURCE,
+    parser.add_argument("--source", action="append", default=None, metavar="URI",
                         help="0, /dev/video0, file.mp4, folder/, 'frames/*.jpg', rtsp://..., "
-                             "http://..., synthetic://?... (default: a synthetic scene)")
+                             "http://..., synthetic://?... (default: a synthetic scene); "
+                             "repeat it for several streams through one model")
+    parser.add_argument("--sources", type=input_file, default=None, metavar="FILE",
+                        help="a text file with one source URI per line (more streams)")
+    parser.add_argument("--batch", type=bounded_int(1, 256), default=None, metavar="N",
+                        help="several streams: most frames per engine call (default: the "
+                             "number of streams)")
+    parser.add_argument("--collect-ms", type=non_negative_float, default=10.0, metavar="MS",
+                        help="several streams: longest wait for a batch to fill (default 10)")
     add_model_arguments(parser)
     parser.add_argument("--names", type=Path, default=None, help="class names for an ONNX file")
     parser.add_argument("--backend", default="auto",
@@ -109,12 +121,17 @@ def run(args: argparse.Namespace) -> int:
     from detstream.engines.errors import UserInputError
     from detstream.engines.progress import progress_bar
     from detstream.stream.draw import DrawConfig
-    from detstream.stream.session import RunConfig, build, next_run_dir
+    from detstream.stream.multisession import read_sources_file
+    from detstream.stream.session import DEFAULT_SOURCE, RunConfig, build, next_run_dir
     from detstream.stream.signals import graceful_stop
     from detstream.stream.sinks.base import OutputError
 
+    sources = list(args.source or [])
+    if args.sources is not None:
+        sources.extend(read_sources_file(args.sources))
+    sources = sources or [DEFAULT_SOURCE]
     config = RunConfig(
-        source=args.source, model=args.model, weights=args.weights, names=args.names,
+        source=sources[0], model=args.model, weights=args.weights, names=args.names,
         backend=args.backend,
         device=args.device, imgsz=args.imgsz, threads=args.threads,
         cuda_graph=args.cuda_graph, conf=args.conf,
@@ -128,14 +145,17 @@ def run(args: argparse.Namespace) -> int:
     run_dir = None
     if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show)):
         run_dir = next_run_dir()
-        config = replace(config, output=run_dir / "video.mp4",
-                         save_json=run_dir / "detections.jsonl",
-                         save_mot=run_dir / "tracks.txt" if config.tracker else None,
+        each = "_{stream}" if len(sources) > 1 else ""
+        config = replace(config, output=run_dir / f"video{each}.mp4",
+                         save_json=run_dir / f"detections{each}.jsonl",
+                         save_mot=run_dir / f"tracks{each}.txt" if config.tracker else None,
                          stats_json=run_dir / "stats.json")
 
     def log(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
 
+    if len(sources) > 1:
+        return run_many(args, config, sources, log)
     session = build(config, log=log)
     pipeline, source = session.pipeline, session.pipeline.source
     total = source.frames if not source.live else None
@@ -209,6 +229,74 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if report["frames_out"] == 0:
         print(f"{args.prog}: error: no frame could be processed from {config.source}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _stream_line(stream: dict) -> str:
+    latency = stream["latency_ms"]
+    line = (f"stream {stream['stream']}  {stream['uri']}: in {stream['frames_in']}, out "
+            f"{stream['frames_out']}, dropped {stream['frames_dropped']}; {stream['fps']:.1f} FPS;"
+            f" latency p95 {latency['p95']:.0f} ms")
+    if stream["source"]["reconnects"]:
+        line += f"; {stream['source']['reconnects']} reconnects"
+    return line
+
+
+def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
+    """Several sources through one model: one batched inference service, one pipeline per
+    stream; ``{stream}`` in the output names becomes each stream's number."""
+    from detstream.engines.progress import progress_bar
+    from detstream.stream.multisession import MultiSession
+    from detstream.stream.signals import graceful_stop
+
+    group = MultiSession(config, sources, log, batch=args.batch, collect_ms=args.collect_ms)
+    lengths = [e.pipeline.source.frames if not e.pipeline.source.live else None
+               for e in group.streams.values()]
+    total = None if None in lengths else sum(
+        min(n, config.max_frames) if config.max_frames else n for n in lengths)
+    print(f"{len(sources)} sources → {group.describe}; up to {group.batch} frames per call; "
+          f"tracker {config.tracker or 'none'}", file=sys.stderr)
+    bar = progress_bar(total=total, unit="frame", desc="run")
+    for entry in group.streams.values():
+        entry.pipeline.on_packet = lambda packet: bar.update(1)
+    interrupted = False
+    with graceful_stop() as stop:
+        group.start()
+        try:
+            while not group.wait(0.2):
+                if stop.is_set() and not interrupted:
+                    interrupted = True
+                    log("stopping: finishing the frames in flight (press Ctrl-C again to "
+                        "stop now)")
+                    group.drain("interrupted")
+        except KeyboardInterrupt:  # a second Ctrl-C
+            interrupted = True
+        finally:
+            report = group.close()
+            bar.close()
+    if config.stats_json is not None:
+        Path(config.stats_json).write_text(json.dumps(report, indent=2) + "\n",
+                                           encoding="utf-8")
+    for stream in report["streams"]:
+        print(_stream_line(stream))
+    calls = report["inference"]
+    print(f"{len(sources)} streams: {report['frames_out']} frames out, {report['fps']:.1f} FPS "
+          f"in all; {calls['engine_calls']} engine calls, {calls['mean_batch']:.2f} frames each")
+    failed = [s for s in report["streams"] if s["error"]]
+    for stream in failed:
+        print(f"{args.prog}: error: stream {stream['stream']} ({stream['uri']}): "
+              f"{stream['error']} (its outputs written so far were finalised; the other "
+              "streams ran on)", file=sys.stderr)
+    if failed:
+        return 1
+    if interrupted:
+        print(f"{args.prog}: interrupted; outputs written so far were finalised",
+              file=sys.stderr)
+        return 130
+    if report["frames_out"] == 0:
+        print(f"{args.prog}: error: no frame could be processed from any source",
               file=sys.stderr)
         return 2
     return 0

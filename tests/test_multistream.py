@@ -1,0 +1,176 @@
+"""Several sources through one model and one batched inference service: each stream gets
+exactly its own frames and tracks, a dying or silent stream leaves the others alone, streams
+are added and removed while running, and ``detstream run`` takes several sources."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from detstream.engines.data.synthetic import SceneConfig
+from detstream.engines.data.synthetic.sequence import write_sequence
+from detstream.engines.errors import UserInputError
+from detstream.stream.multisession import MultiSession, read_sources_file, stream_path
+from detstream.stream.session import RunConfig, build
+from tests.conftest import run_cli
+from tests.helpers.mjpeg_server import MjpegServer
+from tests.helpers.tiny import decoded_frames
+
+CONFIG = RunConfig(model="default", imgsz=320, backend="onnxruntime", conf=0.2)
+LENGTHS = (36, 24, 30)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Three different synthetic H.264 clips of different lengths."""
+    paths = []
+    for seed, frames in zip((21, 22, 23), LENGTHS, strict=True):
+        out = tmp_path_factory.mktemp(f"clip{seed}")
+        write_sequence(out, SceneConfig(width=416, height=234, fps=25, frames=frames,
+                                        seed=seed, objects=5, min_size=36))
+        paths.append(out / "video.mp4")
+    return paths
+
+
+def _collect(packets: dict, packet) -> None:
+    dets = packet.detections
+    packets.setdefault(packet.stream_id, []).append(
+        (packet.index, dets.boxes.copy(), dets.class_ids.copy(), dets.track_ids.copy()))
+
+
+def _alone(clip) -> list[tuple]:
+    packets: dict = {}
+    session = build(RunConfig(**{**CONFIG.__dict__, "source": str(clip), "max_batch": 3}),
+                    on_packet=lambda p: _collect(packets, p))
+    session.pipeline.run()
+    return packets[0]
+
+
+def test_each_stream_gets_exactly_its_own_frames_and_tracks(clips):
+    packets: dict = {}
+    group = MultiSession(CONFIG, [str(c) for c in clips], batch=3, collect_ms=50,
+                         on_packet=lambda p: _collect(packets, p))
+    group.start()
+    assert group.wait(120)
+    report = group.close()
+    assert [s["frames_out"] for s in report["streams"]] == list(LENGTHS)
+    assert report["frames_out"] == sum(LENGTHS)
+    assert report["inference"]["largest_batch"] > 1  # frames of several streams per call
+    for stream, clip in enumerate(clips):
+        mine = packets[stream]
+        assert [p[0] for p in mine] == list(range(LENGTHS[stream]))
+        alone = _alone(clip)
+        ids = 0
+        for together, single in zip(mine, alone, strict=True):
+            # batched calls run other kernels: boxes equal to float tolerance, and the
+            # identities exactly (no track leaks in from another stream)
+            np.testing.assert_allclose(together[1], single[1], atol=0.05)
+            np.testing.assert_array_equal(together[2], single[2])
+            np.testing.assert_array_equal(together[3], single[3])
+            ids += int((together[3] >= 0).sum())
+        assert ids > LENGTHS[stream]
+
+
+def test_a_dying_server_ends_only_its_own_stream(clips):
+    server = MjpegServer(fps=25)
+    server.start()
+    config = RunConfig(**{**CONFIG.__dict__, "stall_timeout": 0.5})
+    group = MultiSession(config, [server.url, str(clips[0]), str(clips[1])], batch=3)
+    group.start()
+    time.sleep(1.0)
+    server.stop()  # the camera goes away mid-run
+    files = [e for e in group.streams.values() if e.id > 0]
+    deadline = time.perf_counter() + 120
+    while any(not e.pipeline.wait(0) for e in files) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    camera_stats = group.streams[0].pipeline.source.stats
+    while (camera_stats.reconnects + camera_stats.stalls == 0 and camera_stats.error is None
+           and time.perf_counter() < deadline):
+        time.sleep(0.1)  # the camera's stream notices the server is gone
+    report = group.close()
+    camera, first, second = report["streams"]
+    assert first["frames_out"] == LENGTHS[0] and second["frames_out"] == LENGTHS[1]
+    assert first["error"] is None and second["error"] is None
+    assert camera["frames_out"] > 0
+    source = camera["source"]
+    assert source["reconnects"] + source["stalls"] >= 1 or source["error"]
+
+
+def test_a_silent_stream_does_not_hold_the_others_batches(clips):
+    config = RunConfig(**{**CONFIG.__dict__})
+    group = MultiSession(config, [str(clips[0]), "push://?fps=25"], batch=2, collect_ms=300)
+    group.start()
+    files = group.streams[0]
+    assert files.pipeline.wait(120)
+    report = group.close()
+    # the push source never got a frame: after its first second it stops counting, so the
+    # file stream's calls run alone instead of waiting 300 ms for a partner each time
+    assert report["streams"][0]["frames_out"] == LENGTHS[0]
+    assert report["streams"][1]["frames_out"] == 0
+    assert report["inference"]["largest_batch"] == 1
+    assert report["streams"][0]["fps"] > 1000 / 300
+
+
+def test_streams_are_added_and_removed_while_running(clips):
+    server = MjpegServer(fps=25)
+    server.start()
+    try:
+        group = MultiSession(CONFIG, [server.url], batch=2)
+        group.start()
+        time.sleep(0.5)
+        added = group.add(str(clips[2]))
+        assert group.streams[added].pipeline.wait(120)
+        removed = group.remove(0)
+        assert removed["frames_out"] > 0 and removed["error"] is None
+        report = group.close()
+    finally:
+        server.stop()
+    assert [s["stream"] for s in report["streams"]] == [0, added]
+    assert report["streams"][1]["frames_out"] == LENGTHS[2]
+
+
+def test_output_names_need_the_stream_field_for_several_sources(tmp_path):
+    assert stream_path(tmp_path / "out_{stream}.mp4", 2, 3, "--output") == tmp_path / "out_2.mp4"
+    assert stream_path(tmp_path / "out.mp4", 0, 1, "--output") == tmp_path / "out.mp4"
+    with pytest.raises(UserInputError, match=r"put \{stream\} in the name, e.g. .*out_\{stream\}"
+                                             r"\.mp4"):
+        stream_path(tmp_path / "out.mp4", 0, 2, "--output")
+    listing = tmp_path / "cameras.txt"
+    listing.write_text("# cameras\na.mp4\n\n  rtsp://cam/1  \n")
+    assert read_sources_file(listing) == ["a.mp4", "rtsp://cam/1"]
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(UserInputError, match="lists no source"):
+        read_sources_file(tmp_path / "empty.txt")
+
+
+def test_detstream_run_with_several_sources(clips, tmp_path):
+    listing = tmp_path / "more.txt"
+    listing.write_text(f"{clips[2]}\n")
+    result = run_cli("run", "--source", str(clips[0]), "--source", str(clips[1]),
+                     "--sources", str(listing), "--imgsz", "320",
+                     "--output", str(tmp_path / "out_{stream}.mp4"),
+                     "--save-json", str(tmp_path / "dets_{stream}.jsonl"),
+                     "--stats-json", str(tmp_path / "stats.json"))
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert [s["uri"] for s in stats["streams"]] == [str(c) for c in clips]
+    for stream, frames in enumerate(LENGTHS):
+        assert decoded_frames(tmp_path / f"out_{stream}.mp4") == frames
+        lines = (tmp_path / f"dets_{stream}.jsonl").read_text().splitlines()
+        assert len(lines) == frames
+        entry = stats["streams"][stream]
+        assert entry["frames_in"] == entry["frames_out"] == frames
+        assert entry["fps"] > 0 and entry["latency_ms"]["p95"] > 0
+    assert "3 streams" in result.stdout
+
+
+def test_several_sources_and_one_output_name_is_one_clear_error(clips, tmp_path):
+    result = run_cli("run", "--source", str(clips[0]), "--source", str(clips[1]),
+                     "--output", str(tmp_path / "out.mp4"))
+    assert result.returncode == 2
+    assert "put {stream} in the name" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.mp4").exists()
