@@ -27,6 +27,7 @@ from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceService
 from detstream.stream.session import BackendCache, Log, RunConfig, Session, build
+from detstream.stream.sinks.tiled import TiledView
 
 #: The placeholder output paths use for the stream number.
 STREAM_FIELD = "{stream}"
@@ -74,6 +75,12 @@ def default_workers(streams: int, on_cpu: bool) -> int:
     return max(1, min(streams, os.cpu_count() or 1))
 
 
+def _endless(uri: str, config: RunConfig) -> bool:
+    """Whether a stream may run without end (its video is written fragmented)."""
+    return config.loop < 0 or config.live is True or not (
+        uri.startswith("synthetic://") or Path(uri).exists())
+
+
 @dataclass
 class Stream:
     """One stream of the group."""
@@ -102,20 +109,27 @@ class MultiSession:
         collect_ms: longest wait for a batch to fill once it has a frame.
         workers: engine calls at once (default :func:`default_workers`).
         on_packet: called with every finished packet of every stream (``packet.stream_id``).
+        tiled_output: a video file of every stream's frames in one grid.
+        show: one window with the grid (instead of a window per stream).
     """
 
     def __init__(self, config: RunConfig, sources: Sequence[str], log: Log | None = None,
                  batch: int | None = None, collect_ms: float = 10.0,
                  workers: int | None = None,
-                 on_packet: Callable[[FramePacket], None] | None = None) -> None:
+                 on_packet: Callable[[FramePacket], None] | None = None,
+                 tiled_output: Path | None = None, show: bool = False) -> None:
         if not sources:
             raise UserInputError("no source given; pass --source URI (repeat it for more "
                                  "streams) or --sources FILE")
         count = len(sources)
         if batch is not None and batch < 1:
             raise UserInputError(f"--batch {batch}: use 1 or more frames per engine call")
-        # the model is opened for the largest batch (a dynamic batch axis up to it)
-        self.config = replace(config, max_batch=max(config.max_batch, batch or count))
+        # The model is opened once, for the largest batch (a dynamic batch axis up to it);
+        # on the CPU each call gets its share of the cores (one thread each on a small one).
+        cores = os.cpu_count() or 1
+        threads = config.threads or max(1, cores // (workers or min(count, cores)))
+        self.config = replace(config, max_batch=max(config.max_batch, batch or count),
+                              threads=threads)
         self.log = log or (lambda message: None)
         self.on_packet = on_packet
         self.backends = BackendCache(size=1)
@@ -129,6 +143,12 @@ class MultiSession:
         self._next_id = 0
         self._lock = threading.Lock()
         self._expected = count
+        self.tiled: TiledView | None = None
+        if tiled_output is not None or show:
+            self.tiled = TiledView(count, tiled_output, show,
+                                   fragmented=any(_endless(uri, config) for uri in sources),
+                                   on_quit=lambda: self.drain("window closed with q/Esc"))
+            self.config = replace(self.config, show=False)  # one window: the grid
         try:
             for uri in sources:
                 self.add(uri, start=False)
@@ -150,8 +170,12 @@ class MultiSession:
         with self._lock:
             stream = self._next_id
             self._next_id += 1
+        extra = [self.tiled.sink(stream)] if self.tiled is not None else []
         session = build(self._config_for(uri, stream), self.log, on_packet=self.on_packet,
-                        backends=self.backends, service=self.service, stream_id=stream)
+                        extra_sinks=extra, backends=self.backends, service=self.service,
+                        stream_id=stream)
+        if self.tiled is not None and stream == 0:
+            self.tiled.fps = session.pipeline.source.fps or 30.0
         entry = Stream(stream, uri, session)
         with self._lock:
             self.streams[stream] = entry
@@ -213,6 +237,8 @@ class MultiSession:
         for entry in list(self.streams.values()):
             self._close(entry)
         self.service.close()
+        if self.tiled is not None:
+            self.tiled.close()
         return self.report()
 
     # ------------------------------------------------------------------ reporting

@@ -22,7 +22,7 @@ from detstream.stream.draw import Annotator, DrawConfig
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
 from detstream.stream.pipeline.service import InferenceService
-from detstream.stream.pipeline.threads import inference_threads
+from detstream.stream.pipeline.threads import InferencePlan, inference_plan, inference_threads
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
 from detstream.stream.sinks.truth import TruthScorer
 from detstream.stream.sources import open_source
@@ -188,6 +188,7 @@ class Session:
     truth: TruthScorer | None
     describe: str
     backends: BackendCache | None = None
+    plan: InferencePlan | None = None
 
     def scores(self) -> dict | None:
         return self.truth.scores() if self.truth is not None else None
@@ -214,7 +215,8 @@ class Session:
         pipeline = self.pipeline
         backend = pipeline.predictor.backend
         if any(getattr(config, n) != getattr(old, n) for n in MODEL_FIELDS):
-            backend = _open_model(config, self.backends, log)
+            threads = config.threads or (self.plan.threads if self.plan else None)
+            backend = _open_model(replace(config, threads=threads), self.backends, log)
         predictor = pipeline.predictor
         if (backend is not predictor.backend or config.conf != old.conf or config.iou != old.iou
                 or config.classes != old.classes):
@@ -257,13 +259,18 @@ def build(config: RunConfig, log: Log | None = None,
         raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
     if config.detect_every < 1:
         raise UserInputError("--detect-every must be at least 1")
-    backend = _open_model(config, backends, log)
-    predictor = Predictor(backend, conf=config.conf, iou=config.iou,
-                          classes=_class_ids(config.classes, backend.spec.class_names))
     source = open_source(config.source, live=config.live, drop=config.drop, log=log,
                          stall_timeout=config.stall_timeout, loop=config.loop)
     sinks: list[Sink] = []
     try:
+        # Live sources: one frame in flight, every core but one on it; files: several
+        # single-threaded calls at once (see inference_plan). A shared service decides alone.
+        plan = inference_plan(source.live, config.threads)
+        backend = _open_model(replace(config, threads=plan.threads), backends, log)
+        if backend.device.type != "cpu":  # a GPU: one call computes while another uploads
+            plan = replace(plan, workers=1 if source.live else 2)
+        predictor = Predictor(backend, conf=config.conf, iou=config.iou,
+                              classes=_class_ids(config.classes, backend.spec.class_names))
         # Folders are created only once the model and the source have opened: a mistaken
         # command leaves no empty run folder behind.
         for path in (config.output, config.save_json, config.save_mot, config.stats_json):
@@ -299,10 +306,10 @@ def build(config: RunConfig, log: Log | None = None,
     drawing = config.output is not None or config.show or on_packet is not None
     annotator = Annotator(config.draw) if drawing else None
     options = PipelineOptions(detect_every=config.detect_every, max_frames=config.max_frames,
-                              overlay=config.draw.overlay)
+                              overlay=config.draw.overlay, inference_workers=plan.workers)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
-    return Session(pipeline, config, truth, backend.describe(), backends)
+    return Session(pipeline, config, truth, backend.describe(), backends, plan)
 
 
 def track(source: str = DEFAULT_SOURCE, model: str = "default", **options) -> Iterator[FramePacket]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from detstream.engines.data.synthetic.sequence import write_sequence
 from detstream.engines.errors import UserInputError
 from detstream.stream.multisession import MultiSession, read_sources_file, stream_path
 from detstream.stream.session import RunConfig, build
+from detstream.stream.sinks.tiled import grid_shape
 from tests.conftest import run_cli
 from tests.helpers.mjpeg_server import MjpegServer
 from tests.helpers.tiny import decoded_frames
@@ -174,3 +176,25 @@ def test_several_sources_and_one_output_name_is_one_clear_error(clips, tmp_path)
     assert "put {stream} in the name" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_tiled_output_holds_every_stream_in_one_grid(clips, tmp_path):
+    tiled = tmp_path / "grid.mp4"
+    group = MultiSession(CONFIG, [str(c) for c in clips], tiled_output=tiled)
+    group.start()
+    assert group.wait(120)
+    group.close()
+    with av.open(str(tiled)) as container:
+        frames = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    # stream 0 paces the grid while it runs: one grid per frame of it, at least
+    assert len(frames) >= LENGTHS[0]
+    assert frames[0].shape == (2 * 360, 2 * 640, 3)  # three streams: a 2 x 2 grid
+    brightness = np.array([[frame[r * 360:(r + 1) * 360, c * 640:(c + 1) * 640].mean()
+                            for r in (0, 1) for c in (0, 1)] for frame in frames])
+    assert (brightness[:, :3].max(axis=0) > 20).all()  # every stream's tile shows pictures
+    assert brightness[:, 3].max() < 5  # the spare tile stays black
+
+
+def test_grid_shape_is_the_most_square():
+    assert [grid_shape(n) for n in (1, 2, 3, 4, 5, 9, 10)] == [
+        (1, 1), (1, 2), (2, 2), (2, 2), (2, 3), (3, 3), (3, 4)]

@@ -52,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch", type=bounded_int(1, 256), default=None, metavar="N",
                         help="several streams: most frames per engine call (default: the "
                              "number of streams)")
+    parser.add_argument("--output-tiled", type=Path, default=None, metavar="FILE",
+                        help="several streams: every stream in one grid, as one H.264 video "
+                             "(--show shows the grid in one window)")
     parser.add_argument("--collect-ms", type=non_negative_float, default=10.0, metavar="MS",
                         help="several streams: longest wait for a batch to fill (default 10)")
     add_model_arguments(parser)
@@ -143,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         drop=not args.no_drop, stall_timeout=args.stall_timeout, loop=args.loop,
         draw=DrawConfig(overlay=not args.no_overlay))
     run_dir = None
-    if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show)):
+    if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show,
+                args.output_tiled)):
         run_dir = next_run_dir()
         each = "_{stream}" if len(sources) > 1 else ""
         config = replace(config, output=run_dir / f"video{each}.mp4",
@@ -156,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
     if len(sources) > 1:
         return run_many(args, config, sources, log)
+    if args.output_tiled is not None:
+        raise UserInputError("--output-tiled shows several streams in one grid; give more "
+                             "than one --source, or use --output for one")
     session = build(config, log=log)
     pipeline, source = session.pipeline, session.pipeline.source
     total = source.frames if not source.live else None
@@ -251,7 +258,8 @@ def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
     from detstream.stream.multisession import MultiSession
     from detstream.stream.signals import graceful_stop
 
-    group = MultiSession(config, sources, log, batch=args.batch, collect_ms=args.collect_ms)
+    group = MultiSession(config, sources, log, batch=args.batch, collect_ms=args.collect_ms,
+                         tiled_output=args.output_tiled, show=config.show)
     lengths = [e.pipeline.source.frames if not e.pipeline.source.live else None
                for e in group.streams.values()]
     total = None if None in lengths else sum(

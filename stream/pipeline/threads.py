@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from dataclasses import dataclass
 
 _VARIABLE = "OMP_WAIT_POLICY"
 
@@ -53,6 +54,34 @@ def inference_threads(cores: int | None = None) -> int:
     13.5 ms (for 7.9 ms of wall time): the pipeline has better use for those 3 ms.
     """
     return max(1, (cores or os.cpu_count() or 1) - 1)
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """How one stream's inference uses the CPU: ``threads`` per engine call, ``workers``
+    engine calls at once (frames in flight)."""
+
+    threads: int
+    workers: int
+
+
+def inference_plan(live: bool, threads: int | None = None, cores: int | None = None
+                   ) -> InferencePlan:
+    """Threads per call and calls at once for one stream on the CPU.
+
+    Live sources want the lowest latency: one frame in flight with every core but one on it
+    (:func:`inference_threads`). Files want throughput: several single-threaded calls at once
+    cost less CPU per frame than one call spread over the cores, whose threads wait for each
+    other inside every layer; at most four calls, each with its share of the cores. A
+    ``threads`` the user chose is kept, and the calls at once fill the cores with it.
+    """
+    cores = cores or os.cpu_count() or 1
+    if live:
+        return InferencePlan(threads or inference_threads(cores), 1)
+    if threads:
+        return InferencePlan(threads, max(1, cores // threads))
+    workers = min(cores, 4)
+    return InferencePlan(max(1, cores // workers), workers)
 
 
 def yield_to_inference(niceness: int = STAGE_NICENESS) -> bool:
