@@ -25,6 +25,8 @@ _EXPORTS = {
     "RunConfig": "detstream.stream.session",
     "Session": "detstream.stream.session",
     "FramePacket": "detstream.stream.pipeline.packet",
+    "MultiSession": "detstream.stream.multisession",
+    "InferenceService": "detstream.stream.pipeline.service",
     "Detections": "detstream.engines.spec",
     "open_source": "detstream.stream.sources",
     "Source": "detstream.stream.sources.base",
@@ -41,6 +43,8 @@ __all__ = [
     "Detections",
     "DrawConfig",
     "FramePacket",
+    "InferenceService",
+    "MultiSession",
     "Predictor",
     "PushSource",
     "RunConfig",
@@ -59,7 +63,9 @@ if TYPE_CHECKING:
     from detstream.engines.runtime.select import open_backend
     from detstream.engines.spec import Detections
     from detstream.stream.draw import Annotator, DrawConfig
+    from detstream.stream.multisession import MultiSession
     from detstream.stream.pipeline.packet import FramePacket
+    from detstream.stream.pipeline.service import InferenceService
     from detstream.stream.session import RunConfig, Session, build, track
     from detstream.stream.sources import open_source
     from detstream.stream.sources.base import Source

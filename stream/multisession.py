@@ -9,8 +9,8 @@ reconnects affects only its own pipeline, and streams can be added and removed w
 others run.
 
 Example:
-    >>> group = MultiSession(RunConfig(model="default"), ["a.mp4", "b.mp4"],
-    ...                      output="out_{stream}.mp4")
+    >>> group = MultiSession(RunConfig(model="default", output="out_{stream}.mp4"),
+    ...                      ["a.mp4", "b.mp4"])
     >>> group.start(); group.wait(); report = group.close()
 """
 
