@@ -4,7 +4,6 @@ failed engine call fails the run with the infer stage named."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -14,12 +13,12 @@ import torch
 from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
 from detstream.engines.data.synthetic.sequence import write_sequence
 from detstream.engines.predict import Predictor
-from detstream.engines.runtime.base import Backend
 from detstream.engines.runtime.select import open_backend
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions, StageError
 from detstream.stream.pipeline.service import InferenceService
 from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
+from tests.helpers.tiny import FailingBackend
 
 
 @pytest.fixture(scope="module")
@@ -115,27 +114,9 @@ def test_several_workers_give_the_same_results_frame_for_frame(backend, clip):
     assert tracked > 80  # the clip's objects are found and tracked, with ids
 
 
-class _FailsOnThirdCall(Backend):
-    """A real backend that raises on its third call (an engine failing mid-run)."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name, self.spec, self.device = inner.name, inner.spec, inner.device
-        self.dtype, self.max_batch = inner.dtype, inner.max_batch
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def infer(self, batch: torch.Tensor) -> torch.Tensor:
-        with self._lock:
-            self.calls += 1
-            if self.calls == 3:
-                raise RuntimeError("engine lost")
-        return self.inner.infer(batch)
-
-
 def test_a_failed_engine_call_fails_the_infer_stage(backend, clip):
     source = open_source(str(clip))
-    pipeline = Pipeline(source, Predictor(_FailsOnThirdCall(backend)),
+    pipeline = Pipeline(source, Predictor(FailingBackend(backend, fail_on=3)),
                         options=PipelineOptions(inference_workers=2))
     with pytest.raises(StageError, match="the infer stage failed: RuntimeError: engine lost"):
         pipeline.run()

@@ -26,7 +26,7 @@ from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
 from tests.conftest import REPO, run_cli, shared_path
 from tests.helpers.mjpeg_server import MjpegServer
-from tests.helpers.tiny import tiny_checkpoint
+from tests.helpers.tiny import FailingBackend, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -196,19 +196,11 @@ def test_a_stale_live_frame_is_passed_over_for_the_next_one():
 
 
 def test_a_failing_stage_stops_the_pipeline_and_names_itself(model, clip, tmp_path):
-    class Broken(Predictor):
-        calls = 0
-
-        def infer(self, batch):
-            Broken.calls += 1
-            if Broken.calls == 5:
-                raise RuntimeError("simulated device failure")
-            return super().infer(batch)
-
     source = open_source(str(clip))
-    backend = open_backend(model, "torch", "cpu", threads=1)
+    backend = FailingBackend(open_backend(model, "torch", "cpu", threads=1), fail_on=5,
+                             message="simulated device failure")
     out = tmp_path / "out.mp4"
-    pipeline = Pipeline(source, Broken(backend), make_tracker("bytetrack", 24), Annotator(),
+    pipeline = Pipeline(source, Predictor(backend), make_tracker("bytetrack", 24), Annotator(),
                         [VideoSink(out, 24), JsonlSink(tmp_path / "out.jsonl")])
     start = time.perf_counter()
     with pytest.raises(StageError, match="the infer stage failed: RuntimeError: simulated"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import av
@@ -9,6 +10,7 @@ import torch
 
 from detstream.engines.models import Detector
 from detstream.engines.models.checkpoint import save_checkpoint
+from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import ModelSpec
 
 CLASSES = ("circle", "triangle", "square", "star")
@@ -27,3 +29,23 @@ def decoded_frames(path: Path) -> int:
     """Frames a video file really decodes to (it is playable that far)."""
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
+
+
+class FailingBackend(Backend):
+    """A real backend whose ``fail_on``-th call raises (an engine failing mid-run)."""
+
+    def __init__(self, inner: Backend, fail_on: int, message: str = "engine lost") -> None:
+        self.inner = inner
+        self.name, self.spec, self.device = inner.name, inner.spec, inner.device
+        self.dtype, self.max_batch = inner.dtype, inner.max_batch
+        self.fail_on = fail_on
+        self.message = message
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def infer(self, batch: torch.Tensor) -> torch.Tensor:
+        with self._lock:
+            self.calls += 1
+            if self.calls == self.fail_on:
+                raise RuntimeError(self.message)
+        return self.inner.infer(batch)
