@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -40,8 +39,9 @@ import torch
 from detstream.engines.export.parity import compare_detections, sample_frames
 from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.availability import backend_statuses, gpus
-from detstream.engines.runtime.benchmark import time_backend
 from detstream.engines.runtime.select import open_backend
+from detstream.stream.bench.common import median_ms
+from detstream.stream.bench.engine import time_batches
 
 NO_DEVICE = "no CUDA device: nothing measured"
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,13 +97,12 @@ def environment() -> dict:
 
 def timed_rows(backend, frames, batches: tuple[int, ...], seconds: float, label: str
                ) -> list[dict]:
+    """``bench engine``'s rows for each batch size, each marked with ``label``."""
     rows = []
-    for n in batches:
-        row = time_backend(backend, frames, n, seconds=seconds).to_dict()
-        row["variant"] = label
-        rows.append(row)
-        say(f"  {label:<22} {row['imgsz']:>4} batch {n}: {row['ms']:8.3f} ms "
-            f"(p95 {row['p95_ms']:.3f})  {row['fps']:9.1f} FPS")
+    for timing in time_batches(backend, frames, batches, seconds):
+        rows.append({**timing.to_dict(), "variant": label})
+        say(f"  {label:<22} {timing.imgsz:>4} batch {timing.batch}: {timing.ms:8.3f} ms "
+            f"(p95 {timing.p95_ms:.3f})  {timing.fps:9.1f} FPS")
     return rows
 
 
@@ -121,18 +120,6 @@ def parity(name: str, reference: torch.Tensor, other: torch.Tensor, spec, frames
     parities[name] = report.passed
     say(f"  {name}: {report.summary()}")
     return report.__dict__
-
-
-def median_ms(fn: Callable[[], object], runs: int = 50) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return round(statistics.median(times), 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         frame = hd[0]
         cpu = Preprocessor(ref.spec, "cpu", torch.float16)
         gpu = Preprocessor(ref.spec, "cuda", torch.float16)
-        result["ms_per_1280x720_frame"] = {"cpu": median_ms(lambda: cpu([frame])),
-                                           "gpu": median_ms(lambda: gpu([frame]))}
+        cuda = torch.device("cuda")
+        result["ms_per_1280x720_frame"] = {"cpu": median_ms(lambda: cpu([frame]), cuda),
+                                           "gpu": median_ms(lambda: gpu([frame]), cuda)}
         say(f"  preprocess 1280x720 -> {ref.spec.input_size[0]}: "
             f"{result['ms_per_1280x720_frame']}")
         return result
@@ -257,13 +245,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def pipeline(cuda_graph: bool) -> Callable[[], dict]:
         def run() -> dict:
-            from detstream.stream.bench import bench_pipeline
+            from detstream.stream.bench.common import BenchModel
+            from detstream.stream.bench.pipeline import bench_pipeline
 
             video = Path(args.video)
             source = str(video) if video.is_file() else \
                 "synthetic://?seed=0&size=1280x720&frames=300"
-            figures = bench_pipeline(source, "default", frames=args.frames, backend="torch",
-                                     cuda_graph=cuda_graph, log=lambda m: say("  " + m))
+            model = BenchModel("default", "torch", cuda_graph=cuda_graph)
+            figures = bench_pipeline(source, model, frames=args.frames,
+                                     log=lambda m: say("  " + m))
             say(f"  pipeline on {Path(source).name}: {figures['pipelined_fps']} FPS pipelined, "
                 f"{figures['sequential_fps']} sequential, ceiling {figures['ceiling_fps']}")
             return figures

@@ -316,8 +316,8 @@ def test_fragmented_mp4_keeps_memory_flat_and_plays_every_frame(tmp_path):
     """A plain MP4 holds each frame's index entry until it closes (about 74 bytes a frame);
     the fragmented MP4 that live and endless runs write does not, and still plays."""
     from detstream.engines.data.video import VideoWriter
+    from detstream.stream.bench.soak import heap_usage
     from detstream.stream.pipeline.memory import release_free_memory
-    from detstream.stream.soak import heap_usage
 
     if heap_usage()[0] < 0:
         pytest.skip("glibc's mallinfo2 is not available to read the C heap")

@@ -1,11 +1,13 @@
-"""``detstream bench``: benchmarks that print figures (recorded in BENCHMARKS.md)."""
+"""``detstream bench``: the jobs' arguments. The benchmarks themselves are in
+``detstream.stream.bench``, imported by each handler (after ``runs_pipeline`` set the thread
+policy, and so that ``--help`` loads no torch)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detstream.stream.commands.args import (
     CUDA_GRAPH_HELP,
@@ -18,13 +20,13 @@ from detstream.stream.commands.args import (
 )
 from detstream.stream.commands.plugins import add_plugins
 
+if TYPE_CHECKING:
+    from detstream.stream.bench.common import BenchModel
+
 EXAMPLES = """examples:
   detstream bench engine --model default --backend all --imgsz 320,416,640 --batch 1,8
   detstream bench engine --model yolox_nano.onnx --backend onnxruntime --batch 1 --json b.json
 """
-
-VARIANTS = ("tensorrt", "torch-fp16", "torch-fp32", "onnxruntime")
-ALIASES = ("torch",)  # torch at the device's default precision (FP16 on CUDA, FP32 on the CPU)
 
 
 def int_list(text: str) -> list[int]:
@@ -64,7 +66,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(engine)
     engine.add_argument("--backend", default="all",
-                        help=f"all or a comma list of {', '.join(VARIANTS)} (default all)")
+                        help="all or a comma list of tensorrt, torch-fp16, torch-fp32, onnxruntime "
+                             "(default all)")
     engine.add_argument("--imgsz", type=int_list, default=None,
                         help="comma list of input sizes (default: the model's own)")
     engine.add_argument("--batch", type=int_list, default=[1], help="comma list (default 1)")
@@ -183,219 +186,91 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_plugins("detstream.bench", jobs)  # `bench demo` comes with the demo package
 
 
-def _variants(text: str) -> list[str]:
-    from detstream.engines.errors import UserInputError
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
-    if text == "all":
-        return list(VARIANTS)
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS + ALIASES]
-    if unknown:
-        raise UserInputError(f"--backend {text}: unknown {', '.join(unknown)}; choose all or "
-                             f"from {', '.join(VARIANTS)}")
-    return names
+
+def _show(line: str) -> None:
+    print(line, flush=True)
+
+
+def _tracker(name: str) -> str | None:
+    return None if name == "none" else name
+
+
+def _model(args: argparse.Namespace) -> BenchModel:
+    from detstream.stream.bench.common import BenchModel
+
+    return BenchModel(args.model, args.backend, args.imgsz, args.names, args.cuda_graph,
+                      args.weights)
 
 
 def run_engine(args: argparse.Namespace) -> int:
-    from detstream.engines.errors import UserInputError
-    from detstream.engines.export.parity import sample_frames
-    from detstream.engines.runtime.availability import cuda_unavailable_reason
-    from detstream.engines.runtime.benchmark import time_backend
-    from detstream.engines.runtime.select import open_backend, resolve_model
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.engine import (
+        bench_engine,
+        check_timed,
+        parse_variants,
+        print_skipped,
+    )
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    variants = _variants(args.backend)
-    source = resolve_model(args.model, args.names, args.weights, log)
-    sizes = args.imgsz or [source.spec.input_size[0]]
-    no_cuda = cuda_unavailable_reason()
-    device = args.device or ("cpu" if no_cuda else "cuda")
-    frames = sample_frames(4)
-    rows, skipped = [], []
-
-    print(f"{'backend':<58}{'imgsz':>6}{'batch':>6}{'ms':>9}{'p95 ms':>9}{'FPS':>9}")
-    for variant in variants:
-        kind = variant.split("-")[0]
-        half = {"torch-fp16": True, "torch-fp32": False}.get(variant)
-        if variant == "torch-fp16" and device == "cpu":
-            skipped.append(f"{variant}: needs CUDA ({no_cuda or 'CPU requested'})")
-            continue
-        if kind == "torch" and not source.runs_on_torch:
-            skipped.append(f"{variant}: runs checkpoints and torchvision models, not ONNX "
-                           "files")
-            continue
-        # Every (size, batch) of one variant; the first failure to open skips the variant.
-        combos = [(size, batch) for size in sizes for batch in args.batch]
-        for size, batch in combos:
-            if source.is_onnx and source.spec.input_size[0] != size:
-                skipped.append(f"{variant} at {size}: the ONNX file's input is fixed at "
-                               f"{source.spec.input_size[0]}")
-                continue
-            try:
-                backend = open_backend(source, kind, device if kind != "tensorrt" else None,
-                                       imgsz=None if source.is_onnx else size, max_batch=batch,
-                                       names=args.names, threads=args.threads, half=half,
-                                       cuda_graph=args.cuda_graph, weights=args.weights,
-                                       log=log)
-            except UserInputError as exc:
-                skipped.append(f"{variant}: {exc}")
-                break
-            if batch > backend.max_batch:
-                skipped.append(f"{variant} batch {batch}: the model takes at most "
-                               f"{backend.max_batch}")
-                continue
-            row = time_backend(backend, frames, batch, args.seconds)
-            backend.close()
-            rows.append(row.to_dict())
-            print(f"{row.backend:<58}{row.imgsz:>6}{row.batch:>6}{row.ms:>9.2f}"
-                  f"{row.p95_ms:>9.2f}{row.fps:>9.1f}", flush=True)
-    for line in dict.fromkeys(skipped):
-        print(f"skipped {line}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": args.model, "rows": rows,
-                                         "skipped": list(dict.fromkeys(skipped))}, indent=2)
-                             + "\n", encoding="utf-8")
-    if not rows:  # nothing timed: say why on the error line
-        raise UserInputError(f"no backend could be timed ({skipped[0] if skipped else 'none'})")
+    result = bench_engine(args.model, parse_variants(args.backend), args.imgsz, args.batch,
+                          args.seconds, args.threads, args.device, args.cuda_graph, args.names,
+                          args.weights, log=_log, show=_show)
+    print_skipped(result)
+    write_json(args.json, result)
+    check_timed(result)  # nothing timed: say why on the error line
     return 0
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from detstream.stream.bench import bench_pipeline
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.pipeline import bench_pipeline, print_pipeline
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    result = bench_pipeline(args.source, args.model, args.imgsz, args.frames, args.backend,
-                            None if args.tracker == "none" else args.tracker, args.names,
-                            cuda_graph=args.cuda_graph, weights=args.weights, log=log)
-    print(f"{'stage (alone)':<20}{'wall ms':>10}{'CPU ms':>10}   per frame")
-    for name, ms in result["stage_ms"].items():
-        print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
-    spinning = ", spinning" if result["inference_spin"] else ""
-    print(f"inference only     {result['inference_only_fps']:>8.1f} FPS "
-          f"({result['inference_threads']} threads{spinning})")
-    print(f"ceiling            {result['ceiling_fps']:>8.1f} FPS")
-    print(f"sequential         {result['sequential_fps']:>8.1f} FPS")
-    print(f"pipelined          {result['pipelined_fps']:>8.1f} FPS  "
-          f"({result['pipelined_vs_sequential']:.2f}x sequential, "
-          f"{result['pipelined_vs_ceiling']:.2f}x ceiling)")
-    print(f"latency p50 {result['latency_ms_p50']:.0f} ms, p95 {result['latency_ms_p95']:.0f} ms")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0
-
-
-def run_tracker(args: argparse.Namespace) -> int:
-    import time
-
-    from detstream.engines.data.mot import read_mot
-    from detstream.engines.data.synthetic import SceneConfig, SyntheticScene, parse_size
-    from detstream.engines.spec import Detections
-    from detstream.stream.track import make_tracker
-    from detstream.stream.track.motion import CameraMotion
-
-    detections = read_mot(args.dets, empty_ok=False)
-    last = max(detections, default=0)
-    frames = [detections.get(i, Detections.empty()) for i in range(1, last + 1)]
-    result: dict = {"dets": str(args.dets), "frames": last, "trackers": {}}
-    for name in [n.strip() for n in args.trackers.split(",") if n.strip()]:
-        done, start = 0, time.perf_counter()
-        while time.perf_counter() - start < args.seconds:
-            tracker = make_tracker(name, args.fps)
-            for dets in frames:
-                tracker.update(dets)
-            done += len(frames)
-        rate = done / (time.perf_counter() - start)
-        result["trackers"][name] = round(rate, 1)
-        print(f"{name:<10} {rate:>9.0f} frames/s on {args.dets.name} ({last} frames, "
-              "detections only)")
-    width, height = parse_size(args.size)
-    config = SceneConfig(width=width, height=height, fps=30, frames=60, seed=11,
-                         camera_motion=True, objects=10)
-    images = [image for image, _ in SyntheticScene(config)]
-    motion = CameraMotion()
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        motion.reset()
-        for image in images:
-            motion.estimate(image)
-        done += len(images)
-    rate = done / (time.perf_counter() - start)
-    result["camera_motion_fps"] = round(rate, 1)
-    result["camera_motion_size"] = args.size
-    print(f"camera motion {rate:>6.0f} frames/s at {args.size}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0
-
-
-def run_mot(args: argparse.Namespace) -> int:
-    from detstream.engines.data.synthetic import parse_size
-    from detstream.stream.tracking_bench import bench_tracking, scene_configs, summary_rows
-
-    detector = None
-    if args.model != "none":
-        from detstream.engines.predict import Predictor
-        from detstream.engines.runtime.select import open_backend
-
-        predictor = Predictor(open_backend(args.model, args.backend), conf=args.conf)
-
-        def detector(frame):
-            return predictor([frame])[0]
-
-    configs = scene_configs(args.scenes, args.frames, parse_size(args.size), args.fps)
-    report = bench_tracking(configs, detector,
-                            progress=lambda line: print(line, file=sys.stderr, flush=True))
-    report.update(model=args.model, conf=args.conf, size=args.size, fps=args.fps,
-                  frames=args.frames)
-    print(f"{'detections':<12}{'tracker':<21}{'scenes':<8}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}"
-          f"{'IDSW':>6}{'FP':>7}{'FN':>7}")
-    for stream, variant, group, s in summary_rows(report):
-        print(f"{stream:<12}{variant:<21}{group:<8}{s.HOTA:>7.3f}{s.MOTA:>7.3f}{s.IDF1:>7.3f}"
-              f"{s.IDSW:>6}{s.FP:>7}{s.FN:>7}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    result = bench_pipeline(args.source, _model(args), args.frames, _tracker(args.tracker),
+                            log=_log)
+    print_pipeline(result)
+    write_json(args.json, result)
     return 0
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from detstream.stream.bench import bench_live
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.live import bench_live, print_live
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    result = bench_live(args.source, _model(args), args.seconds, _tracker(args.tracker),
+                        log=_log)
+    print_live(result)
+    write_json(args.json, result)
+    return 0
 
-    result = bench_live(args.source, args.model, args.seconds, args.imgsz, args.backend,
-                        None if args.tracker == "none" else args.tracker, args.names,
-                        cuda_graph=args.cuda_graph, weights=args.weights, log=log)
-    for key in ("seconds", "source_fps", "output_fps", "frames_in", "frames_out",
-                "frames_dropped", "processing_ms_mean", "latency_ms_p50", "latency_ms_p95",
-                "latency_p95_vs_processing", "first_window_p95_ms", "last_window_p95_ms",
-                "drift"):
-        print(f"{key:<28}{result[key]}")
-    if result["frames_dropped"]:
-        print(f"the pipeline was slower than the {result['source_fps']:g} fps source: "
-              f"{result['frames_dropped']} frames dropped, newest frames kept")
-    else:
-        print(f"the pipeline kept up with the {result['source_fps']:g} fps source")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+def run_tracker(args: argparse.Namespace) -> int:
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.tracker import bench_tracker
+
+    trackers = [n.strip() for n in args.trackers.split(",") if n.strip()]
+    result = bench_tracker(args.dets, args.fps, trackers, args.size, args.seconds, show=_show)
+    write_json(args.json, result)
+    return 0
+
+
+def run_mot(args: argparse.Namespace) -> int:
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.mot import bench_mot, print_mot
+
+    report = bench_mot(args.model, args.backend, args.conf, args.scenes, args.frames,
+                       args.size, args.fps, progress=_log)
+    print_mot(report)
+    write_json(args.json, report)
     return 0
 
 
 def run_soak(args: argparse.Namespace) -> int:
     from detstream.engines.paths import writable_dir
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.soak import bench_soak, print_soak
     from detstream.stream.session import RunConfig
-    from detstream.stream.soak import bench_soak
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
 
     if args.json is not None:
         writable_dir(args.json.parent)
@@ -403,16 +278,9 @@ def run_soak(args: argparse.Namespace) -> int:
         writable_dir(args.keep)
     config = RunConfig(source=args.source, model=args.model, weights=args.weights,
                        names=args.names, imgsz=args.imgsz, backend=args.backend,
-                       cuda_graph=args.cuda_graph,
-                       tracker=None if args.tracker == "none" else args.tracker)
+                       cuda_graph=args.cuda_graph, tracker=_tracker(args.tracker))
     warmup = None if args.warmup_minutes is None else args.warmup_minutes * 60.0
-    result = bench_soak(config, args.minutes, args.every, warmup, args.keep, log)
-    for key in ("source", "minutes", "frames", "frames_dropped", "fps", "warmup_minutes",
-                "rss_slope_mb_per_hour", "rss_anon_slope_mb_per_hour",
-                "heap_used_slope_mb_per_hour", "heap_free_end_mb",
-                "rss_start_mb", "rss_end_mb", "rss_peak_mb",
-                "fds_peak", "threads_peak"):
-        print(f"{key:<24}{result[key]}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    result = bench_soak(config, args.minutes, args.every, warmup, args.keep, _log)
+    print_soak(result)
+    write_json(args.json, result)
     return 0

@@ -15,16 +15,15 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from detstream.engines.errors import UserInputError
+from detstream.stream.bench.common import Log, quiet
+from detstream.stream.pipeline.runner import Pipeline
 from detstream.stream.session import RunConfig, build
-
-Log = Callable[[str], None]
 
 #: What the soak watches about the process, read from Linux's /proc.
 _PROC = Path("/proc/self")
@@ -112,63 +111,83 @@ def default_warmup(seconds: float) -> float:
     return min(seconds / 3.0, 300.0)
 
 
-def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
-               warmup: float | None = None, keep: Path | None = None,
-               log: Log | None = None) -> dict:
-    """Run ``config`` (its outputs are replaced by files in a temporary folder, or ``keep``)
-    for ``minutes`` and return the figures ``--json`` writes.
+#: What ``detstream bench soak`` prints, in order.
+PRINTED = ("source", "minutes", "frames", "frames_dropped", "fps", "warmup_minutes",
+           "rss_slope_mb_per_hour", "rss_anon_slope_mb_per_hour", "heap_used_slope_mb_per_hour",
+           "heap_free_end_mb", "rss_start_mb", "rss_end_mb", "rss_peak_mb", "fds_peak",
+           "threads_peak")
+#: The columns of the ``samples`` rows in the figures.
+SAMPLE_COLUMNS = ["seconds", "rss_mb", "fds", "threads", "frames", "heap_used_mb",
+                  "heap_free_mb", "rss_anon_mb"]
+
+
+def soak_config(config: RunConfig, out: Path) -> RunConfig:
+    """``config`` as the soak runs it: video, JSON Lines and (with a tracker) MOT outputs in
+    ``out``, no stats file or window, file sources looped for ever, no frame limit."""
+    return replace(config, output=out / "video.mp4", save_json=out / "detections.jsonl",
+                   save_mot=out / "tracks.txt" if config.tracker else None,
+                   stats_json=None, show=False, loop=-1, max_frames=None)
+
+
+def watch_process(pipeline: Pipeline, samples: list[ProcessSample], every: float,
+                  stop: threading.Event, start: float, log: Log = quiet) -> threading.Thread:
+    """Start a thread that appends a :class:`ProcessSample` to ``samples`` every ``every``
+    seconds (the first at once) until ``stop`` is set, logging a line about once a minute.
+    Sample times count from ``start`` (``time.perf_counter()``)."""
+
+    def watch() -> None:
+        while True:
+            elapsed = time.perf_counter() - start
+            sample = sample_process(elapsed, pipeline.metrics.frames_out)
+            samples.append(sample)
+            if len(samples) % max(1, round(60.0 / every)) == 0:
+                log(f"soak {elapsed / 60:5.1f} min: {sample.frames} frames, RSS "
+                    f"{sample.rss_mb:.1f} MB (heap {sample.heap_used_mb:.1f} used, "
+                    f"{sample.heap_free_mb:.1f} free), {sample.fds} fds, "
+                    f"{sample.threads} threads")
+            if stop.wait(every):
+                return
+
+    watcher = threading.Thread(target=watch, name="soak-watch", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def run_watched(pipeline: Pipeline, seconds: float, every: float, log: Log = quiet
+                ) -> tuple[dict, list[ProcessSample]]:
+    """Run ``pipeline`` for ``seconds`` (or until its source ends or a stage fails) while
+    :func:`watch_process` samples the process.
+
+    Returns:
+        The pipeline's report and the samples.
 
     Raises:
-        UserInputError: a bad duration or interval, or no /proc to read.
-        StageError: a stage failed during the soak.
+        StageError: a stage failed.
     """
-    log = log or (lambda message: None)
-    if not minutes > 0 or not every > 0:
-        raise UserInputError("--minutes and --every must be positive numbers")
-    seconds = minutes * 60.0
-    warmup = default_warmup(seconds) if warmup is None else warmup
-    sample_process()  # fails early off Linux
-    with tempfile.TemporaryDirectory(prefix="detstream-soak-") as tmp:
-        out = Path(keep) if keep is not None else Path(tmp)
-        config = replace(config, output=out / "video.mp4", save_json=out / "detections.jsonl",
-                         save_mot=out / "tracks.txt" if config.tracker else None,
-                         stats_json=None, show=False, loop=-1, max_frames=None)
-        session = build(config, log=log)
-        pipeline = session.pipeline
-        samples: list[ProcessSample] = []
-        start = time.perf_counter()
-        done = threading.Event()
+    samples: list[ProcessSample] = []
+    stop = threading.Event()
+    start = time.perf_counter()
+    pipeline.start()
+    watcher = watch_process(pipeline, samples, every, stop, start, log)
+    try:
+        while time.perf_counter() - start < seconds:
+            if pipeline.wait(min(1.0, every)):
+                break  # the source ended or a stage failed
+    finally:
+        stop.set()
+        watcher.join()
+        pipeline.close()
+    if pipeline.error is not None:
+        raise pipeline.error
+    return pipeline.report(), samples
 
-        def watch() -> None:
-            while True:
-                elapsed = time.perf_counter() - start
-                sample = sample_process(elapsed, pipeline.metrics.frames_out)
-                samples.append(sample)
-                if len(samples) % max(1, round(60.0 / every)) == 0:
-                    log(f"soak {elapsed / 60:5.1f} min: {sample.frames} frames, RSS "
-                        f"{sample.rss_mb:.1f} MB (heap {sample.heap_used_mb:.1f} used, "
-                        f"{sample.heap_free_mb:.1f} free), {sample.fds} fds, "
-                        f"{sample.threads} threads")
-                if done.wait(every):
-                    return
 
-        pipeline.start()
-        watcher = threading.Thread(target=watch, name="soak-watch", daemon=True)
-        watcher.start()
-        try:
-            while time.perf_counter() - start < seconds:
-                if pipeline.wait(min(1.0, every)):
-                    break  # the source ended or a stage failed
-        finally:
-            done.set()
-            watcher.join()
-            pipeline.close()
-        if pipeline.error is not None:
-            raise pipeline.error
-        report = pipeline.report()
+def soak_figures(source: str, report: dict, samples: list[ProcessSample], warmup: float
+                 ) -> dict:
+    """The figures ``--json`` writes, from the run's report and the process samples."""
     elapsed = samples[-1].seconds if samples else 0.0
     return {
-        "source": config.source,
+        "source": source,
         "minutes": round(elapsed / 60.0, 2),
         "frames": report["frames_out"],
         "frames_in": report["frames_in"],
@@ -186,9 +205,36 @@ def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
         "fds_peak": max(s.fds for s in samples),
         "threads_peak": max(s.threads for s in samples),
         "latency_ms": report["latency_ms"],
-        "samples_columns": ["seconds", "rss_mb", "fds", "threads", "frames", "heap_used_mb",
-                            "heap_free_mb", "rss_anon_mb"],
+        "samples_columns": list(SAMPLE_COLUMNS),
         "samples": [[round(s.seconds, 1), round(s.rss_mb, 2), s.fds, s.threads, s.frames,
                      round(s.heap_used_mb, 2), round(s.heap_free_mb, 2),
                      round(s.rss_anon_mb, 2)] for s in samples],
     }
+
+
+def bench_soak(config: RunConfig, minutes: float, every: float = 5.0,
+               warmup: float | None = None, keep: Path | None = None,
+               log: Log = quiet) -> dict:
+    """Run ``config`` (its outputs are replaced by files in a temporary folder, or ``keep``)
+    for ``minutes`` and return the figures ``--json`` writes (:func:`soak_figures`).
+
+    Raises:
+        UserInputError: a bad duration or interval, or no /proc to read.
+        StageError: a stage failed during the soak.
+    """
+    if not minutes > 0 or not every > 0:
+        raise UserInputError("--minutes and --every must be positive numbers")
+    seconds = minutes * 60.0
+    warmup = default_warmup(seconds) if warmup is None else warmup
+    sample_process()  # fails early off Linux
+    with tempfile.TemporaryDirectory(prefix="detstream-soak-") as tmp:
+        config = soak_config(config, Path(keep) if keep is not None else Path(tmp))
+        session = build(config, log=log)
+        report, samples = run_watched(session.pipeline, seconds, every, log)
+    return soak_figures(config.source, report, samples, warmup)
+
+
+def print_soak(result: dict) -> None:
+    """The figures ``detstream bench soak`` prints (the samples go to ``--json`` only)."""
+    for key in PRINTED:
+        print(f"{key:<24}{result[key]}")

@@ -1,0 +1,336 @@
+"""``detstream bench pipeline``: how close the pipelined run comes to what this machine allows.
+
+On the same frames and model, with tracking, drawing and H.264 output:
+
+1. each stage alone (decode, preprocess, inference, post-process + track, draw, encode) in ms
+   per frame, wall and CPU time; inference at the thread setting that gives the highest
+   ceiling for this machine;
+2. the ceiling a perfect pipeline could reach: ``min(1 / slowest stage, cores / sum of all
+   stages' CPU time)`` (no stage can go faster than itself alone, and the cores are shared);
+   CPU time counts every thread of the process, so work a library does on its own threads
+   (libx264's frame threads, onnxruntime's pool) is charged to its stage;
+3. a sequential loop doing every stage in turn in one thread (how Ultralytics' predictor runs);
+4. our pipeline, with its latency.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from detstream.engines.data.video import VideoWriter
+from detstream.engines.predict import Predictor
+from detstream.engines.spec import Detections
+from detstream.stream.bench.common import BenchModel, CpuClock, Log, quiet, timed
+from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+from detstream.stream.pipeline.threads import inference_threads
+from detstream.stream.sinks import VideoSink
+from detstream.stream.sources import open_source
+from detstream.stream.track import Tracker, make_tracker
+
+T = TypeVar("T")
+
+#: The stages timed alone, in the order of the figures.
+STAGES = ("decode", "preprocess", "inference", "postprocess_track", "draw", "encode")
+
+
+@dataclass
+class StageTime:
+    """One stage alone: wall ms per frame, and the process's CPU ms per frame (every thread)."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: float = 0.0
+
+    @property
+    def mean_ms(self) -> float:
+        return float(np.mean(self.wall_ms))
+
+
+@dataclass
+class InferenceSetting:
+    """Inference alone at one thread count, with idle threads spinning or not."""
+
+    threads: int
+    spin: bool
+    time: StageTime
+
+
+@dataclass
+class StagesAlone:
+    """What :func:`time_stages_alone` measured: every stage but inference, each inference
+    setting tried, the frame count, the frames' size ``(width, height)`` and the source's
+    frame rate."""
+
+    stages: dict[str, StageTime]
+    settings: list[InferenceSetting]
+    frames: int
+    size: tuple[int, int]
+    fps: float
+
+
+def time_each(calls: Iterable[Callable[[], T]], device: torch.device | None = None
+              ) -> tuple[list[T], StageTime]:
+    """Call each of ``calls`` in turn: their values, and the stage time (wall ms per call as
+    :func:`timed` measures it, and the process's CPU ms per call)."""
+    values, stage = [], StageTime()
+    with CpuClock() as clock:
+        for call in calls:
+            value, ms = timed(call, device)
+            values.append(value)
+            stage.wall_ms.append(ms)
+    stage.cpu_ms = clock.ms / len(values)
+    return values, stage
+
+
+def decode_alone(source: str, frames: int) -> tuple[list[np.ndarray], StageTime, float]:
+    """Decode up to ``frames`` frames of ``source``, keeping them for the other stages.
+
+    Returns:
+        The BGR images, the decode time, and the source's frame rate (30 when unknown).
+
+    Raises:
+        ValueError: no frame could be read.
+    """
+    src = open_source(source, live=False)
+    fps = src.fps or 30.0
+    images, decode = [], StageTime()
+    with CpuClock() as clock:
+        for _ in range(frames):
+            frame, ms = timed(src.read)
+            if frame is None:
+                break
+            images.append(frame.image)
+            decode.wall_ms.append(ms)
+        src.close()
+    if not images:
+        raise ValueError(f"no frames could be read from {source}")
+    decode.cpu_ms = clock.ms / len(images)
+    return images, decode, fps
+
+
+def preprocess_alone(predictor: Predictor, images: list[np.ndarray]
+                     ) -> tuple[list[tuple], StageTime]:
+    """Preprocess each image on its own: the ``(batch, letterboxes)`` pairs and the time."""
+    gpu = predictor.backend.device  # GPU stages are timed until the GPU is done
+    return time_each((lambda image=image: predictor.preprocess([image]) for image in images),
+                     gpu)
+
+
+def inference_alone(model: BenchModel, reference: Predictor, batches: list[tuple],
+                    log: Log = quiet) -> tuple[list[InferenceSetting], list]:
+    """Inference alone at each thread count (and, on onnxruntime, with its idle threads
+    spinning or not), each setting on a backend of its own like ``reference``'s. The ceiling
+    later takes the setting that gives the highest one, so it is what the best tuning could
+    reach.
+
+    Returns:
+        Each setting's time, and the first setting's raw outputs (one per batch).
+    """
+    cores = os.cpu_count() or 1
+    gpu = reference.backend.device
+    # On a GPU the thread count only sizes torch's CPU pool: one setting is enough.
+    thread_counts = ({inference_threads(cores)} if gpu.type == "cuda"
+                     else {1, max(1, cores // 2), cores})
+    spins = (False, True) if reference.backend.name == "onnxruntime" else (False,)
+    settings: list[InferenceSetting] = []
+    raws: list = []
+    for threads in sorted(thread_counts):
+        for spin in spins:
+            candidate = model.open(threads, spin)
+            for _ in range(3):
+                candidate.infer(batches[0][0])
+            outputs, stage = time_each((lambda batch=batch, run=candidate.infer: run(batch)
+                                        for batch, _ in batches), gpu)
+            settings.append(InferenceSetting(threads, spin, stage))
+            raws = raws or outputs
+            log(f"inference with {threads} thread(s){', spinning' if spin else ''}: "
+                f"{stage.mean_ms:.2f} ms wall, {stage.cpu_ms:.2f} ms CPU")
+    return settings, raws
+
+
+def postprocess_track_alone(predictor: Predictor, tracker: Tracker | None,
+                            images: list[np.ndarray], raws: list, batches: list[tuple]
+                            ) -> tuple[list[Detections], StageTime]:
+    """Post-process each raw output and track it: the detections and the time."""
+    def post(image: np.ndarray, raw: object, boxes: list) -> Detections:
+        (dets,) = predictor.postprocess(raw, boxes)
+        return tracker.update(dets, image) if tracker is not None else dets
+
+    return time_each((lambda image=image, raw=raw, boxes=boxes: post(image, raw, boxes)
+                      for image, raw, (_, boxes) in zip(images, raws, batches, strict=True)),
+                     predictor.backend.device)
+
+
+def draw_alone(images: list[np.ndarray], results: list[Detections]
+               ) -> tuple[list[np.ndarray], StageTime]:
+    """Draw each frame's detections: the drawn frames and the time."""
+    annotator = Annotator()
+    return time_each(lambda image=image, dets=dets: annotator.draw(image, dets)
+                     for image, dets in zip(images, results, strict=True))
+
+
+def encode_alone(drawn: list[np.ndarray], path: Path, fps: float) -> StageTime:
+    """Encode the drawn frames to H.264 at ``path``. The encoder finishes queued frames in
+    ``close()``: the last frame's wall time includes it."""
+    h, w = drawn[0].shape[:2]
+    stage = StageTime()
+    with CpuClock() as clock:
+        writer = VideoWriter(path, w, h, fps)
+        for image in drawn:
+            stage.wall_ms.append(timed(lambda image=image: writer.write(image))[1])
+        _, close_ms = timed(writer.close)
+    stage.cpu_ms = clock.ms / len(drawn)
+    stage.wall_ms[-1] += close_ms
+    return stage
+
+
+def time_stages_alone(images: list[np.ndarray], decode: StageTime, fps: float,
+                      model: BenchModel, predictor: Predictor, tracker: str | None,
+                      folder: Path, log: Log = quiet) -> StagesAlone:
+    """Every stage after decoding alone on the decoded ``images`` (see the module doc, step
+    1); ``decode`` is their decode time. The encoder writes into ``folder``."""
+    batches, preprocess = preprocess_alone(predictor, images)
+    settings, raws = inference_alone(model, predictor, batches, log)
+    track = make_tracker(tracker, fps) if tracker else None
+    results, post = postprocess_track_alone(predictor, track, images, raws, batches)
+    del raws, batches
+    drawn, draw = draw_alone(images, results)
+    del results
+    encode = encode_alone(drawn, folder / "alone.mp4", fps)
+    stages = {"decode": decode, "preprocess": preprocess, "postprocess_track": post,
+              "draw": draw, "encode": encode}
+    h, w = images[0].shape[:2]
+    return StagesAlone(stages, settings, len(images), (w, h), fps)
+
+
+def ceiling_fps(wall_ms: dict[str, float], cpu_ms: dict[str, float], cores: int) -> float:
+    """The most frames per second a perfect pipeline could give: no stage goes faster than it
+    does alone (``wall_ms``, mean per frame), and the stages share ``cores`` (``cpu_ms``)."""
+    return min(1000.0 / max(wall_ms.values()), cores * 1000.0 / sum(cpu_ms.values()))
+
+
+def with_inference(alone: StagesAlone, setting: InferenceSetting) -> dict[str, StageTime]:
+    """The stages in :data:`STAGES` order, inference at ``setting``."""
+    stages = {**alone.stages, "inference": setting.time}
+    return {name: stages[name] for name in STAGES}
+
+
+def best_inference_setting(alone: StagesAlone, cores: int) -> tuple[InferenceSetting, float]:
+    """The inference setting with the highest ceiling, and that ceiling."""
+    def ceiling(setting: InferenceSetting) -> float:
+        stages = with_inference(alone, setting)
+        return ceiling_fps({k: s.mean_ms for k, s in stages.items()},
+                           {k: s.cpu_ms for k, s in stages.items()}, cores)
+
+    best = max(alone.settings, key=ceiling)
+    return best, ceiling(best)
+
+
+def run_sequential(source: str, frames: int, predictor: Predictor, tracker: str | None,
+                   size: tuple[int, int], fps: float, path: Path) -> float:
+    """Every stage in turn in one thread, frame after frame, into ``path`` (frames of ``size``,
+    ``(width, height)``): frames per second."""
+    track = make_tracker(tracker, fps) if tracker else None
+    annotator = Annotator()
+    writer = VideoWriter(path, *size, fps)
+    src = open_source(source, live=False)
+    start = time.perf_counter()
+    for _ in range(frames):
+        frame = src.read()
+        if frame is None:
+            break
+        batch, boxes = predictor.preprocess([frame.image])
+        (dets,) = predictor.postprocess(predictor.infer(batch), boxes)
+        if track is not None:
+            dets = track.update(dets, frame.image)
+        writer.write(annotator.draw(frame.image, dets))
+    writer.close()
+    rate = frames / (time.perf_counter() - start)
+    src.close()
+    return rate
+
+
+def run_pipelined(source: str, frames: int, predictor: Predictor, tracker: str | None,
+                  fps: float, path: Path) -> dict:
+    """Our pipeline on the same work, into ``path``: its report (``fps``, ``latency_ms``,
+    ``stages``...)."""
+    src = open_source(source, live=False)
+    pipeline = Pipeline(src, predictor, make_tracker(tracker, fps) if tracker else None,
+                        Annotator(), [VideoSink(path, fps)],
+                        PipelineOptions(max_frames=frames, overlay=False))
+    return pipeline.run()
+
+
+def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
+                   tracker: str | None = "botsort", log: Log = quiet) -> dict:
+    """Measure stages, ceiling, sequential and pipelined throughput (see the module doc).
+
+    Returns:
+        The figures ``--json`` writes: ``stage_ms`` and ``stage_cpu_ms`` per stage,
+        ``ceiling_fps``, ``sequential_fps``, ``pipelined_fps`` and their ratios, latency, and
+        the pipeline's own per-stage figures.
+    """
+    cores = os.cpu_count() or 1
+    images, decode, fps = decode_alone(source, frames)
+    log(f"{len(images)} frames of {images[0].shape[1]}x{images[0].shape[0]} from {source}")
+    # The sequential loop runs inference on every core (nothing else runs meanwhile); the
+    # pipeline as `detstream run` does, leaving a core to the other stages. Neither spins:
+    # in the sequential loop spinning threads slowed everything after inference.
+    sequential_predictor = model.predictor(cores)
+    predictor = model.predictor(inference_threads(cores))
+    with tempfile.TemporaryDirectory(prefix="detstream-bench-") as tmp:
+        folder = Path(tmp)
+        alone = time_stages_alone(images, decode, fps, model, predictor, tracker, folder, log)
+        best, ceiling = best_inference_setting(alone, cores)
+        stages = with_inference(alone, best)
+        means = {name: stage.mean_ms for name, stage in stages.items()}
+        cpu_ms = {name: stage.cpu_ms for name, stage in stages.items()}
+        log("stages alone (wall): " + ", ".join(f"{k} {v:.2f} ms" for k, v in means.items()))
+        log("stages alone (CPU):  " + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu_ms.items()))
+        n = alone.frames
+        sequential = run_sequential(source, n, sequential_predictor, tracker, alone.size, fps,
+                                    folder / "sequential.mp4")
+        log(f"sequential: {sequential:.1f} FPS")
+        report = run_pipelined(source, n, predictor, tracker, fps, folder / "pipelined.mp4")
+        log(f"pipelined: {report['fps']:.1f} FPS")
+
+    return {
+        "source": source, "model": model.model, "frames": n, "cores": cores,
+        "inference_threads": best.threads, "inference_spin": best.spin,
+        "stage_ms": {k: round(v, 3) for k, v in means.items()},
+        "stage_cpu_ms": {k: round(v, 3) for k, v in cpu_ms.items()},
+        "inference_only_fps": round(1000.0 / means["inference"], 1),
+        "ceiling_fps": round(ceiling, 1),
+        "sequential_fps": round(sequential, 1),
+        "pipelined_fps": report["fps"],
+        "pipelined_vs_sequential": round(report["fps"] / sequential, 3),
+        "pipelined_vs_ceiling": round(report["fps"] / ceiling, 3),
+        "latency_ms_p50": report["latency_ms"]["p50"],
+        "latency_ms_p95": report["latency_ms"]["p95"],
+        "pipeline_stages": report["stages"],
+    }
+
+
+def print_pipeline(result: dict) -> None:
+    """The table ``detstream bench pipeline`` prints."""
+    print(f"{'stage (alone)':<20}{'wall ms':>10}{'CPU ms':>10}   per frame")
+    for name, ms in result["stage_ms"].items():
+        print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
+    spinning = ", spinning" if result["inference_spin"] else ""
+    print(f"inference only     {result['inference_only_fps']:>8.1f} FPS "
+          f"({result['inference_threads']} threads{spinning})")
+    print(f"ceiling            {result['ceiling_fps']:>8.1f} FPS")
+    print(f"sequential         {result['sequential_fps']:>8.1f} FPS")
+    print(f"pipelined          {result['pipelined_fps']:>8.1f} FPS  "
+          f"({result['pipelined_vs_sequential']:.2f}x sequential, "
+          f"{result['pipelined_vs_ceiling']:.2f}x ceiling)")
+    print(f"latency p50 {result['latency_ms_p50']:.0f} ms, p95 {result['latency_ms_p95']:.0f} ms")
