@@ -4,9 +4,11 @@ test_long_runs.py through ``detstream bench``."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+import torch
 
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench.common import median_ms, timed
@@ -19,10 +21,13 @@ from detstream.stream.bench.pipeline import (
     StageTime,
     best_inference_setting,
     ceiling_fps,
+    concurrent_inference,
+    cpu_stage_ceiling,
     time_each,
     with_inference,
 )
 from detstream.stream.bench.soak import ProcessSample, memory_slope
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("wall, cpu, cores, expected", [
@@ -85,3 +90,48 @@ def test_backend_lists(text, expected):
 def test_an_unknown_backend_is_named():
     with pytest.raises(UserInputError, match="unknown warp-drive; choose all or from tensorrt"):
         parse_variants("onnxruntime,warp-drive")
+
+
+def test_the_cpu_stage_ceiling_leaves_inference_out_but_not_its_time():
+    stages = {"decode": StageTime([2.0], 2.0), "encode": StageTime([4.0], 6.0)}
+    assert cpu_stage_ceiling(stages, 1.0, 2) == pytest.approx(250.0)  # 2 cores / 8 ms CPU
+    assert cpu_stage_ceiling(stages, 10.0, 2) == pytest.approx(100.0)  # inference binds
+
+
+def test_concurrent_inference_charges_wall_time_per_frame_of_the_whole_run():
+    from detstream.engines.runtime.select import open_backend
+
+    backend = open_backend("default", "onnxruntime", imgsz=160, threads=1)
+    batch = torch.zeros(1, 3, 160, 160, dtype=backend.dtype)
+    stage = concurrent_inference(backend, [batch] * 8, workers=2)
+    assert len(stage.wall_ms) == 8 and len(set(stage.wall_ms)) == 1
+    assert stage.cpu_ms > 0
+
+
+def test_bench_pipeline_with_replayed_outputs(tmp_path):
+    out = tmp_path / "replay.json"
+    result = run_cli("bench", "pipeline", "--source", "synthetic://?seed=2&size=320x192&frames=40",
+                     "--imgsz", "160", "--replay-ms", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["replay_ms"] == 2 and figures["frames"] == 40
+    assert set(figures["stage_cpu_ms"]) == {"decode", "preprocess", "postprocess_track", "draw",
+                                            "encode"}
+    assert 0 < figures["cpu_stage_ceiling_fps"] <= 500  # never faster than 2 ms inference
+    assert figures["pipelined_fps"] > 0 and figures["pipelined_vs_cpu_ceiling"] > 0
+    assert "CPU-stage ceiling" in result.stdout
+
+
+def test_bench_multistream_compares_one_batched_process_with_separate_ones(tmp_path):
+    out = tmp_path / "multi.json"
+    result = run_cli("bench", "multistream", "--source",
+                     "synthetic://?seed=3&size=320x192&frames=20", "--streams", "2",
+                     "--imgsz", "160", "--frames", "20", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["streams"] == 2
+    assert figures["batched_fps"] > 0 and figures["separate_fps"] > 0
+    assert figures["speedup_vs_separate"] == pytest.approx(
+        figures["batched_fps"] / figures["separate_fps"], rel=0.01)
+    assert figures["batched_inference"]["frames"] == 40
+    assert "speedup" in result.stdout

@@ -254,7 +254,7 @@ def test_bench_pipeline_reports_wall_and_cpu_time_and_an_honest_ceiling(model, c
 
 
 def test_pipeline_commands_ask_openmp_to_sleep_not_spin():
-    code = ("import os; from stream.pipeline.threads import prefer_passive_openmp as p; "
+    code = ("import os; from detstream.stream.pipeline.threads import prefer_passive_openmp as p; "
             "first = p(); import torch; print(first, os.environ['OMP_WAIT_POLICY'], p())")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

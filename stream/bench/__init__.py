@@ -2,7 +2,9 @@
 
 - ``engine`` — ``bench engine``: inference alone per backend, input size and batch.
 - ``pipeline`` — ``bench pipeline``: each stage alone, the ceiling, the sequential loop, the
-  pipelined run and its latency.
+  pipelined run and its latency; with ``--replay-ms`` the pipeline around a replayed model.
+- ``multistream`` — ``bench multistream``: one batched multi-stream process against N
+  separate single-stream processes.
 - ``live`` — ``bench live``: a paced live source; latency against processing time, drift.
 - ``tracker`` — ``bench tracker``: tracker and camera-motion frames per second.
 - ``mot`` — ``bench mot``: tracking accuracy on held-out synthetic scenes.

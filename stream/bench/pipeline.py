@@ -10,13 +10,25 @@ On the same frames and model, with tracking, drawing and H.264 output:
    CPU time counts every thread of the process, so work a library does on its own threads
    (libx264's frame threads, onnxruntime's pool) is charged to its stage;
 3. a sequential loop doing every stage in turn in one thread (how Ultralytics' predictor runs);
-4. our pipeline, with its latency.
+4. our pipeline, with its latency, run as ``detstream run`` runs a file (its inference plan:
+   several single-threaded calls at once on the CPU).
+
+Inference alone is timed one call at a time at each thread count, and on the CPU also as
+several single-threaded calls at once (one per core), the way the pipeline runs a file; the
+best of them is the "inference alone" the pipeline is compared with.
+
+``--replay-ms T`` measures the pipeline as it would run next to a GPU engine: the model's raw
+outputs are recorded once, then replayed (:class:`~detstream.engines.runtime.replay.
+ReplayBackend`) with a fixed inference time of ``T`` ms, so everything else (decode,
+preprocessing, post-processing, tracking, drawing, encoding) decides the frame rate. The
+reference is then the CPU-stage ceiling: ``cores / CPU ms per frame of the other stages``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,11 +40,12 @@ import torch
 
 from detstream.engines.data.video import VideoWriter
 from detstream.engines.predict import Predictor
+from detstream.engines.runtime.replay import RecordingBackend, ReplayBackend
 from detstream.engines.spec import Detections
 from detstream.stream.bench.common import BenchModel, CpuClock, Log, quiet, timed
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
-from detstream.stream.pipeline.threads import inference_threads
+from detstream.stream.pipeline.threads import inference_plan, inference_threads
 from detstream.stream.sinks import VideoSink
 from detstream.stream.sources import open_source
 from detstream.stream.track import Tracker, make_tracker
@@ -57,11 +70,19 @@ class StageTime:
 
 @dataclass
 class InferenceSetting:
-    """Inference alone at one thread count, with idle threads spinning or not."""
+    """Inference alone at one thread count, with idle threads spinning or not, ``workers``
+    calls at once (then ``time`` holds the wall time per frame of the whole run: its
+    throughput)."""
 
     threads: int
     spin: bool
     time: StageTime
+    workers: int = 1
+
+    def describe(self) -> str:
+        calls = f"{self.workers} calls at once, " if self.workers > 1 else ""
+        return f"{calls}{self.threads} thread{'s' if self.threads > 1 else ''}" + (
+            ", spinning" if self.spin else "")
 
 
 @dataclass
@@ -154,7 +175,42 @@ def inference_alone(model: BenchModel, reference: Predictor, batches: list[tuple
             raws = raws or outputs
             log(f"inference with {threads} thread(s){', spinning' if spin else ''}: "
                 f"{stage.mean_ms:.2f} ms wall, {stage.cpu_ms:.2f} ms CPU")
+    if gpu.type != "cuda" and cores > 1:
+        plan = inference_plan(live=False, cores=cores)
+        stage = concurrent_inference(model.open(plan.threads), [b for b, _ in batches],
+                                     plan.workers)
+        settings.append(InferenceSetting(plan.threads, False, stage, plan.workers))
+        log(f"inference, {plan.workers} calls at once with {plan.threads} thread(s) each: "
+            f"{stage.mean_ms:.2f} ms wall per frame, {stage.cpu_ms:.2f} ms CPU")
     return settings, raws
+
+
+def concurrent_inference(backend, batches: list, workers: int) -> StageTime:
+    """Run every batch through ``backend`` from ``workers`` threads at once (the inference
+    service's file mode): wall ms per frame of the whole run, and CPU ms per frame."""
+    for _ in range(3):
+        backend.infer(batches[0])
+    queue = list(range(len(batches)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                index = queue.pop()
+            backend.infer(batches[index])
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    with CpuClock() as clock:
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = (time.perf_counter() - start) * 1000.0
+    per_frame = wall / len(batches)
+    return StageTime([per_frame] * len(batches), clock.ms / len(batches))
 
 
 def postprocess_track_alone(predictor: Predictor, tracker: Tracker | None,
@@ -260,13 +316,14 @@ def run_sequential(source: str, frames: int, predictor: Predictor, tracker: str 
 
 
 def run_pipelined(source: str, frames: int, predictor: Predictor, tracker: str | None,
-                  fps: float, path: Path) -> dict:
-    """Our pipeline on the same work, into ``path``: its report (``fps``, ``latency_ms``,
-    ``stages``...)."""
+                  fps: float, path: Path, workers: int = 1) -> dict:
+    """Our pipeline on the same work, into ``path``, with ``workers`` inference calls at
+    once: its report (``fps``, ``latency_ms``, ``stages``...)."""
     src = open_source(source, live=False)
     pipeline = Pipeline(src, predictor, make_tracker(tracker, fps) if tracker else None,
                         Annotator(), [VideoSink(path, fps)],
-                        PipelineOptions(max_frames=frames, overlay=False))
+                        PipelineOptions(max_frames=frames, overlay=False,
+                                        inference_workers=workers))
     return pipeline.run()
 
 
@@ -287,6 +344,11 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
     # in the sequential loop spinning threads slowed everything after inference.
     sequential_predictor = model.predictor(cores)
     predictor = model.predictor(inference_threads(cores))
+    plan = inference_plan(live=False, cores=cores)  # how `detstream run` runs a file
+    if predictor.backend.device.type != "cpu":
+        plan = type(plan)(plan.threads, 2)
+    pipelined_predictor = (predictor if plan.threads == inference_threads(cores)
+                           else model.predictor(plan.threads))
     with tempfile.TemporaryDirectory(prefix="detstream-bench-") as tmp:
         folder = Path(tmp)
         alone = time_stages_alone(images, decode, fps, model, predictor, tracker, folder, log)
@@ -300,12 +362,19 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
         sequential = run_sequential(source, n, sequential_predictor, tracker, alone.size, fps,
                                     folder / "sequential.mp4")
         log(f"sequential: {sequential:.1f} FPS")
-        report = run_pipelined(source, n, predictor, tracker, fps, folder / "pipelined.mp4")
+        report = run_pipelined(source, n, pipelined_predictor, tracker, fps,
+                               folder / "pipelined.mp4", plan.workers)
         log(f"pipelined: {report['fps']:.1f} FPS")
+    fastest = max(alone.settings, key=lambda setting: -setting.time.mean_ms)
+    alone_fps = 1000.0 / fastest.time.mean_ms
 
     return {
         "source": source, "model": model.model, "frames": n, "cores": cores,
         "inference_threads": best.threads, "inference_spin": best.spin,
+        "inference_workers": best.workers,
+        "inference_alone_fps": round(alone_fps, 1),
+        "inference_alone_setting": fastest.describe(),
+        "pipeline_inference_plan": {"threads": plan.threads, "workers": plan.workers},
         "stage_ms": {k: round(v, 3) for k, v in means.items()},
         "stage_cpu_ms": {k: round(v, 3) for k, v in cpu_ms.items()},
         "inference_only_fps": round(1000.0 / means["inference"], 1),
@@ -314,10 +383,88 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
         "pipelined_fps": report["fps"],
         "pipelined_vs_sequential": round(report["fps"] / sequential, 3),
         "pipelined_vs_ceiling": round(report["fps"] / ceiling, 3),
+        "pipelined_vs_inference_alone": round(report["fps"] / alone_fps, 3),
         "latency_ms_p50": report["latency_ms"]["p50"],
         "latency_ms_p95": report["latency_ms"]["p95"],
         "pipeline_stages": report["stages"],
     }
+
+
+def record_outputs(model: BenchModel, images: list[np.ndarray]
+                   ) -> tuple[RecordingBackend, list[tuple], StageTime, list]:
+    """Run the real model once on every image, keeping its raw outputs for replay.
+
+    Returns:
+        The recorder, each image's ``(batch, letterboxes)``, the preprocessing time and the
+        raw outputs.
+    """
+    recorder = RecordingBackend(model.open(inference_threads()))
+    predictor = Predictor(recorder)
+    batches, preprocess = preprocess_alone(predictor, images)
+    raws = [recorder.infer(batch) for batch, _ in batches]
+    return recorder, batches, preprocess, raws
+
+
+def cpu_stage_ceiling(stages: dict[str, StageTime], replay_ms: float, cores: int) -> float:
+    """The most frames per second the stages other than inference allow on ``cores``: none
+    faster than alone, all sharing the cores, and inference taking ``replay_ms`` a frame."""
+    wall = {name: stage.mean_ms for name, stage in stages.items()}
+    cpu = {name: stage.cpu_ms for name, stage in stages.items()}
+    return min(ceiling_fps(wall, cpu, cores), 1000.0 / max(replay_ms, 1e-6))
+
+
+def bench_replay(source: str, model: BenchModel, replay_ms: float, frames: int = 300,
+                 tracker: str | None = "botsort", log: Log = quiet) -> dict:
+    """The pipeline with recorded outputs replayed at ``replay_ms`` per call (see the module
+    doc): the other stages alone, their CPU-stage ceiling and the pipelined FPS."""
+    cores = os.cpu_count() or 1
+    images, decode, fps = decode_alone(source, frames)
+    h, w = images[0].shape[:2]
+    log(f"{len(images)} frames of {w}x{h} from {source}; recording the model's outputs")
+    recorder, batches, preprocess, raws = record_outputs(model, images)
+    predictor = Predictor(ReplayBackend(recorder, replay_ms))
+    track = make_tracker(tracker, fps) if tracker else None
+    with tempfile.TemporaryDirectory(prefix="detstream-bench-") as tmp:
+        folder = Path(tmp)
+        results, post = postprocess_track_alone(predictor, track, images, raws, batches)
+        del raws, batches
+        drawn, draw = draw_alone(images, results)
+        del results
+        encode = encode_alone(drawn, folder / "alone.mp4", fps)
+        del drawn
+        stages = {"decode": decode, "preprocess": preprocess, "postprocess_track": post,
+                  "draw": draw, "encode": encode}
+        ceiling = cpu_stage_ceiling(stages, replay_ms, cores)
+        log(f"CPU-stage ceiling {ceiling:.1f} FPS; running the pipeline with replayed outputs")
+        # as `detstream run` runs a file next to a GPU engine: two calls in flight
+        report = run_pipelined(source, len(images), predictor, tracker, fps,
+                               folder / "pipelined.mp4", workers=2)
+    return {
+        "source": source, "model": model.model, "frames": len(images), "size": [w, h],
+        "cores": cores, "replay_ms": replay_ms,
+        "stage_ms": {k: round(v.mean_ms, 3) for k, v in stages.items()},
+        "stage_cpu_ms": {k: round(v.cpu_ms, 3) for k, v in stages.items()},
+        "cpu_stage_ceiling_fps": round(ceiling, 1),
+        "pipelined_fps": report["fps"],
+        "pipelined_vs_cpu_ceiling": round(report["fps"] / ceiling, 3),
+        "latency_ms_p50": report["latency_ms"]["p50"],
+        "latency_ms_p95": report["latency_ms"]["p95"],
+        "pipeline_stages": report["stages"],
+    }
+
+
+def print_replay(result: dict) -> None:
+    """The table ``detstream bench pipeline --replay-ms`` prints."""
+    w, h = result["size"]
+    print(f"{w}x{h}, inference replayed at {result['replay_ms']:g} ms per frame")
+    print(f"{'stage (alone)':<20}{'wall ms':>10}{'CPU ms':>10}   per frame")
+    for name, ms in result["stage_ms"].items():
+        print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
+    print(f"CPU-stage ceiling  {result['cpu_stage_ceiling_fps']:>8.1f} FPS "
+          f"({result['cores']} cores)")
+    print(f"pipelined          {result['pipelined_fps']:>8.1f} FPS  "
+          f"({result['pipelined_vs_cpu_ceiling']:.2f}x the CPU-stage ceiling)")
+    print(f"latency p50 {result['latency_ms_p50']:.0f} ms, p95 {result['latency_ms_p95']:.0f} ms")
 
 
 def print_pipeline(result: dict) -> None:
@@ -326,11 +473,16 @@ def print_pipeline(result: dict) -> None:
     for name, ms in result["stage_ms"].items():
         print(f"{name:<20}{ms:>10.2f}{result['stage_cpu_ms'][name]:>10.2f}")
     spinning = ", spinning" if result["inference_spin"] else ""
+    calls = (f"{result['inference_workers']} calls at once, "
+             if result.get("inference_workers", 1) > 1 else "")
     print(f"inference only     {result['inference_only_fps']:>8.1f} FPS "
-          f"({result['inference_threads']} threads{spinning})")
+          f"({calls}{result['inference_threads']} threads{spinning}: the ceiling's setting)")
+    print(f"inference alone    {result['inference_alone_fps']:>8.1f} FPS "
+          f"({result['inference_alone_setting']}: the fastest)")
     print(f"ceiling            {result['ceiling_fps']:>8.1f} FPS")
     print(f"sequential         {result['sequential_fps']:>8.1f} FPS")
     print(f"pipelined          {result['pipelined_fps']:>8.1f} FPS  "
           f"({result['pipelined_vs_sequential']:.2f}x sequential, "
-          f"{result['pipelined_vs_ceiling']:.2f}x ceiling)")
+          f"{result['pipelined_vs_ceiling']:.2f}x ceiling, "
+          f"{result['pipelined_vs_inference_alone']:.2f}x inference alone)")
     print(f"latency p50 {result['latency_ms_p50']:.0f} ms, p95 {result['latency_ms_p95']:.0f} ms")

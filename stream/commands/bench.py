@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from detstream.stream.commands.args import (
     CUDA_GRAPH_HELP,
     add_model_arguments,
+    bounded_int,
     fraction,
     non_negative_float,
     output_file,
@@ -97,8 +98,35 @@ def register(commands: argparse._SubParsersAction) -> None:
     _model_arguments(pipe)
     pipe.add_argument("--frames", type=positive_int, default=300,
                       help="frames to use (default 300)")
+    pipe.add_argument("--replay-ms", type=positive_float, default=None, metavar="T",
+                      help="record the model's outputs once, then run the pipeline replaying "
+                           "them at T ms per frame (a GPU engine's time) against the ceiling "
+                           "of the other stages")
     pipe.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     pipe.set_defaults(handler=run_pipeline, runs_pipeline=True)
+
+    multi = jobs.add_parser(
+        "multistream", help="one batched multi-stream process vs N separate processes",
+        description="Runs N streams of the same source two ways on this machine: one "
+                    "`detstream run` process with N --source (one model, batched inference) "
+                    "and N separate single-stream processes at the same time, each with "
+                    "tracking and JSON Lines output, and compares their aggregate FPS "
+                    "(model loading left out of both).",
+        epilog="examples:\n  detstream bench multistream --source bikes.mp4 --streams 4 "
+               "--json multi.json\n"
+               "  detstream bench multistream --source clip.mp4 --streams 8 --model yolox-nano",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    multi.add_argument("--source", required=True, help="a video file, folder or synthetic://")
+    multi.add_argument("--streams", type=bounded_int(2, 64), default=4,
+                       help="streams on each side (default 4)")
+    _model_arguments(multi)
+    multi.add_argument("--frames", type=positive_int, default=300,
+                       help="frames per stream (default 300)")
+    multi.add_argument("--output-video", action="store_true",
+                       help="also write each stream's H.264 video")
+    multi.add_argument("--json", type=output_file, default=None,
+                       help="also write the figures here")
+    multi.set_defaults(handler=run_multistream)
 
     live = jobs.add_parser(
         "live", help="a paced live source for a while: latency against processing time, drift",
@@ -225,11 +253,32 @@ def run_engine(args: argparse.Namespace) -> int:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     from detstream.stream.bench.common import write_json
-    from detstream.stream.bench.pipeline import bench_pipeline, print_pipeline
+    from detstream.stream.bench.pipeline import (
+        bench_pipeline,
+        bench_replay,
+        print_pipeline,
+        print_replay,
+    )
 
-    result = bench_pipeline(args.source, _model(args), args.frames, _tracker(args.tracker),
-                            log=_log)
-    print_pipeline(result)
+    if args.replay_ms is not None:
+        result = bench_replay(args.source, _model(args), args.replay_ms, args.frames,
+                              _tracker(args.tracker), log=_log)
+        print_replay(result)
+    else:
+        result = bench_pipeline(args.source, _model(args), args.frames,
+                                _tracker(args.tracker), log=_log)
+        print_pipeline(result)
+    write_json(args.json, result)
+    return 0
+
+
+def run_multistream(args: argparse.Namespace) -> int:
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.multistream import bench_multistream, print_multistream
+
+    result = bench_multistream(args.source, args.streams, _model(args), args.frames,
+                               _tracker(args.tracker), video=args.output_video, log=_log)
+    print_multistream(result)
     write_json(args.json, result)
     return 0
 

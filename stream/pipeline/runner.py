@@ -128,6 +128,7 @@ class Pipeline:
         self._infer_started = 0.0
         self.service = service
         self._own_service = service is None
+        self._waited = 0.0  # seconds the track stage waited for inference on this packet
         self._slots: threading.Semaphore | None = None  # frames inference may hold at once
 
     # ------------------------------------------------------------------ control
@@ -199,7 +200,10 @@ class Pipeline:
                 start = time.perf_counter()
                 work(item)
                 if name != "infer":  # inference is timed by the service (see _track)
-                    item.timings[name] = (time.perf_counter() - start) * 1000.0
+                    busy = time.perf_counter() - start
+                    if name == "track":  # not the wait for the inference result
+                        busy, self._waited = busy - self._waited, 0.0
+                    item.timings[name] = busy * 1000.0
                     self._learn(name, item.timings[name])
                 if outbox is not None and not self._put(outbox, item):
                     return
@@ -301,7 +305,9 @@ class Pipeline:
     def _track(self, packet: FramePacket) -> None:
         names = packet.predictor.spec.class_names
         if packet.detect:
+            waiting = time.perf_counter()
             result = self._result(packet.pending)
+            self._waited = time.perf_counter() - waiting
             packet.pending = None
             packet.raw = result.raw
             packet.timings["infer"] = result.infer_ms
