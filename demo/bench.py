@@ -17,7 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from detstream.stream.commands.args import input_file, output_file, positive_float, positive_int
+from detstream.stream.commands.args import (
+    add_model_arguments,
+    input_file,
+    output_file,
+    positive_float,
+)
 
 CAMERA = (640, 480, 30)
 WARMUP_S = 5.0
@@ -41,8 +46,8 @@ def register(jobs: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=positive_float, default=60.0,
                         help="measured webcam time (default 60)")
-    parser.add_argument("--model", default="default", help="'default' or an .onnx file")
-    parser.add_argument("--imgsz", type=positive_int, default=None, help="model input size")
+    add_model_arguments(parser, model_help="'default' or an .onnx file", names=False,
+                        weights=False, imgsz_help="model input size")
     parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"))
     parser.add_argument("--upload", type=input_file, default=None,
                         help="video for the upload comparison (default: a synthetic 640x360 "

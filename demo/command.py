@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from detstream.stream.commands.args import bounded_int, fraction, positive_int
+from detstream.stream.commands.args import add_model_arguments, bounded_int, fraction, positive_int
 
 EXAMPLES = """examples:
   detstream demo                                   # http://127.0.0.1:7860, the default model
@@ -31,14 +31,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=bounded_int(1, 65535), default=7860,
                         help="port (default 7860)")
-    parser.add_argument("--model", default="default",
-                        help="the model the page starts with: a model name (default, "
-                             "yolox-nano, ...: detstream models lists them) or an .onnx file "
-                             "(its folder is then allowed too)")
-    parser.add_argument("--backend", default="auto",
-                        choices=("auto", "tensorrt", "torch", "onnxruntime"))
-    parser.add_argument("--imgsz", type=positive_int, default=None,
-                        help="input size the page starts with (default: the model's own)")
+    add_model_arguments(parser, model_help="the model the page starts with: a model name "
+                        "(default, yolox-nano, ...: detstream models lists them) or an .onnx "
+                        "file (its folder is then allowed too)", names=False, weights=False,
+                        imgsz_help="input size the page starts with (default: the model's own)",
+                        backend="auto")
     parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"),
                         help="tracker the page starts with (default botsort)")
     parser.add_argument("--conf", type=fraction, default=0.25,

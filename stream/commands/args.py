@@ -132,9 +132,48 @@ CUDA_GRAPH_HELP = ("replay the model from CUDA graphs captured when it opens (to
 MODEL_HELP = ("a model name (default, yolox-nano, ...: detstream models lists them), a "
               "checkpoint .safetensors, an .onnx file or a cached .engine (default: default)")
 
+#: The backends a command that runs a model can ask for.
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model`` and ``--weights``, the same in every command."""
-    parser.add_argument("--model", default="default", help=MODEL_HELP)
-    parser.add_argument("--weights", type=Path, default=None, metavar="PATH",
-                        help="a file you already have for a named model (no download)")
+_UNSET = object()
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MODEL_HELP,
+                        names: bool = True, imgsz: bool = True,
+                        imgsz_help: str = "square input size for checkpoints (default: the "
+                                          "model's own)",
+                        backend: str | None | object = _UNSET,
+                        backends: tuple[str, ...] = BACKENDS,
+                        backend_help: str = "where the model runs (default auto: tensorrt, "
+                                            "then torch on CUDA, then onnxruntime on the CPU)",
+                        device: str | None | object = _UNSET,
+                        device_help: str = "cpu or cuda[:N] (default: the best here)",
+                        threads: bool = False, cuda_graph: bool = False,
+                        weights: bool = True) -> None:
+    """The model options, declared once with the same names, types and checks everywhere.
+
+    ``--model`` always; ``--weights``, ``--names`` (an existing file) and ``--imgsz`` (a
+    positive whole number) unless turned off; ``--backend`` and ``--device`` when a default is
+    given (``None`` is a valid default); ``--threads`` and ``--cuda-graph`` on request.
+    """
+    parser.add_argument("--model", default="default", help=model_help)
+    if weights:
+        parser.add_argument("--weights", type=Path, default=None, metavar="PATH",
+                            help="a file you already have for a named model (no download)")
+    if names:
+        parser.add_argument("--names", type=input_file, default=None, metavar="FILE",
+                            help="class names for an ONNX file without them (one per line, or "
+                                 "a YAML/JSON list)")
+    if imgsz:
+        parser.add_argument("--imgsz", type=bounded_int(1, 8192), default=None,
+                            help=imgsz_help)
+    if backend is not _UNSET:
+        parser.add_argument("--backend", default=backend, choices=backends, help=backend_help)
+    if device is not _UNSET:
+        parser.add_argument("--device", default=device, help=device_help)
+    if threads:
+        parser.add_argument("--threads", type=positive_int, default=None,
+                            help="inference threads on the CPU (default: chosen for the machine "
+                                 "and the source)")
+    if cuda_graph:
+        parser.add_argument("--cuda-graph", action="store_true", help=CUDA_GRAPH_HELP)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detstream.stream.commands.args import (
-    CUDA_GRAPH_HELP,
     add_model_arguments,
     bounded_int,
     fraction,
@@ -42,15 +41,8 @@ def int_list(text: str) -> list[int]:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, backend and tracker options shared by the pipeline benchmarks."""
-    add_model_arguments(parser)
-    parser.add_argument("--names", default=None, help="class names for an ONNX file")
-    parser.add_argument("--imgsz", type=positive_int, default=None,
-                        help="input size (checkpoints)")
-    parser.add_argument("--backend", default="auto",
-                        choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    add_model_arguments(parser, backend="auto", cuda_graph=True)
     parser.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
-    parser.add_argument("--cuda-graph", action="store_true",
-                        help=CUDA_GRAPH_HELP)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +57,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(CUDA), torch-fp32, onnxruntime (CPU, or CUDA with onnxruntime-gpu); "
                     "'all' runs every one available and says why the others are skipped.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(engine)
+    # Its own --backend (a list of variants) and --imgsz (a list of sizes); the rest shared.
+    add_model_arguments(engine, imgsz=False, device=None,
+                        device_help="cpu or cuda (default: best here)", threads=True,
+                        cuda_graph=True)
     engine.add_argument("--backend", default="all",
                         help="all or a comma list of tensorrt, torch-fp16, torch-fp32, onnxruntime "
                              "(default all)")
@@ -74,12 +69,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     engine.add_argument("--batch", type=int_list, default=[1], help="comma list (default 1)")
     engine.add_argument("--seconds", type=positive_float, default=3.0,
                         help="timing per row in seconds (default 3)")
-    engine.add_argument("--threads", type=positive_int, default=None,
-                        help="CPU threads for torch and onnxruntime (default: all cores)")
-    engine.add_argument("--device", default=None, help="cpu or cuda (default: best here)")
-    engine.add_argument("--cuda-graph", action="store_true",
-                        help=CUDA_GRAPH_HELP)
-    engine.add_argument("--names", default=None, help="class names for an ONNX file")
     engine.add_argument("--json", type=output_file, default=None, help="also write the rows here")
     engine.set_defaults(handler=run_engine)
 
@@ -178,12 +167,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="frames per scene (default 300)")
     mot.add_argument("--size", default="640x360", help="frame size (default 640x360)")
     mot.add_argument("--fps", type=positive_float, default=30.0, help="frame rate (default 30)")
-    mot.add_argument("--model", default="default",
-                     help="detector for the model stream, or none (default: default)")
+    add_model_arguments(mot, model_help="detector for the model stream, or none (default: "
+                                        "default)", imgsz=False, backend="auto")
     mot.add_argument("--conf", type=fraction, default=0.1,
                      help="detector score threshold (default 0.1: the trackers use low scores)")
-    mot.add_argument("--backend", default="auto",
-                     choices=("auto", "tensorrt", "torch", "onnxruntime"))
     mot.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     mot.set_defaults(handler=run_mot)
     soak = jobs.add_parser(

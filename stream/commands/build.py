@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from detstream.stream.commands.args import add_model_arguments, positive_float, positive_int
+from detstream.stream.commands.args import add_model_arguments, positive_float
 
 EXAMPLES = """examples:
   detstream build --model default
@@ -43,15 +43,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "~/.cache/detstream/engines) by ONNX SHA-256, TensorRT and CUDA version, "
                     "GPU and profile; an engine that no longer loads is rebuilt.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(parser)
+    add_model_arguments(parser, device="cuda", device_help="CUDA device (default cuda)")
     parser.add_argument("--batch", type=batch_range, default=1, metavar="N",
                         help="largest batch the engine accepts (default 1)")
-    parser.add_argument("--imgsz", type=positive_int, default=None,
-                        help="square input size for checkpoints (default: the model's own)")
     parser.add_argument("--workspace", type=positive_float, default=4.0, metavar="GB",
                         help="builder workspace limit in GiB (default 4)")
-    parser.add_argument("--device", default="cuda", help="CUDA device (default cuda)")
-    parser.add_argument("--names", default=None, help="class names for an ONNX file")
     parser.set_defaults(handler=run)
 
 

@@ -28,9 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "is not kept. An ONNX model (yolox-nano, a file) is converted to FP16 with "
                     "--half and checked against the FP32 file by the FP16 rule.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(parser)
-    parser.add_argument("--imgsz", type=positive_int, default=None,
-                        help="square input size (default: the model's own)")
+    add_model_arguments(parser, names=False,
+                        imgsz_help="square input size (default: the model's own)")
     parser.add_argument("--half", action="store_true",
                         help="FP16 weights and input (for TensorRT FP16 engines)")
     parser.add_argument("--dynamic-batch", type=positive_int, default=None, metavar="MAX",

@@ -10,7 +10,6 @@ import traceback
 from pathlib import Path
 
 from detstream.stream.commands.args import (
-    CUDA_GRAPH_HELP,
     add_model_arguments,
     bounded_int,
     fraction,
@@ -57,16 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "(--show shows the grid in one window)")
     parser.add_argument("--collect-ms", type=non_negative_float, default=10.0, metavar="MS",
                         help="several streams: longest wait for a batch to fill (default 10)")
-    add_model_arguments(parser)
-    parser.add_argument("--names", type=Path, default=None, help="class names for an ONNX file")
-    parser.add_argument("--backend", default="auto",
-                        choices=("auto", "tensorrt", "torch", "onnxruntime"))
-    parser.add_argument("--device", default=None, help="cpu or cuda[:N] (default: best)")
-    parser.add_argument("--imgsz", type=positive_int, default=None, help="model input size")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="inference threads on the CPU (default: chosen for the machine)")
-    parser.add_argument("--cuda-graph", action="store_true",
-                        help=CUDA_GRAPH_HELP)
+    add_model_arguments(parser, backend="auto", device=None, threads=True, cuda_graph=True)
     parser.add_argument("--conf", type=fraction, default=0.25, help="confidence (default 0.25)")
     parser.add_argument("--iou", type=fraction, default=0.45, help="NMS IoU (default 0.45)")
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
