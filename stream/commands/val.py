@@ -12,7 +12,6 @@ from detstream.stream.commands.args import (
     bounded_int,
     fraction,
     output_file,
-    positive_int,
     worker_count,
 )
 
@@ -27,22 +26,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         "val", help="evaluate a model on a dataset split (mAP50, mAP50-95, P, R, F1)",
         description="Evaluate with COCO-standard AP (faster-coco-eval): overall and per class.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(parser)
-    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
-                        help="run the model on this backend (default: torch for checkpoints, "
-                             "onnxruntime for ONNX files)")
-    parser.add_argument("--names", type=Path, default=None,
-                        help="class names for an ONNX file without them (text, one per line)")
+    add_model_arguments(parser, imgsz_help="input size (default: the model's own)",
+                        backend=None, backends=("torch", "onnxruntime", "tensorrt"),
+                        backend_help="run the model on this backend (default: torch for "
+                                     "checkpoints, onnxruntime for ONNX files)",
+                        device="cpu", device_help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--data", type=Path, required=True, help="YOLO data.yaml")
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
-    parser.add_argument("--imgsz", type=positive_int, default=None,
-                        help="input size (default: the model's own)")
     parser.add_argument("--conf", type=fraction, default=0.001,
                         help="confidence threshold (default 0.001)")
     parser.add_argument("--iou", type=fraction, default=0.65, help="NMS IoU (default 0.65)")
     parser.add_argument("--batch", type=bounded_int(1, 1024), default=16,
                         help="batch size (default 16)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--workers", type=worker_count, default=0,
                         help="loading processes (default 0)")
     parser.add_argument("--json", type=output_file, default=None,
