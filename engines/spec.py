@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from detstream.engines.boxes import xyxy_to_tlwh
 from detstream.engines.errors import UserInputError
 
 #: The largest square model input accepted (``--imgsz``): 4096 x 4096 already needs ~200 MB per
@@ -141,10 +142,8 @@ class Detections:
 
     @property
     def xywh(self) -> np.ndarray:
-        """Boxes as top-left x, y, width, height: float32 [N, 4]."""
-        out = self.boxes.copy()
-        out[:, 2:] -= out[:, :2]
-        return out
+        """Boxes as top-left x, y, width, height (``tlwh``): float32 [N, 4]."""
+        return xyxy_to_tlwh(self.boxes)
 
     @staticmethod
     def merge(records: Sequence[Detections]) -> Detections:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torchvision.ops import complete_box_iou_loss
 
+from detstream.engines.boxes import complete_iou
 from detstream.engines.models import Detector
 from detstream.engines.models.head import make_anchors
 from detstream.engines.train.assigner import TaskAlignedAssigner
-from detstream.engines.train.boxes import complete_iou
 from detstream.engines.train.loss import DetectionLoss, pad_targets
 
 

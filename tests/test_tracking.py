@@ -234,7 +234,8 @@ def test_bench_mot_scores_every_variant_on_both_streams(tmp_path):
 
 
 def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
-    from detstream.stream.track.matching import buffered_iou_matrix, iou_matrix
+    from detstream.engines.boxes import iou_matrix
+    from detstream.stream.track.matching import buffered_iou_matrix
 
     track = np.array([[0.0, 0.0, 10.0, 10.0]])
     dets = np.array([[0.0, 0.0, 10.0, 10.0], [12.0, 0.0, 22.0, 10.0]])

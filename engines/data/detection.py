@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detstream.engines.boxes import cxcywh_to_xyxy
 from detstream.engines.data.yolo import label_path, load_data_yaml, read_labels
 from detstream.engines.errors import UserInputError
 
@@ -215,10 +216,7 @@ class DetectionSource:
             if files is None:
                 raise RuntimeError("DetectionSource: no label files to read")
             class_ids, cxcywh = read_labels(files[i], len(self.class_names))
-            xyxy = np.empty_like(cxcywh)
-            xyxy[:, :2] = cxcywh[:, :2] - cxcywh[:, 2:] / 2
-            xyxy[:, 2:] = cxcywh[:, :2] + cxcywh[:, 2:] / 2
-            cached = (xyxy, class_ids.astype(np.int64))
+            cached = (cxcywh_to_xyxy(cxcywh), class_ids.astype(np.int64))
             self._normalised[i] = cached
         return cached
 

@@ -18,6 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
+from detstream.engines.boxes import tlwh_to_xyxy
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 
@@ -153,8 +154,7 @@ def read_mot(path: str | Path, class_names: tuple[str, ...] = (),
     out = {}
     for frame, vals in sorted(rows.items()):
         arr = np.asarray(vals, np.float64)
-        boxes = arr[:, 2:6].copy()
-        boxes[:, 2:] += boxes[:, :2]
+        boxes = tlwh_to_xyxy(arr[:, 2:6])
         classes = np.where(arr[:, 7] > 0, arr[:, 7] - 1, -1)
         vis = np.where(arr[:, 8] >= 0, arr[:, 8], 1.0)
         out[frame] = Detections(

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from detstream.engines.boxes import xyxy_to_cxcywh
 from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -169,12 +170,10 @@ def write_labels(path: str | Path, class_ids: np.ndarray, boxes_xyxy: np.ndarray
                  height: int) -> None:
     """Write a YOLO label file from pixel ``xyxy`` boxes of an image of ``width`` x ``height``."""
     boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    cx = (boxes[:, 0] + boxes[:, 2]) / (2 * width)
-    cy = (boxes[:, 1] + boxes[:, 3]) / (2 * height)
-    w = (boxes[:, 2] - boxes[:, 0]) / width
-    h = (boxes[:, 3] - boxes[:, 1]) / height
+    normalised = xyxy_to_cxcywh(boxes) / np.array([width, height, width, height], np.float64)
     rows = [f"{int(c)} {a:.6f} {b:.6f} {d:.6f} {e:.6f}\n"
-            for c, a, b, d, e in zip(np.asarray(class_ids).tolist(), cx, cy, w, h, strict=True)]
+            for c, (a, b, d, e) in zip(np.asarray(class_ids).tolist(), normalised.tolist(),
+                                       strict=True)]
     Path(path).write_text("".join(rows), encoding="utf-8")
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, nms
 
+from detstream.engines.boxes import clip_xyxy, cxcywh_to_xyxy
 from detstream.engines.errors import UserInputError
 from detstream.engines.process.letterbox import Letterbox
 from detstream.engines.spec import Detections
@@ -93,22 +94,15 @@ def select_candidates(scores: torch.Tensor, class_ids: torch.Tensor,
     return index
 
 
-def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """Centre/size boxes to corners: float [n, 4] ``cx, cy, w, h`` → float [n, 4] ``xyxy``."""
-    half = boxes[:, 2:] / 2
-    return torch.cat((boxes[:, :2] - half, boxes[:, :2] + half), dim=1)
-
-
-def clip_boxes(boxes: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    """Clip ``xyxy`` boxes (float [n, 4]) to an image of ``size`` = (height, width).
-
-    ``None`` returns the boxes unchanged (the frame clip in :func:`to_detections` still applies).
-    """
+def _corners(boxes: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """The decode and clip steps: candidates' ``cx, cy, w, h`` (float [n, 4]) as ``xyxy``
+    clipped to an input of ``size`` = (height, width); ``None`` leaves them unclipped
+    (:func:`to_detections` clips to the frame in any case)."""
+    boxes = cxcywh_to_xyxy(boxes)
     if size is None:
         return boxes
     height, width = size
-    limits = boxes.new_tensor([width, height, width, height])
-    return boxes.clamp(min=0).minimum(limits)
+    return clip_xyxy(boxes, width, height)
 
 
 def suppress(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
@@ -164,7 +158,7 @@ def decode_xywh_scores(raw: torch.Tensor, cfg: DecodeConfig,
     for image in raw:
         best_scores, best_classes = image[4:].max(dim=0)
         index = select_candidates(best_scores, best_classes, cfg)
-        boxes = clip_boxes(xywh_to_xyxy(image[:4, index].T), input_size)
+        boxes = _corners(image[:4, index].T, input_size)
         results.append(suppress(boxes, best_scores[index], best_classes[index], cfg))
     return results
 
@@ -180,7 +174,7 @@ def _decode_objectness(raw: torch.Tensor, cfg: DecodeConfig,
         candidates = image[rows]
         best_scores, best_classes = (candidates[:, 5:] * candidates[:, 4:5]).max(dim=1)
         index = select_candidates(best_scores, best_classes, cfg)
-        boxes = clip_boxes(xywh_to_xyxy(candidates[index, :4]), input_size)
+        boxes = _corners(candidates[index, :4], input_size)
         results.append(suppress(boxes, best_scores[index], best_classes[index], cfg))
     return results
 
@@ -278,17 +272,15 @@ def to_detections(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Te
         boxes: float [n, 4] ``xyxy`` in model-input pixels (any device).
         scores: float [n] in [0, 1].
         class_ids: int [n].
-        letterbox: how the frame was placed in the model input; boxes are mapped back with
-            :meth:`Letterbox.to_frame`, then clipped to the frame here.
+        letterbox: how the frame was placed in the model input; boxes are mapped back, and
+            clipped to the frame, with :meth:`Letterbox.to_frame`.
         class_names: names indexed by class id.
 
     Returns:
         Detections with float32 [n, 4] ``xyxy`` frame-pixel boxes, untracked (ids ``-1``).
     """
-    frame_boxes = letterbox.to_frame(_to_numpy(boxes, np.float32).reshape(-1, 4))
-    frame_boxes = _clip_to_frame(frame_boxes, letterbox.frame_width, letterbox.frame_height)
     return Detections(
-        boxes=frame_boxes,
+        boxes=letterbox.to_frame(_to_numpy(boxes, np.float32).reshape(-1, 4)),
         scores=_to_numpy(scores, np.float32),
         class_ids=_to_numpy(class_ids, np.int32),
         class_names=tuple(class_names),
@@ -301,9 +293,3 @@ def _to_numpy(tensor: torch.Tensor, dtype: type) -> np.ndarray:
     if tensor.is_floating_point():
         tensor = tensor.float()
     return tensor.numpy().astype(dtype)
-
-
-def _clip_to_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip float32 [n, 4] ``xyxy`` boxes to a ``width`` x ``height`` frame."""
-    limits = np.array([width, height, width, height], np.float32)
-    return np.clip(boxes, 0, limits).astype(np.float32, copy=False)

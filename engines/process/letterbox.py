@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from detstream.engines.boxes import clip_xyxy
+
 
 @dataclass(frozen=True)
 class Letterbox:
@@ -33,9 +35,7 @@ class Letterbox:
         out = np.asarray(boxes, np.float32).copy()
         out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.ratio
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.ratio
-        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, self.frame_width)
-        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, self.frame_height)
-        return out
+        return clip_xyxy(out, self.frame_width, self.frame_height)
 
     def to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Map ``xyxy`` boxes from frame pixels to input pixels."""

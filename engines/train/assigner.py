@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from detstream.engines.train.boxes import box_iou_pairwise
+from detstream.engines.boxes import pairwise_iou
 
 
 class Assignment(NamedTuple):
@@ -78,7 +78,7 @@ class TaskAlignedAssigner:
                               gt_boxes[..., 2:3] - ax, gt_boxes[..., 3:4] - ay], dim=-1)
         candidates = (inside.amin(dim=-1) > self.eps) & gt_valid.unsqueeze(-1)
 
-        overlaps = box_iou_pairwise(gt_boxes.unsqueeze(2), pred_boxes.unsqueeze(1)).clamp(0)
+        overlaps = pairwise_iou(gt_boxes.unsqueeze(2), pred_boxes.unsqueeze(1)).clamp(0)
         overlaps = overlaps * candidates
         class_index = gt_labels.clamp(0, c - 1).unsqueeze(-1).expand(b, m, n)
         scores = pred_scores.transpose(1, 2).gather(1, class_index)  # [B, M, N]

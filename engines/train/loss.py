@@ -13,14 +13,9 @@ import torch
 import torch.distributed as dist
 from torch.nn import functional as F
 
+from detstream.engines.boxes import complete_iou, ltrb_to_xyxy, xyxy_to_ltrb
 from detstream.engines.models.head import HeadOutput
 from detstream.engines.train.assigner import TaskAlignedAssigner
-from detstream.engines.train.boxes import complete_iou
-
-
-def decode_ltrb(distances: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Side distances [..., 4] (left, top, right, bottom) around anchor centres → xyxy."""
-    return torch.cat([anchors - distances[..., :2], anchors + distances[..., 2:]], dim=-1)
 
 
 def pad_targets(targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor,
@@ -84,7 +79,7 @@ class DetectionLoss:
         bins = torch.arange(self.reg_max, device=box_logits.device, dtype=torch.float32)
         probs = box_logits.view(b, n, 4, self.reg_max).softmax(-1)
         distances = (probs * bins).sum(-1)  # stride units
-        pred_boxes = decode_ltrb(distances, out.anchors / out.strides) * out.strides
+        pred_boxes = ltrb_to_xyxy(distances, out.anchors / out.strides) * out.strides
 
         labels, boxes, valid = pad_targets(targets.to(box_logits.device), b)
         assigned = self.assigner(cls_logits.detach().sigmoid(), pred_boxes.detach(),
@@ -100,8 +95,7 @@ class DetectionLoss:
             box_loss = ((1.0 - ciou) * weight).sum() / score_sum
             anchors = (out.anchors / out.strides).unsqueeze(0).expand(b, n, 2)[fg]
             target_boxes = assigned.boxes[fg] / out.strides.unsqueeze(0).expand(b, n, 1)[fg]
-            target_ltrb = torch.cat([anchors - target_boxes[:, :2], target_boxes[:, 2:] - anchors],
-                                    dim=-1).clamp(0, self.reg_max - 1 - 0.01)
+            target_ltrb = xyxy_to_ltrb(target_boxes, anchors).clamp(0, self.reg_max - 1 - 0.01)
             dfl = self._dfl(box_logits[fg].view(-1, self.reg_max), target_ltrb.view(-1))
             dfl_loss = (dfl.view(-1, 4).mean(-1) * weight).sum() / score_sum
         else:

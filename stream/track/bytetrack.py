@@ -23,17 +23,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from detstream.engines.boxes import box_area, intersection_matrix, iou_matrix
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 from detstream.stream.track.base import Tracker
 from detstream.stream.track.kalman import KalmanFilter
-from detstream.stream.track.matching import (
-    area,
-    assign,
-    buffered_iou_matrix,
-    intersection_matrix,
-    iou_matrix,
-)
+from detstream.stream.track.matching import assign, buffered_iou_matrix
 
 TRACKED, LOST = 1, 2
 
@@ -268,7 +263,7 @@ class ByteTrack(Tracker):
         if not len(seen):
             return np.zeros(len(boxes), bool)
         inter = intersection_matrix(boxes, self.kf.to_boxes(self.mean[seen]))
-        inside = inter / np.maximum(area(boxes), 1e-9)[:, None]
+        inside = inter / np.maximum(box_area(boxes), 1e-9)[:, None]
         return inside.max(axis=1) > self.config.max_inside
 
     def _duplicates(self) -> np.ndarray:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from detstream.engines.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)  # x' = x + v (one frame)
 
@@ -51,19 +53,17 @@ class KalmanFilter:
 
     def from_boxes(self, xyxy: np.ndarray) -> np.ndarray:
         """Measurements [N, 4] in the filter's parametrisation from ``xyxy`` boxes."""
-        w = xyxy[:, 2] - xyxy[:, 0]
-        h = xyxy[:, 3] - xyxy[:, 1]
-        cx = xyxy[:, 0] + w / 2
-        cy = xyxy[:, 1] + h / 2
-        third = w / np.maximum(h, 1e-6) if self.state == "xyah" else w
-        return np.stack([cx, cy, third, h], axis=1)
+        measurement = xyxy_to_cxcywh(xyxy)
+        if self.state == "xyah":
+            measurement[:, 2] /= np.maximum(measurement[:, 3], 1e-6)
+        return measurement
 
     def to_boxes(self, mean: np.ndarray) -> np.ndarray:
         """``xyxy`` boxes [N, 4] from states [N, 8]."""
-        h = mean[:, 3]
-        w = mean[:, 2] * h if self.state == "xyah" else mean[:, 2]
-        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2,
-                         mean[:, 0] + w / 2, mean[:, 1] + h / 2], axis=1)
+        cxcywh = mean[:, :4].copy()
+        if self.state == "xyah":
+            cxcywh[:, 2] *= cxcywh[:, 3]
+        return cxcywh_to_xyxy(cxcywh)
 
     def initiate(self, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks from measurements [N, 4]: zero velocity, wide uncertainty."""

@@ -1,29 +1,12 @@
-"""Association: vectorized IoU and thresholded linear assignment (scipy)."""
+"""Association: thresholded linear assignment (scipy) and buffered IoU (plain IoU and
+intersection matrices are in :mod:`detstream.engines.boxes`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-
-def area(boxes: np.ndarray) -> np.ndarray:
-    """Areas of ``xyxy`` boxes [..., 4]: [...]."""
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-
-
-def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection area of every box in ``a`` [N, 4] with every box in ``b`` [M, 4]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    return np.clip(rb - lt, 0, None).prod(axis=2)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] (``xyxy``): [N, M]."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    inter = intersection_matrix(a, b)
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+from detstream.engines.boxes import box_area, intersection
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +47,5 @@ def buffered_iou_matrix(tracks: np.ndarray, dets: np.ndarray, margins: np.ndarra
     grow = np.concatenate([-margins, margins], axis=1)  # [N, 4]
     a = tracks + grow  # [N, 4]
     b = dets[None, :, :] + grow[:, None, :]  # [N, M, 4]
-    lt = np.maximum(a[:, None, :2], b[..., :2])
-    rb = np.minimum(a[:, None, 2:], b[..., 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    return inter / np.maximum(area(a)[:, None] + area(b) - inter, 1e-9)
+    inter = intersection(a[:, None, :], b)
+    return inter / np.maximum(box_area(a)[:, None] + box_area(b) - inter, 1e-9)
