@@ -40,7 +40,7 @@ from detstream.engines.train.loss import DetectionLoss
 from detstream.engines.train.optim import Schedule, build_optimizer
 from detstream.engines.train.plots import plot_results
 from detstream.engines.train.precision import autocast_dtype
-from detstream.engines.train.validate import evaluate
+from detstream.engines.train.validate import ModuleBackend, evaluate
 
 NOMINAL_BATCH = 64
 RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "precision", "recall", "f1",
@@ -284,8 +284,9 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
         cfg = self.config
-        result = evaluate(self.ema.module, self.val_source, self.spec, batch=self.local_batch * 2,
-                          device=self.device, workers=cfg.workers, progress=True)
+        backend = ModuleBackend(self.ema.module, self.spec, self.device)
+        result = evaluate(backend, self.val_source, batch=self.local_batch * 2,
+                          workers=cfg.workers, progress=True)
         row.update({"precision": result.precision, "recall": result.recall, "f1": result.f1,
                     "map50": result.map50, "map50_95": result.map50_95})
         self.results.append(row)

@@ -1,72 +1,115 @@
-"""Run a model over a dataset split and score it (used by the trainer and ``detstream val``)."""
+"""Score a model on a dataset split (used by the trainer and ``detstream val``).
+
+Validation runs the model the way ``detstream run`` does: a DataLoader only reads and decodes
+the images (in worker processes when asked), and the
+:class:`~detstream.engines.predict.Predictor` letterboxes, normalises, infers, decodes and
+applies NMS with the model's own contract on the backend's device. The boxes it returns are in
+frame pixels and are scored against the labels by
+:class:`~detstream.engines.metrics.coco.DetectionEvaluator`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from detstream.engines.data.detection import DetectionSource
-from detstream.engines.data.loader import ValDataset, build_loader
+from detstream.engines.errors import UserInputError
 from detstream.engines.metrics.coco import DetectionEvaluator, EvalResult
-from detstream.engines.process.decode import DecodeConfig, decode, to_detections
+from detstream.engines.predict import Predictor
 from detstream.engines.progress import progress_bar
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import Detections, ModelSpec
 
+#: One image as the loader gives it: ``(image, boxes, class_ids, index)``.
+Frame = tuple[torch.Tensor, np.ndarray, np.ndarray, int]
 
-@torch.no_grad()
-def evaluate(model: Callable[[torch.Tensor], torch.Tensor], source: DetectionSource,
-             spec: ModelSpec, batch: int = 16, device: str | torch.device = "cpu",
-             workers: int = 0, conf: float = 0.001, iou: float = 0.65, max_det: int = 300,
+
+class FrameDataset(Dataset[Frame]):
+    """A split's images as decoded frames, with their labels.
+
+    Items are ``(image, boxes, class_ids, index)``: uint8 [H, W, 3] BGR as a tensor (so that
+    worker processes hand it over in shared memory instead of a pickled copy), float32 [N, 4]
+    ``xyxy`` frame pixels, int64 [N], and the image's index in ``source``.
+    """
+
+    def __init__(self, source: DetectionSource) -> None:
+        if len(source) == 0:
+            raise UserInputError("the validation dataset has no images")
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Frame:
+        image, boxes, class_ids = self.source.sample(int(index))
+        return torch.from_numpy(np.ascontiguousarray(image)), boxes, class_ids, int(index)
+
+
+def _as_list(items: list[Frame]) -> list[Frame]:
+    """Collate: frames differ in size, so a batch stays a list."""
+    return items
+
+
+def evaluate(backend: Backend, source: DetectionSource, batch: int = 16, workers: int = 0,
+             conf: float = 0.001, iou: float = 0.65, max_det: int = 300,
              progress: bool = False) -> EvalResult:
-    """Score ``model`` on every image of ``source``.
+    """Score ``backend``'s model on every image of ``source``.
 
     Args:
-        model: takes float [B, 3, S, S] RGB in [0, 1] and returns raw outputs in
-            ``spec.layout`` (an ``nn.Module`` in eval mode, or any callable).
-        source: images and ground truth.
-        spec: the model's contract (input size, class names, layout).
-        batch, device, workers: how to run it.
+        backend: the model, run through a :class:`Predictor` exactly as ``detstream run``
+            runs it (preprocessing per ``backend.spec``, then decode and NMS).
+        source: images and ground truth; predictions are matched to it by class id and
+            reported with its class names.
+        batch: images per loader batch (the predictor splits it to ``backend.max_batch``).
+        workers: processes reading and decoding images (0 reads in this one).
         conf, iou, max_det: post-processing (low ``conf`` for a full precision-recall curve).
         progress: show a progress bar.
+
+    Raises:
+        UserInputError: no images, or class ids outside the dataset's classes.
     """
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    dataset = ValDataset(source, spec.input_size[0], spec.pad_value, spec.letterbox)
-    loader = build_loader(dataset, batch, workers, shuffle=False)
-    decode_cfg = DecodeConfig(conf=conf, iou=iou, max_det=max_det)
-    evaluator = DetectionEvaluator(spec.class_names)
-    for images, _, metas in progress_bar(loader, disable=not progress, desc="val",
-                                         unit="batch", leave=False):
-        raw = model(images.to(device, non_blocking=True).float().div_(255.0))
-        decoded = decode(raw.float(), spec.layout, decode_cfg, spec.input_size)
-        for (boxes, scores, classes), meta in zip(decoded,
-                                                  metas, strict=True):
-            pred = to_detections(boxes, scores, classes, meta["letterbox"], spec.class_names)
-            gt = Detections(boxes=meta["boxes"], scores=np.ones(len(meta["boxes"])),
-                            class_ids=meta["classes"], class_names=spec.class_names)
-            evaluator.add(gt, pred, image_id=int(meta["index"]))
+    predictor = Predictor(backend, conf=conf, iou=iou, max_det=max_det)
+    names = tuple(source.class_names)
+    evaluator = DetectionEvaluator(names)
+    loader = DataLoader(FrameDataset(source), batch_size=batch, shuffle=False,
+                        num_workers=workers, collate_fn=_as_list)
+    for frames in progress_bar(loader, disable=not progress, desc="val", unit="batch",
+                               leave=False):
+        found = predictor([image.numpy() for image, _, _, _ in frames])
+        for (_, boxes, class_ids, index), pred in zip(frames, found, strict=True):
+            gt = Detections(boxes=boxes, scores=np.ones(len(boxes)), class_ids=class_ids,
+                            class_names=names)
+            if pred.class_names != names:  # the dataset's spelling of the model's classes
+                pred = pred.replace(class_names=names)
+            evaluator.add(gt, pred, image_id=index)
     return evaluator.compute()
 
 
-def backend_model(backend: Backend) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Adapt a backend to :func:`evaluate`'s model interface (RGB in [0, 1], any batch):
-    channel order, scale and mean/std per the backend's contract, in batches it accepts."""
-    spec = backend.spec
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
-    a = 255.0 * spec.scale / std
-    b = -torch.tensor(spec.mean).view(1, 3, 1, 1) / std
+class ModuleBackend(Backend):
+    """A torch module run as it is, in FP32 on ``device``: the trainer's EMA model, validated
+    each epoch in place. (:class:`~detstream.engines.runtime.torch_backend.TorchBackend`
+    folds batch norms into the convolutions, which would need a fresh copy of the model every
+    epoch; copying and folding cost more than validating a small split.)
 
-    def run(images: torch.Tensor) -> torch.Tensor:
-        images = images.cpu()
-        if spec.colour == "bgr":
-            images = images.flip(1)
-        images = images * a + b
-        step = max(1, backend.max_batch)
-        outputs = [backend.infer(images[i:i + step].to(backend.device, backend.dtype))
-                   for i in range(0, len(images), step)]
-        return torch.cat(outputs).float()
+    Args:
+        model: takes the preprocessed float32 [B, 3, H, W] batch and returns the raw output of
+            ``spec.layout``; it is put in eval mode.
+        spec: its contract (input size, preprocessing, layout, class names).
+        device: where the model is.
+    """
 
-    return run
+    name = "torch"
+
+    def __init__(self, model: nn.Module, spec: ModelSpec, device: str | torch.device) -> None:
+        self.model = model.eval()
+        self.spec = spec
+        self.device = torch.device(device)
+        self.dtype = torch.float32
+        self.max_batch = 256
+
+    @torch.no_grad()
+    def infer(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(batch.to(self.device, self.dtype))

@@ -28,8 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser, imgsz_help="input size (default: the model's own)",
                         backend=None, backends=("torch", "onnxruntime", "tensorrt"),
-                        backend_help="run the model on this backend (default: torch for "
-                                     "checkpoints, onnxruntime for ONNX files)",
+                        backend_help="run the model on this backend (default: torch in FP32 "
+                                     "for checkpoints, onnxruntime for ONNX files)",
                         device="cpu", device_help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--data", type=Path, required=True, help="YOLO data.yaml")
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
@@ -46,12 +46,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from detstream.engines.data.detection import DetectionSource
     from detstream.engines.errors import UserInputError
-    from detstream.engines.models.checkpoint import load_checkpoint
-    from detstream.engines.spec import check_input_size
+    from detstream.engines.runtime.select import open_backend
     from detstream.engines.train.trainer import resolve_device
     from detstream.engines.train.validate import evaluate
     from detstream.engines.zoo.resolve import resolve_model
@@ -61,33 +58,30 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model_source = resolve_model(args.model, args.names, args.weights, log)
-    if args.backend is None and not model_source.is_onnx:
-        model, spec, _ = load_checkpoint(model_source.path, device)
-        if args.imgsz is not None:
-            size = check_input_size(args.imgsz, spec.stride)
-            spec = replace(spec, input_size=(size, size))
-    else:
-        from detstream.engines.runtime.select import open_backend
-        from detstream.engines.train.validate import backend_model
-
-        backend = open_backend(model_source, args.backend or "onnxruntime", str(device),
-                               imgsz=args.imgsz, max_batch=args.batch, names=args.names,
-                               weights=args.weights, log=log)
+    backend_name = args.backend or ("onnxruntime" if model_source.is_onnx else "torch")
+    # Checkpoints are scored in FP32 by default; a backend asked for by name runs in its own
+    # precision, as ``detstream run`` runs it (FP16 on CUDA).
+    backend = open_backend(model_source, backend_name, str(device), imgsz=args.imgsz,
+                           max_batch=args.batch, names=args.names, weights=args.weights,
+                           half=False if args.backend is None else None, log=log)
+    try:
         print(f"running on {backend.describe()}", file=sys.stderr)
-        model, spec = backend_model(backend), backend.spec
-    source = DetectionSource.from_yolo(args.data, args.split)
-    if len(source.class_names) != len(spec.class_names):
-        raise UserInputError(
-            f"the model predicts {len(spec.class_names)} classes but the dataset has "
-            f"{len(source.class_names)}; evaluate on a dataset with the model's classes")
-    renamed = sum(a != b for a, b in zip(source.class_names, spec.class_names, strict=True))
-    if renamed:
-        # Classes are matched by id; names often differ only in spelling (motorbike/motorcycle).
-        print(f"note: {renamed} class names differ between model and dataset; classes are "
-              "matched by id and reported with the dataset's names", file=sys.stderr)
-        spec = replace(spec, class_names=tuple(source.class_names))
-    result = evaluate(model, source, spec, batch=args.batch, device=device,
-                      workers=args.workers, conf=args.conf, iou=args.iou, progress=True)
+        spec = backend.spec
+        source = DetectionSource.from_yolo(args.data, args.split)
+        if len(source.class_names) != len(spec.class_names):
+            raise UserInputError(
+                f"the model predicts {len(spec.class_names)} classes but the dataset has "
+                f"{len(source.class_names)}; evaluate on a dataset with the model's classes")
+        renamed = sum(a != b for a, b in zip(source.class_names, spec.class_names, strict=True))
+        if renamed:
+            # Classes are matched by id; names often differ only in spelling
+            # (motorbike/motorcycle).
+            print(f"note: {renamed} class names differ between model and dataset; classes are "
+                  "matched by id and reported with the dataset's names", file=sys.stderr)
+        result = evaluate(backend, source, batch=args.batch, workers=args.workers,
+                          conf=args.conf, iou=args.iou, progress=True)
+    finally:
+        backend.close()
     print(result.table())
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
