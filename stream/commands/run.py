@@ -220,13 +220,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.prog}: error: {pipeline.error} (outputs written so far were finalised; "
               "set DETSTREAM_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+    return _exit_code(args.prog, interrupted, report["frames_out"], config.source)
+
+
+def _exit_code(prog: str, interrupted: bool, frames_out: int, source: str) -> int:
+    """130 after an interruption, 2 when no frame came out of ``source``, else 0."""
     if interrupted:
-        print(f"{args.prog}: interrupted; outputs written so far were finalised",
-              file=sys.stderr)
+        print(f"{prog}: interrupted; outputs written so far were finalised", file=sys.stderr)
         return 130
-    if report["frames_out"] == 0:
-        print(f"{args.prog}: error: no frame could be processed from {config.source}",
-              file=sys.stderr)
+    if frames_out == 0:
+        print(f"{prog}: error: no frame could be processed from {source}", file=sys.stderr)
         return 2
     return 0
 
@@ -289,12 +292,4 @@ def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
               "streams ran on)", file=sys.stderr)
     if failed:
         return 1
-    if interrupted:
-        print(f"{args.prog}: interrupted; outputs written so far were finalised",
-              file=sys.stderr)
-        return 130
-    if report["frames_out"] == 0:
-        print(f"{args.prog}: error: no frame could be processed from any source",
-              file=sys.stderr)
-        return 2
-    return 0
+    return _exit_code(args.prog, interrupted, report["frames_out"], "any source")
