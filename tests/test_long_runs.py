@@ -18,6 +18,7 @@ import pytest
 from detstream.engines.data.mot import read_mot
 from detstream.engines.predict import Predictor
 from detstream.engines.progress import progress_bar
+from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from detstream.engines.runtime.select import open_backend
 from detstream.engines.spec import Detections
 from detstream.stream.cli import main
@@ -111,7 +112,7 @@ def test_streaming_percentiles_match_numpy_within_their_accuracy():
 STAGES = {  # stage -> (class, method) that runs inside it
     "capture": (DirectSource, "read"),
     "preprocess": (Predictor, "preprocess"),
-    "infer": (Predictor, "infer"),
+    "infer": (OnnxRuntimeBackend, "infer"),  # in the inference service's worker
     "track": (ByteTrack, "update"),
     "draw": (Annotator, "draw"),
     "output": (JsonlSink, "write"),
@@ -199,7 +200,7 @@ def test_sigterm_while_starting_up_exits_130_and_leaves_no_partial_output(
 def test_a_second_signal_stops_at_once_and_outputs_stay_valid(model, tmp_path, monkeypatch,
                                                               capsys):
     calls = 0
-    original = Predictor.infer
+    original = OnnxRuntimeBackend.infer
 
     def stuck(self, batch):  # the first signal's drain would wait on this frame for long
         nonlocal calls
@@ -211,7 +212,7 @@ def test_a_second_signal_stops_at_once_and_outputs_stay_valid(model, tmp_path, m
             time.sleep(0.5)
         return original(self, batch)
 
-    monkeypatch.setattr(Predictor, "infer", stuck)
+    monkeypatch.setattr(OnnxRuntimeBackend, "infer", stuck)
     started = time.perf_counter()
     assert main(_run_args(model, tmp_path)) == 130
     assert time.perf_counter() - started < 60
