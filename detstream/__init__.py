@@ -14,9 +14,17 @@ with other packages. The names below load on first use, so ``import detstream`` 
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detstream.engines import __version__
+# A source checkout that is not installed (``PYTHONPATH=. python3 scripts/gpu_check.py`` on a
+# machine that only has the repository): the folders sit beside this one, so they are
+# searched as this package's subpackages. An installed copy has them inside (no change).
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "engines" / "__init__.py").is_file():
+    __path__.append(str(_CHECKOUT))
+
+from detstream.engines import __version__  # noqa: E402
 
 # public name -> module that defines it
 _EXPORTS = {

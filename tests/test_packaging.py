@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -76,3 +77,18 @@ def test_wheel_holds_only_detstream(tmp_path: Path):
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry).decode()
     assert "detstream = detstream.stream.cli:main" in text
+
+
+def test_a_source_checkout_imports_without_installing(tmp_path: Path):
+    """``PYTHONPATH=. python3 scripts/gpu_check.py`` on a machine with only the repository."""
+    for name in ("pyproject.toml",):
+        shutil.copy2(REPO / name, tmp_path / name)
+    for folder in ("detstream", *FOLDERS):
+        shutil.copytree(REPO / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import detstream, detstream.engines.boxes as boxes, detstream.stream.bench.common; "
+            "print(boxes.__file__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd="/", env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "engines" / "boxes.py")
