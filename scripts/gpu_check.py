@@ -259,6 +259,25 @@ def main(argv: list[str] | None = None) -> int:
             return figures
         return run
 
+    def multistream() -> dict:
+        """8 and 16 streams in one process (batched), against the engine alone at the same
+        batch: the issue-17 GPU figures."""
+        from detstream.stream.bench.common import BenchModel
+        from detstream.stream.bench.multistream import multistream_vs_engine
+
+        video = Path(args.video)
+        source = str(video) if video.is_file() else \
+            "synthetic://?seed=0&size=1280x720&frames=300"
+        model = BenchModel("default", "torch", imgsz=640)
+        result = {}
+        for streams in (8, 16):
+            figures = multistream_vs_engine(source, streams, model, frames=args.frames)
+            say(f"  {streams} streams: {figures['aggregate_fps']} FPS in all, engine alone "
+                f"{figures['engine_only_fps']} FPS at batch {streams} "
+                f"({figures['end_to_end_vs_engine']:.2f}x)")
+            result[str(streams)] = figures
+        return result
+
     def tensorrt() -> dict:
         result: dict = {"timing": [], "parity": {}, "build_or_load_seconds": {}}
         for size in sizes:
@@ -303,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         step("pipeline", pipeline(cuda_graph=False))
         if "torch_cudagraph" not in errors:
             step("pipeline_cudagraph", pipeline(cuda_graph=True))
+        step("multistream", multistream)
     trt = statuses.get("tensorrt")
     if trt is not None and trt.usable:
         step("tensorrt", tensorrt)

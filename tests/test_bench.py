@@ -135,3 +135,15 @@ def test_bench_multistream_compares_one_batched_process_with_separate_ones(tmp_p
         figures["batched_fps"] / figures["separate_fps"], rel=0.01)
     assert figures["batched_inference"]["frames"] == 40
     assert "speedup" in result.stdout
+
+
+def test_multistream_in_process_against_the_engine_alone():
+    from detstream.stream.bench.common import BenchModel
+    from detstream.stream.bench.multistream import multistream_vs_engine
+
+    figures = multistream_vs_engine("synthetic://?seed=4&size=320x192&frames=12", 2,
+                                    BenchModel("default", "onnxruntime", imgsz=160), frames=12)
+    assert figures["aggregate_fps"] > 0 and figures["engine_only_fps"] > 0
+    assert figures["end_to_end_vs_engine"] == pytest.approx(
+        figures["aggregate_fps"] / figures["engine_only_fps"], rel=0.01)
+    assert figures["inference"]["frames"] == 24

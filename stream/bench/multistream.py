@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from detstream.stream.bench.common import BenchModel, Log, quiet
 
 
@@ -115,6 +117,61 @@ def bench_multistream(source: str, streams: int = 4, model: BenchModel | None = 
         "separate_latency_p95_ms": [r["latency_ms"]["p95"] for r in separate],
         "batched_wall_s": round(batched_wall, 2), "separate_wall_s": round(separate_wall, 2),
     }
+
+
+def run_in_process(source: str, streams: int, model: BenchModel, frames: int,
+                   tracker: str | None, folder: Path) -> dict:
+    """``streams`` copies of ``source`` through one :class:`MultiSession` in this process
+    (the model on ``model.backend``, batches up to ``streams``): its report."""
+    from detstream.stream.multisession import MultiSession
+    from detstream.stream.session import RunConfig
+
+    config = RunConfig(model=model.model, backend=model.backend, imgsz=model.imgsz,
+                       names=model.names, weights=model.weights, cuda_graph=model.cuda_graph,
+                       tracker=tracker, max_frames=frames, live=False,
+                       save_json=folder / "in_process_{stream}.jsonl")
+    group = MultiSession(config, [source] * streams)
+    group.start()
+    group.wait()
+    return group.close()
+
+
+def engine_only_fps(group_backend, batch: int, seconds: float = 3.0) -> float:
+    """Frames per second of the engine alone at ``batch`` (preprocessed zeros in, raw out; on
+    a GPU timed until the GPU is done)."""
+    from detstream.stream.bench.common import median_ms
+
+    h, w = group_backend.spec.input_size
+    inputs = torch.zeros(batch, 3, h, w, dtype=group_backend.dtype,
+                         device=group_backend.device)
+    device = group_backend.device if group_backend.device.type == "cuda" else None
+    one = median_ms(lambda: group_backend.infer(inputs), device, runs=3, warmup=3)
+    runs = max(5, int(seconds * 1000 / max(one, 1e-3)))
+    return batch * 1000.0 / median_ms(lambda: group_backend.infer(inputs), device, runs=runs,
+                                      warmup=0)
+
+
+def multistream_vs_engine(source: str, streams: int, model: BenchModel, frames: int = 300,
+                          tracker: str | None = "botsort") -> dict:
+    """End to end with ``streams`` streams in one process, against the engine alone at the
+    same batch: ``aggregate_fps``, ``engine_only_fps`` and their ratio."""
+    with tempfile.TemporaryDirectory(prefix="detstream-multistream-") as tmp:
+        report = run_in_process(source, streams, model, frames, tracker, Path(tmp))
+    from detstream.engines.runtime.select import open_backend
+
+    backend = open_backend(model.model, model.backend, imgsz=model.imgsz, names=model.names,
+                           max_batch=streams, cuda_graph=model.cuda_graph,
+                           weights=model.weights)
+    try:
+        engine = engine_only_fps(backend, streams)
+    finally:
+        backend.close()
+    return {"streams": streams, "frames_per_stream": frames, "model": model.model,
+            "backend": model.backend, "imgsz": model.imgsz,
+            "aggregate_fps": report["fps"], "engine_only_fps": round(engine, 1),
+            "end_to_end_vs_engine": round(report["fps"] / max(engine, 1e-9), 3),
+            "inference": report["inference"],
+            "latency_p95_ms": [s["latency_ms"]["p95"] for s in report["streams"]]}
 
 
 def print_multistream(result: dict) -> None:
