@@ -4,9 +4,9 @@ A case passes when the command exits with code 2, the last line of stderr is one
 names the problem (it contains the offending flag or path), nothing prints a traceback, and no
 partial output is left behind (the output path does not exist).
 
-Most cases run the command line in this process (``stream.cli.main``): a fresh interpreter per
-case would import torch each time, seconds apiece on a 2-core machine. A few representative
-cases run as real subprocesses, as a user would meet them.
+Most cases run the command line in this process (``detstream.stream.cli.main``): a fresh
+interpreter per case would import torch each time, seconds apiece on a 2-core machine. A few
+representative cases run as real subprocesses, as a user would meet them.
 """
 
 from __future__ import annotations

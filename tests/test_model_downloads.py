@@ -96,7 +96,7 @@ def test_offline_with_nothing_cached_names_the_file_and_where_it_goes(cache, mon
 
 
 def test_two_processes_fetching_at_once_download_once(cache, mirror, nano_bytes):
-    script = ("from engines.zoo.resolve import resolve_model; "
+    script = ("from detstream.engines.zoo.resolve import resolve_model; "
               "print(resolve_model('yolox-nano').path)")
     procs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
