@@ -144,12 +144,12 @@ class MultiSession:
         self._lock = threading.Lock()
         self._expected = count
         self.tiled: TiledView | None = None
-        if tiled_output is not None or show:
-            self.tiled = TiledView(count, tiled_output, show,
-                                   fragmented=any(_endless(uri, config) for uri in sources),
-                                   on_quit=lambda: self.drain("window closed with q/Esc"))
-            self.config = replace(self.config, show=False)  # one window: the grid
         try:
+            if tiled_output is not None or show:
+                self.tiled = TiledView(count, tiled_output, show,
+                                       fragmented=any(_endless(uri, config) for uri in sources),
+                                       on_quit=lambda: self.drain("window closed with q/Esc"))
+                self.config = replace(self.config, show=False)  # one window: the grid
             for uri in sources:
                 self.add(uri, start=False)
         except BaseException:

@@ -5,6 +5,9 @@ are added and removed while running, and ``detstream run`` takes several sources
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import av
@@ -198,3 +201,17 @@ def test_tiled_output_holds_every_stream_in_one_grid(clips, tmp_path):
 def test_grid_shape_is_the_most_square():
     assert [grid_shape(n) for n in (1, 2, 3, 4, 5, 9, 10)] == [
         (1, 1), (1, 2), (2, 2), (2, 2), (2, 3), (3, 3), (3, 4)]
+
+
+@pytest.mark.parametrize("sources", [1, 2])
+def test_show_without_a_display_is_one_clear_error(tmp_path, sources):
+    """OpenCV's GUI would abort the process on the first frame; refused before any work."""
+    args = [sys.executable, "-m", "detstream", "run", "--show"]
+    for seed in range(sources):
+        args += ["--source", f"synthetic://?seed={seed}&size=320x192&frames=5"]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "--show needs a display" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()

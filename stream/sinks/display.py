@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import cv2
 
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.base import Sink, StopRequested
+
+
+def require_display() -> None:
+    """Refuse ``--show`` at once on a Linux machine without a window system. OpenCV's GUI
+    would otherwise abort the whole process (Qt: "could not connect to display") when the
+    first frame is shown, mid-run and with no chance to finalise the outputs."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserInputError("--show needs a display, and this machine has none (DISPLAY is "
+                             "not set); drop --show and write --output FILE instead")
 
 
 class DisplaySink(Sink):
@@ -15,6 +28,7 @@ class DisplaySink(Sink):
     name = "display"
 
     def __init__(self, title: str = "detstream") -> None:
+        require_display()
         self.title = title
         self._open = False
 

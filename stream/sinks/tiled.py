@@ -21,6 +21,7 @@ from detstream.engines.data.video import VideoWriter
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.base import Sink, StopRequested
+from detstream.stream.sinks.display import require_display
 
 #: Default size of one tile (16:9).
 TILE = (640, 360)
@@ -63,6 +64,8 @@ class TiledView:
                  on_quit: Callable[[], None] | None = None) -> None:
         if path is not None and Path(path).suffix.lower() not in (".mp4", ".mkv", ".mov"):
             raise UserInputError(f"--output-tiled {path}: write .mp4 (H.264), .mkv or .mov")
+        if show:
+            require_display()
         self.streams = max(1, streams)
         self.path = Path(path) if path is not None else None
         self.show = show
