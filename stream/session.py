@@ -267,8 +267,8 @@ def build(config: RunConfig, log: Log | None = None,
         # single-threaded calls at once (see inference_plan). A shared service decides alone.
         plan = inference_plan(source.live, config.threads)
         backend = _open_model(replace(config, threads=plan.threads), backends, log)
-        if backend.device.type != "cpu":  # a GPU: one call computes while another uploads
-            plan = replace(plan, workers=1 if source.live else 2)
+        if backend.device.type != "cpu":
+            plan = inference_plan(source.live, plan.threads, gpu=True)
         predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                               classes=_class_ids(config.classes, backend.spec.class_names))
         # Folders are created only once the model and the source have opened: a mistaken
@@ -303,7 +303,8 @@ def build(config: RunConfig, log: Log | None = None,
         for sink in sinks:
             sink.close()
         raise
-    drawing = config.output is not None or config.show or on_packet is not None
+    # Draw when an output shows the frames, or a caller gets the packets (they may).
+    drawing = on_packet is not None or any(sink.shows_frames for sink in sinks)
     annotator = Annotator(config.draw) if drawing else None
     options = PipelineOptions(detect_every=config.detect_every, max_frames=config.max_frames,
                               overlay=config.draw.overlay, inference_workers=plan.workers)

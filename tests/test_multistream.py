@@ -184,6 +184,8 @@ def test_several_sources_and_one_output_name_is_one_clear_error(clips, tmp_path)
 def test_tiled_output_holds_every_stream_in_one_grid(clips, tmp_path):
     tiled = tmp_path / "grid.mp4"
     group = MultiSession(CONFIG, [str(c) for c in clips], tiled_output=tiled)
+    # the grid shows drawn frames, though no stream has a video output of its own
+    assert all(e.pipeline.annotator is not None for e in group.streams.values())
     group.start()
     assert group.wait(120)
     group.close()

@@ -43,11 +43,14 @@ class Sink(ABC):
         name: short name (``video``, ``jsonl`` ...).
         label: what the output is, for messages.
         path: the file written, for file outputs.
+        shows_frames: it writes or shows the drawn frame (``packet.annotated``), so the
+            pipeline must draw.
     """
 
     name: str
     label: str = "output"
     path: Path | None = None
+    shows_frames: bool = False
 
     def describe(self) -> str:
         return f"{self.label} {self.path}" if self.path is not None else self.label

@@ -26,6 +26,7 @@ class DisplaySink(Sink):
     """Show annotated frames in a window named after the source."""
 
     name = "display"
+    shows_frames = True
 
     def __init__(self, title: str = "detstream") -> None:
         require_display()

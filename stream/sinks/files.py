@@ -17,6 +17,7 @@ class VideoSink(FileSink):
 
     name = "video"
     label = "video output"
+    shows_frames = True
 
     def __init__(self, path: str | Path, fps: float, threads: int = 0,
                  preset: str = "veryfast", tune: str | None = None,

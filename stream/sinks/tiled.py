@@ -93,8 +93,9 @@ class TiledView:
         row, column = divmod(stream, self.columns)
         width, height = self.tile
         tile = fit_into(image, width, height)
-        cv2.putText(tile, str(stream), (8, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255),
-                    2, cv2.LINE_AA)
+        # bottom left: the drawn frame's FPS/latency overlay is at the top left
+        cv2.putText(tile, str(stream), (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                    (255, 255, 255), 2, cv2.LINE_AA)
         with self._lock:
             self._canvas[row * height:(row + 1) * height,
                          column * width:(column + 1) * width] = tile
@@ -144,6 +145,7 @@ class _TileSink(Sink):
 
     name = "tiled"
     label = "tiled output"
+    shows_frames = True
 
     def __init__(self, view: TiledView, stream: int) -> None:
         self.view = view
