@@ -136,18 +136,17 @@ def run_in_process(source: str, streams: int, model: BenchModel, frames: int,
     return group.close()
 
 
-def engine_only_fps(group_backend, batch: int, seconds: float = 3.0) -> float:
+def engine_only_fps(backend, batch: int, seconds: float = 3.0) -> float:
     """Frames per second of the engine alone at ``batch`` (preprocessed zeros in, raw out; on
     a GPU timed until the GPU is done)."""
     from detstream.stream.bench.common import median_ms
 
-    h, w = group_backend.spec.input_size
-    inputs = torch.zeros(batch, 3, h, w, dtype=group_backend.dtype,
-                         device=group_backend.device)
-    device = group_backend.device if group_backend.device.type == "cuda" else None
-    one = median_ms(lambda: group_backend.infer(inputs), device, runs=3, warmup=3)
+    h, w = backend.spec.input_size
+    inputs = torch.zeros(batch, 3, h, w, dtype=backend.dtype, device=backend.device)
+    device = backend.device if backend.device.type == "cuda" else None
+    one = median_ms(lambda: backend.infer(inputs), device, runs=3, warmup=3)
     runs = max(5, int(seconds * 1000 / max(one, 1e-3)))
-    return batch * 1000.0 / median_ms(lambda: group_backend.infer(inputs), device, runs=runs,
+    return batch * 1000.0 / median_ms(lambda: backend.infer(inputs), device, runs=runs,
                                       warmup=0)
 
 

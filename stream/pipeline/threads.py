@@ -65,17 +65,20 @@ class InferencePlan:
     workers: int
 
 
-def inference_plan(live: bool, threads: int | None = None, cores: int | None = None
-                   ) -> InferencePlan:
-    """Threads per call and calls at once for one stream on the CPU.
+def inference_plan(live: bool, threads: int | None = None, cores: int | None = None,
+                   gpu: bool = False) -> InferencePlan:
+    """Threads per call and calls at once for one stream.
 
     Live sources want the lowest latency: one frame in flight with every core but one on it
     (:func:`inference_threads`). Files want throughput: several single-threaded calls at once
     cost less CPU per frame than one call spread over the cores, whose threads wait for each
     other inside every layer; at most four calls, each with its share of the cores. A
-    ``threads`` the user chose is kept, and the calls at once fill the cores with it.
+    ``threads`` the user chose is kept, and the calls at once fill the cores with it. On a
+    ``gpu`` a file gets two calls (one computes while the other's frames upload).
     """
     cores = cores or os.cpu_count() or 1
+    if gpu:
+        return InferencePlan(threads or inference_threads(cores), 1 if live else 2)
     if live:
         return InferencePlan(threads or inference_threads(cores), 1)
     if threads:
