@@ -148,7 +148,8 @@ class MultiSession:
             if tiled_output is not None or show:
                 self.tiled = TiledView(count, tiled_output, show,
                                        fragmented=any(_endless(uri, config) for uri in sources),
-                                       on_quit=lambda: self.drain("window closed with q/Esc"))
+                                       on_quit=lambda: self.drain("window closed with q/Esc"),
+                                       preset=config.video_preset)
                 self.config = replace(self.config, show=False)  # one window: the grid
             for uri in sources:
                 self.add(uri, start=False)

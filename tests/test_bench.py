@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from detstream.engines.errors import UserInputError
+from detstream.stream.bench.budget import budgets_for, over_budget
 from detstream.stream.bench.common import median_ms, timed
 from detstream.stream.bench.engine import VARIANTS, parse_variants
 from detstream.stream.bench.live import Finished, window_drift
@@ -62,6 +63,22 @@ def test_time_each_keeps_values_and_charges_cpu_per_call():
     assert values == [0, 1, 2] and len(stage.wall_ms) == 3
     assert min(stage.wall_ms) >= 2.0 and stage.cpu_ms < stage.mean_ms  # asleep, not busy
     assert timed(lambda: 7)[0] == 7 and median_ms(lambda: None, runs=5, warmup=1) >= 0.0
+
+
+def test_time_each_can_drop_values_as_a_pipeline_drops_frames():
+    assert time_each((lambda i=i: i) for i in range(4))[0] == [0, 1, 2, 3]
+    values, stage = time_each(((lambda i=i: i) for i in range(4)), keep=False)
+    assert values == [] and len(stage.wall_ms) == 4
+
+
+def test_stage_budgets_grow_with_the_frame_and_flag_only_the_stages_over():
+    small, large = budgets_for(640, 360), budgets_for(1920, 1080)
+    assert set(small) == {"decode", "preprocess", "postprocess_track", "draw", "encode"}
+    assert all(large[name] > small[name] for name in small)
+    cpu = {name: ms * 0.9 for name, ms in large.items()} | {"inference": 100.0}
+    assert over_budget(cpu, 1920, 1080) == []  # inference has no budget
+    cpu["encode"] = large["encode"] + 0.1
+    assert over_budget(cpu, 1920, 1080) == ["encode"]
 
 
 def test_drift_compares_the_first_and_last_windows():

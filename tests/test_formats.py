@@ -139,3 +139,51 @@ def test_yolo_reader_on_coco128():
     assert len(background) == 2  # two images have no label file
     assert sum(len(c) for c, _ in labelled) == 929
     assert len({int(k) for c, _ in labelled for k in c}) == 71
+
+
+@pytest.mark.parametrize("width, height", [(128, 64), (127, 63)])
+def test_written_video_keeps_colours(tmp_path, width, height):
+    """Frames go to the encoder as I420 from OpenCV: colours come back (BT.601, limited range,
+    the matrix players assume for untagged video), odd sizes included."""
+    import av
+
+    from detstream.engines.data.video import VideoWriter
+
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (128, 128, 128), (30, 200, 90),
+               (255, 255, 255), (0, 0, 0), (50, 60, 70)]
+    image = np.zeros((height, width, 3), np.uint8)
+    for i, colour in enumerate(colours):
+        image[:, i * 16:(i + 1) * 16] = colour
+    with VideoWriter(tmp_path / "c.mp4", width, height, 30, crf=0) as writer:
+        for _ in range(3):
+            writer.write(image)
+    with av.open(str(tmp_path / "c.mp4")) as container:
+        decoded = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    assert decoded.shape[:2] == (height + height % 2, width + width % 2)
+    for i, colour in enumerate(colours):
+        assert np.abs(decoded[height // 2, i * 16 + 8].astype(int) - colour).max() <= 3
+
+
+@pytest.mark.parametrize("colorspace, color_range, exact", [
+    (2, 0, False), (6, 1, False), (1, 1, True), (2, 2, True)])
+def test_decoded_frames_convert_to_bgr_as_ffmpeg_does(colorspace, color_range, exact):
+    """OpenCV converts BT.601 and untagged limited-range frames (close to FFmpeg); BT.709 and
+    full-range frames go through FFmpeg itself, which reads the tags."""
+    import av
+
+    from detstream.engines.data.video import frame_to_bgr
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(16, 236, (64, 96), dtype=np.uint8)
+    uv = np.repeat(np.repeat(rng.integers(16, 241, (2, 16, 24), dtype=np.uint8), 2, 1), 2, 2)
+    planes = np.concatenate([y.ravel(), uv[0].ravel(), uv[1].ravel()]).reshape(96, 96)
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.colorspace, frame.color_range = colorspace, color_range
+    ffmpeg = frame.to_ndarray(format="bgr24").astype(int)
+    converted = frame_to_bgr(frame).astype(int)
+    assert converted.shape == (64, 96, 3)
+    if exact:
+        assert np.array_equal(converted, ffmpeg)
+    else:
+        assert np.abs(converted - ffmpeg).mean() < 1.5
+        assert np.abs(converted - ffmpeg).max() <= 4

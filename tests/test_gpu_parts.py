@@ -21,6 +21,7 @@ from detstream.engines.cache import atomic_output, write_atomic
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.onnx import export_onnx
 from detstream.engines.export.parity import compare_detections, sample_frames
+from detstream.engines.process.letterbox import resize
 from detstream.engines.process.preprocess import Preprocessor, area_weights
 from detstream.engines.runtime.tensorrt_backend import buffer_layout
 from detstream.engines.spec import ModelSpec
@@ -201,17 +202,32 @@ def test_atomic_writes_replace_whole_files_and_leave_nothing_on_failure(tmp_path
 
 @pytest.mark.parametrize("size, new_size", [
     ((720, 1280), (360, 640)), ((720, 1280), (234, 416)), ((1080, 1920), (360, 640)),
-    ((700, 1000), (448, 640)), ((479, 641), (478, 640)),
+    ((1080, 1920), (234, 416)), ((700, 1000), (448, 640)), ((479, 641), (478, 640)),
+    ((272, 640), (177, 416)), ((240, 320), (312, 416)),
 ])
-def test_gpu_shrinking_matches_opencv_inter_area(size, new_size):
+def test_the_gpu_resize_matches_the_cpu_one(size, new_size):
+    """The GPU path's resize, run here on the CPU's torch, against the CPU letterbox's
+    (INTER_AREA below 2x, bilinear then 2x2 means from 2x, bilinear when enlarging)."""
     (h, w), (nh, nw) = size, new_size
     frame = sample_frames(2, w, h)[1]
-    expected = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    expected = resize(frame, (nw, nh)).astype(np.float32)
+    spec = ModelSpec(name="m", class_names=("a",), input_size=(416, 416))
     image = torch.from_numpy(frame).permute(2, 0, 1).float()
-    shrunk = area_weights(h, nh) @ image @ area_weights(w, nw).T  # what the GPU path runs
-    shrunk = shrunk.round().clamp(0, 255).permute(1, 2, 0).numpy()
-    assert np.abs(shrunk - expected).max() <= 1.0
-    assert np.allclose(area_weights(w, nw).sum(dim=1), 1.0)
+    resized = Preprocessor(spec, "cpu")._resize(image, nw, nh).permute(1, 2, 0).numpy()
+    assert resized.shape == expected.shape
+    assert np.abs(resized - expected).max() <= 1.0
+    assert np.allclose(area_weights(w, nw).sum(dim=1), 1.0) or nw > w
+
+
+def test_large_shrinks_stay_close_to_inter_area():
+    """The fast large shrink averages areas: it is near INTER_AREA, and far nearer than
+    plain bilinear sampling (which aliases)."""
+    frame = sample_frames(2, 1920, 1080)[1]
+    exact = cv2.resize(frame, (416, 234), interpolation=cv2.INTER_AREA).astype(np.float32)
+    fast = np.abs(resize(frame, (416, 234)) - exact).mean()
+    linear = np.abs(cv2.resize(frame, (416, 234), interpolation=cv2.INTER_LINEAR) - exact)
+    assert fast < 1.5
+    assert fast < 0.5 * linear.mean()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")

@@ -72,6 +72,28 @@ def test_file_mode_writes_every_frame_as_h264(model, clip, tmp_path):
         assert set(stats["stages"][stage]) >= {"mean_ms", "p95_ms"}
 
 
+@pytest.mark.parametrize("preset, cabac", [("ultrafast", b"cabac=0"), ("veryfast", b"cabac=1")])
+def test_the_video_preset_reaches_the_encoder(model, clip, tmp_path, preset, cabac):
+    """x264 writes its settings into the stream: ultrafast turns CABAC off, veryfast keeps it."""
+    from detstream.stream.session import RunConfig, build
+
+    out = tmp_path / "out.mp4"
+    session = build(RunConfig(source=str(clip), model=str(model), backend="torch",
+                              tracker="bytetrack", output=out, video_preset=preset,
+                              max_frames=6))
+    session.pipeline.run()
+    assert cabac in out.read_bytes()
+    assert decode_count(out)[1] == 6
+
+
+def test_an_unknown_video_preset_is_one_clear_error(model, clip):
+    from detstream.engines.errors import UserInputError
+    from detstream.stream.session import RunConfig, build
+
+    with pytest.raises(UserInputError, match="--video-preset 'quick': choose one of ultrafast"):
+        build(RunConfig(source=str(clip), model=str(model), video_preset="quick"))
+
+
 def test_default_run_scores_against_synthetic_truth(model, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "detstream", "run", "--model", str(model), "--backend", "torch",
@@ -251,6 +273,12 @@ def test_bench_pipeline_reports_wall_and_cpu_time_and_an_honest_ceiling(model, c
     assert isinstance(report["inference_spin"], bool) and report["inference_threads"] >= 1
     assert report["pipelined_fps"] > 0 and report["sequential_fps"] > 0
     assert "ceiling" in result.stdout and "CPU ms" in result.stdout
+    # Every stage but inference is checked against its CPU budget for this frame size.
+    budgets = report["stage_budget_cpu_ms"]
+    assert set(budgets) == set(stages) - {"inference"} and report["size"] == [320, 180]
+    assert report["stages_over_budget"] == [
+        s for s in budgets if report["stage_cpu_ms"][s] > budgets[s]]
+    assert "budget" in result.stdout
 
 
 def test_pipeline_commands_ask_openmp_to_sleep_not_spin():

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from detstream.engines.process.letterbox import resize
+
 #: ``(image, boxes, classes)``: uint8 [H, W, 3] BGR, float32 [N, 4] xyxy pixels, int64 [N].
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -51,8 +53,7 @@ def resize_long_side(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[n
     if ratio == 1.0:
         return image, boxes
     nw, nh = max(1, int(round(w * ratio))), max(1, int(round(h * ratio)))
-    interp = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    resized = resize(image, (nw, nh))  # as the model's input is made at run time
     scale = np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
     return resized, boxes * scale
 

@@ -11,6 +11,7 @@ import torch
 from detstream.engines.errors import UserInputError
 from detstream.engines.models import Detector
 from detstream.engines.runtime.base import Backend
+from detstream.engines.runtime.torch_threads import use_torch_threads
 from detstream.engines.spec import ModelSpec
 
 Log = Callable[[str], None]
@@ -46,8 +47,12 @@ class TorchBackend(Backend):
             half = self.device.type == "cuda"
         self.dtype = torch.float16 if half else torch.float32
         self.max_batch = 256
-        if threads is not None and self.device.type == "cpu":
-            torch.set_num_threads(max(1, threads))
+        # On the CPU: this many threads for every call, whichever thread makes it (see
+        # use_torch_threads: inference workers start after the count was set here).
+        self.threads = max(1, threads) if threads is not None and self.device.type == "cpu" \
+            else None
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         if hasattr(model, "fuse"):  # detstream detectors fold batch norm into the convolutions
             model = model.fuse()
         model = model.to(self.device, dtype=self.dtype).eval()
@@ -107,6 +112,8 @@ class TorchBackend(Backend):
                 static_in.copy_(batch)  # converts dtype and layout on the caller's stream
                 graph.replay()
                 return static_out.clone()  # the next replay overwrites static_out
+        if self.threads is not None:
+            use_torch_threads(self.threads)
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         return self.model(batch)
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from detstream.engines.data.mot import MotWriter
-from detstream.engines.data.video import VideoWriter
+from detstream.engines.data.video import DEFAULT_PRESET, VideoWriter
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.base import FileSink
 
@@ -20,7 +20,7 @@ class VideoSink(FileSink):
     shows_frames = True
 
     def __init__(self, path: str | Path, fps: float, threads: int = 0,
-                 preset: str = "veryfast", tune: str | None = None,
+                 preset: str = DEFAULT_PRESET, tune: str | None = None,
                  fragmented: bool = False) -> None:
         self.path = Path(path)
         self.fps = fps

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detstream.engines.data.video import VideoWriter
+from detstream.engines.data.video import DEFAULT_PRESET, VideoWriter
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.base import Sink, StopRequested
@@ -61,7 +61,8 @@ class TiledView:
     def __init__(self, streams: int, path: str | Path | None = None, show: bool = False,
                  fps: float = 30.0, tile: tuple[int, int] = TILE,
                  fragmented: bool = False,
-                 on_quit: Callable[[], None] | None = None) -> None:
+                 on_quit: Callable[[], None] | None = None,
+                 preset: str = DEFAULT_PRESET) -> None:
         if path is not None and Path(path).suffix.lower() not in (".mp4", ".mkv", ".mov"):
             raise UserInputError(f"--output-tiled {path}: write .mp4 (H.264), .mkv or .mov")
         if show:
@@ -71,6 +72,7 @@ class TiledView:
         self.show = show
         self.fps = fps
         self.fragmented = fragmented
+        self.preset = preset
         self.on_quit = on_quit
         self.tile = tile
         self.rows, self.columns = grid_shape(self.streams)
@@ -109,7 +111,7 @@ class TiledView:
             if self._writer is None:
                 self._writer = VideoWriter(self.path, self._canvas.shape[1],
                                            self._canvas.shape[0], self.fps,
-                                           fragmented=self.fragmented)
+                                           fragmented=self.fragmented, preset=self.preset)
             self._writer.write(self._canvas)
         self.frames += 1
         if self.show:

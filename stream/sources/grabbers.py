@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detstream.engines.data.video import frame_to_bgr
 from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -120,7 +121,7 @@ class VideoFileGrabber:
             return None
         self.decoded += 1
         pts = float(frame.time) if frame.time is not None else None
-        return frame.to_ndarray(format="bgr24"), pts, None
+        return frame_to_bgr(frame), pts, None
 
     def _next_frame(self):
         """The next good decoded frame, ``None`` at the end of the stream."""

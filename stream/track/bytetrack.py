@@ -29,6 +29,7 @@ from detstream.engines.spec import Detections
 from detstream.stream.track.base import Tracker
 from detstream.stream.track.kalman import KalmanFilter
 from detstream.stream.track.matching import assign, buffered_iou_matrix
+from detstream.stream.track.motion import small_view
 
 TRACKED, LOST = 1, 2
 
@@ -152,16 +153,15 @@ class ByteTrack(Tracker):
     # ------------------------------------------------------------------ per frame
     def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
         cfg = self.config
-        if frame is not None and self.cuts is not None and self.cuts.is_cut(frame):
+        view, scale = self._view(frame)
+        if view is not None and self.cuts is not None and self.cuts.is_cut(view):
             self._end_all()
         self.frame += 1
         boxes = detections.boxes.astype(np.float64, copy=False)
         scores = detections.scores.astype(np.float64, copy=False)
         classes = detections.class_ids
-        if frame is not None and self.motion is not None:
-            affine = self.motion.estimate(frame, boxes)
-            if len(self) and affine is not None:
-                self.mean, self.cov = self.kf.warp(self.mean, self.cov, affine)
+        if view is not None and self.motion is not None:
+            self._compensate(view, scale, boxes)
         if len(self):
             lost = self.status == LOST
             self.mean[lost, 7] = 0.0  # a lost box stops changing size
@@ -233,13 +233,12 @@ class ByteTrack(Tracker):
         """Advance one frame without detections (``--detect-every K``): camera motion and
         Kalman prediction only; returns the confirmed tracks at their predicted boxes. Tracks
         do not age towards being lost on carried frames."""
-        if frame is not None and self.cuts is not None and self.cuts.is_cut(frame):
+        view, scale = self._view(frame)
+        if view is not None and self.cuts is not None and self.cuts.is_cut(view):
             self._end_all()
         self.frame += 1
-        if frame is not None and self.motion is not None:
-            affine = self.motion.estimate(frame, self.kf.to_boxes(self.mean))
-            if len(self) and affine is not None:
-                self.mean, self.cov = self.kf.warp(self.mean, self.cov, affine)
+        if view is not None and self.motion is not None:
+            self._compensate(view, scale, self.kf.to_boxes(self.mean))
         if len(self):
             self.mean, self.cov = self.kf.predict(self.mean, self.cov)
             self.last_seen[self.status == TRACKED] = self.frame
@@ -247,6 +246,21 @@ class ByteTrack(Tracker):
         return self._output(Detections.empty(names), predicted=True)
 
     # ------------------------------------------------------------------ helpers
+    def _view(self, frame: np.ndarray | None) -> tuple[np.ndarray | None, float]:
+        """One small view of ``frame`` for scene cuts and camera motion (none if unused)."""
+        if frame is None or (self.motion is None and self.cuts is None):
+            return None, 1.0
+        return small_view(frame)
+
+    def _compensate(self, view: np.ndarray, scale: float, boxes: np.ndarray) -> None:
+        """Warp every track by the camera's motion, estimated on ``view`` (``scale`` times
+        the frame) with ``boxes`` (frame pixels) masked out."""
+        affine = self.motion.estimate(view, boxes * scale)
+        if len(self) and affine is not None:
+            affine = affine.copy()
+            affine[:, 2] /= scale  # the view's translation in frame pixels
+            self.mean, self.cov = self.kf.warp(self.mean, self.cov, affine)
+
     def _overlap(self, predicted: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """IoU of tracks ``rows`` with ``boxes``, buffered by the tracks' position
         uncertainty when ``buffer_sigmas`` > 0."""
