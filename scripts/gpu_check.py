@@ -9,7 +9,8 @@ In order, quickest first, each step on its own (one that fails is recorded and t
    FP16 parity against FP32 after NMS;
 3. torch with CUDA graphs (FP16), captured when the model opens;
 4. onnxruntime's CUDA provider, where onnxruntime has one;
-5. the whole pipeline on a video (needs PyAV);
+5. the whole pipeline on a video (needs PyAV), 8 and 16 batched streams in one process, and
+   1080p decoding on the CPU against NVDEC;
 6. TensorRT FP16, where TensorRT is installed: one engine per input size with a 1-8 batch
    profile (the slow part: a build takes a minute or more), batch 1 and 8 timed on it, with
    and without CUDA graphs, and parity against torch FP32.
@@ -259,6 +260,30 @@ def main(argv: list[str] | None = None) -> int:
             return figures
         return run
 
+    def decode() -> dict:
+        """1080p H.264 decoded to BGR on the CPU and by NVDEC: FPS and CPU ms per frame (the
+        measured fall-back of ``--decoder auto``)."""
+        import tempfile
+
+        from detstream.engines.data.synthetic import SceneConfig
+        from detstream.engines.data.synthetic.sequence import write_sequence
+        from detstream.engines.data.video import nvdec_unavailable
+        from detstream.stream.bench.pipeline import decode_alone
+
+        result: dict = {"nvdec_unavailable": nvdec_unavailable()}
+        with tempfile.TemporaryDirectory() as tmp:
+            write_sequence(Path(tmp), SceneConfig(width=1920, height=1080, fps=30, frames=150,
+                                                  seed=0))
+            for decoder in ("software", "nvdec"):
+                if decoder == "nvdec" and result["nvdec_unavailable"]:
+                    break
+                images, stage, _ = decode_alone(str(Path(tmp) / "video.mp4"), 150, decoder)
+                result[decoder] = {"frames": len(images), "fps": round(1000 / stage.mean_ms, 1),
+                                   "cpu_ms_per_frame": round(stage.cpu_ms, 2)}
+                say(f"  {decoder}: {result[decoder]['fps']} FPS, "
+                    f"{result[decoder]['cpu_ms_per_frame']} ms of CPU a frame")
+        return result
+
     def multistream() -> dict:
         """8 and 16 streams in one process (batched), against the engine alone at the same
         batch: the issue-17 GPU figures."""
@@ -323,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         if "torch_cudagraph" not in errors:
             step("pipeline_cudagraph", pipeline(cuda_graph=True))
         step("multistream", multistream)
+        step("decode", decode)
     trt = statuses.get("tensorrt")
     if trt is not None and trt.usable:
         step("tensorrt", tensorrt)

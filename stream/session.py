@@ -13,7 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from detstream.engines.data.video import DEFAULT_PRESET, VIDEO_PRESETS
+from detstream.engines.data.video import (
+    DEFAULT_PRESET,
+    VIDEO_PRESETS,
+    hardware_decoder,
+)
 from detstream.engines.errors import UserInputError
 from detstream.engines.paths import writable_dir
 from detstream.engines.predict import Predictor
@@ -53,6 +57,8 @@ class RunConfig:
         tracker: ``botsort``, ``bytetrack`` or ``None``; ``tracker_options`` a YAML file.
         output, save_json, save_mot, stats_json: files to write (``None``: not written).
         video_preset: the x264 preset of ``output`` (:data:`VIDEO_PRESETS`).
+        decoder: how video sources are decoded (:data:`DECODERS`: ``auto`` uses NVDEC where
+            there is one).
         show: an OpenCV window.
         max_frames, detect_every, live, drop: runner and source behaviour.
         stall_timeout: seconds a network stream may stay silent before it is reconnected.
@@ -80,6 +86,7 @@ class RunConfig:
     save_mot: Path | None = None
     stats_json: Path | None = None
     video_preset: str = DEFAULT_PRESET
+    decoder: str = "auto"
     show: bool = False
     max_frames: int | None = None
     detect_every: int = 1
@@ -262,11 +269,13 @@ def build(config: RunConfig, log: Log | None = None,
         raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
     if config.detect_every < 1:
         raise UserInputError("--detect-every must be at least 1")
+    hardware_decoder(config.decoder)  # an unknown decoder, or nvdec where there is none
     if config.video_preset not in VIDEO_PRESETS:
         raise UserInputError(f"--video-preset {config.video_preset!r}: choose one of "
                              f"{', '.join(VIDEO_PRESETS)}")
     source = open_source(config.source, live=config.live, drop=config.drop, log=log,
-                         stall_timeout=config.stall_timeout, loop=config.loop)
+                         stall_timeout=config.stall_timeout, loop=config.loop,
+                         decoder=config.decoder)
     sinks: list[Sink] = []
     try:
         # Live sources: one frame in flight, every core but one on it; files: several

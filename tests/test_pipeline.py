@@ -86,6 +86,28 @@ def test_the_video_preset_reaches_the_encoder(model, clip, tmp_path, preset, cab
     assert decode_count(out)[1] == 6
 
 
+def test_auto_decoding_without_nvdec_is_the_cpu_and_nvdec_is_one_clear_error(model, clip):
+    from detstream.engines.data.video import nvdec_unavailable
+
+    if nvdec_unavailable() is None:
+        pytest.skip("NVDEC is available here: nothing falls back")
+    auto = open_source(str(clip), live=False, decoder="auto")
+    software = open_source(str(clip), live=False, decoder="software")
+    try:
+        for _ in range(5):
+            a, b = auto.read(), software.read()
+            assert np.array_equal(a.image, b.image)
+        assert auto.grabber.hardware is False
+    finally:
+        auto.close()
+        software.close()
+    result = run_cli("run", "--source", str(clip), "--model", str(model), "--backend", "torch",
+                     "--decoder", "nvdec", "--max-frames", "2")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--decoder nvdec: NVIDIA's video decoder is not available here" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_an_unknown_video_preset_is_one_clear_error(model, clip):
     from detstream.engines.errors import UserInputError
     from detstream.stream.session import RunConfig, build
@@ -279,6 +301,23 @@ def test_bench_pipeline_reports_wall_and_cpu_time_and_an_honest_ceiling(model, c
     assert report["stages_over_budget"] == [
         s for s in budgets if report["stage_cpu_ms"][s] > budgets[s]]
     assert "budget" in result.stdout
+
+
+def test_bench_pipeline_with_json_lines_only_draws_and_encodes_nothing(model, clip, tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "pipeline", "--source", str(clip), "--model", str(model),
+                     "--backend", "onnxruntime", "--tracker", "bytetrack", "--frames", "12",
+                     "--outputs", "jsonl", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    stages = ("decode", "preprocess", "inference", "postprocess_track", "jsonl")
+    assert report["outputs"] == "jsonl" and tuple(report["stage_cpu_ms"]) == stages
+    assert report["pipelined_fps"] > 0 and report["pipelined_vs_inference_alone"] > 0
+    by_cores = report["cores"] * 1000.0 / sum(report["stage_cpu_ms"].values())
+    assert report["ceiling_fps"] <= by_cores * 1.01
+    replayed = run_cli("bench", "pipeline", "--source", str(clip), "--model", str(model),
+                       "--outputs", "jsonl", "--replay-ms", "1")
+    assert replayed.returncode == 2 and "drop --outputs jsonl" in replayed.stderr
 
 
 def test_pipeline_commands_ask_openmp_to_sleep_not_spin():

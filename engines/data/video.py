@@ -7,6 +7,7 @@ so every video detstream writes goes through :class:`VideoWriter`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import sys
@@ -45,26 +46,78 @@ VIDEO_PRESETS: tuple[str, ...] = ("ultrafast", "superfast", "veryfast", "faster"
                                   "medium")
 DEFAULT_PRESET = "veryfast"
 
+#: How video is decoded (``--decoder``): ``auto`` uses NVIDIA's hardware decoder (NVDEC,
+#: through the CUDA support of PyAV's FFmpeg) where the machine has one and the CPU elsewhere;
+#: ``software`` always decodes on the CPU; ``nvdec`` insists on the hardware decoder.
+DECODERS: tuple[str, ...] = ("auto", "software", "nvdec")
+
+
+@functools.cache
+def nvdec_unavailable() -> str | None:
+    """Why NVIDIA's decoder cannot be used here (one phrase), or ``None`` when it can.
+
+    The check opens FFmpeg's CUDA device once per process (an H.264 decoder on it).
+    """
+    try:
+        from av.codec.hwaccel import HWAccel, hwdevices_available
+    except ImportError:
+        return f"PyAV {av.__version__} has no hardware decoding (PyAV 14 and newer have it)"
+    if "cuda" not in hwdevices_available():
+        return "PyAV's FFmpeg was built without CUDA"
+    try:
+        HWAccel(device_type="cuda").create(av.Codec("h264", "r"))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        return f"FFmpeg finds no CUDA device ({exc})"
+    return None
+
+
+def hardware_decoder(decoder: str):
+    """The ``hwaccel`` argument of ``av.open`` for ``decoder``; ``None`` decodes on the CPU.
+
+    Frames decoded by NVDEC are copied back to host memory (NV12) by FFmpeg; streams NVDEC
+    cannot decode (a codec or size it lacks) are decoded on the CPU instead.
+
+    Raises:
+        UserInputError: an unknown decoder, or ``nvdec`` where it cannot run.
+    """
+    if decoder not in DECODERS:
+        raise UserInputError(f"--decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+    if decoder == "software":
+        return None
+    why = nvdec_unavailable()
+    if why is not None:
+        if decoder == "nvdec":
+            raise UserInputError(f"--decoder nvdec: NVIDIA's video decoder is not available "
+                                 f"here: {why}; use --decoder auto or software")
+        return None
+    from av.codec.hwaccel import HWAccel
+
+    return HWAccel(device_type="cuda", allow_software_fallback=True)
+
+
 #: FFmpeg colour tags (``AVColorSpace`` and ``AVColorRange`` numbers) of the frames OpenCV's
 #: I420 conversion decodes exactly as FFmpeg would: BT.601 or untagged (FFmpeg's default is
 #: BT.601 too), limited range or untagged.
 _OPENCV_COLORSPACES = (2, 5, 6)  # unspecified, BT.470BG, SMPTE 170M
 _OPENCV_RANGES = (0, 1)  # unspecified, MPEG (limited)
+_OPENCV_CONVERSIONS = {"yuv420p": cv2.COLOR_YUV2BGR_I420, "nv12": cv2.COLOR_YUV2BGR_NV12}
 
 
 def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as uint8 [H, W, 3] BGR.
 
-    Most H.264 video is yuv420p. When its colour tags are ones OpenCV's conversion matches
-    (see :data:`_OPENCV_COLORSPACES`), OpenCV converts it: 0.5 to 2 ms less CPU per frame
-    than FFmpeg's swscale at 768x432 to 1920x1080 (BENCHMARKS.md, "Lean stages"). Other
-    formats, BT.709 and full-range frames go through FFmpeg, which reads their tags.
+    Most H.264 video decodes to yuv420p (NVDEC's frames arrive as NV12). When the colour tags
+    are ones OpenCV's conversion matches (see :data:`_OPENCV_COLORSPACES`), OpenCV converts
+    it: 0.5 to 2 ms less CPU per frame than FFmpeg's swscale at 768x432 to 1920x1080
+    (BENCHMARKS.md, "Lean stages"). Other formats, BT.709 and full-range frames go through
+    FFmpeg, which reads their tags.
     """
-    if (frame.format.name == "yuv420p"
+    conversion = _OPENCV_CONVERSIONS.get(frame.format.name)
+    if (conversion is not None
             and getattr(frame, "colorspace", None) in _OPENCV_COLORSPACES
             and getattr(frame, "color_range", None) in _OPENCV_RANGES and frame.width % 2 == 0
             and frame.height % 2 == 0):
-        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+        return cv2.cvtColor(frame.to_ndarray(), conversion)
     return frame.to_ndarray(format="bgr24")
 
 

@@ -7,7 +7,8 @@ and encoding grow with the frame, post-processing and tracking mostly with the d
 tracker looks at a 320-pixel-wide view of the frame whatever its size).
 
 The figures were set from the stages measured on the 2-core development machine (AMD EPYC,
-BENCHMARKS.md, "Lean stages") at 640x272 to 1920x1080, with about 25 % headroom. CPU time
+BENCHMARKS.md, "Lean stages") at 640x272, 768x432, 1280x720 and 1920x1080, with 10 to 30 %
+headroom (preprocessing grows with the model's fixed input more than with the frame). CPU time
 counts every thread of the process, so a library's own thread pool is charged to its stage.
 A slower CPU (the Intel Xeon of the same machine kind runs inference 2x slower) can exceed
 them without a regression; compare runs on one machine.
@@ -31,11 +32,11 @@ class Budget:
 
 #: Per stage; ``encode`` is x264 at the default preset (veryfast).
 STAGE_BUDGETS: dict[str, Budget] = {
-    "decode": Budget(0.3, 2.5),
-    "preprocess": Budget(0.4, 0.8),
-    "postprocess_track": Budget(2.5, 0.5),
-    "draw": Budget(0.3, 0.5),
-    "encode": Budget(0.8, 9.0),
+    "decode": Budget(0.5, 3.6),  # H.264 in software and the conversion to BGR
+    "preprocess": Budget(2.3, 0.3),  # mostly the fixed-size model input
+    "postprocess_track": Budget(3.8, 0.3),
+    "draw": Budget(0.3, 0.4),
+    "encode": Budget(2.5, 8.0),
 }
 
 

@@ -41,13 +41,19 @@ import torch
 from detstream.engines.data.video import VideoWriter
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.replay import RecordingBackend, ReplayBackend
+from detstream.engines.runtime.torch_threads import use_torch_threads
 from detstream.engines.spec import Detections
 from detstream.stream.bench.budget import budgets_for, over_budget
 from detstream.stream.bench.common import BenchModel, CpuClock, Log, quiet, timed
 from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
-from detstream.stream.pipeline.threads import inference_plan, inference_threads
-from detstream.stream.sinks import VideoSink
+from detstream.stream.pipeline.threads import (
+    inference_plan,
+    inference_threads,
+    single_threaded_opencv,
+)
+from detstream.stream.sinks import JsonlSink, VideoSink
 from detstream.stream.sources import open_source
 from detstream.stream.track import Tracker, make_tracker
 
@@ -55,6 +61,10 @@ T = TypeVar("T")
 
 #: The stages timed alone, in the order of the figures.
 STAGES = ("decode", "preprocess", "inference", "postprocess_track", "draw", "encode")
+#: With ``outputs="jsonl"``: tracking and JSON Lines only, nothing drawn or encoded.
+JSONL_STAGES = ("decode", "preprocess", "inference", "postprocess_track", "jsonl")
+#: What the pipelines write: ``video`` (drawn, H.264) or ``jsonl`` (JSON Lines only).
+OUTPUTS = ("video", "jsonl")
 
 
 @dataclass
@@ -122,8 +132,10 @@ def time_each(calls: Iterable[Callable[[], T]], device: torch.device | None = No
     return values, stage
 
 
-def decode_alone(source: str, frames: int) -> tuple[list[np.ndarray], StageTime, float]:
-    """Decode up to ``frames`` frames of ``source``, keeping them for the other stages.
+def decode_alone(source: str, frames: int, decoder: str = "auto"
+                 ) -> tuple[list[np.ndarray], StageTime, float]:
+    """Decode up to ``frames`` frames of ``source`` (with ``decoder``, see
+    :func:`~detstream.stream.sources.open_source`), keeping them for the other stages.
 
     Returns:
         The BGR images, the decode time, and the source's frame rate (30 when unknown).
@@ -131,17 +143,19 @@ def decode_alone(source: str, frames: int) -> tuple[list[np.ndarray], StageTime,
     Raises:
         ValueError: no frame could be read.
     """
-    # Timed on a first pass that drops each frame (see time_each), kept on a second.
-    src = open_source(source, live=False)
+    # Kept on a first pass, timed on a second that drops each frame (see time_each): the
+    # first pass of a process also pays for warming the decoder and the allocator (at
+    # 1920x1080 it measured 7 to 16 ms of CPU a frame where later passes took 5 to 8).
+    src = open_source(source, live=False, decoder=decoder)
     fps = src.fps or 30.0
-    try:
-        _, decode = time_each(src.read for _ in range(frames))
-    finally:
-        src.close()
-    src = open_source(source, live=False)
     try:
         packets = (src.read() for _ in range(frames))
         images = [packet.image for packet in packets if packet is not None]
+    finally:
+        src.close()
+    src = open_source(source, live=False, decoder=decoder)
+    try:
+        _, decode = time_each(src.read for _ in range(frames))
     finally:
         src.close()
     if not images:
@@ -231,14 +245,21 @@ def concurrent_inference(backend, batches: list, workers: int) -> StageTime:
 def postprocess_track_alone(predictor: Predictor, tracker: Tracker | None,
                             images: list[np.ndarray], raws: list, batches: list[tuple]
                             ) -> tuple[list[Detections], StageTime]:
-    """Post-process each raw output and track it: the detections and the time."""
+    """Post-process each raw output and track it: the detections and the time (on one torch
+    thread, as the pipeline's track stage runs)."""
     def post(image: np.ndarray, raw: object, boxes: list) -> Detections:
         (dets,) = predictor.postprocess(raw, boxes)
         return tracker.update(dets, image) if tracker is not None else dets
 
-    return time_each((lambda image=image, raw=raw, boxes=boxes: post(image, raw, boxes)
-                      for image, raw, (_, boxes) in zip(images, raws, batches, strict=True)),
-                     predictor.backend.device)
+    previous = torch.get_num_threads()
+    use_torch_threads(1)
+    try:
+        return time_each((lambda image=image, raw=raw, boxes=boxes: post(image, raw, boxes)
+                          for image, raw, (_, boxes) in zip(images, raws, batches,
+                                                            strict=True)),
+                         predictor.backend.device)
+    finally:
+        use_torch_threads(previous)
 
 
 def draw_alone(images: list[np.ndarray], results: list[Detections]
@@ -265,21 +286,39 @@ def encode_alone(drawn: list[np.ndarray], path: Path, fps: float) -> StageTime:
     return stage
 
 
+def jsonl_alone(results: list[Detections], path: Path) -> StageTime:
+    """Write each frame's detections as a JSON Lines record to ``path``."""
+    sink = JsonlSink(path)
+    try:
+        _, stage = time_each((lambda k=k, dets=dets: sink.write(
+            FramePacket(0, k, k / 30.0, 0.0, _NO_IMAGE, detections=dets)))
+            for k, dets in enumerate(results))
+    finally:
+        sink.close()
+    return stage
+
+
+_NO_IMAGE = np.zeros((1, 1, 3), np.uint8)  # the JSON Lines sink never looks at the image
+
+
 def time_stages_alone(images: list[np.ndarray], decode: StageTime, fps: float,
                       model: BenchModel, predictor: Predictor, tracker: str | None,
-                      folder: Path, log: Log = quiet) -> StagesAlone:
+                      folder: Path, log: Log = quiet, outputs: str = "video") -> StagesAlone:
     """Every stage after decoding alone on the decoded ``images`` (see the module doc, step
-    1); ``decode`` is their decode time. The encoder writes into ``folder``."""
+    1); ``decode`` is their decode time. The outputs (``video``: drawing and H.264;
+    ``jsonl``: JSON Lines) are written into ``folder``."""
     batches, preprocess = preprocess_alone(predictor, images)
     settings, raws = inference_alone(model, predictor, batches, log)
     track = make_tracker(tracker, fps) if tracker else None
     results, post = postprocess_track_alone(predictor, track, images, raws, batches)
     del raws, batches
-    drawn, draw = draw_alone(images, results)
-    del results
-    encode = encode_alone(drawn, folder / "alone.mp4", fps)
-    stages = {"decode": decode, "preprocess": preprocess, "postprocess_track": post,
-              "draw": draw, "encode": encode}
+    stages = {"decode": decode, "preprocess": preprocess, "postprocess_track": post}
+    if outputs == "jsonl":
+        stages["jsonl"] = jsonl_alone(results, folder / "alone.jsonl")
+    else:
+        drawn, stages["draw"] = draw_alone(images, results)
+        del results
+        stages["encode"] = encode_alone(drawn, folder / "alone.mp4", fps)
     h, w = images[0].shape[:2]
     return StagesAlone(stages, settings, len(images), (w, h), fps)
 
@@ -291,9 +330,11 @@ def ceiling_fps(wall_ms: dict[str, float], cpu_ms: dict[str, float], cores: int)
 
 
 def with_inference(alone: StagesAlone, setting: InferenceSetting) -> dict[str, StageTime]:
-    """The stages in :data:`STAGES` order, inference at ``setting``."""
+    """The stages in :data:`STAGES` (or :data:`JSONL_STAGES`) order, inference at
+    ``setting``."""
     stages = {**alone.stages, "inference": setting.time}
-    return {name: stages[name] for name in STAGES}
+    order = JSONL_STAGES if "jsonl" in stages else STAGES
+    return {name: stages[name] for name in order}
 
 
 def best_inference_setting(alone: StagesAlone, cores: int) -> tuple[InferenceSetting, float]:
@@ -308,12 +349,15 @@ def best_inference_setting(alone: StagesAlone, cores: int) -> tuple[InferenceSet
 
 
 def run_sequential(source: str, frames: int, predictor: Predictor, tracker: str | None,
-                   size: tuple[int, int], fps: float, path: Path) -> float:
+                   size: tuple[int, int], fps: float, path: Path, outputs: str = "video"
+                   ) -> float:
     """Every stage in turn in one thread, frame after frame, into ``path`` (frames of ``size``,
-    ``(width, height)``): frames per second."""
+    ``(width, height)``; a video, or JSON Lines with ``outputs="jsonl"``): frames per
+    second."""
     track = make_tracker(tracker, fps) if tracker else None
     annotator = Annotator()
-    writer = VideoWriter(path, *size, fps)
+    writer = VideoWriter(path, *size, fps) if outputs == "video" else None
+    sink = JsonlSink(path) if outputs == "jsonl" else None
     src = open_source(source, live=False)
     start = time.perf_counter()
     for _ in range(frames):
@@ -324,27 +368,34 @@ def run_sequential(source: str, frames: int, predictor: Predictor, tracker: str 
         (dets,) = predictor.postprocess(predictor.infer(batch), boxes)
         if track is not None:
             dets = track.update(dets, frame.image)
-        writer.write(annotator.draw(frame.image, dets))
-    writer.close()
+        if writer is not None:
+            writer.write(annotator.draw(frame.image, dets))
+        else:
+            sink.write(FramePacket(0, frame.index, frame.pts, 0.0, frame.image, detections=dets))
+    (writer or sink).close()
     rate = frames / (time.perf_counter() - start)
     src.close()
     return rate
 
 
 def run_pipelined(source: str, frames: int, predictor: Predictor, tracker: str | None,
-                  fps: float, path: Path, workers: int = 1) -> dict:
-    """Our pipeline on the same work, into ``path``, with ``workers`` inference calls at
-    once: its report (``fps``, ``latency_ms``, ``stages``...)."""
+                  fps: float, path: Path, workers: int = 1, outputs: str = "video") -> dict:
+    """Our pipeline on the same work, into ``path`` (a video, or JSON Lines with
+    ``outputs="jsonl"``: then nothing is drawn), with ``workers`` inference calls at once:
+    its report (``fps``, ``latency_ms``, ``stages``...)."""
     src = open_source(source, live=False)
+    video = outputs == "video"
     pipeline = Pipeline(src, predictor, make_tracker(tracker, fps) if tracker else None,
-                        Annotator(), [VideoSink(path, fps)],
+                        Annotator() if video else None,
+                        [VideoSink(path, fps) if video else JsonlSink(path)],
                         PipelineOptions(max_frames=frames, overlay=False,
                                         inference_workers=workers))
     return pipeline.run()
 
 
 def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
-                   tracker: str | None = "botsort", log: Log = quiet) -> dict:
+                   tracker: str | None = "botsort", log: Log = quiet,
+                   outputs: str = "video") -> dict:
     """Measure stages, ceiling, sequential and pipelined throughput (see the module doc).
 
     Returns:
@@ -353,6 +404,7 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
         the pipeline's own per-stage figures.
     """
     cores = os.cpu_count() or 1
+    single_threaded_opencv()  # every stage is timed as the pipeline runs it
     images, decode, fps = decode_alone(source, frames)
     log(f"{len(images)} frames of {images[0].shape[1]}x{images[0].shape[0]} from {source}")
     # The sequential loop runs inference on every core (nothing else runs meanwhile); the
@@ -364,9 +416,11 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
     plan = inference_plan(live=False, cores=cores, gpu=predictor.backend.device.type != "cpu")
     pipelined_predictor = (predictor if plan.threads == inference_threads(cores)
                            else model.predictor(plan.threads))
+    suffix = "mp4" if outputs == "video" else "jsonl"
     with tempfile.TemporaryDirectory(prefix="detstream-bench-") as tmp:
         folder = Path(tmp)
-        alone = time_stages_alone(images, decode, fps, model, predictor, tracker, folder, log)
+        alone = time_stages_alone(images, decode, fps, model, predictor, tracker, folder, log,
+                                  outputs)
         best, ceiling = best_inference_setting(alone, cores)
         stages = with_inference(alone, best)
         means = {name: stage.mean_ms for name, stage in stages.items()}
@@ -375,16 +429,17 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
         log("stages alone (CPU):  " + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu_ms.items()))
         n = alone.frames
         sequential = run_sequential(source, n, sequential_predictor, tracker, alone.size, fps,
-                                    folder / "sequential.mp4")
+                                    folder / f"sequential.{suffix}", outputs)
         log(f"sequential: {sequential:.1f} FPS")
         report = run_pipelined(source, n, pipelined_predictor, tracker, fps,
-                               folder / "pipelined.mp4", plan.workers)
+                               folder / f"pipelined.{suffix}", plan.workers, outputs)
         log(f"pipelined: {report['fps']:.1f} FPS")
     fastest = min(alone.settings, key=lambda setting: setting.time.mean_ms)
     alone_fps = 1000.0 / fastest.time.mean_ms
 
     return {
-        "source": source, "model": model.model, "frames": n, "size": list(alone.size),
+        "source": source, "model": model.model, "outputs": outputs, "frames": n,
+        "size": list(alone.size),
         "cores": cores, "inference_threads": best.threads, "inference_spin": best.spin,
         "inference_workers": best.workers,
         "inference_alone_fps": round(alone_fps, 1),
@@ -434,6 +489,7 @@ def bench_replay(source: str, model: BenchModel, replay_ms: float, frames: int =
     """The pipeline with recorded outputs replayed at ``replay_ms`` per call (see the module
     doc): the other stages alone, their CPU-stage ceiling and the pipelined FPS."""
     cores = os.cpu_count() or 1
+    single_threaded_opencv()  # every stage is timed as the pipeline runs it
     images, decode, fps = decode_alone(source, frames)
     h, w = images[0].shape[:2]
     log(f"{len(images)} frames of {w}x{h} from {source}; recording the model's outputs")

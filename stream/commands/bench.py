@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from detstream.engines.errors import UserInputError
 from detstream.stream.commands.args import (
     add_model_arguments,
     bounded_int,
@@ -74,7 +75,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     pipe = jobs.add_parser(
         "pipeline", help="stages alone, the ceiling, sequential vs pipelined FPS, latency",
-        description="On the same frames and model, with tracking, drawing and H.264 output: "
+        description="On the same frames and model, with tracking, drawing and H.264 output "
+                    "(or tracking and JSON Lines only, --outputs jsonl): "
                     "each stage alone (wall and CPU time; inference at each thread setting), "
                     "the ceiling min(1 / slowest stage, cores / sum of the stages' CPU time) "
                     "for the best inference setting, a sequential one-thread loop, and the "
@@ -87,6 +89,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     _model_arguments(pipe)
     pipe.add_argument("--frames", type=positive_int, default=300,
                       help="frames to use (default 300)")
+    pipe.add_argument("--outputs", choices=("video", "jsonl"), default="video",
+                      help="what the runs write: video (drawn, H.264; default) or jsonl "
+                           "(tracking and JSON Lines only, nothing drawn)")
     pipe.add_argument("--replay-ms", type=positive_float, default=None, metavar="T",
                       help="record the model's outputs once, then run the pipeline replaying "
                            "them at T ms per frame (a GPU engine's time) against the ceiling "
@@ -248,12 +253,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     )
 
     if args.replay_ms is not None:
+        if args.outputs != "video":
+            raise UserInputError("--replay-ms measures drawing and H.264 output next to a GPU "
+                                 "engine; drop --outputs jsonl")
         result = bench_replay(args.source, _model(args), args.replay_ms, args.frames,
                               _tracker(args.tracker), log=_log)
         print_replay(result)
     else:
         result = bench_pipeline(args.source, _model(args), args.frames,
-                                _tracker(args.tracker), log=_log)
+                                _tracker(args.tracker), log=_log, outputs=args.outputs)
         print_pipeline(result)
     write_json(args.json, result)
     return 0

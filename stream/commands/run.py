@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from detstream.engines.data.video import DEFAULT_PRESET, VIDEO_PRESETS
+from detstream.engines.data.video import DECODERS, DEFAULT_PRESET, VIDEO_PRESETS
 from detstream.stream.commands.args import (
     add_model_arguments,
     bounded_int,
@@ -70,6 +70,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--video-preset", choices=VIDEO_PRESETS, default=DEFAULT_PRESET,
                         help="x264 speed of --output and --output-tiled (default veryfast; at "
                         "1080p ultrafast takes half the CPU for a file three times larger)")
+    parser.add_argument("--decoder", choices=DECODERS, default="auto",
+                        help="video decoding: auto (NVIDIA's NVDEC where there is one, else the "
+                        "CPU; default), software or nvdec")
     parser.add_argument("--show", action="store_true", help="show a window (q or Esc quits)")
     parser.add_argument("--save-json", type=Path, default=None, help="JSON Lines per frame")
     parser.add_argument("--save-mot", type=Path, default=None, help="MOTChallenge tracks")
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         iou=args.iou, classes=tuple(args.classes) if args.classes else None,
         tracker=None if args.tracker == "none" else args.tracker,
         tracker_options=args.tracker_config, output=args.output,
-        video_preset=args.video_preset, save_json=args.save_json,
+        video_preset=args.video_preset, decoder=args.decoder, save_json=args.save_json,
         save_mot=args.save_mot, stats_json=args.stats_json, show=args.show,
         max_frames=args.max_frames, detect_every=args.detect_every, live=args.live,
         drop=not args.no_drop, stall_timeout=args.stall_timeout, loop=args.loop,
@@ -163,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
     total = source.frames if not source.live else None
     if total is not None and config.max_frames:
         total = min(total, config.max_frames)
-    print(f"{config.source} → {session.describe}; tracker {config.tracker or 'none'}",
+    decoded = "; decoded by NVDEC" if getattr(getattr(source, "grabber", None), "hardware",
+                                               False) else ""
+    print(f"{config.source} → {session.describe}; tracker {config.tracker or 'none'}{decoded}",
           file=sys.stderr)
     bar = progress_bar(total=total, unit="frame", desc="run")
     pipeline.on_packet = lambda packet: bar.update(1)

@@ -34,7 +34,7 @@ from detstream.stream.pipeline.memory import PeriodicTrim
 from detstream.stream.pipeline.metrics import RunMetrics
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceResult, InferenceService
-from detstream.stream.pipeline.threads import yield_to_inference
+from detstream.stream.pipeline.threads import single_threaded_opencv, yield_to_inference
 from detstream.stream.sinks.base import OutputError, Sink, StopRequested
 from detstream.stream.sources.base import Source
 from detstream.stream.track.base import Tracker
@@ -372,6 +372,7 @@ class Pipeline:
     # ------------------------------------------------------------------ running
     def start(self, results: queue.Queue | None = None) -> None:
         """Start every stage thread (``run`` and iteration call this)."""
+        single_threaded_opencv()  # the stages are the parallelism (see the function)
         size = max(1, self.options.queue_size)
         names = ["capture", "preprocess", "infer", "track"]
         work = [self._preprocess, self._infer, self._track]

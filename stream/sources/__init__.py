@@ -48,7 +48,7 @@ URI_HELP = ("0 or /dev/video0 (camera), clip.mp4, a folder or 'frames/*.jpg', rt
 
 def open_source(uri: str, live: bool | None = None, drop: bool = True,
                 log: Callable[[str], None] | None = None,
-                stall_timeout: float = 5.0, loop: int = 0) -> Source:
+                stall_timeout: float = 5.0, loop: int = 0, decoder: str = "auto") -> Source:
     """Open the input named by ``uri``.
 
     Args:
@@ -61,6 +61,8 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
             connected counts as lost (a stall) and is reconnected.
         loop: files, image folders and finite synthetic scenes: play them this many more
             times (``-1``: forever).
+        decoder: video files and network streams: ``auto`` (NVIDIA's decoder where there is
+            one), ``software`` or ``nvdec`` (see :data:`detstream.engines.data.video.DECODERS`).
 
     Raises:
         UserInputError: nothing usable at ``uri`` (one sentence naming the fix).
@@ -89,13 +91,14 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
     scheme = urlparse(uri).scheme.lower()
     if scheme in NETWORK_SCHEMES:
         if Path(urlparse(uri).path).suffix.lower() in VIDEO_SUFFIXES and scheme.startswith("http"):
-            grabber = VideoFileGrabber(uri, network=True)
+            grabber = VideoFileGrabber(uri, network=True, decoder=decoder)
             if live:
                 return LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
             return DirectSource(uri, grabber)
+        grabber = NetworkGrabber(uri, timeout=stall_timeout, decoder=decoder)
         if live is False:
-            return DirectSource(uri, NetworkGrabber(uri, timeout=stall_timeout))
-        return LiveSource(uri, NetworkGrabber(uri, timeout=stall_timeout), drop=drop, log=log)
+            return DirectSource(uri, grabber)
+        return LiveSource(uri, grabber, drop=drop, log=log)
     if "://" in uri:
         raise UserInputError(f"unknown source scheme in {uri!r}; sources look like: {URI_HELP}")
     path = Path(uri)
@@ -103,7 +106,7 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
             path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
         grabber = ImageGrabber(uri, log=log)
     elif path.is_file():
-        grabber = VideoFileGrabber(uri)
+        grabber = VideoFileGrabber(uri, decoder=decoder)
     else:
         raise UserInputError(f"source {uri!r} does not exist; sources look like: {URI_HELP}")
     if live:

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detstream.engines.data.video import frame_to_bgr
+from detstream.engines.data.video import frame_to_bgr, hardware_decoder
 from detstream.engines.errors import UserInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -47,10 +47,13 @@ class VideoFileGrabber:
     MAX_BAD_RUN = 100
     skip_corrupt = True  # a frame with concealed errors is passed over (files)
 
-    def __init__(self, path: str, network: bool = False, timeout: float = 10.0) -> None:
+    def __init__(self, path: str, network: bool = False, timeout: float = 10.0,
+                 decoder: str = "auto") -> None:
         self.path = path
         self.network = network
         self.timeout = timeout
+        self.decoder = decoder
+        self.hardware = False  # NVDEC decodes the stream (known once it is open)
         self.fps: float | None = None
         self.size: tuple[int, int] | None = None
         self.frames: int | None = None
@@ -68,7 +71,8 @@ class VideoFileGrabber:
         if not self.network and not Path(self.path).is_file():
             raise UserInputError(f"video file {self.path} does not exist")
         try:
-            self.container = av.open(self.path, timeout=self.timeout if self.network else None)
+            self.container = av.open(self.path, timeout=self.timeout if self.network else None,
+                                     hwaccel=hardware_decoder(self.decoder))
         except av.error.FFmpegError as exc:
             if self.network:
                 raise ConnectionError(str(exc)) from None
@@ -83,6 +87,7 @@ class VideoFileGrabber:
             raise UserInputError(f"{self.path} has no video stream")
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg, GIL released
+        self.hardware = bool(getattr(stream.codec_context, "is_hwaccel", False))
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self.frames = int(stream.frames) or None
@@ -202,8 +207,8 @@ class NetworkGrabber(VideoFileGrabber):
 
     skip_corrupt = False
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        super().__init__(url, network=True, timeout=timeout)
+    def __init__(self, url: str, timeout: float = 5.0, decoder: str = "auto") -> None:
+        super().__init__(url, network=True, timeout=timeout, decoder=decoder)
         self._waiting_since = time.monotonic()
 
     def open(self) -> None:
@@ -214,7 +219,8 @@ class NetworkGrabber(VideoFileGrabber):
         read_timeout = self.timeout / 2 if rtsp else self.timeout
         try:
             self.container = av.open(self.path, options=options,
-                                     timeout=(self.timeout, read_timeout))
+                                     timeout=(self.timeout, read_timeout),
+                                     hwaccel=hardware_decoder(self.decoder))
         except av.error.ExitError:  # our open timeout interrupted FFmpeg
             raise ConnectionError(f"no answer within {self.timeout:g} s") from None
         except (av.error.FFmpegError, OSError) as exc:
