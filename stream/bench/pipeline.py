@@ -143,19 +143,22 @@ def decode_alone(source: str, frames: int, decoder: str = "auto"
     Raises:
         ValueError: no frame could be read.
     """
-    # Kept on a first pass, timed on a second that drops each frame (see time_each): the
-    # first pass of a process also pays for warming the decoder and the allocator (at
-    # 1920x1080 it measured 7 to 16 ms of CPU a frame where later passes took 5 to 8).
+    # Timed on the second of two passes that drop each frame (see time_each), then kept on a
+    # third. A process's first pass also pays for warming the decoder and the allocator: glibc
+    # maps every large block afresh until one has been freed, so at 1920x1080 a first pass
+    # (or one after hundreds of frames were kept) took 14 ms of CPU a frame where a running
+    # pipeline, which frees frames all along, pays 5 to 8.
+    for _ in range(2):
+        src = open_source(source, live=False, decoder=decoder)
+        try:
+            _, decode = time_each(src.read for _ in range(frames))
+        finally:
+            src.close()
     src = open_source(source, live=False, decoder=decoder)
     fps = src.fps or 30.0
     try:
         packets = (src.read() for _ in range(frames))
         images = [packet.image for packet in packets if packet is not None]
-    finally:
-        src.close()
-    src = open_source(source, live=False, decoder=decoder)
-    try:
-        _, decode = time_each(src.read for _ in range(frames))
     finally:
         src.close()
     if not images:
