@@ -264,3 +264,31 @@ def test_lighting_noise_and_blur_change_pixels():
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(sharp, blurred, strict=True))
     for (_, ta), (_, tb) in zip(sharp, blurred, strict=True):
         np.testing.assert_array_equal(ta.boxes, tb.boxes)
+
+
+def test_difficulty_factors_scale_what_they_name_and_nothing_else():
+    """Faster pans and shake, wider posts, more stops and crossings: each factor changes its
+    own part of the scene; the births, shapes and paths of the default scene stay as they were
+    (the factors consume no random draws)."""
+    base = SceneConfig(width=320, height=180, frames=120, seed=5, camera_motion=True)
+
+    def camera_speed(config: SceneConfig) -> float:
+        return float(np.mean([math.hypot(s.cam_vx, s.cam_vy)
+                              for s in SyntheticScene(config).states()]))
+
+    assert camera_speed(base.with_changes(pan_speed=4.0)) > 2.5 * camera_speed(base)
+    plain = World(base)
+    wide = World(base.with_changes(occluder_width=3.0))
+    assert plain.posts and [p.x0 for p in wide.posts] == [p.x0 for p in plain.posts]
+    for thin, thick in zip(plain.posts, wide.posts, strict=True):
+        assert thick.texture.shape[1] >= 3 * thin.texture.shape[1] - 2
+    # Same first frame of bodies whatever the factors: they only act from then on.
+    first = SyntheticScene(base.with_changes(stops=3.0, crossings=2.0, shake=2.0)).states()
+    assert [b.uid for b in next(iter(first)).bodies] == \
+        [b.uid for b in next(iter(SyntheticScene(base).states())).bodies]
+    config, _ = parse_synthetic_uri("synthetic://?pan_speed=3&shake=0.5&occluder_width=2"
+                                    "&stops=2&crossings=3")
+    assert (config.pan_speed, config.shake, config.occluder_width, config.stops,
+            config.crossings) == (3.0, 0.5, 2.0, 2.0, 3.0)
+    with pytest.raises(UserInputError, match="pan_speed must be between 0 and 10"):
+        SceneConfig(pan_speed=11)

@@ -11,6 +11,10 @@ from detstream.engines.errors import UserInputError
 #: The target classes, told apart by shape (colour and texture are random for every class).
 CLASS_NAMES: tuple[str, ...] = ("circle", "triangle", "square", "star")
 
+#: The scene's difficulty factors and their largest values (see :class:`SceneConfig`).
+FACTORS: dict[str, float] = {"pan_speed": 10.0, "shake": 10.0, "occluder_width": 8.0,
+                             "stops": 10.0, "crossings": 10.0}
+
 #: Shapes that appear in scenes but are never labelled: the detector must learn to ignore them.
 DISTRACTOR_NAMES: tuple[str, ...] = ("ring", "crescent", "bar", "chevron")
 
@@ -33,6 +37,16 @@ class SceneConfig:
         occluders: foreground posts that fully hide objects passing behind them.
         min_size: smallest object extent in pixels.
         max_size_frac: largest object extent as a fraction of the frame height.
+        pan_speed: how fast the camera pans, times the usual (with ``camera_motion``; fast
+            pans also reverse suddenly at the edges of the world).
+        shake: hand-held jitter of the camera, times the usual (with ``camera_motion``).
+        occluder_width: width of the foreground posts, times the usual (long occlusions).
+        stops: each object's chance of stopping now and then, times the usual (at most 1).
+        crossings: the share of new objects that enter as a pair timed to cross, times the
+            usual (at most 1).
+
+    The five factors above leave the scene's random draws alone, so a factor of 1 renders
+    exactly the scene it did before they existed.
     """
 
     width: int = 1280
@@ -49,6 +63,11 @@ class SceneConfig:
     occluders: bool = True
     min_size: float = 12.0
     max_size_frac: float = 0.25
+    pan_speed: float = 1.0
+    shake: float = 1.0
+    occluder_width: float = 1.0
+    stops: float = 1.0
+    crossings: float = 1.0
 
     def __post_init__(self) -> None:
         check_frame_size(self.width, self.height)
@@ -60,6 +79,10 @@ class SceneConfig:
             raise UserInputError(f"objects must be between 0 and 200, got {self.objects}")
         if self.seed < 0:
             raise UserInputError(f"seed must be zero or positive, got {self.seed}")
+        for name, most in FACTORS.items():
+            value = getattr(self, name)
+            if not 0.0 <= value <= most:
+                raise UserInputError(f"{name} must be between 0 and {most:g}, got {value:g}")
         if not 4 <= self.min_size < self.max_size_frac * self.height:
             raise UserInputError(
                 f"min_size {self.min_size:g} px must be at least 4 and below the largest size "
@@ -138,7 +161,7 @@ def parse_synthetic_uri(uri: str) -> tuple[SceneConfig, bool]:
                 values["frames"] = int(value) or None
             elif key in ("seed", "objects", "width", "height"):
                 values[key] = int(value)
-            elif key in ("fps", "min_size", "max_size_frac"):
+            elif key in ("fps", "min_size", "max_size_frac", *FACTORS):
                 values[key] = float(value)
             elif key in known:
                 values[key] = _parse_bool(key, value)

@@ -120,8 +120,10 @@ class World:
         # Camera: float position of the view's top-left corner in world pixels.
         self._cam = np.array([self.margin_x, self.margin_y], np.float64)
         self._cam_v = np.zeros(2)
-        self._cam_pan_scale = float(self._rng.uniform(0.04, 0.12)) * cfg.width  # px/s
-        self._jitter = float(self._rng.uniform(0.4, 2.0)) if cfg.camera_motion else 0.0
+        self._cam_pan_scale = (float(self._rng.uniform(0.04, 0.12)) * cfg.width  # px/s
+                               * cfg.pan_speed)
+        self._jitter = float(self._rng.uniform(0.4, 2.0)) * cfg.shake if cfg.camera_motion \
+            else 0.0
         # Lighting: a slow drift plus sudden steps toward a new level.
         self._light_period = float(self._light.uniform(4.0, 15.0))
         self._light_phase = float(self._light.uniform(0, 2 * np.pi))
@@ -154,7 +156,7 @@ class World:
         count = int(rng.choice([0, 1, 1, 2, 2]))
         posts = []
         for _ in range(count):
-            w = int(rng.uniform(0.025, 0.055) * cfg.width)
+            w = max(1, int(rng.uniform(0.025, 0.055) * cfg.width * cfg.occluder_width))
             h = int(rng.uniform(0.45, 1.0) * ch)
             x0 = int(rng.uniform(0.1, 0.85) * cw)
             y0 = ch - h if rng.random() < 0.6 else 0  # standing on the ground, or hanging
@@ -243,7 +245,7 @@ class World:
             z_offset=float(rng.normal(0.0, 0.3)),
             cruise=cruise,
             goal=goal,
-            stop_prob=float(rng.uniform(0.0, 0.5)),
+            stop_prob=min(1.0, float(rng.uniform(0.0, 0.5)) * cfg.stops),
             mode_timer=float(rng.uniform(1.0, 4.0)),
             life=float(rng.uniform(3.0, 15.0)),
         )
@@ -362,7 +364,7 @@ class World:
         # shortfall, entering through the edges.
         missing = self.config.objects - len(self._bodies)
         if missing > 0 and self._rng.random() < 1.0 - math.exp(-0.6 * missing * self._dt):
-            if self._rng.random() < _CROSSING_PROB and missing >= 2:
+            if self._rng.random() < _CROSSING_PROB * self.config.crossings and missing >= 2:
                 self._spawn_crossing_pair()
             else:
                 self._bodies.append(self._new_body(target=True, inside=False))
