@@ -91,10 +91,11 @@ def test_a_dying_server_ends_only_its_own_stream(clips):
     deadline = time.perf_counter() + 120
     while any(not e.pipeline.wait(0) for e in files) and time.perf_counter() < deadline:
         time.sleep(0.1)
-    camera_stats = group.streams[0].pipeline.source.stats
-    while (camera_stats.reconnects + camera_stats.stalls == 0 and camera_stats.error is None
-           and time.perf_counter() < deadline):
+    camera = group.streams[0].pipeline.source
+    while (camera.connected and camera.stats.reconnects + camera.stats.stalls == 0
+           and camera.stats.error is None and time.perf_counter() < deadline):
         time.sleep(0.1)  # the camera's stream notices the server is gone
+    assert not camera.connected or camera.stats.stalls or camera.stats.reconnects
     report = group.close()
     camera, first, second = report["streams"]
     assert first["frames_out"] == LENGTHS[0] and second["frames_out"] == LENGTHS[1]
