@@ -42,6 +42,7 @@ _EXPORTS = {
     "open_backend": "detstream.engines.runtime.select",
     "Predictor": "detstream.engines.predict",
     "make_tracker": "detstream.stream.track",
+    "TrackEvent": "detstream.stream.track.base",
     "Annotator": "detstream.stream.draw",
     "DrawConfig": "detstream.stream.draw",
 }
@@ -58,6 +59,7 @@ __all__ = [
     "RunConfig",
     "Session",
     "Source",
+    "TrackEvent",
     "__version__",
     "build",
     "make_tracker",
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
     from detstream.stream.sources.base import Source
     from detstream.stream.sources.push import PushSource
     from detstream.stream.track import make_tracker
+    from detstream.stream.track.base import TrackEvent
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.sinks.files import JsonlSink, MotSink
 from detstream.stream.sinks.summary import SummarySink
 from detstream.stream.track import make_tracker
-from detstream.stream.track.interpolate import interpolate_tracks
+from detstream.stream.track.interpolate import GapFill, interpolate_tracks
 
 BIG = 2**31  # where int32 wraps
 FPS = 30.0
@@ -104,7 +104,7 @@ def test_drawing_and_interpolation_take_big_ids(tracked):
         assert drawn.shape == image.shape and drawn.any()
     one = tracked[2][tracked[2].track_ids == BIG + 1]
     moved = one.replace(boxes=one.boxes + np.float32(30))
-    filled, added = interpolate_tracks({BIG + 5: one, BIG + 8: moved})
+    filled, added = interpolate_tracks({BIG + 5: one, BIG + 8: moved}, 30, GapFill(max_jump=np.inf))
     assert added == 2 and list(filled) == [BIG + 5, BIG + 6, BIG + 7, BIG + 8]
     assert filled[BIG + 6].track_ids.tolist() == [BIG + 1]
     assert np.allclose(filled[BIG + 7].boxes, one.boxes + 20)

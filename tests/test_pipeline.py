@@ -345,3 +345,31 @@ def test_bench_live_reports_latency_against_processing_and_drift(model, tmp_path
         report["latency_ms_p95"] / report["processing_ms_mean"], rel=0.01)
     assert report["first_window_p95_ms"] > 0 and report["last_window_p95_ms"] > 0
     assert "kept up" in result.stdout or "slower than" in result.stdout
+
+
+def test_json_lines_carry_each_track_s_lifecycle(tmp_path):
+    """Every id in the detections was announced as started on or before its first frame, an
+    ended id never comes back, and losses and recoveries alternate."""
+    from detstream.stream.session import RunConfig, build
+
+    path = tmp_path / "out.jsonl"
+    session = build(RunConfig(source="synthetic://?seed=4&size=320x192&frames=90&objects=6"
+                                     "&min_size=24", tracker="botsort", save_json=path))
+    session.pipeline.run()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    state: dict[int, str] = {}
+    kinds = set()
+    for line in lines:
+        for event in line["events"]:
+            kind, track = event["event"], event["track_id"]
+            kinds.add(kind)
+            before = state.get(track)
+            assert (before, kind) in {(None, "started"), ("started", "lost"), ("lost", "ended"),
+                                      ("lost", "recovered"), ("recovered", "lost"),
+                                      ("started", "ended"), ("recovered", "ended")}, \
+                (line["frame"], before, kind)
+            assert isinstance(event["class"], str) and event["class"]
+            state[track] = kind
+        for det in line["detections"]:
+            assert state.get(det["track_id"]) in ("started", "recovered"), (line["frame"], det)
+    assert {"started", "lost"} <= kinds and len(state) >= 3

@@ -91,6 +91,25 @@ def test_a_lost_track_ends_after_its_time_in_seconds():
         assert (after == before) is same, fps
 
 
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_a_track_reports_its_start_loss_recovery_and_end(name):
+    """Seen from frame 0, hidden 10-14, seen again 15-19, then gone for good; a second object
+    only flickers once and never gets an id (no events)."""
+    tracker = make_tracker(name, fps=10, options={"lost_seconds": 0.5})
+    log = []
+    for t in range(35):
+        boxes = [box(50 + 3 * t, 100)] if t < 10 or 15 <= t < 20 else []
+        if t == 25:
+            boxes.append(box(250, 100))
+        tracker.update(dets(*boxes))
+        log += [(t, e.kind, e.track_id) for e in tracker.events]
+    assert log == [(0, "started", 1), (10, "lost", 1), (15, "recovered", 1), (20, "lost", 1),
+                   (25, "ended", 1)]  # lost for more than 0.5 s: 5 frames at 10 fps
+    tracker.reset()
+    tracker.update(dets(box(40, 40)))
+    assert [(e.kind, e.track_id) for e in tracker.events] == [("started", 1)]
+
+
 def test_no_identity_survives_a_scene_cut():
     h, w = 180, 320
     shot_a = np.zeros((h, w, 3), np.uint8)
@@ -184,21 +203,62 @@ def tracked(*rows: tuple[int, float, float]) -> Detections:
 
 
 def test_interpolation_fills_gaps_inside_tracks_only():
-    from detstream.stream.track.interpolate import interpolate_tracks
+    from detstream.stream.track.interpolate import GapFill, interpolate_tracks
 
-    frames = {1: tracked((1, 0, 0), (2, 100, 0)), 2: tracked((2, 100, 0)),
-              3: Detections.empty(), 4: tracked((1, 30, 60)), 5: tracked((3, 50, 50))}
-    filled, added = interpolate_tracks(frames)
+    frames = {1: tracked((1, 0, 0), (2, 100, 0), (4, 200, 0)), 2: tracked((1, 10, 0), (2, 100, 0)),
+              3: Detections.empty(), 4: tracked((4, 300, 100)),
+              5: tracked((1, 40, 0), (3, 50, 50))}
+    filled, added = interpolate_tracks(frames, fps=30)
     assert added == 2 and list(filled) == [1, 2, 3, 4, 5]
-    # Track 1 is missing at frames 2 and 3: one and two thirds of the way from (0,0) to (30,60).
-    for frame, (x, y) in ((2, (10, 20)), (3, (20, 40))):
+    # Track 1 moves 10 px a frame and is found again where that motion puts it: filled.
+    for frame, x in ((3, 20), (4, 30)):
         one = filled[frame][filled[frame].track_ids == 1]
-        assert np.allclose(one.boxes, [[x, y, x + 10, y + 10]])
+        assert np.allclose(one.boxes, [[x, 0, x + 10, 10]])
+    # Track 4 reappears 14 box sizes from where it stood: possibly another object, not filled.
     # Track 2 ends at frame 2 and track 3 starts at 5: neither is extended, and ids never mix.
     assert [sorted(filled[f].track_ids.tolist()) for f in (1, 2, 3, 4, 5)] == \
-        [[1, 2], [1, 2], [1], [1], [3]]
-    capped, added = interpolate_tracks(frames, max_gap=1)
-    assert added == 0 and len(capped[3]) == 0
+        [[1, 2, 4], [1, 2], [1], [1, 4], [1, 3]]
+    everything, added = interpolate_tracks(frames, fps=30, fill=GapFill(max_jump=np.inf))
+    assert added == 4 and sorted(everything[3].track_ids.tolist()) == [1, 4]
+
+
+@pytest.mark.parametrize("fps, seconds, filled", [
+    (30, 0.1, {1: 2}), (30, 0.05, {}), (10, 0.1, {}), (25, 1.0, {1: 2, 2: 4}),
+    (25, 0.12, {1: 2})])
+def test_gap_filling_never_spans_more_than_its_limit_in_seconds(fps, seconds, filled):
+    """Two still objects unseen for two and for four frames: a gap is filled only when it
+    lasts at most ``seconds`` at the sequence's frame rate."""
+    from detstream.stream.track.interpolate import GapFill, interpolate_tracks
+
+    frames = {1: tracked((1, 0, 0), (2, 50, 0)), 4: tracked((1, 0, 0)), 6: tracked((2, 50, 0))}
+    out, added = interpolate_tracks(frames, fps, GapFill(max_seconds=seconds))
+    assert GapFill(max_seconds=seconds).max_frames(fps) == int(seconds * fps + 1e-9)
+    rows = np.concatenate([d.track_ids for d in out.values()])
+    before = np.concatenate([d.track_ids for d in frames.values()])
+    per_track = {t: int((rows == t).sum() - (before == t).sum()) for t in (1, 2)}
+    assert {t: n for t, n in per_track.items() if n} == filled
+    assert added == sum(filled.values())
+
+
+def test_track_command_says_which_frame_rate_it_used(tmp_path):
+    from detstream.engines.data.mot import SeqInfo, write_seqinfo
+
+    dets = tmp_path / "seq" / "det" / "det.txt"
+    dets.parent.mkdir(parents=True)
+    dets.write_text("".join(f"{f},-1,{5 * f},0,10,10,0.9,-1,-1,-1\n" for f in range(1, 6)))
+    out = tmp_path / "t.txt"
+    said = {}
+    for label, extra in (("assumed", ()), ("given", ("--fps", "12.5"))):
+        result = run_cli("track", "--dets", str(dets), "--out", str(out), *extra)
+        assert result.returncode == 0, result.stderr
+        said[label] = result.stderr
+    write_seqinfo(tmp_path / "seq" / "seqinfo.ini", SeqInfo("seq", 25, 5, 640, 480))
+    result = run_cli("track", "--dets", str(dets), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "frame rate 30 fps (assumed: no --fps and no seqinfo.ini" in said["assumed"]
+    assert "frame rate 12.5 fps (--fps)" in said["given"]
+    assert f"frame rate 25 fps ({tmp_path / 'seq' / 'seqinfo.ini'})" in result.stderr
+    assert "across gaps of at most 1 s (25 frames)" in result.stdout
 
 
 def test_track_command_on_tud_campus_meets_the_targets(tmp_path):

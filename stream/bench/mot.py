@@ -147,7 +147,7 @@ def track_scene(config: SceneConfig, detector: Detector | None, root: Path,
                 tracks[s, v][index + 1] = tracker.update(found[s], frame)
     for (s, v), frames in list(tracks.items()):
         if v in interpolated:
-            tracks[s, f"{v}+interpolate"] = interpolate_tracks(frames)[0]
+            tracks[s, f"{v}+interpolate"] = interpolate_tracks(frames, config.fps)[0]
     for (s, v), frames in tracks.items():
         path = root / "pred" / s / v / f"{name}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)

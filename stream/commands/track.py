@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from detstream.stream.commands.args import output_file, positive_float
+from detstream.stream.commands.args import non_negative_float, output_file, positive_float
+from detstream.stream.track.interpolate import GapFill
 
 EXAMPLES = """examples:
   detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25
   detstream track --dets det.txt --out tracks.txt --tracker bytetrack --config tracker.yaml
   detstream track --dets det.txt --out online.txt --no-interpolate
+  detstream track --dets det.txt --out tracks.txt --max-gap 0.5 --max-jump 0.8
 """
 
 
@@ -22,8 +25,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(frame,id,x,y,w,h,score,-1,-1,-1). Without images there is no "
                     "camera-motion compensation and no scene-cut detection. Since the whole "
                     "sequence is known, each track is then filled in linearly across the frames "
-                    "it was lost (occlusions the tracker bridged); --no-interpolate writes the "
-                    "online tracker's output as it was.",
+                    "it was lost (occlusions the tracker bridged) where the gap is short and "
+                    "ends where the track's motion predicted; --no-interpolate writes the "
+                    "online tracker's output as it was. The frame rate (from --fps, else "
+                    "seqinfo.ini beside the detections, else 30) scales the tracker's lost-track "
+                    "buffer and the longest gap filled; the command says which it used.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
     parser.add_argument("--out", type=output_file, required=True, help="tracks file to write")
@@ -34,17 +40,34 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="YAML of tracker parameters to override")
     parser.add_argument("--no-interpolate", dest="interpolate", action="store_false",
                         help="write the online output, without filling gaps inside tracks")
+    parser.add_argument("--max-gap", type=non_negative_float, default=None, metavar="SECONDS",
+                        help=f"longest gap filled (default {GapFill.max_seconds:g} s)")
+    parser.add_argument("--max-jump", type=non_negative_float, default=None, metavar="SIZES",
+                        help="fill a gap only if the track is found again within this many "
+                             "box sizes of where its motion predicted (default "
+                             f"{GapFill.max_jump:g})")
     parser.set_defaults(handler=run)
 
 
-def _fps_from_seqinfo(dets: Path) -> float | None:
+def _fps_from_seqinfo(dets: Path) -> tuple[float, Path] | None:
     from detstream.engines.data.mot import read_seqinfo
 
     for folder in (dets.parent, dets.parent.parent):
         ini = folder / "seqinfo.ini"
         if ini.is_file():
-            return float(read_seqinfo(ini).frame_rate)
+            return float(read_seqinfo(ini).frame_rate), ini
     return None
+
+
+def frame_rate(args: argparse.Namespace) -> tuple[float, str]:
+    """The frame rate to track at, and where it came from (said to the user)."""
+    if args.fps is not None:
+        return args.fps, "--fps"
+    found = _fps_from_seqinfo(args.dets)
+    if found is not None:
+        return found[0], str(found[1])
+    return 30.0, ("assumed: no --fps and no seqinfo.ini beside the detections; give --fps if "
+                  "the sequence was filmed at another rate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from detstream.stream.track.interpolate import interpolate_tracks
 
     detections = read_mot(args.dets, empty_ok=False)
-    fps = args.fps or _fps_from_seqinfo(args.dets) or 30.0
+    fps, origin = frame_rate(args)
+    print(f"frame rate {fps:g} fps ({origin})", file=sys.stderr)
+    fill = GapFill(**{k: v for k, v in (("max_seconds", args.max_gap),
+                                        ("max_jump", args.max_jump)) if v is not None})
     tracker = make_tracker(args.tracker, fps, args.config)
     writable_dir(args.out.parent)
     last = max(detections, default=0)
@@ -65,12 +91,13 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     added = 0
     if args.interpolate:
-        results, added = interpolate_tracks(results)
+        results, added = interpolate_tracks(results, fps, fill)
     with MotWriter(args.out) as writer:
         for frame, result in results.items():
             writer.write(frame, result)
     boxes = sum(len(r) for r in results.values())
-    filled = f", {added} of them filled in across gaps" if args.interpolate else ""
+    filled = (f", {added} of them filled in across gaps of at most {fill.max_seconds:g} s "
+              f"({fill.max_frames(fps)} frames)" if args.interpolate else "")
     print(f"{args.tracker}: {last} frames at {last / max(seconds, 1e-9):.0f} frames/s, "
           f"{tracker.next_id - 1} tracks started, {boxes} boxes{filled}, written to {args.out}")
     return 0

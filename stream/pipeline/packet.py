@@ -24,6 +24,8 @@ class FramePacket:
         found: the detector's own output on this frame (before tracking).
         detections: what the pipeline reports: the tracker's output, or the detector's
             when there is no tracker (frame pixels).
+        events: the tracks that started, were lost, recovered or ended on this frame
+            (:class:`~detstream.stream.track.base.TrackEvent`; empty without a tracker).
         annotated: the drawn frame, for the outputs.
         timings: stage name → milliseconds spent on this packet.
         done: ``time.perf_counter()`` when the last output finished with it.
@@ -44,6 +46,7 @@ class FramePacket:
     truth: Detections | None = None
     found: Detections | None = None
     detections: Detections | None = None
+    events: list[Any] = field(default_factory=list)
     annotated: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     done: float | None = None

@@ -327,6 +327,8 @@ class Pipeline:
         else:
             dets = Detections.empty(names)
         packet.detections = dets
+        if self.tracker is not None:
+            packet.events = list(self.tracker.events)
 
     def _draw(self, packet: FramePacket) -> None:
         overlay = None

@@ -49,8 +49,10 @@ class VideoSink(FileSink):
 
 
 class JsonlSink(FileSink):
-    """One JSON object per frame: ``frame``, ``time``, ``stream`` and ``detections`` (each with
-    ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``)."""
+    """One JSON object per frame: ``frame``, ``time``, ``stream``, ``detections`` (each with
+    ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``)
+    and ``events`` (tracks that ``started``, were ``lost``, ``recovered`` or ``ended`` on this
+    frame: ``event``, ``track_id``, ``class_id``, ``class``)."""
 
     name = "jsonl"
     label = "JSON Lines output"
@@ -71,8 +73,11 @@ class JsonlSink(FileSink):
                     "class_id": int(dets.class_ids[k]), "class": labels[k],
                     "track_id": int(dets.track_ids[k]),
                 })
+        names = dets.class_names if dets is not None else ()
+        events = [{**e.to_dict(), "class": names[e.class_id] if 0 <= e.class_id < len(names)
+                   else str(e.class_id)} for e in packet.events]
         record = {"frame": packet.index, "time": packet.pts, "stream": packet.stream_id,
-                  "detections": items}
+                  "detections": items, "events": events}
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._check_present()
 

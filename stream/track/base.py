@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from detstream.engines.spec import Detections
 
+#: The lifecycle of a track, in the order a track can go through it.
+EVENT_KINDS = ("started", "lost", "recovered", "ended")
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """A change in one track's life on this frame.
+
+    Attributes:
+        kind: ``started`` (confirmed: its id appears from now on), ``lost`` (not seen on this
+            frame; the tracker still looks for it), ``recovered`` (seen again after being
+            lost, same id), ``ended`` (given up: lost for too long, a scene cut, or a
+            duplicate of another track; its id never comes back).
+        track_id: the track's id.
+        class_id: its class at the time.
+    """
+
+    kind: str
+    track_id: int
+    class_id: int
+
+    def to_dict(self) -> dict:
+        return {"event": self.kind, "track_id": self.track_id, "class_id": self.class_id}
+
 
 class Tracker(ABC):
-    """Give detections persistent identities, frame after frame, for one stream."""
+    """Give detections persistent identities, frame after frame, for one stream.
+
+    Attributes:
+        events: the :class:`TrackEvent` s of the last :meth:`update` or :meth:`carry`, for
+            confirmed tracks only (a candidate that never got an id has no events).
+    """
 
     name: str
+    events: Sequence[TrackEvent] = ()
 
     @abstractmethod
     def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:

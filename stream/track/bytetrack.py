@@ -26,7 +26,7 @@ import numpy as np
 from detstream.engines.boxes import box_area, intersection_matrix, iou_matrix
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
-from detstream.stream.track.base import Tracker
+from detstream.stream.track.base import Tracker, TrackEvent
 from detstream.stream.track.kalman import KalmanFilter
 from detstream.stream.track.matching import assign, buffered_iou_matrix
 from detstream.stream.track.motion import small_view
@@ -142,6 +142,8 @@ class ByteTrack(Tracker):
         self.cls = np.empty(0, np.int32)
         self.det_box = np.empty((0, 4))
         self.born = np.empty(0, np.int64)
+        self.events: list[TrackEvent] = []
+        self._known: dict[int, tuple[int, int]] = {}  # confirmed id -> (status, class)
         if self.motion is not None:
             self.motion.reset()
         if self.cuts is not None:
@@ -325,7 +327,27 @@ class ByteTrack(Tracker):
         if self.motion is not None:
             self.motion.reset()
 
+    def _record_events(self) -> None:
+        """This frame's lifecycle events, from the confirmed tracks' states before and now."""
+        now = {int(i): (int(s), int(c)) for i, s, c, ok
+               in zip(self.ids, self.status, self.cls, self.confirmed, strict=True) if ok}
+        events = []
+        for track_id, (status, cls) in now.items():
+            before = self._known.get(track_id)
+            if before is None:
+                events.append(TrackEvent("started", track_id, cls))
+                if status == LOST:
+                    events.append(TrackEvent("lost", track_id, cls))
+            elif before[0] != status:
+                events.append(TrackEvent("lost" if status == LOST else "recovered", track_id,
+                                         cls))
+        events += [TrackEvent("ended", track_id, cls)
+                   for track_id, (_, cls) in self._known.items() if track_id not in now]
+        self._known = now
+        self.events = events
+
     def _output(self, detections: Detections, predicted: bool = False) -> Detections:
+        self._record_events()
         live = np.flatnonzero((self.status == TRACKED) & self.confirmed
                               & (self.last_seen == self.frame))
         if self.config.output == "detection" and not predicted:

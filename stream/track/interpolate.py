@@ -4,34 +4,93 @@ An online tracker can only say where an occluded object *might* be; once the who
 known (``detstream track`` on a detection file, a finished video), a track that was lost and
 then found again with the same id was occluded in between, and the straight line between its
 last box before and its first box after is a far better answer than nothing. This is the
-post-processing ByteTrack and most MOTChallenge entries apply offline. Gaps are never longer
-than the tracker's lost-track buffer, since a track lost for longer ends and cannot be found
-again; ``max_gap`` can cap them further.
+post-processing ByteTrack and most MOTChallenge entries apply offline.
+
+A filled box is a claim that the object was there, so only gaps the track's own motion
+vouches for are filled (:class:`GapFill`): short in seconds (the frame rate converts them, so a
+25 fps sequence read as 30 fps does not fill longer gaps), and ending where the track's
+constant-velocity motion before the gap says it should be. A track found again far from that
+point may have been re-matched to a different object, and a straight line would invent a
+path for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
+from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 
 
-def interpolate_tracks(frames: Mapping[int, Detections], max_gap: int | None = None,
-                       ) -> tuple[dict[int, Detections], int]:
-    """Fill every gap inside each track with linearly interpolated boxes.
+@dataclass(frozen=True)
+class GapFill:
+    """Which gaps inside a track are filled.
+
+    Attributes:
+        max_seconds: the longest gap filled, in seconds of the sequence.
+        max_jump: how far the box found after the gap may lie from where the track's motion
+            before the gap predicts it: centre distance over the box's size (the mean of its
+            width and height). ``inf`` fills whatever the tracker matched.
+        history: frames before the gap the velocity is measured over (fewer when the track
+            is younger; a track seen once is taken to stand still).
+    """
+
+    max_seconds: float = 1.0
+    max_jump: float = 0.5
+    history: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.max_seconds >= 0:
+            raise UserInputError(f"gap filling: max_seconds must be >= 0, got {self.max_seconds}")
+        if not self.max_jump >= 0:
+            raise UserInputError(f"gap filling: max_jump must be >= 0, got {self.max_jump}")
+        if self.history < 1:
+            raise UserInputError(f"gap filling: history must be >= 1, got {self.history}")
+
+    def max_frames(self, fps: float) -> int:
+        """The longest gap filled at ``fps``, in frames."""
+        return int(np.floor(self.max_seconds * fps + 1e-9))
+
+
+def predicted_jumps(frames: np.ndarray, boxes: np.ndarray, starts: np.ndarray,
+                    ends: np.ndarray, first: np.ndarray, history: int) -> np.ndarray:
+    """For each gap from row ``starts[k]`` to row ``ends[k]`` (rows sorted by track, then
+    frame; ``first[k]`` the row where that track begins): the distance between the box found
+    after the gap and the track's constant-velocity prediction for that frame, in box sizes."""
+    back = starts - np.minimum(history, starts - first)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    span = (frames[starts] - frames[back]).astype(np.float64)
+    velocity = np.zeros((len(starts), 2))
+    moving = span > 0
+    velocity[moving] = (centre[starts[moving]] - centre[back[moving]]) / span[moving, None]
+    ahead = (frames[ends] - frames[starts]).astype(np.float64)[:, None]
+    predicted = centre[starts] + velocity * ahead
+    wh = boxes[:, 2:] - boxes[:, :2]
+    size = np.maximum((wh[starts].mean(axis=1) + wh[ends].mean(axis=1)) / 2.0, 1e-6)
+    return np.linalg.norm(centre[ends] - predicted, axis=1) / size
+
+
+def interpolate_tracks(frames: Mapping[int, Detections], fps: float,
+                       fill: GapFill | None = None) -> tuple[dict[int, Detections], int]:
+    """Fill the gaps inside each track that ``fill`` allows with linearly interpolated boxes.
 
     Args:
         frames: ``{frame: Detections}`` with track ids (untracked rows, id ``-1``, pass
             through untouched).
-        max_gap: longest gap in frames to fill (``None``: every gap).
+        fps: the sequence's frame rate (gaps are limited in seconds).
+        fill: which gaps to fill (default :class:`GapFill`).
 
     Returns:
         ``(frames, added)``: new per-frame detections, sorted by frame, holding every input row
         plus the interpolated ones (their score is the lower of the two ends), and how many
         rows were added.
     """
+    fill = fill or GapFill()
+    if not fps > 0:
+        raise UserInputError(f"gap filling needs the frame rate, got {fps}")
     rows = [(f, d) for f, d in sorted(frames.items()) if len(d)]
     names = next((d.class_names for _, d in rows if d.class_names), ())
     if not rows:
@@ -47,8 +106,13 @@ def interpolate_tracks(frames: Mapping[int, Detections], max_gap: int | None = N
     f_s, id_s = frame_col[order], ids[order]
     step = np.diff(f_s)
     gap = (id_s[1:] == id_s[:-1]) & (id_s[1:] >= 0) & (step > 1)
-    if max_gap is not None:
-        gap &= step - 1 <= max_gap
+    gap &= step - 1 <= fill.max_frames(fps)
+    if np.isfinite(fill.max_jump) and gap.any():
+        new_track = np.r_[True, id_s[1:] != id_s[:-1]]
+        first = np.maximum.accumulate(np.where(new_track, np.arange(len(id_s)), 0))
+        at = np.flatnonzero(gap)  # sorted positions of each gap's last row before it
+        jumps = predicted_jumps(f_s, boxes[order], at, at + 1, first[at], fill.history)
+        gap[at[jumps > fill.max_jump]] = False
     starts = order[:-1][gap]
     ends = order[1:][gap]
     lengths = step[gap] - 1  # missing frames per gap
