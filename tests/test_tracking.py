@@ -293,6 +293,31 @@ def test_bench_mot_scores_every_variant_on_both_streams(tmp_path):
     assert report["results"]["noisy-truth"]["botsort"]["all"]["IDF1"] > 0.6
 
 
+def test_bench_mot_scene_kinds_render_what_they_name(tmp_path):
+    from detstream.stream.bench.mot import SCENE_KINDS, scene_configs, scene_kind, scene_name
+    from detstream.stream.commands.bench import MOT_SCENE_KINDS
+
+    assert MOT_SCENE_KINDS == tuple(SCENE_KINDS)
+    configs = scene_configs(8, 30, (320, 180), 30.0, kinds=tuple(SCENE_KINDS))
+    assert [scene_kind(c) for c in configs] == list(SCENE_KINDS)
+    assert [scene_name(c) for c in configs[:3]] == ["synth-1000", "synth-1001-moving",
+                                                    "synth-1002-crossings"]
+    fast, shaky = configs[4], configs[5]
+    assert fast.camera_motion and fast.pan_speed == 4.0 and shaky.shake == 5.0
+    assert configs[7].objects == 25 and configs[0].objects == 10
+    with pytest.raises(UserInputError, match="scene kind 'rain'"):
+        scene_configs(2, 30, (320, 180), 30.0, kinds=("static", "rain"))
+    out = tmp_path / "mot.json"
+    result = run_cli("bench", "mot", "--scenes", "2", "--frames", "30", "--size", "320x180",
+                     "--model", "none", "--kinds", "crossings,fast-pan", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["scenes"] == ["synth-1000-crossings", "synth-1001-fast-pan"]
+    entry = report["results"]["noisy-truth"]["botsort"]
+    assert {"all", "static", "moving", "crossings", "fast-pan"} <= set(entry)
+    assert "crossings" in result.stdout and "fast-pan" in result.stdout
+
+
 def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
     from detstream.engines.boxes import iou_matrix
     from detstream.stream.track.matching import buffered_iou_matrix

@@ -28,6 +28,7 @@ import numpy as np
 from detstream.engines.data.mot import MotWriter, SeqInfo, write_mot, write_seqinfo
 from detstream.engines.data.synthetic.config import SceneConfig, parse_size
 from detstream.engines.data.synthetic.scene import SyntheticScene
+from detstream.engines.errors import UserInputError
 from detstream.engines.metrics.mot import MotScores, evaluate_mot
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.select import open_backend
@@ -47,7 +48,23 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 #: Variants also scored with offline gap filling (as ``NAME+interpolate``, from the same run).
 INTERPOLATED = ("botsort",)
-#: The scene groups scored, in the order of the table.
+#: Kinds of held-out scene: name → changes to the base scene (see :func:`scene_configs`).
+#: ``static`` and ``moving`` are the everyday cases; the others are the hard ones trackers
+#: get wrong: paths that cross, long occlusions behind wide posts, fast pans that reverse
+#: at the edges, a shaking hand-held camera, objects that stop and go, and crowds.
+SCENE_KINDS: dict[str, dict] = {
+    "static": {},
+    "moving": {"camera_motion": True},
+    "crossings": {"crossings": 3.0},
+    "occlusions": {"occluder_width": 3.0},
+    "fast-pan": {"camera_motion": True, "pan_speed": 4.0},
+    "shaky": {"camera_motion": True, "shake": 5.0},
+    "stop-go": {"stops": 2.0},
+    "crowd": {"objects": 25},
+}
+#: The kinds ``bench mot`` renders unless told otherwise (alternating, from seed 1000).
+DEFAULT_KINDS = ("static", "moving")
+#: The scene groups always scored, in the order of the table (then one group per kind).
 GROUPS = ("all", "static", "moving")
 
 
@@ -92,19 +109,35 @@ def degrade(truth: Detections, rng: np.random.Generator, size: tuple[int, int],
 
 
 def scene_configs(scenes: int, frames: int, size: tuple[int, int], fps: float,
-                  first_seed: int = 1000) -> list[SceneConfig]:
-    """Held-out scenes: ten objects in view on average (so paths cross), occluders, and
-    camera pan and jitter on every other scene. Object sizes are those of ``detstream run``'s
-    default scene (a quarter of the frame height over 720 px is 48 px at the smallest)."""
+                  first_seed: int = 1000, kinds: tuple[str, ...] = DEFAULT_KINDS
+                  ) -> list[SceneConfig]:
+    """Held-out scenes: ten objects in view on average (so paths cross), occluders, and the
+    ``kinds`` in turn (:data:`SCENE_KINDS`; by default a static camera, then camera pan and
+    jitter). Object sizes are those of ``detstream run``'s default scene (a quarter of the
+    frame height over 720 px is 48 px at the smallest)."""
+    unknown = [k for k in kinds if k not in SCENE_KINDS]
+    if unknown or not kinds:
+        raise UserInputError(f"scene kind {unknown[0] if unknown else '(none)'!r}: choose from "
+                             f"{', '.join(SCENE_KINDS)}")
     w, h = size
-    return [SceneConfig(width=w, height=h, fps=fps, frames=frames, seed=first_seed + i,
-                        objects=10, camera_motion=i % 2 == 1, min_size=48 * h / 720,
-                        max_size_frac=0.35) for i in range(scenes)]
+    base = {"width": w, "height": h, "fps": fps, "frames": frames, "objects": 10,
+            "min_size": 48 * h / 720, "max_size_frac": 0.35}
+    return [SceneConfig(**{**base, **SCENE_KINDS[kinds[i % len(kinds)]]}, seed=first_seed + i)
+            for i in range(scenes)]
+
+
+def scene_kind(config: SceneConfig) -> str:
+    """Which of :data:`SCENE_KINDS` ``config`` is (``static`` when none matches)."""
+    for kind, changes in reversed(SCENE_KINDS.items()):  # the most specific first
+        if changes and all(getattr(config, k) == v for k, v in changes.items()):
+            return kind
+    return "static"
 
 
 def scene_name(config: SceneConfig) -> str:
-    """``synth-SEED``, with ``-moving`` for a moving camera."""
-    return f"synth-{config.seed}" + ("-moving" if config.camera_motion else "")
+    """``synth-SEED``, then ``-KIND`` for every kind but ``static`` (``synth-1001-moving``)."""
+    kind = scene_kind(config)
+    return f"synth-{config.seed}" + ("" if kind == "static" else f"-{kind}")
 
 
 def model_detector(model: str, backend: str = "auto", conf: float = 0.1) -> Detector:
@@ -155,10 +188,17 @@ def track_scene(config: SceneConfig, detector: Detector | None, root: Path,
 
 
 def group_scenes(root: Path, names: list[str]) -> dict[str, list[str]]:
-    """The scenes of each of :data:`GROUPS`. TrackEval scores a folder: the truth of the
-    static and the moving scenes is copied to ``root/gt-static`` and ``root/gt-moving``."""
-    groups = {"all": names, "static": [n for n in names if not n.endswith("-moving")],
-              "moving": [n for n in names if n.endswith("-moving")]}
+    """The scenes of each group: ``all``; ``static`` and ``moving`` (the camera); and, when
+    other kinds are there, one group per kind. TrackEval scores a folder: each group's truth
+    is copied to ``root/gt-GROUP``."""
+    moving = ("-moving", "-fast-pan", "-shaky")
+    groups = {"all": names, "static": [n for n in names if not n.endswith(moving)],
+              "moving": [n for n in names if n.endswith(moving)]}
+    kinds = {n: next((k for k in SCENE_KINDS if n.endswith(f"-{k}")), "static") for n in names}
+    if set(kinds.values()) - {"static", "moving"}:
+        for kind in SCENE_KINDS:
+            if kind not in groups and kind in kinds.values():
+                groups[kind] = [n for n in names if kinds[n] == kind]
     for group, members in groups.items():
         if group != "all":
             for n in members:
@@ -215,7 +255,8 @@ def bench_tracking(configs: list[SceneConfig], detector: Detector | None,
 
 def bench_mot(model: str = "default", backend: str = "auto", conf: float = 0.1,
               scenes: int = 6, frames: int = 300, size: str = "640x360", fps: float = 30.0,
-              progress: Callable[[str], None] = quiet) -> dict:
+              progress: Callable[[str], None] = quiet,
+              kinds: tuple[str, ...] = DEFAULT_KINDS) -> dict:
     """``detstream bench mot``: :func:`bench_tracking` on :func:`scene_configs` scenes of
     ``size`` (``WxH``), with the ``model`` stream from ``model`` (``none``: no model stream).
 
@@ -224,19 +265,20 @@ def bench_mot(model: str = "default", backend: str = "auto", conf: float = 0.1,
         ``fps``, ``frames``).
     """
     detector = model_detector(model, backend, conf) if model != "none" else None
-    configs = scene_configs(scenes, frames, parse_size(size), fps)
+    configs = scene_configs(scenes, frames, parse_size(size), fps, kinds=kinds)
     report = bench_tracking(configs, detector, progress=progress)
-    report.update(model=model, conf=conf, size=size, fps=fps, frames=frames)
+    report.update(model=model, conf=conf, size=size, fps=fps, frames=frames, kinds=list(kinds))
     return report
 
 
 def summary_rows(report: dict) -> list[tuple[str, str, str, MotScores]]:
     """``(stream, variant, group, scores)`` rows for all scenes, the static ones and the
     moving-camera ones: the table printed by ``detstream bench mot``."""
+    groups = [*GROUPS, *(k for k in SCENE_KINDS if k not in GROUPS)]
     return [(stream, variant, group, MotScores(**by_group[group]))
             for stream, by_variant in report["results"].items()
             for variant, by_group in by_variant.items()
-            for group in GROUPS if group in by_group]
+            for group in groups if group in by_group]
 
 
 def print_mot(report: dict) -> None:

@@ -160,12 +160,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     mot = jobs.add_parser(
         "mot", help="tracking accuracy (HOTA, MOTA, IDF1) on held-out synthetic scenes",
-        description="Renders held-out synthetic scenes (seeds from 1000; camera motion on every "
-                    "other one) and tracks two detection streams with each tracker variant: "
-                    "the model's detections, and the truth degraded (jitter, dropped and false "
-                    "boxes). TrackEval scores all scenes, the static ones and the moving ones.",
+        description="Renders held-out synthetic scenes (seeds from 1000; the --kinds in turn, "
+                    "by default a static camera and a moving one) and tracks two detection "
+                    "streams with each tracker variant: the model's detections, and the truth "
+                    "degraded (jitter, dropped and false boxes). TrackEval scores all scenes, "
+                    "the static ones, the moving ones and each kind.",
         epilog="examples:\n  detstream bench mot --scenes 6 --json runs/bench/mot.json\n"
-               "  detstream bench mot --model none --scenes 10",
+               "  detstream bench mot --model none --scenes 10\n"
+               "  detstream bench mot --kinds all --scenes 16",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     mot.add_argument("--scenes", type=positive_int, default=6, help="number of scenes (default 6)")
     mot.add_argument("--frames", type=positive_int, default=300,
@@ -174,6 +176,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     mot.add_argument("--fps", type=positive_float, default=30.0, help="frame rate (default 30)")
     add_model_arguments(mot, model_help="detector for the model stream, or none (default: "
                                         "default)", imgsz=False, backend="auto")
+    mot.add_argument("--kinds", default="static,moving", metavar="KIND,...",
+                     help=f"scene kinds in turn, comma-separated: {', '.join(MOT_SCENE_KINDS)}; "
+                          "or all (default static,moving)")
     mot.add_argument("--conf", type=fraction, default=0.1,
                      help="detector score threshold (default 0.1: the trackers use low scores)")
     mot.add_argument("--json", type=output_file, default=None, help="also write the figures here")
@@ -299,12 +304,20 @@ def run_tracker(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The scene kinds of ``bench mot`` (``stream/bench/mot.py``'s ``SCENE_KINDS``; named here so
+#: that parsing the arguments does not load the benchmark and torch).
+MOT_SCENE_KINDS = ("static", "moving", "crossings", "occlusions", "fast-pan", "shaky", "stop-go",
+                   "crowd")
+
+
 def run_mot(args: argparse.Namespace) -> int:
     from detstream.stream.bench.common import write_json
     from detstream.stream.bench.mot import bench_mot, print_mot
 
+    kinds = MOT_SCENE_KINDS if args.kinds.strip() == "all" else \
+        tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     report = bench_mot(args.model, args.backend, args.conf, args.scenes, args.frames,
-                       args.size, args.fps, progress=_log)
+                       args.size, args.fps, progress=_log, kinds=kinds)
     print_mot(report)
     write_json(args.json, report)
     return 0
