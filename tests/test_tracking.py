@@ -318,6 +318,50 @@ def test_bench_mot_scene_kinds_render_what_they_name(tmp_path):
     assert "crossings" in result.stdout and "fast-pan" in result.stdout
 
 
+def test_leave_one_out_scores_each_sequence_with_the_value_chosen_without_it():
+    from detstream.stream.bench.tune import leave_one_out
+
+    # Value "a" wins on s1 and s2 by a little, "b" on s3 by a lot: without s3, "a" is chosen
+    # (scores 0.5 on s3); without s1 or s2, "b" wins the rest (0.80 on s1, 0.80 on s2).
+    table = {"a": {"s1": 0.90, "s2": 0.90, "s3": 0.50},
+             "b": {"s1": 0.80, "s2": 0.80, "s3": 0.95}}
+    mean, picks = leave_one_out(table)
+    assert picks == {"s1": "b", "s2": "b", "s3": "a"}
+    assert mean == pytest.approx((0.80 + 0.80 + 0.50) / 3)
+
+
+def test_bench_tune_scores_candidates_and_replays_what_bench_mot_tracks(tmp_path):
+    from detstream.engines.data.mot import read_mot
+    from detstream.stream.bench.mot import scene_configs, track_scene
+    from detstream.stream.bench.tune import measure_scene, parse_candidates, track_sequence
+
+    # Tracking from the measured detections, motion and cuts equals bench mot's own tracking.
+    config = scene_configs(2, 50, (320, 180), 30.0)[1]  # a moving camera
+    track_scene(config, None, tmp_path / "direct", {"botsort": ("botsort", {})}, ())
+    (sequence,) = measure_scene(config, None, tmp_path / "gt")
+    track_sequence(sequence, {}, tmp_path / "replay.txt")
+    direct = read_mot(tmp_path / "direct/pred/noisy-truth/botsort" / f"{sequence.scene}.txt")
+    replay = read_mot(tmp_path / "replay.txt")
+    assert sorted(direct) == sorted(replay)
+    for frame in direct:
+        np.testing.assert_array_equal(direct[frame].track_ids, replay[frame].track_ids)
+        np.testing.assert_allclose(direct[frame].boxes, replay[frame].boxes, atol=0.02)
+    assert parse_candidates("lost_seconds=0.5,1") == ("lost_seconds", [0.5, 1.0])
+    with pytest.raises(UserInputError, match="NAME one of"):
+        parse_candidates("lost=1")
+    with pytest.raises(UserInputError, match="match_cost must be from 0 to 1"):
+        parse_candidates("match_cost=2")
+    out = tmp_path / "tune.json"
+    result = run_cli("bench", "tune", "--param", "lost_seconds=0.5,1.5", "--scenes", "2",
+                     "--frames", "30", "--size", "320x180", "--model", "none", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(out.read_text())["params"]["lost_seconds"]
+    assert entry["default"] == 1.5 and entry["chosen"] in (0.5, 1.5)
+    assert set(entry["per_sequence_HOTA"]["1.5"]) == {"noisy-truth/synth-1000",
+                                                      "noisy-truth/synth-1001-moving"}
+    assert "leave-one-out HOTA" in result.stdout
+
+
 def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
     from detstream.engines.boxes import iou_matrix
     from detstream.stream.track.matching import buffered_iou_matrix

@@ -183,6 +183,36 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="detector score threshold (default 0.1: the trackers use low scores)")
     mot.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     mot.set_defaults(handler=run_mot)
+    tune = jobs.add_parser(
+        "tune", help="tracker defaults by mean HOTA over many sequences, with leave-one-out",
+        description="Scores every candidate value of each --param (the others at their "
+                    "defaults) with botsort on the held-out scenes of bench mot (both "
+                    "detection streams) and on public MOTChallenge sequences; prints each "
+                    "value's mean HOTA, IDF1 and MOTA, the value chosen, and the "
+                    "leave-one-out HOTA: the mean, over sequences, of the value chosen without "
+                    "each one.",
+        epilog="examples:\n  detstream bench tune --param lost_seconds=0.5,1,2 "
+               "--param match_cost=0.7,0.8,0.9 --kinds all --scenes 16 "
+               "--public ../shared/data/mot15/TUD-Campus:25 --json tune.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tune.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2,...",
+                      help="a tracker parameter and its candidate values (repeat for more)")
+    tune.add_argument("--scenes", type=positive_int, default=16,
+                      help="held-out scenes (default 16)")
+    tune.add_argument("--frames", type=positive_int, default=300,
+                      help="frames per scene (default 300)")
+    tune.add_argument("--size", default="640x360", help="frame size (default 640x360)")
+    tune.add_argument("--kinds", default="all", metavar="KIND,...",
+                      help="scene kinds as for bench mot (default all)")
+    add_model_arguments(tune, model_help="detector for the model stream, or none (default: "
+                                         "default)", imgsz=False, backend="auto")
+    tune.add_argument("--conf", type=fraction, default=0.1,
+                      help="detector score threshold (default 0.1)")
+    tune.add_argument("--public", action="append", default=[], metavar="DIR:FPS",
+                      help="a MOTChallenge folder with det.txt and gt.txt, and its frame rate")
+    tune.add_argument("--json", type=output_file, default=None,
+                      help="also write the figures here")
+    tune.set_defaults(handler=run_tune)
     soak = jobs.add_parser(
         "soak", help="hours of the full pipeline: memory slope, descriptor and thread peaks",
         description="Runs what `detstream run` runs (model, tracking, drawing, H.264 and JSON "
@@ -314,11 +344,45 @@ def run_mot(args: argparse.Namespace) -> int:
     from detstream.stream.bench.common import write_json
     from detstream.stream.bench.mot import bench_mot, print_mot
 
-    kinds = MOT_SCENE_KINDS if args.kinds.strip() == "all" else \
-        tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    kinds = _kinds(args.kinds)
     report = bench_mot(args.model, args.backend, args.conf, args.scenes, args.frames,
                        args.size, args.fps, progress=_log, kinds=kinds)
     print_mot(report)
+    write_json(args.json, report)
+    return 0
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return MOT_SCENE_KINDS
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from detstream.engines.data.synthetic.config import parse_size
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.mot import model_detector, scene_configs
+    from detstream.stream.bench.tune import bench_tune, parse_candidates, print_tune
+
+    params = [parse_candidates(text) for text in args.param]
+    public = []
+    for text in args.public:
+        folder, _, fps = text.rpartition(":")
+        try:
+            rate = float(fps)
+        except ValueError:
+            rate = 0.0
+        if not folder or rate <= 0 or not (Path(folder) / "det.txt").is_file() \
+                or not (Path(folder) / "gt.txt").is_file():
+            raise UserInputError(f"--public {text!r}: give DIR:FPS, DIR holding det.txt and "
+                                 "gt.txt (MOTChallenge)")
+        public.append((Path(folder), rate))
+    configs = scene_configs(args.scenes, args.frames, parse_size(args.size), 30.0,
+                            kinds=_kinds(args.kinds))
+    detector = model_detector(args.model, args.backend, args.conf) if args.model != "none" \
+        else None
+    report = bench_tune(configs, detector, params, public, progress=_log)
+    print_tune(report)
     write_json(args.json, report)
     return 0
 
