@@ -43,6 +43,22 @@ def test_kalman_predict_and_update_match_hand_computed_values():
     assert cov[0, 0, 0] == pytest.approx(26.25 * 4 / 30.25)
 
 
+@pytest.mark.parametrize("state", ["xyah", "xywh"])
+def test_a_fast_shrinking_box_never_predicts_a_negative_size(state):
+    """An object leaving through the frame's edge: its clipped box shrinks by 5 px a frame,
+    then it is gone. The filter's prediction stops at the smallest size, never below."""
+    kf = KalmanFilter(state, std_position=0.03)
+    mean, cov = kf.initiate(kf.from_boxes(np.array([[600.0, 100.0, 640.0, 180.0]])))
+    for k in range(1, 8):
+        mean, cov = kf.predict(mean, cov)
+        mean, cov = kf.update(mean, cov, kf.from_boxes(np.array([[600.0 + 5 * k, 100.0,
+                                                                  640.0, 180.0]])))
+    for _ in range(60):
+        mean, cov = kf.predict(mean, cov)
+        wh = np.diff(kf.to_boxes(mean).reshape(2, 2), axis=0)[0]
+        assert (wh > 0).all(), wh
+
+
 def test_kalman_boxes_round_trip_in_both_parametrisations():
     xyxy = np.array([[10.0, 20.0, 50.0, 100.0], [0.0, 0.0, 8.0, 4.0]])
     for state in ("xyah", "xywh"):

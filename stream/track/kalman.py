@@ -21,6 +21,10 @@ _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)  # x' = x + v (one frame)
 
 
+#: The smallest box side (pixels) and aspect ratio (w / h) a state may take.
+MIN_SIDE = 1.0
+MIN_ASPECT = 1e-3
+
 class KalmanFilter:
     """Constant-velocity Kalman filter for N boxes.
 
@@ -82,7 +86,7 @@ class KalmanFilter:
         scale = self._scales(mean[:, :4])
         std = np.concatenate([self._aspect_fix(self.std_position * scale, 1e-2),
                               self._aspect_fix(self.std_velocity * scale, 1e-5)], axis=1)
-        mean = mean @ _F.T
+        mean = self._positive_size(mean @ _F.T)
         cov = _F @ cov @ _F.T
         cov[:, range(8), range(8)] += std ** 2
         return mean, cov
@@ -98,9 +102,23 @@ class KalmanFilter:
         # K = P H^T S^-1, solved rather than inverted (S is symmetric).
         gain = np.linalg.solve(projected, cross.transpose(0, 2, 1)).transpose(0, 2, 1)
         innovation = measurement - mean[:, :4]
-        mean = mean + np.einsum("nij,nj->ni", gain, innovation)
+        mean = self._positive_size(mean + np.einsum("nij,nj->ni", gain, innovation))
         cov = cov - gain @ cov[:, :4, :]
         return mean, cov
+
+    def _positive_size(self, mean: np.ndarray) -> np.ndarray:
+        """Hold every size at its smallest allowed value and stop it shrinking there.
+
+        A box that shrinks fast (an object leaving through the frame's edge, its box clipped
+        smaller every frame) would otherwise be extrapolated to a negative width or height
+        within a few frames of going unseen.
+        """
+        low = np.array([MIN_ASPECT, MIN_SIDE] if self.state == "xyah" else [MIN_SIDE, MIN_SIDE])
+        small = mean[:, 2:4] < low
+        if small.any():
+            mean[:, 2:4] = np.maximum(mean[:, 2:4], low)
+            mean[:, 6:8] = np.where(small, np.maximum(mean[:, 6:8], 0.0), mean[:, 6:8])
+        return mean
 
     @staticmethod
     def warp(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray
