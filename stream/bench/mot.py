@@ -150,6 +150,27 @@ def model_detector(model: str, backend: str = "auto", conf: float = 0.1) -> Dete
     return detect
 
 
+def scene_truth_file(config: SceneConfig, gt_root: Path) -> Path:
+    """Make the scene's MOTChallenge folder ``gt_root/NAME`` (with ``seqinfo.ini``); the
+    path of the ``gt/gt.txt`` its truth is to be written to."""
+    name = scene_name(config)
+    (gt_root / name / "gt").mkdir(parents=True)
+    write_seqinfo(gt_root / name / "seqinfo.ini", SeqInfo(name, config.fps, config.frames,
+                                                         config.width, config.height))
+    return gt_root / name / "gt" / "gt.txt"
+
+
+def detection_streams(detector: Detector | None) -> list[str]:
+    """The detection streams scored: degraded truth, and the model's when there is one."""
+    return ["noisy-truth"] + (["model"] if detector is not None else [])
+
+
+def degradation_rng(config: SceneConfig) -> np.random.Generator:
+    """The random numbers of one scene's ``noisy-truth`` degradation: every job that
+    degrades a scene (``bench mot``, ``bench tune``) sees the same detections."""
+    return np.random.default_rng([config.seed, 0x7AC])
+
+
 def track_scene(config: SceneConfig, detector: Detector | None, root: Path,
                 variants: dict[str, tuple[str, dict]] = VARIANTS,
                 interpolated: tuple[str, ...] = INTERPOLATED,
@@ -161,16 +182,13 @@ def track_scene(config: SceneConfig, detector: Detector | None, root: Path,
     variants also as ``VARIANT+interpolate``).
     """
     name = scene_name(config)
-    streams = ["noisy-truth"] + (["model"] if detector is not None else [])
-    gt_dir = root / "gt" / name
-    (gt_dir / "gt").mkdir(parents=True)
-    write_seqinfo(gt_dir / "seqinfo.ini", SeqInfo(name, config.fps, config.frames,
-                                                  config.width, config.height))
+    streams = detection_streams(detector)
+    gt_file = scene_truth_file(config, root / "gt")
     trackers = {(s, v): make_tracker(t, config.fps, dict(opts))
                 for s in streams for v, (t, opts) in variants.items()}
     tracks: dict[tuple[str, str], dict[int, Detections]] = {k: {} for k in trackers}
-    rng = np.random.default_rng([config.seed, 0x7AC])
-    with MotWriter(gt_dir / "gt" / "gt.txt", ground_truth=True) as gt:
+    rng = degradation_rng(config)
+    with MotWriter(gt_file, ground_truth=True) as gt:
         for index, (frame, truth) in enumerate(SyntheticScene(config)):
             gt.write(index + 1, truth)
             found = {"noisy-truth": degrade(truth, rng, (config.width, config.height), how)}
@@ -240,7 +258,7 @@ def bench_tracking(configs: list[SceneConfig], detector: Detector | None,
         ``{"scenes": [...], "results": {stream: {variant: {"all": scores, SEQ: scores}}}}``
         with TrackEval's scores as dicts.
     """
-    streams = ["noisy-truth"] + (["model"] if detector is not None else [])
+    streams = detection_streams(detector)
     scored = [*variants, *(f"{v}+interpolate" for v in interpolated if v in variants)]
     names = [scene_name(c) for c in configs]
     with tempfile.TemporaryDirectory(prefix="detstream-mot-bench-") as tmp:

@@ -289,6 +289,9 @@ def encode_alone(drawn: list[np.ndarray], path: Path, fps: float) -> StageTime:
     return stage
 
 
+_NO_IMAGE = np.zeros((1, 1, 3), np.uint8)  # the JSON Lines sink never looks at the image
+
+
 def jsonl_alone(results: list[Detections], path: Path) -> StageTime:
     """Write each frame's detections as a JSON Lines record to ``path``."""
     sink = JsonlSink(path)
@@ -300,8 +303,6 @@ def jsonl_alone(results: list[Detections], path: Path) -> StageTime:
         sink.close()
     return stage
 
-
-_NO_IMAGE = np.zeros((1, 1, 3), np.uint8)  # the JSON Lines sink never looks at the image
 
 
 def time_stages_alone(images: list[np.ndarray], decode: StageTime, fps: float,

@@ -14,6 +14,7 @@ settings), so each setting costs only the trackers and TrackEval.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,14 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
-from detstream.engines.data.mot import SeqInfo, read_mot, write_mot, write_seqinfo
+from detstream.engines.data.mot import MotWriter, read_mot, write_mot
 from detstream.engines.data.synthetic.config import SceneConfig
 from detstream.engines.data.synthetic.scene import SyntheticScene
 from detstream.engines.errors import UserInputError
 from detstream.engines.metrics.mot import MotScores, evaluate_mot
 from detstream.engines.spec import Detections
 from detstream.stream.bench.common import quiet
-from detstream.stream.bench.mot import Degradation, Detector, degrade, scene_name
+from detstream.stream.bench.mot import (
+    Degradation,
+    Detector,
+    degradation_rng,
+    degrade,
+    detection_streams,
+    scene_name,
+    scene_truth_file,
+)
 from detstream.stream.track import make_tracker
 from detstream.stream.track.bytetrack import ByteTrackConfig
 from detstream.stream.track.motion import CameraMotion, small_view
@@ -88,33 +97,28 @@ def measure_scene(config: SceneConfig, detector: Detector | None, gt_root: Path,
     stream, the detections with the camera motion and cuts botsort would estimate."""
     how = how or Degradation()
     name = scene_name(config)
-    folder = gt_root / name
-    (folder / "gt").mkdir(parents=True)
-    write_seqinfo(folder / "seqinfo.ini", SeqInfo(name, config.fps, config.frames,
-                                                  config.width, config.height))
-    streams = ["noisy-truth"] + (["model"] if detector is not None else [])
+    streams = detection_streams(detector)
     found: dict[str, list[Detections]] = {s: [] for s in streams}
     affines: dict[str, list[np.ndarray]] = {s: [] for s in streams}
     motion = {s: CameraMotion() for s in streams}
     cuts, cutter = [], SceneCutDetector()
-    rng = np.random.default_rng([config.seed, 0x7AC])  # the same degradation as bench mot
-    truths = []
-    for frame, truth in SyntheticScene(config):
-        truths.append(truth)
-        view, scale = small_view(frame)
-        cuts.append(cutter.is_cut(view))
-        if cuts[-1]:  # the tracker forgets the previous frame's motion at a cut
-            for estimator in motion.values():
-                estimator.reset()
-        dets = {"noisy-truth": degrade(truth, rng, (config.width, config.height), how)}
-        if detector is not None:
-            dets["model"] = detector(frame)
-        for s in streams:
-            found[s].append(dets[s])
-            affine = motion[s].estimate(view, dets[s].boxes.astype(np.float64) * scale)
-            affine[:, 2] /= scale  # frame pixels (the tracker sees a 1-pixel stand-in)
-            affines[s].append(affine)
-    write_mot(folder / "gt" / "gt.txt", enumerate(truths, start=1), ground_truth=True)
+    rng = degradation_rng(config)  # the same degraded truth as bench mot
+    with MotWriter(scene_truth_file(config, gt_root), ground_truth=True) as gt:
+        for index, (frame, truth) in enumerate(SyntheticScene(config), start=1):
+            gt.write(index, truth)
+            view, scale = small_view(frame)
+            cuts.append(cutter.is_cut(view))
+            if cuts[-1]:  # the tracker forgets the previous frame's motion at a cut
+                for estimator in motion.values():
+                    estimator.reset()
+            dets = {"noisy-truth": degrade(truth, rng, (config.width, config.height), how)}
+            if detector is not None:
+                dets["model"] = detector(frame)
+            for s in streams:
+                found[s].append(dets[s])
+                affine = motion[s].estimate(view, dets[s].boxes.astype(np.float64) * scale)
+                affine[:, 2] /= scale  # frame pixels (the tracker sees a 1-pixel stand-in)
+                affines[s].append(affine)
     return [TrackedSequence(f"{s}/{name}", s, config.fps, found[s], affines[s], cuts, gt_root, name)
             for s in streams]
 
@@ -150,10 +154,8 @@ def score_setting(sequences: Sequence[TrackedSequence], options: dict, root: Pat
         by_stream.setdefault((sequence.stream, sequence.gt_root), []).append(sequence)
     for (stream, gt_root), members in by_stream.items():
         pred = root / "pred" / stream
-        if pred.exists():
-            for old in pred.iterdir():
-                old.unlink()
-        pred.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(pred, ignore_errors=True)  # the previous setting's tracks
+        pred.mkdir(parents=True)
         for sequence in members:
             track_sequence(sequence, options, pred / f"{sequence.scene}.txt")
         _, per_sequence = evaluate_mot(gt_root, pred)
