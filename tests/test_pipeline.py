@@ -86,26 +86,34 @@ def test_the_video_preset_reaches_the_encoder(model, clip, tmp_path, preset, cab
     assert decode_count(out)[1] == 6
 
 
-def test_auto_decoding_without_nvdec_is_the_cpu_and_nvdec_is_one_clear_error(model, clip):
+def test_auto_decoding_uses_nvdec_where_there_is_one_and_the_cpu_elsewhere(model, clip):
+    """Without NVDEC (these machines) ``auto`` decodes the very frames ``software`` does and
+    ``--decoder nvdec`` is one clear error; with it, ``auto`` decodes on the GPU, to within
+    a few levels of the CPU, and ``--decoder nvdec`` runs."""
     from detstream.engines.data.video import nvdec_unavailable
 
-    if nvdec_unavailable() is None:
-        pytest.skip("NVDEC is available here: nothing falls back")
+    hardware = nvdec_unavailable() is None
     auto = open_source(str(clip), live=False, decoder="auto")
     software = open_source(str(clip), live=False, decoder="software")
     try:
         for _ in range(5):
             a, b = auto.read(), software.read()
-            assert np.array_equal(a.image, b.image)
-        assert auto.grabber.hardware is False
+            if hardware:
+                assert np.abs(a.image.astype(int) - b.image).mean() < 3.0
+            else:
+                assert np.array_equal(a.image, b.image)
+        assert auto.grabber.hardware is hardware and software.grabber.hardware is False
     finally:
         auto.close()
         software.close()
     result = run_cli("run", "--source", str(clip), "--model", str(model), "--backend", "torch",
                      "--decoder", "nvdec", "--max-frames", "2")
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "--decoder nvdec: NVIDIA's video decoder is not available here" in result.stderr
     assert "Traceback" not in result.stderr
+    if hardware:
+        assert result.returncode == 0 and "decoded by NVDEC" in result.stderr, result.stderr
+    else:
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "--decoder nvdec: NVIDIA's video decoder is not available here" in result.stderr
 
 
 def test_an_unknown_video_preset_is_one_clear_error(model, clip):
