@@ -116,14 +116,51 @@ def load_data_yaml(path: str | Path) -> DataConfig:
     return DataConfig(path=path, root=root, names=names, splits=splits)
 
 
-def label_path(image: Path) -> Path:
-    """The label file of an image: its last ``images`` folder becomes ``labels``, suffix .txt."""
+def label_path(image: Path, folder: str = "labels") -> Path:
+    """The label file of an image: its last ``images`` folder becomes ``folder``, suffix .txt.
+
+    ``folder="identities"`` gives the image's identity file (see :func:`write_identities`)."""
     parts = list(image.parts)
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == "images":
-            parts[i] = "labels"
+            parts[i] = folder
             break
     return Path(*parts).with_suffix(".txt")
+
+
+def write_identities(path: str | Path, identities: np.ndarray) -> None:
+    """Write an identity file: one integer per row of the image's label file, the identity of
+    that object (the same number wherever the same object appears in the dataset).
+
+    Identity files sit in an ``identities`` folder beside ``labels`` and are detstream's own
+    addition: other YOLO tools ignore them, and they train the embedding head."""
+    Path(path).write_text("".join(f"{int(i)}\n" for i in np.asarray(identities).tolist()),
+                          encoding="utf-8")
+
+
+def read_identities(path: str | Path, rows: int) -> np.ndarray | None:
+    """Read an identity file written by :func:`write_identities`: int64 [rows], or None when
+    the file does not exist.
+
+    Raises:
+        UserInputError: a malformed line, or a count that differs from the label file's rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    values = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values.append(int(line))
+        except ValueError:
+            raise UserInputError(f"{path}:{lineno}: expected one whole-number identity per "
+                                 "line") from None
+    if len(values) != rows:
+        raise UserInputError(f"{path}: {len(values)} identities for {rows} labelled boxes; "
+                             "rewrite it with one line per label row")
+    return np.asarray(values, np.int64)
 
 
 def read_labels(path: str | Path, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:

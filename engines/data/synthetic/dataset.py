@@ -1,5 +1,8 @@
 """Write a YOLO-format detection dataset sampled from many synthetic scenes.
 
+Beside ``labels/`` an ``identities/`` folder gives each labelled box the identity of its object
+(the same number in every image of the same scene), which trains the embedding head.
+
 Each image is a frame of its own scene (a random frame shape, object count, camera motion,
 noise, lighting ...), taken after the scene has run for a while. Train and validation scenes
 come from separate seed streams, so validation scenes are never seen in training.
@@ -19,10 +22,12 @@ import numpy as np
 from detstream.engines.data.synthetic.config import CLASS_NAMES, SceneConfig
 from detstream.engines.data.synthetic.render import Renderer
 from detstream.engines.data.synthetic.world import World
-from detstream.engines.data.yolo import write_data_yaml, write_labels
+from detstream.engines.data.yolo import write_data_yaml, write_identities, write_labels
 from detstream.engines.spec import Detections
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
+#: Identity of an object: ``scene * IDENTITY_BLOCK + track id`` (unique within a split).
+IDENTITY_BLOCK = 100_000
 _ASPECTS = ((16, 9), (4, 3), (1, 1), (3, 4))
 
 
@@ -100,6 +105,8 @@ def _write_scene(args: tuple[Path, str, int, DatasetSpec, int]) -> int:
                     [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
         write_labels(out / "labels" / split / f"{name}.txt", keep.class_ids, keep.boxes,
                      config.width, config.height)
+        write_identities(out / "identities" / split / f"{name}.txt",
+                         scene * IDENTITY_BLOCK + keep.track_ids)
         boxes_written += len(keep)
     return boxes_written
 
@@ -122,6 +129,7 @@ def write_dataset(out: str | Path, spec: DatasetSpec, workers: int | None = None
     for split, total in (("train", spec.train), ("val", spec.val)):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        (out / "identities" / split).mkdir(parents=True, exist_ok=True)
         for scene, start in enumerate(range(0, total, spec.images_per_scene)):
             jobs.append((out, split, scene, spec, min(spec.images_per_scene, total - start)))
     counts = {"train_images": spec.train, "train_boxes": 0, "val_images": spec.val, "val_boxes": 0}
