@@ -16,7 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from detstream.engines.process.decode import DecodeConfig, decode, to_detections
+from detstream.engines.process.decode import (
+    DecodeConfig,
+    decode,
+    decode_embedded,
+    to_detections,
+)
 from detstream.engines.process.letterbox import Letterbox
 from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.base import Backend
@@ -50,8 +55,15 @@ class Predictor:
 
     def postprocess(self, raw: torch.Tensor, letterboxes: Sequence[Letterbox]
                     ) -> list[Detections]:
-        decoded = decode(raw.float(), self.spec.layout, self.decode_config, self.spec.input_size)
-        return [to_detections(boxes, scores, classes, box, self.spec.class_names)
+        spec = self.spec
+        if spec.embed_dim:
+            embedded = decode_embedded(raw.float(), spec.num_classes, self.decode_config,
+                                       spec.input_size)
+            return [to_detections(boxes, scores, classes, box, spec.class_names, vectors)
+                    for ((boxes, scores, classes), vectors), box
+                    in zip(embedded, letterboxes, strict=True)]
+        decoded = decode(raw.float(), spec.layout, self.decode_config, spec.input_size)
+        return [to_detections(boxes, scores, classes, box, spec.class_names)
                 for (boxes, scores, classes), box in zip(decoded, letterboxes, strict=True)]
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:

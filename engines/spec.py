@@ -167,7 +167,8 @@ class Detections:
 
 #: Output layouts the decoders understand.
 #: ``xywh_scores``: [B, 4+C, N], box centre/size in input pixels then per-class scores
-#: (Ultralytics YOLOv8/YOLO11 exports and detstream's own models).
+#: (Ultralytics YOLOv8/YOLO11 exports and detstream's own models), then ``embed_dim`` rows of
+#: appearance embedding when the model has them.
 LAYOUTS: tuple[str, ...] = ("xywh_scores", "yolov5", "yolox")
 
 
@@ -186,6 +187,9 @@ class ModelSpec:
         letterbox: where the resized image sits in the padded input, ``center`` or ``topleft``.
         pad_value: value (0..255) of the letterbox padding.
         stride: largest stride; dynamic input sizes must be multiples of it.
+        embed_dim: rows of unit-length appearance embedding after the class scores (layout
+            ``xywh_scores`` only: ``[B, 4 + C + D, N]``); post-processing puts each kept box's
+            vector in ``Detections.data["embedding"]``. 0: the model has no embedding head.
     """
 
     name: str
@@ -199,10 +203,14 @@ class ModelSpec:
     letterbox: str = "center"
     pad_value: int = 114
     stride: int = 32
+    embed_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"ModelSpec.layout: expected one of {LAYOUTS}, got {self.layout!r}")
+        if self.embed_dim < 0 or (self.embed_dim and self.layout != "xywh_scores"):
+            raise ValueError(f"ModelSpec.embed_dim: {self.embed_dim} embedding rows need "
+                             "layout 'xywh_scores' and a size of 0 or more")
         if self.colour not in ("rgb", "bgr"):
             raise ValueError(f"ModelSpec.colour: expected 'rgb' or 'bgr', got {self.colour!r}")
         if self.letterbox not in ("center", "topleft"):
@@ -231,6 +239,7 @@ class ModelSpec:
             "letterbox": self.letterbox,
             "pad_value": self.pad_value,
             "stride": self.stride,
+            "embed_dim": self.embed_dim,
         }
 
     @classmethod

@@ -100,7 +100,7 @@ def test_loss_falls_when_fitting_one_batch():
         total.backward()
         optimizer.step()
         first = first if first is not None else float(total)
-    assert parts.shape == (3,) and torch.isfinite(total)
+    assert parts.shape == (4,) and parts[3] == 0 and torch.isfinite(total)
     assert float(total) < 0.5 * first
 
 

@@ -2,7 +2,9 @@
 
 Every function takes and returns an image (uint8 [H, W, 3], BGR as OpenCV decodes it) with its
 boxes (float32 [N, 4], ``xyxy`` in that image's pixels, ``x2``/``y2`` exclusive edges) and, where
-boxes can be dropped, their classes (int64 [N]). N = 0 is always allowed. Randomness comes only
+boxes can be dropped, their classes (int64 [N], or [N, K]: a class column followed by columns
+that travel with each box, such as the object's identity). N = 0 is always allowed. Randomness
+comes only
 from the ``numpy.random.Generator`` passed in, so a seeded generator gives a repeatable result.
 
 Why OpenCV and not ``torchvision.transforms.v2``: on uint8 images OpenCV warps, resizes and
@@ -106,7 +108,7 @@ def mosaic4(samples: Sequence[Sample], size: int, rng: np.random.Generator,
             all_boxes.append(moved[keep])
             all_classes.append(np.asarray(classes, np.int64)[keep])
     if not all_boxes:
-        return canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+        return canvas, np.zeros((0, 4), np.float32), np.asarray(samples[0][2], np.int64)[:0]
     return canvas, np.concatenate(all_boxes), np.concatenate(all_classes)
 
 
@@ -224,7 +226,7 @@ def random_affine(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, out
                              borderValue=(pad_value, pad_value, pad_value))
     classes = np.asarray(classes, np.int64)
     if len(boxes) == 0:
-        return out, np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+        return out, np.zeros((0, 4), np.float32), classes[:0]
     moved = transform_boxes(boxes, matrix)
     clipped = np.clip(moved, 0, out_size)
     keep = box_candidates(moved, clipped)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from detstream.engines.boxes import cxcywh_to_xyxy
-from detstream.engines.data.yolo import label_path, load_data_yaml, read_labels
+from detstream.engines.data.yolo import label_path, load_data_yaml, read_identities, read_labels
 from detstream.engines.errors import UserInputError
 
 #: EXIF orientations that swap width and height (OpenCV applies them when decoding).
@@ -201,6 +201,20 @@ class DetectionSource:
         np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
         return boxes.astype(np.float32), classes.copy()
+
+    def identities(self, i: int) -> np.ndarray | None:
+        """The identity of each box of image ``i`` (int64 [N], rows as :meth:`annotations`),
+        from the YOLO dataset's ``identities`` folder; None where the image has no identity
+        file (COCO sources never do).
+
+        Raises:
+            UserInputError: a malformed identity file, or one whose rows do not match the
+                label file's.
+        """
+        if self._label_files is None:
+            return None
+        _, classes = self._read_normalised(i)
+        return read_identities(label_path(self._images[i], "identities"), len(classes))
 
     def sample(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Image ``i`` with its boxes: ``(image, boxes, class_ids)`` as :meth:`load_image` and

@@ -4,12 +4,15 @@ Items are ``(image, targets, meta)``:
 
 - ``image``: torch.uint8 [3, S, S], **RGB**, channel first. The model contract is RGB scaled
   by 1/255 with mean 0 and std 1; the trainer does that scaling on the device.
-- ``targets``: torch.float32 [n, 5], rows ``(class, x1, y1, x2, y2)`` in input pixels.
+- ``targets``: torch.float32 [n, 5], rows ``(class, x1, y1, x2, y2)`` in input pixels; a
+  :class:`TrainDataset` built with ``identities=True`` adds a sixth column, the object's
+  identity index (``-1`` unknown).
 - ``meta``: a small dict (``path``, ``index``; validation items add ``letterbox``, ``boxes``,
   ``classes``: see :class:`ValDataset`).
 
 :func:`collate` stacks them into ``(images [B, 3, S, S], targets [M, 6], metas)`` with target
-rows ``(batch index, class, x1, y1, x2, y2)``, the layout :mod:`detstream.engines.train.loss` reads.
+rows ``(batch index, class, x1, y1, x2, y2)`` (and the identity last, [M, 7], with identities),
+the layout :mod:`detstream.engines.train.loss` reads.
 """
 
 from __future__ import annotations
@@ -72,11 +75,15 @@ class AugmentConfig:
 
 def _to_item(image_bgr: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
              meta: dict[str, Any]) -> Item:
-    """BGR HWC uint8 + boxes/classes → the item tuple (RGB CHW tensor, [n, 5] targets)."""
+    """BGR HWC uint8 + boxes/classes → the item tuple (RGB CHW tensor, [n, 5] targets; with
+    classes [n, 2] of ``(class, identity)``, [n, 6] targets ending in the identity)."""
     chw_rgb = np.ascontiguousarray(image_bgr[:, :, ::-1].transpose(2, 0, 1))
-    targets = np.empty((len(boxes), 5), np.float32)
-    targets[:, 0] = classes
-    targets[:, 1:] = boxes
+    labels = np.asarray(classes)
+    labels = labels if labels.ndim == 2 else labels[:, None]
+    targets = np.empty((len(boxes), 4 + labels.shape[1]), np.float32)
+    targets[:, 0] = labels[:, 0]
+    targets[:, 1:5] = boxes
+    targets[:, 5:] = labels[:, 1:]
     return torch.from_numpy(chw_rgb), torch.from_numpy(targets), meta
 
 
@@ -104,11 +111,14 @@ class TrainDataset(Dataset[Item]):
         augment: augmentation strengths.
         seed: augmentation seed.
         pad_value: value of padding pixels.
+        identities: give every target its object's identity index (a sixth column), for
+            training an embedding head; the dataset needs identity files.
+        num_identities: the number of distinct identities (0 without ``identities``).
     """
 
     def __init__(self, source: DetectionSource, size: int,
                  augment: AugmentConfig | None = None, seed: int = 0,
-                 pad_value: int = 114) -> None:
+                 pad_value: int = 114, identities: bool = False) -> None:
         if len(source) == 0:
             raise UserInputError("the training dataset has no images")
         self.source = source
@@ -116,6 +126,8 @@ class TrainDataset(Dataset[Item]):
         self.augment = augment if augment is not None else AugmentConfig()
         self.seed = int(seed)
         self.pad_value = int(pad_value)
+        self._identities = _index_identities(source) if identities else None
+        self.num_identities = 0 if self._identities is None else len(self._identities[1])
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._mosaic = torch.ones(1, dtype=torch.bool).share_memory_()
 
@@ -154,10 +166,10 @@ class TrainDataset(Dataset[Item]):
             others = rng.integers(0, max(n - 1, 1), size=3)
             if n > 1:
                 others += others >= index  # any image but this one
-            samples = [self.source.sample(int(i)) for i in (index, *others.tolist())]
+            samples = [self._sample(int(i)) for i in (index, *others.tolist())]
             image, boxes, classes = augment.mosaic4(samples, s, rng, self.pad_value)
         else:
-            image, boxes, classes = self.source.sample(index)
+            image, boxes, classes = self._sample(index)
             image, info = letterbox(image, (s, s), self.pad_value)
             boxes = info.to_input(boxes)
         image, boxes, classes = augment.random_affine(
@@ -167,6 +179,38 @@ class TrainDataset(Dataset[Item]):
         image, boxes = augment.horizontal_flip(image, boxes, rng, cfg.fliplr)
         meta = {"path": str(self.source.image_path(index)), "index": index, "mosaic": mosaic}
         return _to_item(image, boxes, classes, meta)
+
+
+    def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image, boxes, labels)``: labels are the class ids, or ``(class, identity
+        index)`` rows [N, 2] when training identities."""
+        image, boxes, classes = self.source.sample(index)
+        if self._identities is None:
+            return image, boxes, classes
+        per_image, _ = self._identities
+        return image, boxes, np.stack([classes, per_image[index]], axis=1)
+
+
+def _index_identities(source: DetectionSource) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every image's identity indices (0..K-1, -1 where unknown) and the K identity values.
+
+    Raises:
+        UserInputError: no image of ``source`` has an identity file.
+    """
+    raw = [source.identities(i) for i in range(len(source))]
+    known = [ids for ids in raw if ids is not None]
+    if not known:
+        raise UserInputError("the training images have no identity files (an 'identities' "
+                             "folder beside 'labels'); write the dataset with 'detstream synth "
+                             "dataset', or train without --embed-dim")
+    values = np.unique(np.concatenate(known))
+    per_image = []
+    for i, ids in enumerate(raw):
+        if ids is None:
+            per_image.append(np.full(len(source.annotations(i)[1]), -1, np.int64))
+        else:
+            per_image.append(np.searchsorted(values, ids).astype(np.int64))
+    return per_image, values
 
 
 class ValDataset(Dataset[Item]):

@@ -6,6 +6,9 @@ FP16 twin of the same class with IoU >= 0.98 or no corner more than 1 input pixe
 score within 0.02 (detections within 0.02 of the confidence threshold may appear on one side
 only). The corner allowance is for small boxes: FP16 moves coordinates by fractions of a pixel,
 and on a 10-pixel box a quarter of a pixel alone takes IoU under 0.96 (seen on an H200 at 320).
+A model with an embedding head must also keep each matched box's appearance embedding: cosine
+similarity >= 0.99 between the FP32 and FP16 vectors (FP32: the raw rows within 1e-3 like the
+scores).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torchvision.ops import box_iou
 from detstream.engines.data.synthetic import SceneConfig
 from detstream.engines.data.synthetic.scene import SyntheticScene
 from detstream.engines.models import Detector
-from detstream.engines.process.decode import DecodeConfig, decode
+from detstream.engines.process.decode import DecodeConfig, Decoded, decode, decode_embedded
 from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from detstream.engines.spec import ModelSpec
@@ -29,6 +32,7 @@ FP32_TOLERANCE = 1e-3
 FP16_MIN_IOU = 0.98
 FP16_MAX_SCORE_DIFF = 0.02
 FP16_MAX_CORNER_PX = 1.0
+FP16_MIN_COSINE = 0.99
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class ParityReport:
         min_iou, max_score_diff: worst matched pair (FP16).
         max_corner_px: the largest move of a box corner between matched pairs, in input
             pixels (FP16).
+        min_cosine: the least cosine similarity of matched pairs' embeddings (FP16; 1.0 for
+            a model without embeddings).
         passed: every check held.
     """
 
@@ -56,6 +62,7 @@ class ParityReport:
     min_iou: float = 1.0
     max_score_diff: float = 0.0
     max_corner_px: float = 0.0
+    min_cosine: float = 1.0
     passed: bool = True
 
     def summary(self) -> str:
@@ -67,7 +74,12 @@ class ParityReport:
                 f"detections matched, min IoU {self.min_iou:.4f} (limit {FP16_MIN_IOU} unless "
                 f"corners within {FP16_MAX_CORNER_PX:g} px), max corner move "
                 f"{self.max_corner_px:.2f} px, max score diff {self.max_score_diff:.4f} "
-                f"(limit {FP16_MAX_SCORE_DIFF}) - {'ok' if self.passed else 'FAILED'}")
+                f"(limit {FP16_MAX_SCORE_DIFF}){self._embedding_summary()} - "
+                f"{'ok' if self.passed else 'FAILED'}")
+
+    def _embedding_summary(self) -> str:
+        return (f", min embedding cosine {self.min_cosine:.4f} (limit {FP16_MIN_COSINE})"
+                if self.min_cosine < 1.0 else "")
 
 
 def sample_frames(count: int = 6, width: int = 640, height: int = 360, seed: int = 2024
@@ -107,10 +119,10 @@ def compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
     cfg = DecodeConfig(conf=0.25, iou=0.45)
     border = cfg.conf + FP16_MAX_SCORE_DIFF
     matched = total = 0
-    min_iou, max_diff, max_corner, passed = 1.0, 0.0, 0.0, True
-    for (rb, rs, rc), (gb, gs, gc) in zip(decode(ref, spec.layout, cfg, spec.input_size),
-                                          decode(got, spec.layout, cfg, spec.input_size),
-                                          strict=True):
+    min_iou, max_diff, max_corner, min_cosine, passed = 1.0, 0.0, 0.0, 1.0, True
+    embedded = spec.embed_dim > 0
+    for ((rb, rs, rc), re), ((gb, gs, gc), ge) in zip(_decoded(ref, spec, cfg),
+                                                      _decoded(got, spec, cfg), strict=True):
         total += len(rb)
         iou = box_iou(rb, gb) if len(rb) and len(gb) else torch.zeros(len(rb), len(gb))
         iou = iou * (rc[:, None] == gc[None, :])  # same class only
@@ -127,8 +139,19 @@ def compare_detections(ref: torch.Tensor, got: torch.Tensor, spec: ModelSpec,
             min_iou = min(min_iou, float(iou[i, j]))
             max_corner = max(max_corner, corner)
             max_diff = max(max_diff, float((rs[i] - gs[j]).abs()))
+            if embedded:
+                min_cosine = min(min_cosine, float(re[i] @ ge[j]))
         extra = [j for j in range(len(gb)) if j not in used]
         passed &= all(bool(gs[j] < border) for j in extra)
-    passed &= max_diff <= FP16_MAX_SCORE_DIFF
+    passed &= max_diff <= FP16_MAX_SCORE_DIFF and min_cosine >= FP16_MIN_COSINE
     return ParityReport("fp16", frames, matched=matched, detections=total, min_iou=min_iou,
-                        max_score_diff=max_diff, max_corner_px=max_corner, passed=passed)
+                        max_score_diff=max_diff, max_corner_px=max_corner,
+                        min_cosine=min_cosine, passed=passed)
+
+
+def _decoded(raw: torch.Tensor, spec: ModelSpec, cfg: DecodeConfig
+             ) -> list[tuple[Decoded, torch.Tensor | None]]:
+    """Per image, the decoded boxes and their embeddings (None without an embedding head)."""
+    if spec.embed_dim:
+        return decode_embedded(raw, spec.num_classes, cfg, spec.input_size)
+    return [(decoded, None) for decoded in decode(raw, spec.layout, cfg, spec.input_size)]

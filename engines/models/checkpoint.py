@@ -142,7 +142,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     sidecar = read_sidecar(path)
     spec = ModelSpec.from_dict(sidecar["spec"])
     tensors = load_tensors(path)
-    model = Detector(sidecar["size"], spec.num_classes, int(sidecar.get("reg_max", 16)))
+    model = Detector(sidecar["size"], spec.num_classes, int(sidecar.get("reg_max", 16)),
+                     embed_dim=spec.embed_dim)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     load_weights(model, state, checkpoint_paths(path)[0])
     return model.to(device).eval(), spec, sidecar

@@ -25,12 +25,14 @@ class HeadOutput(NamedTuple):
         cls: float [B, N, C] class logits.
         anchors: float [N, 2] anchor centres in input pixels.
         strides: float [N, 1] stride of each anchor.
+        embed: float [B, N, D] raw appearance embeddings, or None for a model without them.
     """
 
     box: torch.Tensor
     cls: torch.Tensor
     anchors: torch.Tensor
     strides: torch.Tensor
+    embed: torch.Tensor | None = None
 
 
 def make_anchors(shapes: list[tuple[int, int]], strides: tuple[int, ...], device: torch.device,

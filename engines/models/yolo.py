@@ -2,7 +2,9 @@
 
 Sizes ``n``, ``s``, ``m`` scale widths and depths; any number of classes. ``forward`` in eval
 mode returns the raw layout ``[B, 4 + C, N]`` (box centre x, y, width, height in input pixels,
-then per-class sigmoid scores); in train mode a :class:`~detstream.engines.models.head.HeadOutput`.
+then per-class sigmoid scores), followed by ``D`` rows of unit-length appearance embedding when
+the model has an embedding head (``[B, 4 + C + D, N]``); in train mode a
+:class:`~detstream.engines.models.head.HeadOutput`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from detstream.engines.models.blocks import SPPF, ConvBnAct, CSPStage
+from detstream.engines.models.embed import EmbedHead
 from detstream.engines.models.head import DetectHead, HeadOutput
 
 STRIDES: tuple[int, ...] = (8, 16, 32)
@@ -92,9 +95,11 @@ class Detector(nn.Module):
         size: ``n``, ``s`` or ``m``.
         num_classes: number of classes.
         reg_max: bins of the box side-distance distributions.
+        embed_dim: size of the per-box appearance embedding; 0 builds no embedding head.
     """
 
-    def __init__(self, size: str = "n", num_classes: int = 80, reg_max: int = 16) -> None:
+    def __init__(self, size: str = "n", num_classes: int = 80, reg_max: int = 16,
+                 embed_dim: int = 0) -> None:
         super().__init__()
         if size not in SCALES:
             raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SCALES)}")
@@ -106,6 +111,8 @@ class Detector(nn.Module):
         self.backbone = Backbone(scale)
         self.neck = PAN(self.backbone.out_channels, scale)
         self.head = DetectHead(num_classes, self.backbone.out_channels, STRIDES, reg_max)
+        self.embed_dim = int(embed_dim)
+        self.embed = EmbedHead(self.backbone.out_channels, embed_dim) if embed_dim else None
 
     def forward(self, x: torch.Tensor) -> HeadOutput | torch.Tensor:
         """``x``: float [B, 3, H, W], RGB in [0, 1], H and W multiples of 32."""
@@ -114,8 +121,23 @@ class Detector(nn.Module):
             # Mixed-precision training: the head's logits feed the loss directly, and bf16's
             # 8-bit mantissa there cost an overfit run a tenth of its mAP50; keep it float32.
             with torch.autocast(x.device.type, enabled=False):
-                return self.head([f.float() for f in features])
-        return self.head(features)
+                return self._heads([f.float() for f in features])
+        return self._heads(features)
+
+    def _heads(self, features: list[torch.Tensor]) -> HeadOutput | torch.Tensor:
+        out = self.head(features)
+        if self.embed is None:
+            return out
+        embed = self.embed(features)
+        if isinstance(out, HeadOutput):
+            return out._replace(embed=embed)
+        return torch.cat([out, embed.transpose(1, 2)], dim=1)
+
+    def detector_parameters(self) -> list[nn.Parameter]:
+        """The parameters that detect (everything but the embedding head): what
+        ``--freeze detector`` holds still while the embedding learns."""
+        embed = {id(p) for p in self.embed.parameters()} if self.embed is not None else set()
+        return [p for p in self.parameters() if id(p) not in embed]
 
 
     def fuse(self) -> Detector:

@@ -118,13 +118,19 @@ def suppress(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
     Returns:
         The surviving ``(boxes, scores, class_ids)``, scores high to low, at most ``max_det``.
     """
+    keep = _survivors(boxes, scores, class_ids, cfg)
+    return boxes.float()[keep], scores.float()[keep], class_ids[keep]
+
+
+def _survivors(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
+               cfg: DecodeConfig) -> torch.Tensor:
+    """Indices of the candidates :func:`suppress` keeps, in its order."""
     boxes, scores = boxes.float(), scores.float()
     if cfg.agnostic:
         keep = nms(boxes, scores, cfg.iou)
     else:
         keep = batched_nms(boxes, scores, class_ids, cfg.iou)
-    keep = keep[:cfg.max_det]
-    return boxes[keep], scores[keep], class_ids[keep]
+    return keep[:cfg.max_det]
 
 
 def _check_raw(raw: torch.Tensor, layout: str, min_channels: int, expected: str) -> None:
@@ -154,12 +160,45 @@ def decode_xywh_scores(raw: torch.Tensor, cfg: DecodeConfig,
         UserInputError: ``raw`` is not 3-D with at least 5 channels.
     """
     _check_raw(raw, "xywh_scores", 5, "[B, 4 + C, N]")
-    results: list[Decoded] = []
+    return [_xywh_scores_image(image, raw.shape[1] - 4, cfg, input_size)[0] for image in raw]
+
+
+def _xywh_scores_image(image: torch.Tensor, num_classes: int, cfg: DecodeConfig,
+                       input_size: tuple[int, int] | None) -> tuple[Decoded, torch.Tensor]:
+    """One image of the ``xywh_scores`` layout (rows after the class scores are ignored):
+    its :data:`Decoded` tuple and the anchor index of every kept box."""
+    best_scores, best_classes = image[4:4 + num_classes].max(dim=0)
+    index = select_candidates(best_scores, best_classes, cfg)
+    boxes = _corners(image[:4, index].T, input_size)
+    scores, classes = best_scores[index], best_classes[index]
+    keep = _survivors(boxes, scores, classes, cfg)
+    return (boxes.float()[keep], scores.float()[keep], classes[keep]), index[keep]
+
+
+def decode_embedded(raw: torch.Tensor, num_classes: int, cfg: DecodeConfig,
+                    input_size: tuple[int, int] | None = None
+                    ) -> list[tuple[Decoded, torch.Tensor]]:
+    """Decode the ``xywh_scores`` layout of a model with an embedding head.
+
+    Args:
+        raw: float [B, 4 + C + D, N]: as for :func:`decode_xywh_scores`, then D rows of
+            appearance embedding per anchor.
+        num_classes: C.
+        cfg, input_size: as for :func:`decode_xywh_scores`.
+
+    Returns:
+        Per image, the :data:`Decoded` tuple and float32 [n, D] embeddings of its kept boxes,
+        re-normalised to unit length (an FP16 engine's rows are only nearly so).
+
+    Raises:
+        UserInputError: ``raw`` has no embedding rows after the C class scores.
+    """
+    _check_raw(raw, "xywh_scores", 4 + num_classes + 1, f"[B, 4 + {num_classes} + D, N]")
+    results = []
     for image in raw:
-        best_scores, best_classes = image[4:].max(dim=0)
-        index = select_candidates(best_scores, best_classes, cfg)
-        boxes = _corners(image[:4, index].T, input_size)
-        results.append(suppress(boxes, best_scores[index], best_classes[index], cfg))
+        decoded, anchors = _xywh_scores_image(image, num_classes, cfg, input_size)
+        vectors = image[4 + num_classes:, anchors].T.float()
+        results.append((decoded, torch.nn.functional.normalize(vectors, dim=1)))
     return results
 
 
@@ -265,7 +304,8 @@ def decode(raw: torch.Tensor, layout: str, cfg: DecodeConfig,
 
 
 def to_detections(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
-                  letterbox: Letterbox, class_names: Sequence[str]) -> Detections:
+                  letterbox: Letterbox, class_names: Sequence[str],
+                  embeddings: torch.Tensor | None = None) -> Detections:
     """One image's decoded boxes as a :class:`Detections` record in frame pixels.
 
     Args:
@@ -275,15 +315,19 @@ def to_detections(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Te
         letterbox: how the frame was placed in the model input; boxes are mapped back, and
             clipped to the frame, with :meth:`Letterbox.to_frame`.
         class_names: names indexed by class id.
+        embeddings: float [n, D] appearance embeddings of the boxes, kept as
+            ``data["embedding"]`` (float32).
 
     Returns:
         Detections with float32 [n, 4] ``xyxy`` frame-pixel boxes, untracked (ids ``-1``).
     """
+    data = {} if embeddings is None else {"embedding": _to_numpy(embeddings, np.float32)}
     return Detections(
         boxes=letterbox.to_frame(_to_numpy(boxes, np.float32).reshape(-1, 4)),
         scores=_to_numpy(scores, np.float32),
         class_ids=_to_numpy(class_ids, np.int32),
         class_names=tuple(class_names),
+        data=data,
     )
 
 

@@ -25,12 +25,15 @@ class Assignment(NamedTuple):
         boxes: float [B, N, 4] assigned box, xyxy input pixels.
         scores: float [B, N, C] soft class targets (zero rows for background).
         foreground: bool [B, N] anchors that have a box.
+        owner: int64 [B, N] index of the assigned box among the image's ground-truth rows
+            (0 where background).
     """
 
     labels: torch.Tensor
     boxes: torch.Tensor
     scores: torch.Tensor
     foreground: torch.Tensor
+    owner: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class TaskAlignedAssigner:
                 torch.zeros(b, n, 4, dtype=pred_boxes.dtype, device=device),
                 torch.zeros_like(pred_scores),
                 torch.zeros(b, n, dtype=torch.bool, device=device),
+                torch.zeros(b, n, dtype=torch.long, device=device),
             )
         # Anchor centres strictly inside each box: [B, M, N].
         ax, ay = anchors[:, 0].view(1, 1, n), anchors[:, 1].view(1, 1, n)
@@ -107,4 +111,4 @@ class TaskAlignedAssigner:
         soft.scatter_(-1, labels.clamp(0, c - 1).unsqueeze(-1), norm.unsqueeze(-1))
         soft = soft * foreground.unsqueeze(-1)
         labels = torch.where(foreground, labels, torch.zeros_like(labels))
-        return Assignment(labels, boxes, soft, foreground)
+        return Assignment(labels, boxes, soft, foreground, owner * foreground)

@@ -34,8 +34,14 @@ class TrainConfig:
         seed: seed of initialisation, shuffling and augmentation.
         amp: mixed precision (float16 on CUDA, bfloat16 on CPUs that have it natively);
             the detection head stays float32.
-        weights: optional checkpoint to start from (fine-tuning).
+        weights: optional checkpoint to start from (fine-tuning). A checkpoint without an
+            embedding head can start a run with one: the head starts fresh.
         augment: augmentation strengths.
+        embed_dim: size of the appearance embedding the model learns alongside detection
+            (0: none); needs identity files in the dataset.
+        freeze: ``none``, or ``detector`` to train only the embedding head, keeping every
+            detection weight (and so the detection accuracy) exactly as it starts.
+        id_gain: weight of the identity loss.
     """
 
     data: Path
@@ -59,6 +65,9 @@ class TrainConfig:
     amp: bool = True
     weights: Path | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    embed_dim: int = 0
+    freeze: str = "none"
+    id_gain: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,4 +1,6 @@
-"""The detection loss: BCE on classes, CIoU on boxes, distribution focal loss on box sides.
+"""The detection loss: BCE on classes, CIoU on boxes, distribution focal loss on box sides, and
+for models with an embedding head an identity term
+(:class:`~detstream.engines.train.identity.IdentityLoss`).
 
 Targets come from :class:`~detstream.engines.train.assigner.TaskAlignedAssigner`; every term is
 weighted
@@ -15,18 +17,27 @@ from torch.nn import functional as F
 
 from detstream.engines.boxes import complete_iou, ltrb_to_xyxy, xyxy_to_ltrb
 from detstream.engines.models.head import HeadOutput
-from detstream.engines.train.assigner import TaskAlignedAssigner
+from detstream.engines.train.assigner import Assignment, TaskAlignedAssigner
+from detstream.engines.train.identity import IdentityLoss
 
 
 def pad_targets(targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor,
                                                                   torch.Tensor]:
     """Rows ``(image, class, x1, y1, x2, y2)`` [M, 6] → labels int64 [B, K], boxes [B, K, 4],
     valid bool [B, K] with K the most boxes in one image."""
+    labels, boxes, valid, _ = _pad(targets, batch_size)
+    return labels, boxes, valid
+
+
+def _pad(targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor, torch.Tensor]:
+    """:func:`pad_targets` plus identities int64 [B, K] from a seventh column (-1 without)."""
     device = targets.device
     if targets.numel() == 0:
         return (torch.zeros(batch_size, 0, dtype=torch.long, device=device),
                 torch.zeros(batch_size, 0, 4, device=device),
-                torch.zeros(batch_size, 0, dtype=torch.bool, device=device))
+                torch.zeros(batch_size, 0, dtype=torch.bool, device=device),
+                torch.zeros(batch_size, 0, dtype=torch.long, device=device))
     image = targets[:, 0].long()
     counts = torch.bincount(image, minlength=batch_size)
     k = int(counts.max())
@@ -40,7 +51,10 @@ def pad_targets(targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, t
     labels[image, slot] = targets[order, 1].long()
     boxes[image, slot] = targets[order, 2:6].float()
     valid[image, slot] = True
-    return labels, boxes, valid
+    identities = torch.full((batch_size, k), -1, dtype=torch.long, device=device)
+    if targets.shape[1] > 6:
+        identities[image, slot] = targets[order, 6].long()
+    return labels, boxes, valid, identities
 
 
 @dataclass
@@ -50,8 +64,11 @@ class DetectionLoss:
     Attributes:
         num_classes: classes of the model.
         reg_max: bins of the side-distance distributions.
-        box_gain, cls_gain, dfl_gain: weights of the three terms.
+        box_gain, cls_gain, dfl_gain: weights of the three detection terms.
         assigner: the label assigner.
+        identity: the identity term for a model with an embedding head (targets then carry
+            an identity column); None trains detection only.
+        id_gain: weight of the identity term.
     """
 
     num_classes: int
@@ -60,6 +77,8 @@ class DetectionLoss:
     cls_gain: float = 0.5
     dfl_gain: float = 1.5
     assigner: TaskAlignedAssigner = field(default_factory=TaskAlignedAssigner)
+    identity: IdentityLoss | None = None
+    id_gain: float = 1.0
 
     def __call__(self, out: HeadOutput, targets: torch.Tensor) -> tuple[torch.Tensor,
                                                                          torch.Tensor]:
@@ -67,11 +86,13 @@ class DetectionLoss:
 
         Args:
             out: the model's training-mode output.
-            targets: float [M, 6] rows ``(image index, class, x1, y1, x2, y2)``, input pixels.
+            targets: float [M, 6] rows ``(image index, class, x1, y1, x2, y2)``, input pixels;
+                [M, 7] with the identity index last when training identities.
 
         Returns:
             ``(total, parts)``: the scalar to back-propagate (summed over the batch) and the
-            detached per-image ``[box, cls, dfl]`` terms for logging.
+            detached per-image ``[box, cls, dfl, id]`` terms for logging (id is 0 when not
+            training identities).
         """
         b, n, _ = out.cls.shape
         box_logits = out.box.float()
@@ -81,7 +102,7 @@ class DetectionLoss:
         distances = (probs * bins).sum(-1)  # stride units
         pred_boxes = ltrb_to_xyxy(distances, out.anchors / out.strides) * out.strides
 
-        labels, boxes, valid = pad_targets(targets.to(box_logits.device), b)
+        labels, boxes, valid, identities = _pad(targets.to(box_logits.device), b)
         assigned = self.assigner(cls_logits.detach().sigmoid(), pred_boxes.detach(),
                                  out.anchors, labels, boxes, valid)
         score_sum = _global_normalizer(assigned.scores.sum())
@@ -101,8 +122,16 @@ class DetectionLoss:
         else:
             box_loss = box_logits.sum() * 0.0
             dfl_loss = box_logits.sum() * 0.0
+        id_loss = box_logits.sum() * 0.0
+        if self.identity is not None and out.embed is not None:
+            anchors = best_anchor_per_box(assigned)
+            owners = identities[anchors[:, 0], assigned.owner[anchors[:, 0], anchors[:, 1]]] \
+                if identities.shape[1] else anchors.new_full((len(anchors),), -1)
+            # A mean over boxes, like the detection terms' normalised sums, is independent
+            # of the batch's size: scaled by b below like the others.
+            id_loss = self.identity(out.embed[anchors[:, 0], anchors[:, 1]], owners)
         parts = torch.stack([box_loss * self.box_gain, cls_loss * self.cls_gain,
-                             dfl_loss * self.dfl_gain])
+                             dfl_loss * self.dfl_gain, id_loss * self.id_gain])
         return parts.sum() * b, parts.detach()
 
     @staticmethod
@@ -115,6 +144,27 @@ class DetectionLoss:
         w_right = 1.0 - w_left
         return (F.cross_entropy(logits, left, reduction="none") * w_left
                 + F.cross_entropy(logits, right, reduction="none") * w_right)
+
+
+def best_anchor_per_box(assigned: Assignment) -> torch.Tensor:
+    """``(image, anchor)`` int64 [K, 2] of each assigned box's best-aligned anchor.
+
+    The identity term reads one embedding per box (as FairMOT reads one per object centre):
+    ten positives per box against tens of thousands of identities would make its logits the
+    largest tensor of the step, and neighbouring anchors' embeddings come from the same
+    features anyway.
+    """
+    fg = assigned.foreground.nonzero()  # [F, 2]
+    if not len(fg):
+        return fg
+    key = fg[:, 0] * (int(assigned.owner.max()) + 1) + assigned.owner[fg[:, 0], fg[:, 1]]
+    quality = assigned.scores.sum(-1)[fg[:, 0], fg[:, 1]]
+    order = torch.argsort(quality, descending=True, stable=True)
+    _, group = torch.unique(key[order], return_inverse=True)
+    position = torch.arange(len(order), device=fg.device)
+    first = torch.full((int(group.max()) + 1,), len(order), device=fg.device)
+    first = first.scatter_reduce(0, group, position, reduce="amin")
+    return fg[order[first]]
 
 
 def _global_normalizer(local_sum: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ from detstream.engines.progress import progress_bar
 from detstream.engines.spec import ModelSpec, check_input_size
 from detstream.engines.train.config import TrainConfig
 from detstream.engines.train.ema import ModelEMA
+from detstream.engines.train.identity import IdentityLoss
 from detstream.engines.train.loss import DetectionLoss
 from detstream.engines.train.optim import Schedule, build_optimizer
 from detstream.engines.train.plots import plot_results
@@ -43,8 +44,8 @@ from detstream.engines.train.precision import autocast_dtype
 from detstream.engines.train.validate import ModuleBackend, evaluate
 
 NOMINAL_BATCH = 64
-RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "precision", "recall", "f1",
-                 "map50", "map50_95", "lr", "seconds", "images_per_s")
+RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "train/id", "precision", "recall",
+                 "f1", "map50", "map50_95", "lr", "seconds", "images_per_s")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,29 +105,39 @@ class Trainer:
         self.val_source = DetectionSource.from_yolo(config.data, "val")
         names = self.train_source.class_names
         self.spec = ModelSpec(name=f"detstream-{config.model}", class_names=names,
-                              input_size=(config.imgsz, config.imgsz))
-        model = Detector(config.model, len(names))
+                              input_size=(config.imgsz, config.imgsz),
+                              embed_dim=config.embed_dim)
+        if config.freeze not in ("none", "detector"):
+            raise UserInputError(f"--freeze {config.freeze!r}: use none or detector")
+        if config.freeze == "detector" and not (config.embed_dim and config.weights):
+            raise UserInputError("--freeze detector trains only the embedding head: pass "
+                                 "--embed-dim and the detector to keep with --weights")
+        model = Detector(config.model, len(names), embed_dim=config.embed_dim)
         model.head.reset_bias(config.imgsz)
         if config.weights is not None:
-            start, _, _ = load_checkpoint(config.weights)
-            if start.num_classes != len(names) or start.size != config.model:
-                raise UserInputError(
-                    f"--weights {config.weights} is a {start.size} model with "
-                    f"{start.num_classes} classes; the run needs {config.model} with {len(names)}")
-            model.load_state_dict(start.state_dict())
+            self._start_from(model, config.weights, len(names))
+        if config.freeze == "detector":
+            for param in model.detector_parameters():
+                param.requires_grad_(False)
         writable_dir(config.out)  # inputs read: a run that could not save is not started
         # Channels-last convolutions run ~1.3x faster on CPU (oneDNN) and suit AMP on CUDA.
         self.model = model.to(device, memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, config.ema_decay)
-        self.loss_fn = DetectionLoss(num_classes=len(names), reg_max=model.reg_max)
 
         self.local_batch = config.batch // self.world
-        self.dataset = TrainDataset(self.train_source, config.imgsz, config.augment, config.seed)
+        self.dataset = TrainDataset(self.train_source, config.imgsz, config.augment, config.seed,
+                                    identities=config.embed_dim > 0)
+        # The identity classifier is a training aid: optimised with the model, never shipped.
+        self.identity = (IdentityLoss(config.embed_dim, self.dataset.num_identities).to(device)
+                         if config.embed_dim else None)
+        self.loss_fn = DetectionLoss(num_classes=len(names), reg_max=model.reg_max,
+                                     identity=self.identity, id_gain=config.id_gain)
         batches = math.ceil(len(self.dataset) / config.batch)
         self.accumulate = max(1, round(NOMINAL_BATCH / config.batch))
         optimizer_name, lr0 = self._choose_optimizer(batches, len(names))
         decay = config.weight_decay * config.batch * self.accumulate / NOMINAL_BATCH
-        self.optimizer = build_optimizer(self.model, optimizer_name, lr0, config.momentum, decay)
+        trained = nn.ModuleList([self.model] + ([self.identity] if self.identity else []))
+        self.optimizer = build_optimizer(trained, optimizer_name, lr0, config.momentum, decay)
         self.schedule = Schedule(lr0=lr0, lrf=config.lrf, epochs=config.epochs,
                                  warmup_iters=(max(100, round(config.warmup_epochs * batches))
                                                if config.warmup_epochs > 0 else 0),
@@ -147,6 +158,26 @@ class Trainer:
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
 
     # ---------------------------------------------------------------- set-up helpers
+    @staticmethod
+    def _start_from(model: Detector, weights: Path, num_classes: int) -> None:
+        """Load ``weights`` into ``model``; an embedding head the checkpoint lacks starts
+        fresh (adding appearance to a trained detector)."""
+        start, _, _ = load_checkpoint(weights)
+        if start.num_classes != num_classes or start.size != model.size:
+            raise UserInputError(
+                f"--weights {weights} is a {start.size} model with {start.num_classes} "
+                f"classes; the run needs {model.size} with {num_classes}")
+        if start.embed_dim not in (0, model.embed_dim):
+            raise UserInputError(f"--weights {weights} embeds in {start.embed_dim} dimensions; "
+                                 f"the run asks for {model.embed_dim} (--embed-dim)")
+        state = start.state_dict()
+        if start.embed_dim == model.embed_dim:
+            model.load_state_dict(state)
+            return
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not key.startswith("embed.") for key in missing):
+            raise UserInputError(f"--weights {weights} does not match the model's detector")
+
     def _choose_optimizer(self, batches: int, num_classes: int) -> tuple[str, float]:
         cfg = self.config
         name = cfg.optimizer
@@ -188,6 +219,9 @@ class Trainer:
             group.update({k: v for k, v in saved.items() if k != "params"})
         current["state"] = optim_state
         self.optimizer.load_state_dict(current)
+        if self.identity is not None:
+            load_weights(self.identity, {k[15:]: v for k, v in tensors.items()
+                                         if k.startswith("train.identity.")}, last)
         if state.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(sidecar["epoch"])
@@ -237,8 +271,14 @@ class Trainer:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         self.train_model.train()
+        if cfg.freeze == "detector":
+            # Frozen layers also keep their batch-norm statistics: the detector stays exact.
+            frozen = {id(m) for m in self.model.embed.modules()}
+            for module in self.model.modules():
+                if isinstance(module, nn.BatchNorm2d) and id(module) not in frozen:
+                    module.eval()
         batches = len(loader)
-        sums = torch.zeros(3)
+        sums = torch.zeros(4)
         seen = 0
         start = time.perf_counter()
         bar = progress_bar(loader, total=batches, disable=not self.is_main,
@@ -259,6 +299,8 @@ class Trainer:
             self.scaler.scale(total).backward()
             if (i + 1) % self.accumulate == 0 or i + 1 == batches:
                 self.scaler.unscale_(self.optimizer)
+                if self.world > 1 and self.identity is not None:
+                    self._average_identity_grads()
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -272,15 +314,25 @@ class Trainer:
             # The bar's own ETA covers this epoch; this one covers the whole run (sans validation).
             left = (cfg.epochs - epoch - 1) * batches + batches - i - 1
             eta = _clock(left * elapsed / (i + 1))
+            ident = f"id {mean[3]:.3f} " if self.identity is not None else ""
             bar.set_postfix_str(f"box {mean[0]:.3f} cls {mean[1]:.3f} dfl {mean[2]:.3f} "
-                                f"inst {len(targets)} {rate:.1f} img/s run eta {eta}")
+                                f"{ident}inst {len(targets)} {rate:.1f} img/s run eta {eta}")
         bar.close()
         seconds = time.perf_counter() - start
         mean = sums / max(batches, 1)
         return {"epoch": epoch + 1, "train/box": float(mean[0]), "train/cls": float(mean[1]),
-                "train/dfl": float(mean[2]), "lr": self.optimizer.param_groups[0]["lr"],
+                "train/dfl": float(mean[2]), "train/id": float(mean[3]),
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": round(seconds, 2),
                 "images_per_s": round(seen * self.world / max(seconds, 1e-9), 2)}
+
+    def _average_identity_grads(self) -> None:
+        """The identity classifier sits outside DDP: average its gradients by hand, scaled
+        as DDP scales the model's (each process's loss is multiplied by the world size)."""
+        for param in self.identity.parameters():
+            if param.grad is not None:
+                dist.all_reduce(param.grad)
+                param.grad /= self.world
 
     def _end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
         cfg = self.config
@@ -297,6 +349,9 @@ class Trainer:
         info = {"epoch": epoch + 1, "train_args": cfg.to_dict(), "metrics": metrics,
                 "optimizer": self.optimizer_name}
         train_tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.identity is not None:
+            train_tensors.update({f"identity.{k}": v
+                                  for k, v in self.identity.state_dict().items()})
         optim = self.optimizer.state_dict()
         for index, values in optim["state"].items():
             for name, value in values.items():

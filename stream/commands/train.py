@@ -24,6 +24,8 @@ EXAMPLES = """examples:
   detstream train --data runs/synth/data/data.yaml --model n --imgsz 320 --epochs 60 \\
       --batch 16 --device cpu --workers 2 --out runs/train/n320
   detstream train --out runs/train/n320 --resume
+  detstream train --data runs/synth/data/data.yaml --model n --imgsz 416 --epochs 4 \
+      --weights engines/weights/default.safetensors --embed-dim 32 --freeze detector
   torchrun --nproc_per_node=2 -m detstream train --data D.yaml --device cuda --batch 64
 """
 
@@ -68,6 +70,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="augmentation strengths, e.g. scale=0.25 mosaic=0.5 (keys: "
                              "mosaic, degrees, translate, scale, shear, hsv_h, hsv_s, hsv_v, "
                              "fliplr; defaults as Ultralytics' for detection)")
+    parser.add_argument("--embed-dim", type=bounded_int(0, 1024), default=0,
+                        help="learn a per-box appearance embedding of this size alongside "
+                             "detection, for trackers (needs the dataset's identity files, as "
+                             "'detstream synth dataset' writes them; default 0: none)")
+    parser.add_argument("--freeze", choices=("none", "detector"), default="none",
+                        help="detector: train only the embedding head, detection weights stay "
+                             "exactly as --weights gives them (default none)")
+    parser.add_argument("--id-gain", type=positive_float, default=1.0,
+                        help="weight of the identity loss (default 1)")
     parser.set_defaults(handler=run)
 
 
@@ -102,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch, device=args.device, workers=args.workers, out=args.out,
         optimizer=args.optimizer, lr0=args.lr0, warmup_epochs=args.warmup_epochs,
         close_mosaic=min(args.close_mosaic, args.epochs),
-        seed=args.seed, amp=args.amp, weights=args.weights, augment=parse_augment(args.augment))
+        seed=args.seed, amp=args.amp, weights=args.weights, augment=parse_augment(args.augment),
+        embed_dim=args.embed_dim, freeze=args.freeze, id_gain=args.id_gain)
     trainer = Trainer(config, resume=args.resume)
     try:
         best = trainer.fit()
