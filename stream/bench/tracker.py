@@ -2,14 +2,15 @@
 estimate.
 
 The trackers run alone on a MOTChallenge detections file (no images, so no camera-motion or
-cut detection), repeated to a few seconds; the camera-motion estimate runs on rendered frames
-of a panning synthetic scene.
+cut detection), repeated to a few seconds, optionally again with random unit embeddings on
+every detection (appearance fusion, as for a model with an embedding head); the camera-motion
+estimate runs on rendered frames of a panning synthetic scene.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,18 @@ def read_detection_frames(path: Path) -> list[Detections]:
     detections = read_mot(path, empty_ok=False)
     last = max(detections, default=0)
     return [detections.get(i, Detections.empty()) for i in range(1, last + 1)]
+
+
+def with_embeddings(frames: list[Detections], dim: int, seed: int = 0) -> list[Detections]:
+    """``frames`` with a random unit vector of width ``dim`` per detection in
+    ``data["embedding"]`` (the cost of appearance fusion, not its accuracy)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for dets in frames:
+        vectors = rng.normal(size=(len(dets), dim)).astype(np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        out.append(dets.replace(data={**dets.data, "embedding": vectors}))
+    return out
 
 
 def tracker_fps(name: str, frames: list[Detections], fps: float, seconds: float) -> float:
@@ -68,8 +81,11 @@ def camera_motion_fps(images: list[np.ndarray], seconds: float) -> float:
 
 def bench_tracker(dets: Path, fps: float = 30.0, trackers: list[str] | None = None,
                   size: str = "1280x720", seconds: float = 3.0,
-                  show: Callable[[str], None] = quiet) -> dict:
+                  show: Callable[[str], None] = quiet, embed_dims: Sequence[int] = ()) -> dict:
     """Time each tracker on ``dets`` and the camera-motion estimate at ``size`` (``WxH``).
+
+    With ``embed_dims``, each tracker is also timed with random unit embeddings of each width
+    on every detection (reported as ``NAME+emb32``).
 
     ``show`` gets a line per figure as it is measured (:func:`tracker_line`,
     :func:`camera_motion_line`).
@@ -84,10 +100,15 @@ def bench_tracker(dets: Path, fps: float = 30.0, trackers: list[str] | None = No
     frame_size = parse_size(size)
     frames = read_detection_frames(dets)
     result: dict = {"dets": str(dets), "frames": len(frames), "trackers": {}}
+    embedded = {dim: with_embeddings(frames, dim) for dim in embed_dims}
     for name in trackers or ["bytetrack", "botsort"]:
         rate = tracker_fps(name, frames, fps, seconds)
         result["trackers"][name] = round(rate, 1)
         show(tracker_line(name, rate, dets, len(frames)))
+        for dim, replay in embedded.items():
+            rate = tracker_fps(name, replay, fps, seconds)
+            result["trackers"][f"{name}+emb{dim}"] = round(rate, 1)
+            show(tracker_line(f"{name}+emb{dim}", rate, dets, len(frames)))
     rate = camera_motion_fps(panning_frames(frame_size), seconds)
     result["camera_motion_fps"] = round(rate, 1)
     result["camera_motion_size"] = size
@@ -96,7 +117,7 @@ def bench_tracker(dets: Path, fps: float = 30.0, trackers: list[str] | None = No
 
 
 def tracker_line(name: str, rate: float, dets: Path, frames: int) -> str:
-    return (f"{name:<10} {rate:>9.0f} frames/s on {dets.name} ({frames} frames, "
+    return (f"{name:<16} {rate:>9.0f} frames/s on {dets.name} ({frames} frames, "
             "detections only)")
 
 

@@ -154,6 +154,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     tracker.add_argument("--trackers", default="bytetrack,botsort", help="comma list")
     tracker.add_argument("--size", default="1280x720", help="frame size for camera motion")
     tracker.add_argument("--seconds", type=positive_float, default=3.0, help="time per measurement")
+    tracker.add_argument("--embed-dims", type=_embed_dims, default=(), metavar="D[,D...]",
+                         help="also time each tracker with random unit embeddings of these "
+                              "widths on every detection (appearance fusion), e.g. 32,64")
     tracker.add_argument("--json", type=output_file, default=None,
                          help="also write the figures here")
     tracker.set_defaults(handler=run_tracker)
@@ -324,12 +327,18 @@ def run_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed_dims(text: str) -> tuple[int, ...]:
+    """``--embed-dims 32,64``: embedding widths, each a positive whole number."""
+    return tuple(positive_int(part.strip()) for part in text.split(",") if part.strip())
+
+
 def run_tracker(args: argparse.Namespace) -> int:
     from detstream.stream.bench.common import write_json
     from detstream.stream.bench.tracker import bench_tracker
 
     trackers = [n.strip() for n in args.trackers.split(",") if n.strip()]
-    result = bench_tracker(args.dets, args.fps, trackers, args.size, args.seconds, show=_show)
+    result = bench_tracker(args.dets, args.fps, trackers, args.size, args.seconds, show=_show,
+                           embed_dims=args.embed_dims)
     write_json(args.json, result)
     return 0
 

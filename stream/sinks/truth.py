@@ -28,6 +28,14 @@ MIN_VISIBILITY = 0.3
 TRUTH_WINDOW = 3000
 
 
+def _lean(detections: Detections | None) -> Detections | None:
+    """``detections`` without their extra per-box arrays (a model's appearance embeddings
+    would multiply the window's memory; scoring needs boxes, scores, classes and ids)."""
+    if detections is None or not detections.data:
+        return detections
+    return detections.replace(data={})
+
+
 class TruthScorer(Sink):
     """Collects truth, detections and tracks per frame; :meth:`scores` computes the figures
     over the last ``window`` frames."""
@@ -43,7 +51,8 @@ class TruthScorer(Sink):
 
     def write(self, packet: FramePacket) -> None:
         if packet.truth is not None and packet.detections is not None:
-            self.frames.append((packet.index, packet.truth, packet.found, packet.detections))
+            self.frames.append((packet.index, packet.truth, _lean(packet.found),
+                                _lean(packet.detections)))
             self.seen += 1
 
     def scores(self) -> dict | None:
