@@ -76,7 +76,7 @@ def test_identities_are_written_per_box_and_follow_them_through_augmentation(ide
                            identities=True)
     values = sorted(class_of)
     assert dataset.num_identities == len(values)
-    rows = 0
+    rows = repeats = 0
     for epoch in range(2):
         dataset.set_epoch(epoch)
         for _, targets, _ in build_loader(dataset, 8, 0, shuffle=True):
@@ -84,7 +84,10 @@ def test_identities_are_written_per_box_and_follow_them_through_augmentation(ide
             for row in targets.tolist():  # mosaic, affine and flips kept each pair together
                 assert class_of[values[int(row[6])]] == int(row[1])
                 rows += 1
-    assert rows > 50
+            for image in targets[:, 0].unique():  # mosaics of one scene's frames
+                ids = targets[targets[:, 0] == image, 6]
+                repeats += len(ids) - len(ids.unique())
+    assert rows > 50 and repeats > 10
 
 
 def test_identity_files_that_do_not_match_the_labels_are_one_clear_error(tmp_path):
@@ -196,3 +199,13 @@ def test_models_without_an_embedding_head_give_no_embeddings(tmp_path):
     found = Predictor(open_backend(str(path), "torch", "cpu"), conf=0.0,
                       max_det=20)(sample_frames(1))
     assert len(found[0]) and "embedding" not in found[0].data
+
+
+def test_the_contrastive_term_rewards_telling_objects_apart():
+    torch.manual_seed(0)
+    loss = IdentityLoss(8, 5)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    apart = torch.nn.functional.normalize(torch.eye(8)[labels] + 0.01 * torch.randn(6, 8), dim=1)
+    mixed = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+    assert float(loss.contrast(apart, labels)) < 0.01 < 1.0 < float(loss.contrast(mixed, labels))
+    assert float(loss.contrast(apart, torch.arange(6))) == 0.0  # no second sighting: no term

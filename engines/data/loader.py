@@ -128,6 +128,8 @@ class TrainDataset(Dataset[Item]):
         self.pad_value = int(pad_value)
         self._identities = _index_identities(source) if identities else None
         self.num_identities = 0 if self._identities is None else len(self._identities[1])
+        self._sightings = (_shared_objects(self._identities[0])
+                           if self._identities is not None else None)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._mosaic = torch.ones(1, dtype=torch.bool).share_memory_()
 
@@ -166,6 +168,10 @@ class TrainDataset(Dataset[Item]):
             others = rng.integers(0, max(n - 1, 1), size=3)
             if n > 1:
                 others += others >= index  # any image but this one
+            if self._sightings is not None and len(self._sightings[index]):
+                # Other frames of the same objects: each mosaic then holds several sightings
+                # of an object, and its neighbours, for the embedding's contrastive term.
+                others = rng.choice(self._sightings[index], size=3)
             samples = [self._sample(int(i)) for i in (index, *others.tolist())]
             image, boxes, classes = augment.mosaic4(samples, s, rng, self.pad_value)
         else:
@@ -211,6 +217,20 @@ def _index_identities(source: DetectionSource) -> tuple[list[np.ndarray], np.nda
         else:
             per_image.append(np.searchsorted(values, ids).astype(np.int64))
     return per_image, values
+
+
+def _shared_objects(per_image: list[np.ndarray]) -> list[np.ndarray]:
+    """For each image, the other images that show at least one of its identities."""
+    images_of: dict[int, list[int]] = {}
+    for i, ids in enumerate(per_image):
+        for ident in set(ids[ids >= 0].tolist()):
+            images_of.setdefault(ident, []).append(i)
+    shared = []
+    for i, ids in enumerate(per_image):
+        found = {j for ident in set(ids[ids >= 0].tolist()) for j in images_of[ident]}
+        found.discard(i)
+        shared.append(np.array(sorted(found), np.int64))
+    return shared
 
 
 class ValDataset(Dataset[Item]):
