@@ -343,7 +343,9 @@ class Trainer:
                     "map50": result.map50, "map50_95": result.map50_95})
         self.results.append(row)
         fitness = 0.1 * result.map50 + 0.9 * result.map50_95
-        is_best = fitness > self.best_fitness
+        # With the detector frozen its accuracy cannot change: the embedding of the latest
+        # epoch, furthest down the schedule, is the one to ship.
+        is_best = fitness > self.best_fitness or cfg.freeze == "detector"
         self.best_fitness = max(fitness, self.best_fitness)
         metrics = result.to_json()
         info = {"epoch": epoch + 1, "train_args": cfg.to_dict(), "metrics": metrics,
