@@ -79,15 +79,16 @@ def test_appearance_keeps_identities_where_motion_swaps_them(tracker):
     assert start == {1: 0, 2: 1} and end == {1: 0, 2: 1}
 
 
-def test_alike_looks_do_not_help_and_a_veto_needs_asking_for():
+def test_alike_looks_do_not_help_and_the_veto_refuses_a_swap():
     """Two people dressed alike (the same vector): no appearance evidence either way, so the
-    IoU result stands. The veto is off by default; switched on it refuses the swap."""
+    IoU result stands. Where the gate keeps looks from helping, the veto (on by default)
+    still refuses the swap; switched off, the swap stands."""
     same = unit(np.ones((2, D)))
     assert track_meeting(same)[1] == {1: 1, 2: 0}
     looks = unit(np.random.default_rng(0).normal(size=(2, D)))
-    veto = {"appearance_veto": 0.4, "proximity_iou": 0.9}  # appearance alone cannot help
-    assert track_meeting(looks, {"proximity_iou": 0.9})[1] == {1: 1, 2: 0}
-    assert track_meeting(looks, veto)[1] == {1: 0, 2: 1}
+    no_veto = {"appearance_veto": 1.0, "proximity_iou": 0.9}  # appearance alone cannot help
+    assert track_meeting(looks, no_veto)[1] == {1: 1, 2: 0}
+    assert track_meeting(looks, {"proximity_iou": 0.9})[1] == {1: 0, 2: 1}
 
 
 def noisy_stream(frames: int = 120, objects: int = 12, seed: int = 3) -> list[Detections]:
@@ -160,7 +161,8 @@ def test_without_embeddings_tracking_is_exactly_as_before(name):
 
 
 def test_each_track_learns_its_looks_from_strong_matches_only():
-    tracker = make_tracker("botsort", fps=30)
+    # Orthogonal vectors on one box: the veto would refuse the pair, so it is off here.
+    tracker = make_tracker("botsort", fps=30, options={"appearance_veto": 1.0})
     first, second, third = unit(np.eye(3, D)[[0]]), unit(np.eye(3, D)[[1]]), np.eye(3, D)[[2]]
     tracker.update(frame([box(100, 100)], first))
     assert tracker.has_feature.tolist() == [True]

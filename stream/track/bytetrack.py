@@ -74,6 +74,9 @@ class ByteTrackConfig:
         proximity_iou: looks only count for a pair whose IoU (the first stage's buffered IoU;
             plain IoU for unconfirmed tracks) is at least this: they decide between nearby
             candidates, never pull a track across the frame.
+        lost_proximity_iou: the same gate for tracks that are lost: their buffered boxes have
+            grown with their uncertainty, and an object found again after an occlusion is
+            rarely where its motion said, so looks may be let count at a lower overlap.
         appearance_veto: a pair whose appearance distance exceeds this gets a cost above
             every limit however well it overlaps (1 switches the veto off).
         feature_momentum: each track's embedding is ``momentum * old + (1 - momentum) *
@@ -111,7 +114,8 @@ class ByteTrackConfig:
     appearance: bool = True
     appearance_thresh: float = 0.1
     proximity_iou: float = 0.5
-    appearance_veto: float = 1.0
+    lost_proximity_iou: float = 0.5
+    appearance_veto: float = 0.35
     feature_momentum: float = 0.9
 
     def __post_init__(self) -> None:
@@ -121,6 +125,7 @@ class ByteTrackConfig:
                   "duplicate_iou": (0, 1), "max_inside": (0, 1), "lost_seconds": (0, 3600),
                   "std_position": (0, 10), "std_velocity": (0, 10), "buffer_sigmas": (0, 10),
                   "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
+                  "lost_proximity_iou": (0, 1),
                   "appearance_veto": (0, 1), "feature_momentum": (0, 1)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
@@ -363,7 +368,8 @@ class ByteTrack(Tracker):
             return cost
         dist = (1.0 - self.feature[rows] @ emb.T) * 0.5  # [T, D] @ [D, M]
         evidence = have[:, None] & known[None, :]
-        alike = evidence & (dist <= cfg.appearance_thresh) & (iou >= cfg.proximity_iou)
+        gate = np.where(self.status[rows] == LOST, cfg.lost_proximity_iou, cfg.proximity_iou)
+        alike = evidence & (dist <= cfg.appearance_thresh) & (iou >= gate[:, None])
         fused = np.where(alike, np.minimum(cost, dist), cost)
         if cfg.appearance_veto < 1.0:
             fused[evidence & (dist > cfg.appearance_veto)] = 2.0  # above every cost limit
