@@ -91,11 +91,14 @@ class ByteTrackConfig:
     (cosine 0.8) gains about as much as BoT-SORT's 0.25 with good and moderate vectors; where
     vectors are poor it stays near IoU alone (HOTA 0.577 against 0.579) while 0.25 falls
     below it (0.573, 86 more identity switches); proximity 0.5 as BoT-SORT (0.3 helped good
-    vectors and added identity switches with the others); the veto is off: with poor vectors
-    it broke tracks (MOTA 0.744 → 0.729) for the little it gained with good ones.
+    vectors and added identity switches with the others). The veto (0.25), the lost tracks'
+    gate (0.1) and ``high_score`` (0.4) were then chosen with the trained default model's own
+    vectors (``bench tune`` on 33 sequences, BENCHMARKS.md "Appearance with the default
+    model"): the veto broke tracks with poor synthetic vectors (MOTA 0.744 → 0.729), but the
+    model's are better than those.
     """
 
-    high_score: float = 0.5
+    high_score: float = 0.4
     low_score: float = 0.1
     new_track_score: float = 0.6
     match_cost: float = 0.8
@@ -114,8 +117,8 @@ class ByteTrackConfig:
     appearance: bool = True
     appearance_thresh: float = 0.1
     proximity_iou: float = 0.5
-    lost_proximity_iou: float = 0.5
-    appearance_veto: float = 0.35
+    lost_proximity_iou: float = 0.1
+    appearance_veto: float = 0.25
     feature_momentum: float = 0.9
 
     def __post_init__(self) -> None:
