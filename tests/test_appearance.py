@@ -316,25 +316,11 @@ def test_bench_tracker_times_appearance_too(tmp_path):
 
 
 def test_a_model_with_an_embedding_head_is_tracked_with_appearance(tmp_path, monkeypatch):
-    """End to end with a real (untrained) embedding head on the default detector: the
-    post-processed vectors reach the tracker in ``bench mot`` and in ``detstream run``, the
-    tracks learn them, and the outputs stay as they were."""
-    from dataclasses import replace
-
-    import torch
-
+    """End to end with the default model's embedding head: the post-processed vectors reach
+    the tracker in ``bench mot`` and in ``detstream run``, the tracks learn them, and the
+    outputs stay as they were."""
     import detstream.stream.bench.mot as mot
-    from detstream.engines.models import Detector
-    from detstream.engines.models.checkpoint import save_checkpoint
-    from detstream.engines.zoo import load_model
     from tests.conftest import run_cli
-
-    default, spec, _ = load_model("default")
-    torch.manual_seed(1)
-    model = Detector("n", spec.num_classes, embed_dim=8)
-    model.load_state_dict(default.state_dict(), strict=False)
-    path = tmp_path / "embed.safetensors"
-    save_checkpoint(path, model.eval(), replace(spec, input_size=(256, 256), embed_dim=8))
 
     trackers = []
 
@@ -344,17 +330,17 @@ def test_a_model_with_an_embedding_head_is_tracked_with_appearance(tmp_path, mon
 
     monkeypatch.setattr(mot, "make_tracker", recording)
     config = mot.scene_configs(1, 12, (320, 180), 30.0)[0]
-    detector = mot.model_detector(str(path), "torch", conf=0.1)
-    assert detector(np.zeros((180, 320, 3), np.uint8)).data["embedding"].shape[1] == 8
+    detector = mot.model_detector("default", "torch", conf=0.1)
+    assert detector(np.zeros((180, 320, 3), np.uint8)).data["embedding"].shape[1] == 32
     mot.track_scene(config, detector, tmp_path / "mot", {"botsort": ("botsort", {})}, ())
     model_tracker, truth_tracker = trackers[1], trackers[0]  # streams: noisy-truth, model
-    assert model_tracker.feature.shape[1] == 8 and model_tracker.has_feature.any()
+    assert model_tracker.feature.shape[1] == 32 and model_tracker.has_feature.any()
     assert not truth_tracker.has_feature.any()
 
     out = tmp_path / "run.jsonl"
     result = run_cli("run", "--source", "synthetic://?seed=3&size=320x180&fps=30", "--model",
-                     str(path), "--backend", "torch", "--max-frames", "8", "--save-json",
-                     str(out))
+                     "default", "--imgsz", "256", "--backend", "torch", "--max-frames", "8",
+                     "--save-json", str(out))
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 8

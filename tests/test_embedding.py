@@ -182,7 +182,7 @@ def test_the_default_models_embedding_survives_export(tmp_path, half):
         for i, j in enumerate(iou.argmax(axis=1) if iou.size else []):
             if iou[i, j] > 0.9:  # the same box: the same looks
                 cosine = float(a.data["embedding"][i] @ b.data["embedding"][j])
-                assert cosine > (0.99 if half else 0.9999)
+                assert cosine > (0.95 if half else 0.9999)
                 compared += 1
     assert compared >= 5
 
