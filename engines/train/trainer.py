@@ -273,9 +273,9 @@ class Trainer:
         self.train_model.train()
         if cfg.freeze == "detector":
             # Frozen layers also keep their batch-norm statistics: the detector stays exact.
-            frozen = {id(m) for m in self.model.embed.modules()}
+            learning = {id(m) for m in self.model.embed.modules()}
             for module in self.model.modules():
-                if isinstance(module, nn.BatchNorm2d) and id(module) not in frozen:
+                if isinstance(module, nn.BatchNorm2d) and id(module) not in learning:
                     module.eval()
         batches = len(loader)
         sums = torch.zeros(4)
