@@ -15,6 +15,7 @@ from detstream.stream.commands import (
     doctor,
     eval_mot,
     export,
+    fleet,
     models,
     run,
     synth,
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"detstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in (doctor, synth, models, train, val, export, build, bench, track, eval_mot,
-                   run):
+                   run, fleet):
         module.register(commands)
     add_plugins("detstream.commands", commands)
     # Every command knows its own name for error lines ("detstream synth video: error: ...").
