@@ -18,6 +18,7 @@ from detstream.engines.errors import UserInputError
 from detstream.engines.export.parity import sample_frames
 from detstream.engines.models import Detector
 from detstream.engines.models.checkpoint import load_tensors
+from detstream.engines.models.embed import EmbedHead
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.select import open_backend
 from detstream.engines.train.identity import IdentityLoss
@@ -45,6 +46,23 @@ def test_the_raw_output_ends_in_unit_embeddings():
     assert raw.shape == (2, 4 + 3 + 16, anchors) and detection.shape == (2, 4 + 3, anchors)
     norms = raw[:, 7:].norm(dim=1)
     torch.testing.assert_close(norms, torch.ones_like(norms))
+
+
+def test_the_embedding_head_reads_the_images_colours():
+    # A detector's features ignore colour (it does not tell classes apart); the head also
+    # reads the image, so the same features with an object recoloured give another vector.
+    torch.manual_seed(0)
+    head = EmbedHead((16, 32, 64), (8, 16, 32), dim=8).eval()
+    features = [torch.zeros(1, c, 64 // s, 64 // s) for c, s in ((16, 8), (32, 16), (64, 32))]
+    image = torch.full((1, 3, 64, 64), 0.5)
+    recoloured = image.clone()
+    image[:, 0, 32:56, 32:56] = 1.0  # a red object ...
+    recoloured[:, 2, 32:56, 32:56] = 1.0  # ... and a blue one
+    with torch.no_grad():
+        same, other = head(features, image), head(features, recoloured)
+    cell = 5 * 8 + 5  # the stride-8 anchor at the patch's centre
+    assert torch.equal(same[:, 0], other[:, 0])  # a corner anchor does not see the patch
+    assert (same[0, cell] - other[0, cell]).abs().max() > 1e-3
 
 
 def test_identities_are_written_per_box_and_follow_them_through_augmentation(identity_data):

@@ -112,7 +112,8 @@ class Detector(nn.Module):
         self.neck = PAN(self.backbone.out_channels, scale)
         self.head = DetectHead(num_classes, self.backbone.out_channels, STRIDES, reg_max)
         self.embed_dim = int(embed_dim)
-        self.embed = EmbedHead(self.backbone.out_channels, embed_dim) if embed_dim else None
+        self.embed = (EmbedHead(self.backbone.out_channels, STRIDES, embed_dim) if embed_dim
+                      else None)
 
     def forward(self, x: torch.Tensor) -> HeadOutput | torch.Tensor:
         """``x``: float [B, 3, H, W], RGB in [0, 1], H and W multiples of 32."""
@@ -121,14 +122,15 @@ class Detector(nn.Module):
             # Mixed-precision training: the head's logits feed the loss directly, and bf16's
             # 8-bit mantissa there cost an overfit run a tenth of its mAP50; keep it float32.
             with torch.autocast(x.device.type, enabled=False):
-                return self._heads([f.float() for f in features])
-        return self._heads(features)
+                return self._heads([f.float() for f in features], x.float())
+        return self._heads(features, x)
 
-    def _heads(self, features: list[torch.Tensor]) -> HeadOutput | torch.Tensor:
+    def _heads(self, features: list[torch.Tensor], image: torch.Tensor
+               ) -> HeadOutput | torch.Tensor:
         out = self.head(features)
         if self.embed is None:
             return out
-        embed = self.embed(features)
+        embed = self.embed(features, image)
         if isinstance(out, HeadOutput):
             return out._replace(embed=embed)
         return torch.cat([out, embed.transpose(1, 2)], dim=1)
