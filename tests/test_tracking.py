@@ -94,6 +94,45 @@ def test_a_short_full_occlusion_keeps_the_old_identity():
     assert seen[19] == seen[33] == seen[49] and len(seen[19]) == 1
 
 
+@pytest.mark.parametrize("state", ["xyah", "xywh"])
+def test_a_lost_box_keeps_its_shape_and_size(state):
+    # The object narrows for a while (turning), then is hidden: its lost box must not go on
+    # narrowing to nothing, or it could never be found again where it reappears.
+    tracker = make_tracker("bytetrack", fps=30, options={"state": state, "lost_seconds": 2})
+    for t in range(20):
+        tracker.update(dets(box(100 + 3 * t, 100, w=40 - t, h=60)))
+    last = tracker.kf.to_boxes(tracker.mean)[0]
+    for _ in range(40):
+        tracker.update(dets())
+    now = tracker.kf.to_boxes(tracker.mean)[0]
+    np.testing.assert_allclose(now[2:] - now[:2], last[2:] - last[:2], rtol=0.05)
+
+
+def test_a_track_hidden_behind_another_is_reported_for_its_time():
+    # A small object walks behind a big one: no detection while it is inside the big box.
+    # With occluded_seconds it is reported where its motion puts it (its own id), for at most
+    # that long; without it (or once out of time) it is not reported.
+    def run(options):
+        tracker = make_tracker("bytetrack", fps=10, options=options)
+        frames = []
+        for t in range(40):
+            small = box(60 + 5 * t, 100, w=20, h=40)
+            behind = 150 <= 60 + 5 * t <= 250  # inside the big box's 120..280 span
+            big = box(200, 100, w=160, h=80)
+            out = tracker.update(dets(big) if behind else dets(big, small))
+            frames.append(dict(zip(out.track_ids.tolist(), out.boxes.tolist(), strict=True)))
+        return frames
+    hidden = range(18, 39)  # frames with the small object behind (x 150..250)
+    plain = run({})
+    assert all(len(plain[t]) == 1 for t in hidden)
+    reported = run({"occluded_seconds": 1.0})
+    small_id = next(i for i in reported[10] if i != next(iter(reported[0])))
+    shown = [t for t in hidden if small_id in reported[t]]
+    assert shown == list(range(18, 28))  # 1 s at 10 fps, then no more
+    x_centre = [0.5 * (reported[t][small_id][0] + reported[t][small_id][2]) for t in shown]
+    np.testing.assert_allclose(x_centre, [60 + 5 * t for t in shown], atol=3)
+
+
 def test_a_lost_track_ends_after_its_time_in_seconds():
     # 0.5 s at 10 fps is 5 frames, at 60 fps 30 frames: the same gap ends one and not the other.
     for fps, same in ((10, False), (60, True)):

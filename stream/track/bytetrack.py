@@ -82,6 +82,12 @@ class ByteTrackConfig:
         feature_momentum: each track's embedding is ``momentum * old + (1 - momentum) *
             new``, re-normalised, learnt from matches with high-score detections only (weak
             detections are often occluded: their embeddings mix in what hides them).
+        occluded_seconds: report a lost track at its predicted box for up to this long while
+            that box lies hidden behind an object tracked in this frame (``occluded_cover``
+            of it inside that object's box): a person walking behind another is still there.
+            0 reports only what was detected.
+        occluded_cover: the share of a lost track's predicted box that a tracked box must
+            cover for the track to count as hidden behind it.
 
     A pair's cost is ``min(IoU cost, appearance distance)`` where it is close and alike, its
     IoU cost elsewhere, against ``match_cost`` / ``unconfirmed_cost`` as before (BoT-SORT's
@@ -120,6 +126,8 @@ class ByteTrackConfig:
     lost_proximity_iou: float = 0.1
     appearance_veto: float = 0.25
     feature_momentum: float = 0.9
+    occluded_seconds: float = 0.0
+    occluded_cover: float = 1.0
 
     def __post_init__(self) -> None:
         """Refuse values the tracker cannot work with (each names the parameter)."""
@@ -129,7 +137,8 @@ class ByteTrackConfig:
                   "std_position": (0, 10), "std_velocity": (0, 10), "buffer_sigmas": (0, 10),
                   "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
                   "lost_proximity_iou": (0, 1),
-                  "appearance_veto": (0, 1), "feature_momentum": (0, 1)}
+                  "appearance_veto": (0, 1), "feature_momentum": (0, 1),
+                  "occluded_seconds": (0, 60), "occluded_cover": (0, 1)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
             if not low <= value <= high:  # NaN fails too
@@ -213,7 +222,7 @@ class ByteTrack(Tracker):
             self._compensate(view, scale, boxes)
         if len(self):
             lost = self.status == LOST
-            self.mean[lost, 7] = 0.0  # a lost box stops changing size
+            self.mean[lost, 6:] = 0.0  # a lost box stops changing shape and size
             self.mean, self.cov = self.kf.predict(self.mean, self.cov)
         predicted = self.kf.to_boxes(self.mean)
 
@@ -467,6 +476,23 @@ class ByteTrack(Tracker):
         self._known = now
         self.events = events
 
+    def _occluded(self, seen: np.ndarray) -> np.ndarray:
+        """Lost confirmed tracks, lost for at most ``occluded_seconds``, whose predicted box
+        is covered at least ``occluded_cover`` by the boxes ``seen`` this frame: objects
+        hidden behind another tracked object, reported where their motion puts them."""
+        cfg = self.config
+        if cfg.occluded_seconds <= 0 or not len(seen):
+            return np.empty(0, np.int64)
+        limit = cfg.occluded_seconds * self.fps
+        rows = np.flatnonzero((self.status == LOST) & self.confirmed
+                              & (self.frame - self.last_seen <= limit))
+        if not len(rows):
+            return rows
+        boxes = self.kf.to_boxes(self.mean[rows])
+        inter = intersection_matrix(boxes, seen)
+        cover = inter.max(axis=1) / np.maximum(box_area(boxes), 1e-9)
+        return rows[cover >= cfg.occluded_cover]
+
     def _output(self, detections: Detections, predicted: bool = False) -> Detections:
         self._record_events()
         live = np.flatnonzero((self.status == TRACKED) & self.confirmed
@@ -475,6 +501,10 @@ class ByteTrack(Tracker):
             boxes = self.det_box[live]
         else:
             boxes = self.kf.to_boxes(self.mean[live])
+        hidden = self._occluded(boxes)
+        if len(hidden):
+            live = np.concatenate([live, hidden])
+            boxes = np.concatenate([boxes, self.kf.to_boxes(self.mean[hidden])])
         return Detections(boxes=boxes.astype(np.float32), scores=self.score[live],
                           class_ids=self.cls[live], track_ids=self.ids[live],
                           class_names=detections.class_names)
