@@ -4,7 +4,9 @@ failed engine call fails the run with the infer stage named."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 
 import numpy as np
 import pytest
@@ -121,3 +123,27 @@ def test_a_failed_engine_call_fails_the_infer_stage(backend, clip):
     with pytest.raises(StageError, match="the infer stage failed: RuntimeError: engine lost"):
         pipeline.run()
     assert pipeline.error.stage == "infer"
+
+
+def test_a_worker_waiting_for_requests_wakes_by_its_deadline():
+    """Regression for a hung multi-stream run. A worker filling a batch waits for more
+    requests until a deadline that is often microseconds away. ``queue.SimpleQueue`` (CPython
+    3.11) turns such a wait into one without end when the deadline passes inside its get, so
+    a worker holding a stream's last frame slept until a request that never came. Here the
+    wait alternates with a request taken, which is when that happens (within ~50,000 tries)."""
+    service = InferenceService(workers=1)
+    service.close()  # no worker competes for the queue below
+    carry: deque = deque()
+    done = threading.Event()
+    progress = [0]
+
+    def wait_often() -> None:
+        for i in range(150_000):
+            progress[0] = i
+            service._requests.put(i)
+            assert service._next(carry, 0.0) == i
+            assert service._next(carry, 1e-7) is None  # nothing came: back by the deadline
+        done.set()
+
+    threading.Thread(target=wait_often, daemon=True).start()
+    assert done.wait(20), f"a 0.1 µs wait for a request never returned (try {progress[0]})"

@@ -106,7 +106,10 @@ class InferenceService:
         self.collect_s = max(0.0, collect_ms) / 1000.0
         self.on_error = on_error
         self.stats = ServiceStats()
-        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: SimpleQueue.get(timeout=t) in CPython 3.11 waits
+        # without end when the deadline passes inside the call (after it took the lock on an
+        # empty queue), and a worker filling a batch waits with deadlines microseconds away.
+        self._requests: queue.Queue[_Request] = queue.Queue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._last_seen: dict[int, float] = {}  # stream -> last submission (perf_counter)
