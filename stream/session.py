@@ -29,6 +29,13 @@ from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
 from detstream.stream.pipeline.service import InferenceService
 from detstream.stream.pipeline.threads import InferencePlan, inference_plan, inference_threads
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
+from detstream.stream.sinks.journal import (
+    ProgressJournal,
+    ResumePoint,
+    journal_for,
+    read_journal,
+    truncate_outputs,
+)
 from detstream.stream.sinks.truth import TruthScorer
 from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
@@ -64,6 +71,17 @@ class RunConfig:
         stall_timeout: seconds a network stream may stay silent before it is reconnected.
         loop: play a file source this many more times (``-1``: forever).
         draw: drawing settings.
+        start_frame: file-like sources (video files, image folders, unpaced synthetic
+            scenes) begin at this frame index; the frames before it are read and discarded,
+            and every frame keeps its own index and time. Live sources cannot skip ahead:
+            they number their frames from it instead.
+        journal: record after every frame how far ``save_json`` and ``save_mot`` are
+            written (:class:`~detstream.stream.sinks.journal.ProgressJournal`, the last
+            sink); ``{stream}`` in it becomes the stream number, as in output names.
+        resume: continue the run ``journal`` records: outputs cut back to the last whole
+            frame and appended to, the source started at the next frame, new track ids above
+            every id written, the video continued in a new file beside ``output``. Without a
+            journal the run starts from the beginning.
     """
 
     source: str = DEFAULT_SOURCE
@@ -95,6 +113,28 @@ class RunConfig:
     stall_timeout: float = 5.0
     loop: int = 0
     draw: DrawConfig = field(default_factory=DrawConfig)
+    start_frame: int = 0
+    journal: Path | None = None
+    resume: bool = False
+
+
+def journal_path(config: RunConfig) -> Path | None:
+    """Where ``detstream run`` keeps the progress journal of ``config``: its first file output
+    (``save_json``, else ``save_mot``, else ``output``) plus ``.progress``; ``None`` when it
+    writes no file output (a device such as ``/dev/stdout`` is not one)."""
+    first = next((p for p in (config.save_json, config.save_mot, config.output)
+                  if p is not None and (Path(p).is_file() or not Path(p).exists())), None)
+    return journal_for(first) if first is not None else None
+
+
+def resumed_video_path(path: str | Path) -> Path:
+    """A new file beside the video ``path`` for a resumed run's continuation (a finished MP4
+    cannot be appended to): ``clip.mp4`` → ``clip.resumed-1.mp4``, the first number free."""
+    path = Path(path)
+    n = 1
+    while (candidate := path.with_name(f"{path.stem}.resumed-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
 
 
 def next_run_dir(root: str | Path = "runs") -> Path:
@@ -199,6 +239,7 @@ class Session:
     describe: str
     backends: BackendCache | None = None
     plan: InferencePlan | None = None
+    resumed: ResumePoint | None = None
 
     def scores(self) -> dict | None:
         return self.truth.scores() if self.truth is not None else None
@@ -264,6 +305,11 @@ def build(config: RunConfig, log: Log | None = None,
     apart); without one the pipeline runs its own.
     """
     log = log or (lambda message: None)
+    if config.start_frame < 0:
+        raise UserInputError(f"start_frame must be 0 or more, got {config.start_frame}")
+    journal = (Path(str(config.journal).replace("{stream}", str(stream_id)))
+               if config.journal is not None else None)
+    point = read_journal(journal) if config.resume and journal is not None else None
     if config.output is not None and Path(config.output).suffix.lower() not in (".mp4", ".mkv",
                                                                                   ".mov"):
         raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
@@ -275,7 +321,8 @@ def build(config: RunConfig, log: Log | None = None,
                              f"{', '.join(VIDEO_PRESETS)}")
     source = open_source(config.source, live=config.live, drop=config.drop, log=log,
                          stall_timeout=config.stall_timeout, loop=config.loop,
-                         decoder=config.decoder)
+                         decoder=config.decoder,
+                         start_frame=point.next_frame if point else config.start_frame)
     sinks: list[Sink] = []
     try:
         # Live sources: one frame in flight, every core but one on it; files: several
@@ -288,24 +335,39 @@ def build(config: RunConfig, log: Log | None = None,
                               classes=_class_ids(config.classes, backend.spec.class_names))
         # Folders are created only once the model and the source have opened: a mistaken
         # command leaves no empty run folder behind.
-        for path in (config.output, config.save_json, config.save_mot, config.stats_json):
+        for path in (config.output, config.save_json, config.save_mot, config.stats_json,
+                     journal):
             if path is not None:
                 writable_dir(Path(path).parent)
+        output = config.output
+        if point is not None:
+            _resume_outputs(config, point, journal)
+            if output is not None:
+                output = resumed_video_path(output)
+                log(f"the video continues in {output} ({config.output} cannot be appended to)")
+            log(f"resuming from frame {point.next_frame} ({journal}); new track ids from "
+                f"{point.max_track_id + 1}")
+        elif journal is not None:
+            if config.resume:
+                log(f"no progress journal at {journal}: starting from the first frame")
+            journal.unlink(missing_ok=True)  # before the outputs start again from empty
         fps = source.fps or 30.0
-        tracker = (make_tracker(config.tracker, fps, config.tracker_options)
+        first_id = point.max_track_id + 1 if point is not None else 1
+        tracker = (make_tracker(config.tracker, fps, config.tracker_options, first_id=first_id)
                    if config.tracker else None)
-        if config.output is not None:
+        if output is not None:
             # A live source's video is encoded as frames come (no lookahead, no frame threads
             # holding frames back): p95 processing 83 -> 69 ms in `bench live` at 640.
             # Runs without an end write fragmented MP4: memory stays flat (a plain MP4 holds
             # every frame's index until it closes) and a crash leaves a playable file.
-            sinks.append(VideoSink(config.output, fps, preset=config.video_preset,
+            sinks.append(VideoSink(output, fps, preset=config.video_preset,
                                    tune="zerolatency" if source.live else None,
                                    fragmented=source.live or config.loop < 0))
+        append = point is not None
         if config.save_json is not None:
-            sinks.append(JsonlSink(config.save_json))
+            sinks.append(JsonlSink(config.save_json, append=append))
         if config.save_mot is not None:
-            sinks.append(MotSink(config.save_mot))
+            sinks.append(MotSink(config.save_mot, append=append))
         if config.show:
             sinks.append(DisplaySink(f"detstream: {config.source}"))
         sinks.extend(extra_sinks)
@@ -313,6 +375,9 @@ def build(config: RunConfig, log: Log | None = None,
         if config.source.startswith("synthetic://"):
             truth = TruthScorer(backend.spec.class_names)
             sinks.append(truth)
+        if journal is not None:  # last: a frame is recorded once every output holds it
+            files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]
+            sinks.append(ProgressJournal(journal, files, resume=point))
     except BaseException:
         source.close()
         for sink in sinks:
@@ -321,11 +386,30 @@ def build(config: RunConfig, log: Log | None = None,
     # Draw when an output shows the frames, or a caller gets the packets (they may).
     drawing = on_packet is not None or any(sink.shows_frames for sink in sinks)
     annotator = Annotator(config.draw) if drawing else None
-    options = PipelineOptions(detect_every=config.detect_every, max_frames=config.max_frames,
+    max_frames = config.max_frames
+    if max_frames is not None and point is not None:  # the frames written before count
+        max_frames = max(0, max_frames - point.next_frame)
+    options = PipelineOptions(detect_every=config.detect_every, max_frames=max_frames,
                               overlay=config.draw.overlay, inference_workers=plan.workers)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
-    return Session(pipeline, config, truth, backend.describe(), backends, plan)
+    return Session(pipeline, config, truth, backend.describe(), backends, plan, resumed=point)
+
+
+def _resume_outputs(config: RunConfig, point: ResumePoint, journal: Path) -> None:
+    """Check that the run being resumed wrote the same files, then cut them back to the
+    last whole frame.
+
+    Raises:
+        UserInputError: an output the journal does not know (it would miss the frames before
+            the interruption), or a recorded output missing or shorter than recorded.
+    """
+    for option, path in (("--save-json", config.save_json), ("--save-mot", config.save_mot)):
+        if path is not None and str(Path(path).resolve()) not in point.sizes:
+            raise UserInputError(f"cannot resume: {option} {path} was not written by the run "
+                                 f"{journal} records; give that run's outputs, or run "
+                                 "without --resume to start over")
+    truncate_outputs(point, journal)
 
 
 def track(source: str = DEFAULT_SOURCE, model: str = "default", **options) -> Iterator[FramePacket]:

@@ -35,13 +35,17 @@ class MotWriter:
         path: file to write (its folder is created).
         ground_truth: write the ground-truth flavour (consider flag, class + 1, visibility)
             instead of the tracker-result flavour (score, -1, -1, -1).
+        append: add rows after what the file holds (a resumed run) instead of starting it
+            empty.
     """
 
-    def __init__(self, path: str | Path, ground_truth: bool = False) -> None:
+    def __init__(self, path: str | Path, ground_truth: bool = False,
+                 append: bool = False) -> None:
         self.path = Path(path)
         self.ground_truth = ground_truth
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = self.path.open("w", encoding="utf-8", newline="\n")
+        self._file: TextIO = self.path.open("a" if append else "w", encoding="utf-8",
+                                            newline="\n")
 
     def write(self, frame: int, detections: Detections) -> None:
         """Write the rows of one frame (``frame`` is 1-based); untracked boxes are skipped."""
@@ -61,6 +65,10 @@ class MotWriter:
                 lines.append(f"{frame},{tid},{x},{y},{w},{h},{float(detections.scores[i]):.4f},"
                              "-1,-1,-1\n")
         self._file.writelines(lines)
+
+    def flush(self) -> None:
+        """Hand the rows written so far to the operating system."""
+        self._file.flush()
 
     def close(self) -> None:
         self._file.close()

@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   detstream run --source clip.mp4 --model yolox_nano.onnx --names coco.txt --classes person
   detstream run --source a.mp4 --source rtsp://cam2/stream --output out_{stream}.mp4
   detstream run --sources cameras.txt --save-json dets_{stream}.jsonl --stats-json stats.json
+  detstream run --source clip.mp4 --save-json out.jsonl --resume   # after a crash: go on
 """
 
 
@@ -97,6 +98,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="network streams: reconnect when no data came for this long "
                              "(default 5)")
     parser.add_argument("--no-overlay", action="store_true", help="no FPS/latency overlay")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run with the same command: --save-json "
+                             "and --save-mot go on from their last whole frame (every frame "
+                             "once), --output continues in NAME.resumed-N.mp4; every run with "
+                             "file outputs keeps its progress in FIRST_OUTPUT.progress")
     parser.set_defaults(handler=run, runs_pipeline=True)
 
 
@@ -122,7 +128,13 @@ def run(args: argparse.Namespace) -> int:
     from detstream.engines.progress import progress_bar
     from detstream.stream.draw import DrawConfig
     from detstream.stream.multisession import read_sources_file
-    from detstream.stream.session import DEFAULT_SOURCE, RunConfig, build, next_run_dir
+    from detstream.stream.session import (
+        DEFAULT_SOURCE,
+        RunConfig,
+        build,
+        journal_path,
+        next_run_dir,
+    )
     from detstream.stream.signals import graceful_stop
     from detstream.stream.sinks.base import OutputError
 
@@ -143,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames, detect_every=args.detect_every, live=args.live,
         drop=not args.no_drop, stall_timeout=args.stall_timeout, loop=args.loop,
         draw=DrawConfig(overlay=not args.no_overlay))
+    if args.resume and not any((args.output, args.save_json, args.save_mot)):
+        raise UserInputError("--resume continues the files of an interrupted run: give the "
+                             "same --save-json, --save-mot or --output as that run")
     run_dir = None
     if not any((args.output, args.save_json, args.save_mot, args.stats_json, args.show,
                 args.output_tiled)):
@@ -152,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
                          save_json=run_dir / f"detections{each}.jsonl",
                          save_mot=run_dir / f"tracks{each}.txt" if config.tracker else None,
                          stats_json=run_dir / "stats.json")
+    # Every run with file outputs records its progress (a few µs a frame: BENCHMARKS.md),
+    # so any run can be resumed; several streams keep one journal each ({stream}).
+    config = replace(config, journal=journal_path(config), resume=args.resume)
 
     def log(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
@@ -210,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
             t = scores["tracking"]
             print(f"tracking vs truth:  HOTA {t['HOTA']:.3f}  MOTA {t['MOTA']:.3f}  "
                   f"IDF1 {t['IDF1']:.3f}  IDSW {t['IDSW']}")
-    written = [p for p in (config.output, config.save_json, config.save_mot, config.stats_json)
+    video = next((s.path for s in pipeline.sinks if s.name == "video"), None)  # resumed: new
+    written = [p for p in (video, config.save_json, config.save_mot, config.stats_json)
                if p is not None]
     if written:
         print("wrote " + ", ".join(str(p) for p in written))
@@ -230,6 +249,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.prog}: error: {pipeline.error} (outputs written so far were finalised; "
               "set DETSTREAM_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+    if session.resumed is not None and report["frames_out"] == 0 and not interrupted:
+        print(f"{args.prog}: nothing left to do: the run had written every frame up to frame "
+              f"{session.resumed.next_frame - 1}", file=sys.stderr)
+        return 0
     return _exit_code(args.prog, interrupted, report["frames_out"], config.source)
 
 
@@ -302,4 +325,9 @@ def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
               "streams ran on)", file=sys.stderr)
     if failed:
         return 1
+    resumed = [e.session.resumed is not None for e in group.streams.values()]
+    if all(resumed) and report["frames_out"] == 0 and not interrupted:
+        print(f"{args.prog}: nothing left to do: every stream had written all its frames",
+              file=sys.stderr)
+        return 0
     return _exit_code(args.prog, interrupted, report["frames_out"], "any source")

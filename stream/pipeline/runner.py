@@ -454,6 +454,7 @@ class Pipeline:
         report["frames_skipped"] = stats.frames_skipped
         report["source"] = {"reconnects": stats.reconnects, "stalls": stats.stalls,
                             "outage_seconds": round(stats.outage_seconds, 3),
+                            "frames_before_start": stats.frames_before_start,
                             "error": stats.error}
         return report
 

@@ -59,6 +59,11 @@ class Sink(ABC):
     def write(self, packet: FramePacket) -> None:
         """Consume one packet (its ``detections`` and, for video sinks, ``annotated``)."""
 
+    def flush(self) -> None:
+        """Hand what was written so far to the operating system (file outputs), so that a
+        killed process leaves it on disk; outputs that buffer nothing do nothing."""
+        return None
+
     def close(self) -> None:
         """Flush and finalise; safe to call twice and after errors."""
         return None

@@ -57,9 +57,9 @@ class JsonlSink(FileSink):
     name = "jsonl"
     label = "JSON Lines output"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
-        self._file = self.path.open("w", encoding="utf-8")
+        self._file = self.path.open("a" if append else "w", encoding="utf-8")
 
     def write(self, packet: FramePacket) -> None:
         dets = packet.detections
@@ -81,6 +81,10 @@ class JsonlSink(FileSink):
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._check_present()
 
+    def flush(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
@@ -92,9 +96,9 @@ class MotSink(FileSink):
     name = "mot"
     label = "MOT output"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
-        self._writer = MotWriter(path)
+        self._writer = MotWriter(path, append=append)
         self._closed = False
 
     def write(self, packet: FramePacket) -> None:
@@ -102,6 +106,10 @@ class MotSink(FileSink):
             tracked = packet.detections[packet.detections.track_ids >= 0]
             self._writer.write(packet.index + 1, tracked)
         self._check_present()
+
+    def flush(self) -> None:
+        if not self._closed:
+            self._writer.flush()
 
     def close(self) -> None:
         if not self._closed:

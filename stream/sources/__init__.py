@@ -48,7 +48,8 @@ URI_HELP = ("0 or /dev/video0 (camera), clip.mp4, a folder or 'frames/*.jpg', rt
 
 def open_source(uri: str, live: bool | None = None, drop: bool = True,
                 log: Callable[[str], None] | None = None,
-                stall_timeout: float = 5.0, loop: int = 0, decoder: str = "auto") -> Source:
+                stall_timeout: float = 5.0, loop: int = 0, decoder: str = "auto",
+                start_frame: int = 0) -> Source:
     """Open the input named by ``uri``.
 
     Args:
@@ -63,6 +64,10 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
             times (``-1``: forever).
         decoder: video files and network streams: ``auto`` (NVIDIA's decoder where there is
             one), ``software`` or ``nvdec`` (see :data:`detstream.engines.data.video.DECODERS`).
+        start_frame: files, image folders and unpaced synthetic scenes begin at this frame
+            index (the frames before it are read and discarded; indices and times stay the
+            input's). Live sources cannot skip ahead; they number their frames from it, so
+            a resumed run never repeats an index. ``push://`` numbers its own frames.
 
     Raises:
         UserInputError: nothing usable at ``uri`` (one sentence naming the fix).
@@ -81,24 +86,27 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         grabber = SyntheticGrabber(config)
         is_live = uri_live if live is None else live
         if is_live:
-            return LiveSource(uri, grabber, drop=drop, pace=config.fps, reconnect=False, log=log)
-        return DirectSource(uri, grabber, loop=loop)
+            return LiveSource(uri, grabber, drop=drop, pace=config.fps, reconnect=False, log=log,
+                              first_index=start_frame)
+        return DirectSource(uri, grabber, loop=loop, start_frame=start_frame)
     if re.fullmatch(r"\d+", uri) or re.fullmatch(r"/dev/video\d+", uri):
         index = int(re.search(r"\d+$", uri).group())
         if live is False:
             raise UserInputError("a camera is always live; drop --no-live or use --no-drop")
-        return LiveSource(uri, CameraGrabber(index), drop=drop, log=log)
+        return LiveSource(uri, CameraGrabber(index), drop=drop, log=log,
+                          first_index=start_frame)
     scheme = urlparse(uri).scheme.lower()
     if scheme in NETWORK_SCHEMES:
         if Path(urlparse(uri).path).suffix.lower() in VIDEO_SUFFIXES and scheme.startswith("http"):
             grabber = VideoFileGrabber(uri, network=True, decoder=decoder)
             if live:
-                return LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
-            return DirectSource(uri, grabber)
+                return LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log,
+                                  first_index=start_frame)
+            return DirectSource(uri, grabber, start_frame=start_frame)
         grabber = NetworkGrabber(uri, timeout=stall_timeout, decoder=decoder)
         if live is False:
-            return DirectSource(uri, grabber)
-        return LiveSource(uri, grabber, drop=drop, log=log)
+            return DirectSource(uri, grabber, start_frame=start_frame)
+        return LiveSource(uri, grabber, drop=drop, log=log, first_index=start_frame)
     if "://" in uri:
         raise UserInputError(f"unknown source scheme in {uri!r}; sources look like: {URI_HELP}")
     path = Path(uri)
@@ -111,10 +119,11 @@ def open_source(uri: str, live: bool | None = None, drop: bool = True,
         raise UserInputError(f"source {uri!r} does not exist; sources look like: {URI_HELP}")
     if live:
         fps = getattr(grabber, "fps", None)
-        source = LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log)
+        source = LiveSource(uri, grabber, drop=drop, pace=None, reconnect=False, log=log,
+                            first_index=start_frame)
         source.pace = source.fps or fps or 30.0  # a file read as if live runs at its frame rate
         return source
-    return DirectSource(uri, grabber, loop=loop)
+    return DirectSource(uri, grabber, loop=loop, start_frame=start_frame)
 
 
 def _push_fps(uri: str) -> float | None:

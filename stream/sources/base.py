@@ -46,6 +46,8 @@ class SourceStats:
         reconnects: successful reconnections after a loss.
         stalls: times the watchdog found a connected stream silent for too long.
         outage_seconds: total time without a connection (or without data, for stalls).
+        frames_before_start: frames before the start frame (a resumed run), passed over
+            without being processed; counted neither as read nor as skipped.
         error: why reading stopped early (a truncated file, an unreachable stream), if it did.
     """
 
@@ -55,6 +57,7 @@ class SourceStats:
     reconnects: int = 0
     stalls: int = 0
     outage_seconds: float = 0.0
+    frames_before_start: int = 0
     error: str | None = None
 
 

@@ -333,6 +333,14 @@ class ImageGrabber:
         self.frames = len(files)
         self._position = 0
 
+    def seek_frame(self, position: int) -> bool:
+        """The next :meth:`grab` reads image ``position`` (0-based) of the sorted list; an
+        unreadable image keeps its position, so this is the frame reading would reach."""
+        if not 0 <= position <= len(self.files):
+            return False
+        self._position = position
+        return True
+
     def grab(self) -> Grab:
         while self._position < len(self.files):
             path = self.files[self._position]

@@ -11,7 +11,10 @@ sentence, or
   silent with its connection open);
 - ``close()``; attributes ``fps``, ``size``, ``frames``, and optionally ``skipped`` (damaged
   frames or unreadable images passed over so far, counted in ``stats.frames_skipped``; the
-  frame indices keep their place, so each skip leaves a gap).
+  frame indices keep their place, so each skip leaves a gap);
+- optionally ``seek_frame(n)``: make the next ``grab()`` return frame position ``n`` of the
+  current pass, exactly as reading from the start would, or return False (a start frame is
+  then reached by reading and discarding).
 """
 
 from __future__ import annotations
@@ -38,9 +41,15 @@ class DirectSource(Source):
         loop: play the input this many more times after the first (``-1``: forever), as
             jetson-utils' ``--input-loop``; frame indices and timestamps keep counting up
             across passes, so every frame of the run has its own index and time.
+        start_frame: the first frame index delivered. The frames before it are read and
+            discarded (video is decoded: a keyframe seek would not land on an exact frame
+            index once damaged frames or variable timing are involved), or jumped over where
+            the grabber can do so exactly (image folders); every later frame keeps the index
+            and time it has when read from the start. They count in
+            ``stats.frames_before_start``, not as read or skipped.
     """
 
-    def __init__(self, uri: str, grabber: Any, loop: int = 0) -> None:
+    def __init__(self, uri: str, grabber: Any, loop: int = 0, start_frame: int = 0) -> None:
         super().__init__()
         self.uri, self.live = uri, False
         self.grabber = grabber
@@ -52,6 +61,12 @@ class DirectSource(Source):
         self._index = 0
         self._pts_offset = 0.0  # seconds of the passes already played
         self._last_pts: float | None = None
+        self._skips = 0  # the grabber's damaged-frame count already taken into account
+        self.start_frame = max(0, start_frame)
+        seek = getattr(grabber, "seek_frame", None)
+        if (self.start_frame and seek is not None
+                and self.start_frame < (grabber.frames or 0) and seek(self.start_frame)):
+            self._index = self.stats.frames_before_start = self.start_frame
 
     def _next_pass(self) -> bool:
         """Start the input again from its beginning; False when no pass is left."""
@@ -67,26 +82,42 @@ class DirectSource(Source):
         return True
 
     def read(self) -> Frame | None:
-        try:
-            item = self.grabber.grab()
-            if item is None and self._next_pass():
+        while True:
+            try:
                 item = self.grabber.grab()
-        except (UserInputError, ConnectionError) as exc:  # a damaged file, a lost stream
-            self.stats.error = str(exc)
-            return None
-        finally:
-            self._index += _newly_skipped(self.grabber, self.stats)
-        if item is None:
-            return None
-        image, pts, truth = item
-        if pts is not None:
-            pts += self._pts_offset
-            self._last_pts = pts
+                if item is None and self._next_pass():
+                    item = self.grabber.grab()
+            except (UserInputError, ConnectionError) as exc:  # a damaged file, a lost stream
+                self.stats.error = str(exc)
+                return None
+            finally:
+                self._count_skips()
+            if item is None:
+                return None
+            image, pts, truth = item
+            if pts is not None:
+                pts += self._pts_offset
+                self._last_pts = pts
+            if self._index >= self.start_frame:
+                break
+            self._index += 1  # before the start frame: read, not delivered
+            self.stats.frames_before_start += 1
         frame = Frame(self._index, pts, time.perf_counter(), image, truth)
         self._index += 1
         self.stats.frames_read += 1
         self.size = self.size or (image.shape[1], image.shape[0])
         return frame
+
+    def _count_skips(self) -> None:
+        """Damaged frames the grabber passed over since the last call keep their indices;
+        before the start frame they count in ``frames_before_start``."""
+        skipped = getattr(self.grabber, "skipped", 0)
+        grown, self._skips = skipped - self._skips, skipped
+        if self._index < self.start_frame:
+            self.stats.frames_before_start += grown
+        else:
+            self.stats.frames_skipped += grown
+        self._index += grown
 
     def close(self) -> None:
         self.grabber.close()
@@ -204,12 +235,15 @@ class LiveSource(SlotSource):
             ``stats.stalls``; ``stats.outage_seconds`` adds the time from the last frame before
             each loss (for a stall, from when the stream went silent) to the reconnection.
         log: where connection status lines go.
+        first_index: the index of the first frame (a resumed run goes on numbering from
+            where the interrupted one stopped; a live input cannot skip ahead to it).
     """
 
     def __init__(self, uri: str, grabber: Any, drop: bool = True, pace: float | None = None,
-                 reconnect: bool = True, log: Log | None = None) -> None:
+                 reconnect: bool = True, log: Log | None = None, first_index: int = 0) -> None:
         super().__init__(uri, drop=drop)
         self.grabber = grabber
+        self.first_index = first_index
         self.pace = pace
         self.reconnect = reconnect
         self.log = log or (lambda message: None)
@@ -226,7 +260,7 @@ class LiveSource(SlotSource):
 
     # ----------------------------------------------------------------- reader thread
     def _run(self) -> None:
-        index = 0
+        index = self.first_index
         next_due = last_frame = time.perf_counter()
         try:
             while not self._stop.is_set():

@@ -70,7 +70,8 @@ def _typed(key: str, value: Any, kind: type) -> Any:
 
 
 def make_tracker(name: str, fps: float = 30.0,
-                 options: str | Path | dict[str, Any] | None = None) -> Tracker:
+                 options: str | Path | dict[str, Any] | None = None,
+                 first_id: int = 1) -> Tracker:
     """A fresh tracker for one stream.
 
     Args:
@@ -78,6 +79,7 @@ def make_tracker(name: str, fps: float = 30.0,
         fps: the stream's real frame rate (lost-track buffers are in seconds).
         options: overrides (YAML path or dict): any :class:`ByteTrackConfig` field, plus
             ``camera_motion`` and ``scene_cut`` (booleans).
+        first_id: the first track id (a resumed run continues above the ids written).
     """
     if name not in TRACKERS:
         raise UserInputError(f"unknown tracker {name!r}; choose one of "
@@ -94,7 +96,7 @@ def make_tracker(name: str, fps: float = 30.0,
     cuts = typed.pop("scene_cut")
     config = replace(ByteTrackConfig(), **typed)
     tracker = ByteTrack(config, fps, motion=CameraMotion() if camera else None,
-                        cuts=SceneCutDetector() if cuts else None)
+                        cuts=SceneCutDetector() if cuts else None, first_id=first_id)
     tracker.name = name
     return tracker
 

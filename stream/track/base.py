@@ -66,7 +66,8 @@ class Tracker(ABC):
 
     @abstractmethod
     def reset(self) -> None:
-        """Forget every track and number new ones from 1 again (end of stream, new source).
+        """Forget every track and number new ones from the first id again (1, or the
+        tracker's ``first_id``; end of stream, new source).
 
         Within a stream identities are never reused: tracks ended by a scene cut keep theirs.
         """

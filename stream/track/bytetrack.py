@@ -164,13 +164,18 @@ class ByteTrack(Tracker):
         fps: the source's frame rate (scales ``lost_seconds`` to frames).
         motion: optional camera-motion estimator (``estimate(frame, boxes) -> 2x3 affine``).
         cuts: optional scene-cut detector (``is_cut(frame) -> bool``).
+        first_id: the id of the first track (a resumed run starts above every id its
+            outputs already hold); :meth:`reset` numbers from it again.
     """
 
     name = "bytetrack"
 
     def __init__(self, config: ByteTrackConfig | None = None, fps: float = 30.0,
-                 motion=None, cuts=None) -> None:
+                 motion=None, cuts=None, first_id: int = 1) -> None:
         self.config = config or ByteTrackConfig()
+        if first_id < 1:
+            raise ValueError(f"first_id must be 1 or more, got {first_id}")
+        self.first_id = first_id
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.max_lost = max(1, int(round(self.config.lost_seconds * self.fps)))
         self.kf = KalmanFilter(self.config.state, self.config.std_position,
@@ -180,7 +185,7 @@ class ByteTrack(Tracker):
         self.reset()
 
     def reset(self) -> None:
-        self.next_id = 1  # a new stream numbers its tracks from 1 again
+        self.next_id = self.first_id  # a new stream numbers its tracks from the first again
         self.cut_count = 0
         self.frame = 0
         self.first_frame = 1  # tracks born on this frame are confirmed at once
