@@ -111,13 +111,15 @@ class MultiSession:
         on_packet: called with every finished packet of every stream (``packet.stream_id``).
         tiled_output: a video file of every stream's frames in one grid.
         show: one window with the grid (instead of a window per stream).
+        ids: the streams' numbers, one per source (default 0, 1, 2...).
     """
 
     def __init__(self, config: RunConfig, sources: Sequence[str], log: Log | None = None,
                  batch: int | None = None, collect_ms: float = 10.0,
                  workers: int | None = None,
                  on_packet: Callable[[FramePacket], None] | None = None,
-                 tiled_output: Path | None = None, show: bool = False) -> None:
+                 tiled_output: Path | None = None, show: bool = False,
+                 ids: Sequence[int] | None = None) -> None:
         if not sources:
             raise UserInputError("no source given; pass --source URI (repeat it for more "
                                  "streams) or --sources FILE")
@@ -151,8 +153,8 @@ class MultiSession:
                                        on_quit=lambda: self.drain("window closed with q/Esc"),
                                        preset=config.video_preset)
                 self.config = replace(self.config, show=False)  # one window: the grid
-            for uri in sources:
-                self.add(uri, start=False)
+            for i, uri in enumerate(sources):
+                self.add(uri, start=False, stream=None if ids is None else ids[i])
         except BaseException:
             self.close()
             raise
@@ -165,12 +167,16 @@ class MultiSession:
                  for name in _PER_STREAM_OUTPUTS}
         return replace(self.config, source=uri, stats_json=None, **paths)
 
-    def add(self, uri: str, start: bool = True) -> int:
+    def add(self, uri: str, start: bool = True, stream: int | None = None) -> int:
         """Open ``uri`` as a new stream (started at once unless ``start`` is False); returns
-        its number."""
+        its number: ``stream`` when given (a number not in use; a fleet numbers its streams
+        across workers), else the next free one."""
         with self._lock:
-            stream = self._next_id
-            self._next_id += 1
+            if stream is None:
+                stream = self._next_id
+            elif stream in self.streams:
+                raise ValueError(f"stream number {stream} is in use")
+            self._next_id = max(self._next_id, stream) + 1
         extra = [self.tiled.sink(stream)] if self.tiled is not None else []
         session = build(self._config_for(uri, stream), self.log, on_packet=self.on_packet,
                         extra_sinks=extra, backends=self.backends, service=self.service,

@@ -122,6 +122,34 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="also write the figures here")
     multi.set_defaults(handler=run_multistream)
 
+    fleet = jobs.add_parser(
+        "fleet", help="the fleet on Ray vs one plain multi-stream process; recovery time",
+        description="Runs N streams as one plain multi-stream `detstream run` process and as "
+                    "`detstream fleet run` on a local Ray instance whose workers hold the same "
+                    "cores, and compares their aggregate FPS (Ray, workers and models starting "
+                    "left out). --kill also kills a worker of a two-worker fleet mid-run and "
+                    "times the recovery: to the loss being noticed and to the moved stream's "
+                    "first new frame; then checks every frame was written exactly once.",
+        epilog="examples:\n  detstream bench fleet --streams 4 --json fleet.json\n"
+               "  detstream bench fleet --streams 4 --workers 2 --kill",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    fleet.add_argument("--source", default="synthetic://?seed=3&size=640x360&objects=6",
+                       help="a synthetic:// scene (its length is set from --frames)")
+    fleet.add_argument("--streams", type=bounded_int(1, 64), default=4,
+                       help="streams on each side (default 4)")
+    _model_arguments(fleet)
+    fleet.add_argument("--frames", type=positive_int, default=300,
+                       help="frames per stream (default 300)")
+    fleet.add_argument("--workers", type=bounded_int(1, 64), default=1,
+                       help="Ray workers sharing this machine's CPUs (default 1)")
+    fleet.add_argument("--kill", action="store_true",
+                       help="also time the recovery from a killed worker")
+    fleet.add_argument("--kill-after", type=positive_int, default=30, metavar="FRAMES",
+                       help="frames the killed worker's stream writes first (default 30)")
+    fleet.add_argument("--json", type=output_file, default=None,
+                       help="also write the figures here")
+    fleet.set_defaults(handler=run_fleet_bench)
+
     live = jobs.add_parser(
         "live", help="a paced live source for a while: latency against processing time, drift",
         description="Runs a live source (default: a synthetic scene paced at 30 fps at 1280x720) "
@@ -312,6 +340,23 @@ def run_multistream(args: argparse.Namespace) -> int:
     result = bench_multistream(args.source, args.streams, _model(args), args.frames,
                                _tracker(args.tracker), video=args.output_video, log=_log)
     print_multistream(result)
+    write_json(args.json, result)
+    return 0
+
+
+def run_fleet_bench(args: argparse.Namespace) -> int:
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.fleet import bench_fleet, print_fleet
+    from detstream.stream.fleet.controller import import_ray
+
+    import_ray()
+    if not args.source.startswith("synthetic://"):
+        raise UserInputError(f"--source {args.source}: bench fleet runs synthetic:// scenes "
+                             "(their length is set from --frames)")
+    result = bench_fleet(args.source, args.streams, _model(args), args.frames,
+                         _tracker(args.tracker), args.workers, args.kill, args.kill_after,
+                         log=_log)
+    print_fleet(result)
     write_json(args.json, result)
     return 0
 

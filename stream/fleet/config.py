@@ -111,6 +111,7 @@ class WorkerSpec:
     cpus: float = 1.0
     gpus: float = 0.0
     capacity_fps: float | None = None
+    node: str | None = None  # a Ray node id it must run on (workers derived per node)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class FleetConfig:
     path: Path
     streams: tuple[StreamSpec, ...]
     workers: tuple[WorkerSpec, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Reader:
@@ -308,7 +310,27 @@ def parse_fleet(data: Any, path: Path) -> FleetConfig:
     workers = tuple(_worker(reader, raw, f"workers[{i}]", i)
                     for i, raw in enumerate(raw_workers))
     _unique(reader, [w.name for w in workers], "workers", "workers")
-    return FleetConfig(path=path, streams=streams, workers=workers)
+    return FleetConfig(path=path, streams=streams, workers=workers, defaults=defaults)
+
+
+def parse_stream(data: Any, config: FleetConfig, taken: Mapping[Path, str] | None = None
+                 ) -> StreamSpec:
+    """One stream added to a running fleet: ``data`` in the YAML's stream grammar, with the
+    fleet's defaults and paths relative to its YAML file. ``taken`` maps the output files of
+    the streams already there to their names (two streams never write one file)."""
+    reader = _Reader(config.path)
+    spec = _stream(reader, data, "new stream", dict(config.defaults))
+    for target in spec.outputs.paths():
+        if taken and target in taken:
+            raise reader.fail(f"new stream ({spec.name}).outputs",
+                              f"{target} is written by {taken[target]!r} already",
+                              f"put {NAME_FIELD} in the file name")
+    return spec
+
+
+def parse_worker(data: Any, config: FleetConfig, index: int) -> WorkerSpec:
+    """One worker added to a running fleet: ``data`` in the YAML's worker grammar."""
+    return _worker(_Reader(config.path), data, "new worker", index)
 
 
 def load_fleet(path: str | Path) -> FleetConfig:

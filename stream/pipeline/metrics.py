@@ -8,6 +8,7 @@ use), a few kilobytes per series; recent frame times sit in a short ring.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -95,7 +96,9 @@ class RunMetrics:
 
     def report(self, frames_in: int, frames_dropped: int) -> dict:
         """The summary with the keys ``--stats-json`` promises."""
-        seconds = max(self.ended - self.started, 1e-9)
+        # a run still going (a fleet asks while it runs) counts up to now
+        ended = self.ended or time.perf_counter()
+        seconds = max(ended - self.started, 1e-9)
         latency = self.latency_ms
         return {
             "frames_in": frames_in,
