@@ -84,13 +84,14 @@ def test_placement_says_why_a_stream_fits_nowhere(demand, slots, reason):
     assert reason in placement.shortage["s"]
 
 
-def test_default_workers_are_one_per_gpu_else_one_per_node_tied_to_it():
+def test_default_workers_are_one_per_gpu_else_one_per_cpu_tied_to_their_node():
     nodes = [{"NodeID": "n1", "Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}},
-             {"NodeID": "n2", "Alive": True, "Resources": {"CPU": 8.0}},
+             {"NodeID": "n2", "Alive": True, "Resources": {"CPU": 2.0}},
              {"NodeID": "n3", "Alive": False, "Resources": {"CPU": 8.0}}]
     workers = cluster_workers(nodes)
     assert [(w.name, w.cpus, w.gpus, w.node) for w in workers] == [
-        ("gpu-0-0", 1, 1, "n1"), ("gpu-0-1", 1, 1, "n1"), ("cpu-1", 8, 0, "n2")]
+        ("gpu-0-0", 1, 1, "n1"), ("gpu-0-1", 1, 1, "n1"), ("cpu-1-0", 1, 0, "n2"),
+        ("cpu-1-1", 1, 0, "n2")]
 
 
 def test_a_worker_serves_one_model():

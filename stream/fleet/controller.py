@@ -96,19 +96,17 @@ def connect(address: str, cpus: int | None = None) -> bool:
 
 def cluster_workers(nodes: list[dict]) -> tuple[WorkerSpec, ...]:
     """Workers for a YAML that lists none, from ``ray.nodes()``: one per GPU (1 CPU + 1 GPU
-    each); on a node without GPUs one worker holding all its CPUs (one process of
-    single-threaded engine calls, which ran 1.1x as fast as two workers' halves here; see
-    BENCHMARKS.md). Each is tied to its node."""
+    each); on a node without GPUs one per CPU (processes of one engine thread each ran
+    1.07-1.10x as fast as the plain multi-stream process here, one process holding both
+    CPUs 0.97-0.99x; see BENCHMARKS.md). Each is tied to its node."""
     workers: list[WorkerSpec] = []
     for number, node in enumerate(n for n in nodes if n.get("Alive", True)):
         resources = node.get("Resources", {})
         gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
         node_id = node.get("NodeID")
-        if gpus:
-            workers += [WorkerSpec(name=f"gpu-{number}-{i}", cpus=1, gpus=1, node=node_id)
-                        for i in range(gpus)]
-        elif cpus:
-            workers.append(WorkerSpec(name=f"cpu-{number}", cpus=cpus, node=node_id))
+        kind, count = ("gpu", gpus) if gpus else ("cpu", cpus)
+        workers += [WorkerSpec(name=f"{kind}-{number}-{i}", cpus=1, gpus=1 if gpus else 0,
+                               node=node_id) for i in range(count)]
     return tuple(workers)
 
 
