@@ -204,6 +204,9 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                         gr.HTML(viewer_html("stream", options.allow_streams),
                                 js_on_load=_mount_js("stream") if options.allow_streams
                                 else None, elem_id="ds-stream")
+                    if options.fleet:
+                        with gr.Tab("Fleet", id="fleet", elem_id="ds-tab-fleet"):
+                            fleet_parts = _fleet_tab(options.fleet)
             with gr.Column(scale=1, min_width=240, elem_id="ds-settings"):
                 gr.Markdown("### Settings\nChanges apply from the next frame.")
                 model = gr.Dropdown(models, value=defaults.model, label="model",
@@ -245,7 +248,30 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
             upload, [video_in, client], outputs, show_progress="hidden",
             concurrency_limit=max(2, 2 * options.max_sessions))
         blocks.unload(forget)
+        if options.fleet:
+            from detstream.demo.fleet import REFRESH_S, fleet_view
+
+            def look() -> tuple:
+                return fleet_view(options.fleet)
+
+            gr.Timer(REFRESH_S).tick(look, None, list(fleet_parts), queue=False)
+            blocks.load(look, None, list(fleet_parts), queue=False)
     return blocks
+
+
+def _fleet_tab(url: str) -> tuple:
+    """The Fleet tab's parts: summary, streams, workers, events (filled by the timer)."""
+    import gradio as gr
+
+    from detstream.stream.fleet.client import STREAM_COLUMNS, WORKER_COLUMNS
+
+    summary = gr.Markdown(f"looking at {url} ...", elem_id="ds-fleet-summary")
+    streams = gr.Dataframe(headers=STREAM_COLUMNS, label="streams", interactive=False,
+                           elem_id="ds-fleet-streams")
+    workers = gr.Dataframe(headers=WORKER_COLUMNS, label="workers", interactive=False,
+                           elem_id="ds-fleet-workers")
+    events = gr.Markdown(elem_id="ds-fleet-events")
+    return summary, streams, workers, events
 
 
 def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None:

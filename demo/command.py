@@ -51,6 +51,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "(default 2)")
     parser.add_argument("--share", action="store_true",
                         help="also ask Gradio for a public share link")
+    parser.add_argument("--fleet", default=None, metavar="URL",
+                        help="also show a running 'detstream fleet run' in a Fleet tab (its "
+                             "endpoint, e.g. http://127.0.0.1:8780)")
     parser.set_defaults(handler=run, runs_pipeline=True)
 
 
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                           conf=args.conf, allow_streams=args.allow_streams,
                           allow_dirs=tuple(dict.fromkeys(allow)),
                           max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
-                          share=args.share, workdir=workdir)
+                          share=args.share, workdir=workdir, fleet=args.fleet)
     try:
         server = serve(options)
     except OSError as exc:

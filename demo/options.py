@@ -21,6 +21,7 @@ class DemoOptions:
         max_sessions: live or upload sessions running at once per backend; later ones wait
             in line and see their place.
         share: ask Gradio for a public share link.
+        fleet: the endpoint of a running ``detstream fleet run`` to show in a Fleet tab.
         workdir: where uploads and outputs live (``None``: a new temporary folder, deleted
             when the server exits).
     """
@@ -38,3 +39,4 @@ class DemoOptions:
     max_sessions: int = 2
     share: bool = False
     workdir: Path | None = None
+    fleet: str | None = None

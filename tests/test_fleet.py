@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from detstream.demo.fleet import fleet_view
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench.fleet import FleetProcess
 from detstream.stream.fleet.config import DEFAULT_FPS, load_fleet, parse_fleet
@@ -352,6 +353,7 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
                         "stream a to move")
     recovery = time.monotonic() - killed
     status = run_cli("fleet", "status", "--url", fleet.url)
+    summary, stream_rows, worker_rows, events = fleet_view(fleet.url)  # the demo's tab
     code, report = fleet.finish()
     assert code == 0, "\n".join(fleet.lines[-30:])
 
@@ -359,6 +361,11 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
     assert recovery < 10, recovery  # within seconds (measured: see BENCHMARKS.md)
     assert status.returncode == 0 and "LOST" in status.stdout and "moving its streams: a" in \
         status.stdout
+    assert fleet.url in summary and "streams running" in summary
+    assert [row[0] for row in stream_rows] == ["a", "b"] and stream_rows[0][8] == 1  # moves
+    assert [row[1] for row in worker_rows if row[0] == victim["name"]] == ["LOST"]
+    assert "moving its streams: a" in events
+    assert "no fleet answers at http://127.0.0.1:9" in fleet_view("http://127.0.0.1:9")[0]
     a, b = report["streams"]
     lost = next(w for w in report["workers"] if w["name"] == victim["name"])
     assert not lost["alive"] and "died" in lost["error"]
@@ -373,15 +380,20 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
     single = run_cli("run", "--source", _scene(11, frames), *MODEL, "--save-json", str(alone))
     assert single.returncode == 0, single.stderr[-2000:]
     start = moved["start_frame"]
+    differ = []
     for mine, theirs in zip(rows, _frames_once(alone, frames), strict=True):
         # the same boxes before the move; after it the restarted tracks' motion filters
         # settle within a few pixels of the uninterrupted run's
         ours = np.array([d["box"] for d in mine["detections"]]).reshape(-1, 4)
         alone_boxes = np.array([d["box"] for d in theirs["detections"]]).reshape(-1, 4)
-        assert len(ours) == len(alone_boxes), mine["frame"]
-        if len(ours):  # tracks are listed by number, which differs after the move
+        if len(ours) != len(alone_boxes):
+            differ.append(mine["frame"])
+        elif len(ours):  # tracks are listed by number, which differs after the move
             nearest = np.abs(ours[:, None] - alone_boxes[None]).max(axis=2).min(axis=1)
-            assert nearest.max() <= (0.05 if mine["frame"] < start else 4.0), mine["frame"]
+            if nearest.max() > (0.05 if mine["frame"] < start else 4.0):
+                differ.append(mine["frame"])
+    # a new tracker confirms a track after a frame or two, as at a stream's start
+    assert all(start <= frame < start + 3 for frame in differ), (start, differ)
     # tracks restart after the gap with numbers of their own
     keys = _mot_once(tmp_path / "out" / "a.txt")
     before = {tid for frame, tid in keys if frame <= start}
@@ -472,3 +484,23 @@ def test_fleet_status_without_a_fleet_says_so():
     done = run_cli("fleet", "status", "--url", "http://127.0.0.1:9")
     assert done.returncode == 2
     assert "no fleet answers at http://127.0.0.1:9" in done.stderr
+
+
+def test_sigterm_stops_the_fleet_gracefully(tmp_path):
+    """A service manager's stop: the frames in flight finish, every output is finalised and
+    the statistics are written (Ray's own SIGTERM handler would end the process on the
+    spot)."""
+    pytest.importorskip("ray")
+    cameras = _cameras(tmp_path, [{"name": "a", "uri": _scene(11, 2000)}],
+                       [{"name": "w0", "cpus": 1, "capacity_fps": 40}])
+    fleet = RunningFleet(cameras, "--cpus", "1")
+    fleet.until(lambda s: s["streams"][0]["frames_out"] >= 20, "stream a to write 20 frames")
+    fleet.process.send_signal(signal.SIGTERM)
+    code, report = fleet.finish(120)
+    assert code == 130, "\n".join(fleet.lines[-20:])
+    assert report["interrupted"] and report["streams"][0]["state"] == "done"
+    written = report["streams"][0]["frames_out"]
+    assert 20 <= written < 2000
+    _frames_once(tmp_path / "out" / "a.jsonl", written)  # whole lines, every frame once
+    assert any("interrupted; outputs written so far were finalised" in line
+               for line in fleet.lines)

@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from detstream.engines.errors import UserInputError
 from detstream.stream.commands.args import (
     bounded_int,
     input_file,
@@ -23,7 +20,7 @@ from detstream.stream.commands.args import (
     positive_int,
 )
 
-DEFAULT_URL = "http://127.0.0.1:8780"
+DEFAULT_URL = "http://127.0.0.1:8780"  # as detstream.stream.fleet.client (imported late)
 EXAMPLES = """examples:
   detstream fleet run --sources cameras.yaml                      # a local Ray instance
   detstream fleet run --sources cameras.yaml --address auto --stats-json fleet.json
@@ -176,52 +173,33 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- the endpoint
 
-def _ask(url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    """One request to a fleet's endpoint; its answer, or one line saying what went wrong."""
-    data = None if body is None else json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=150) as answer:
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]
-        except (ValueError, KeyError):
-            message = f"HTTP {exc.code}"
-        raise UserInputError(message) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UserInputError(f"no fleet answers at {url} ({reason}); start one with "
-                             "'detstream fleet run' or give its --url") from None
-
-
 def status_lines(state: dict) -> list[str]:
-    """The fleet's state as a table for people."""
-    lines = [f"{'stream':<14}{'state':<10}{'worker':<10}{'fps':>7}{'p50 ms':>8}{'out':>7}"
-             f"{'dropped':>8}{'reconn':>7}{'moves':>6}  note"]
-    for s in state["streams"]:
-        latency = (s["latency_ms"] or {}).get("p50")
-        source = s["source"] or {}
-        note = s["error"] or s["waiting_for"] or ""
-        lines.append(f"{s['name']:<14}{s['state']:<10}{(s['worker'] or '-'):<10}"
-                     f"{s['fps']:>7.1f}{(f'{latency:.0f}' if latency is not None else '-'):>8}"
-                     f"{s['frames_out']:>7}{s['frames_dropped']:>8}"
-                     f"{source.get('reconnects', 0):>7}{s['restarts']:>6}  {note}")
-    lines.append("")
-    lines.append(f"{'worker':<10}{'alive':<7}{'load':>7}{'capacity':>10}  model / streams")
-    for w in state["workers"]:
-        capacity = max(w["capacity_fps"].values(), default=0.0)
-        lines.append(f"{w['name']:<10}{('yes' if w['alive'] else 'LOST'):<7}"
-                     f"{w['load_fps']:>7.1f}{capacity:>10.1f}  {w['model'] or '-'}: "
-                     f"{', '.join(w['streams']) or '-'}")
+    """The fleet's state as tables for people (streams, workers, the last events)."""
+    from detstream.stream.fleet.client import (
+        STREAM_COLUMNS,
+        WORKER_COLUMNS,
+        stream_rows,
+        worker_rows,
+    )
+
+    lines = [_table(STREAM_COLUMNS, stream_rows(state)), "", _table(WORKER_COLUMNS,
+                                                                     worker_rows(state))]
     for event in state.get("events", [])[-8:]:
         lines.append(f"{event['time']:>8.1f} s  {event['message']}")
     return lines
 
 
+def _table(columns: list[str], rows: list[list]) -> str:
+    cells = [[str("-" if v is None else v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [columns, *cells])
+
+
 def show_status(args: argparse.Namespace) -> int:
-    state = _ask(args.url, "/status")
+    from detstream.stream.fleet.client import ask
+
+    state = ask(args.url)
     if args.json:
         print(json.dumps(state, indent=2))
     else:
@@ -234,13 +212,17 @@ def add_stream(args: argparse.Namespace) -> int:
     for key in ("fps", "priority", "model"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    answer = _ask(args.url, "/streams", "POST", body)
+    from detstream.stream.fleet.client import ask
+
+    answer = ask(args.url, "/streams", "POST", body)
     print(f"stream {answer['name']} added (number {answer['stream']})")
     return 0
 
 
 def remove_stream(args: argparse.Namespace) -> int:
-    answer = _ask(args.url, f"/streams/{args.name}", "DELETE")
+    from detstream.stream.fleet.client import ask
+
+    answer = ask(args.url, f"/streams/{args.name}", "DELETE")
     print(f"stream {answer['name']} removed after {answer['frames_out']} frames")
     return 0
 
@@ -249,6 +231,8 @@ def add_worker(args: argparse.Namespace) -> int:
     body: dict = {"name": args.name, "cpus": args.cpus, "gpus": args.gpus}
     if args.capacity_fps is not None:
         body["capacity_fps"] = args.capacity_fps
-    answer = _ask(args.url, "/workers", "POST", body)
+    from detstream.stream.fleet.client import ask
+
+    answer = ask(args.url, "/workers", "POST", body)
     print(f"worker {answer['name']} added")
     return 0

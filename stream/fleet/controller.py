@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -77,6 +78,20 @@ def connect(address: str, cpus: int | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    # ray.init installs its own SIGTERM handler, which ends the process on the spot; keep
+    # ours (finish the frames in flight, finalise every output, report).
+    keep = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _init(ray, address, cpus)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in keep.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+    return True
+
+
+def _init(ray: Any, address: str, cpus: int | None) -> None:
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address == "local":
         ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, **options)
@@ -91,7 +106,6 @@ def connect(address: str, cpus: int | None = None) -> bool:
                                  f"({exc}); check the address, or use --address local") from None
     else:
         raise UserInputError(f"--address {address!r}: use local, auto or ray://HOST:PORT")
-    return True
 
 
 def cluster_workers(nodes: list[dict]) -> tuple[WorkerSpec, ...]:
@@ -166,6 +180,7 @@ class _Member:
     capacity: dict[str, float] = field(default_factory=dict)  # model key -> frames/s
     streams: set[int] = field(default_factory=set)  # numbers of the streams it runs
     inference: dict | None = None
+    device: str | None = None  # the loaded model and where it runs, as the worker says
     peak_load: float = 0.0
 
 
@@ -454,6 +469,7 @@ class Fleet:
             if answer is None:
                 continue
             member.inference = answer["inference"] or member.inference
+            member.device = answer.get("device") or member.device
             for index, state in answer["streams"].items():
                 stream = self.streams[int(index)]
                 if stream.state != RUNNING or stream.worker != member.spec.name:
@@ -631,7 +647,7 @@ class Fleet:
                 "pid": member.pid, "host": member.host, "alive": member.alive,
                 "capacity_fps": dict(member.capacity), "load_fps": self._load(member),
                 "peak_load_fps": member.peak_load,
-                "model": self._model_of(member),
+                "model": self._model_of(member), "device": member.device,
                 "streams": [self.streams[i].spec.name for i in running],
                 "ran": [s.spec.name for s in self.streams if member.spec.name in s.workers],
                 "frames_out": self._frames_on(member),

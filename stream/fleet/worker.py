@@ -161,14 +161,16 @@ class FleetWorker:
 
     def poll(self) -> dict:
         """Per stream number: ``done`` (it has ended) and its statistics so far (the keys of
-        ``detstream run --stats-json``); and the inference service's counters."""
+        ``detstream run --stats-json``); the inference service's counters; and the model
+        and device it runs (``None`` while it has no stream)."""
         if self.group is None:
-            return {"streams": {}, "inference": self._inference()}
+            return {"streams": {}, "inference": self._inference(), "device": None}
         running = {e.id for e in self.group.running()}
         streams = {entry.id: {"done": entry.id not in running,
                               "report": self.group._stream_report(entry)}
                    for entry in list(self.group.streams.values())}
-        return {"streams": streams, "inference": self._inference()}
+        return {"streams": streams, "inference": self._inference(),
+                "device": self.group.describe}
 
     def _inference(self) -> dict:
         """Engine calls, frames, busy time and largest batch since the worker started."""
