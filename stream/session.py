@@ -39,6 +39,7 @@ from detstream.stream.sinks.journal import (
 from detstream.stream.sinks.truth import TruthScorer
 from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
+from detstream.stream.zones import Zone
 
 #: What ``detstream run`` shows with no arguments: 10 s of a busy, panning synthetic scene at
 #: 1280x720 whose objects (48 px and up) are at least 15 px in the default model's 416 input,
@@ -61,6 +62,8 @@ class RunConfig:
         backend, device, imgsz, threads, cuda_graph: where and how the model runs.
         max_batch: the largest batch the model must accept (several streams share calls).
         conf, iou, classes: post-processing; ``classes`` are names or ids.
+        zone: polygon corners (pixels); detections whose bottom centre lies outside are
+            dropped before tracking, and the outline is drawn (:class:`Zone`).
         tracker: ``botsort``, ``bytetrack`` or ``None``; ``tracker_options`` a YAML file.
         output, save_json, save_mot, stats_json: files to write (``None``: not written).
         video_preset: the x264 preset of ``output`` (:data:`VIDEO_PRESETS`).
@@ -97,6 +100,7 @@ class RunConfig:
     conf: float = 0.25
     iou: float = 0.45
     classes: tuple[str, ...] | None = None
+    zone: tuple[tuple[float, float], ...] | None = None
     tracker: str | None = "botsort"
     tracker_options: Path | None = None
     output: Path | None = None
@@ -390,7 +394,8 @@ def build(config: RunConfig, log: Log | None = None,
     if max_frames is not None and point is not None:  # the frames written before count
         max_frames = max(0, max_frames - point.next_frame)
     options = PipelineOptions(detect_every=config.detect_every, max_frames=max_frames,
-                              overlay=config.draw.overlay, inference_workers=plan.workers)
+                              overlay=config.draw.overlay, inference_workers=plan.workers,
+                              zone=Zone(config.zone) if config.zone else None)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
     return Session(pipeline, config, truth, backend.describe(), backends, plan, resumed=point)

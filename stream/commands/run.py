@@ -63,6 +63,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--iou", type=fraction, default=0.45, help="NMS IoU (default 0.45)")
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
                         help="keep only these classes (names or ids)")
+    parser.add_argument("--zone", type=_zone, default=None, metavar="'X,Y X,Y X,Y ...'",
+                        help="keep only objects standing in this polygon (box bottom centre, "
+                             "pixels); its outline is drawn")
     parser.add_argument("--tracker", default="botsort",
                         help="botsort (default), bytetrack or none")
     parser.add_argument("--tracker-config", type=Path, default=None,
@@ -148,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, imgsz=args.imgsz, threads=args.threads,
         cuda_graph=args.cuda_graph, conf=args.conf,
         iou=args.iou, classes=tuple(args.classes) if args.classes else None,
+        zone=args.zone,
         tracker=None if args.tracker == "none" else args.tracker,
         tracker_options=args.tracker_config, output=args.output,
         video_preset=args.video_preset, decoder=args.decoder, save_json=args.save_json,
@@ -254,6 +258,17 @@ def run(args: argparse.Namespace) -> int:
               f"{session.resumed.next_frame - 1}", file=sys.stderr)
         return 0
     return _exit_code(args.prog, interrupted, report["frames_out"], config.source)
+
+
+def _zone(text: str) -> tuple[tuple[float, float], ...]:
+    """``--zone`` for argparse: a bad polygon is one usage line."""
+    from detstream.engines.errors import UserInputError
+    from detstream.stream.zones import parse_zone
+
+    try:
+        return parse_zone(text)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--zone {text!r}: ")) from None
 
 
 def _exit_code(prog: str, interrupted: bool, frames_out: int, source: str) -> int:

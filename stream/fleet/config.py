@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from detstream.engines.errors import UserInputError
+from detstream.stream.zones import Zone
 
 #: Frame rate assumed for a stream that declares none and whose URI tells none.
 DEFAULT_FPS = 30.0
@@ -193,7 +194,13 @@ class _Reader:
             raise self.fail(where, f"expected a polygon, got {value!r}",
                             "give at least three [x, y] points, e.g. [[0, 0], [100, 0], "
                             "[100, 80]]")
-        return tuple((float(x), float(y)) for x, y in value)
+        corners = tuple((float(x), float(y)) for x, y in value)
+        try:
+            Zone(corners)
+        except UserInputError:
+            raise self.fail(where, "the polygon has no area",
+                            "give corners around a region, in order") from None
+        return corners
 
     def labels(self, value: Any, where: str) -> dict[str, str]:
         if value is None:

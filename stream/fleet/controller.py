@@ -142,7 +142,7 @@ def run_config(stream: StreamSpec, resume: bool = False) -> RunConfig:
     config = RunConfig(source=stream.uri, model=stream.model, imgsz=stream.imgsz,
                        backend=stream.backend, conf=stream.conf, tracker=stream.tracker,
                        output=stream.outputs.video, save_json=stream.outputs.json,
-                       save_mot=stream.outputs.mot)
+                       save_mot=stream.outputs.mot, zone=stream.zone)
     return replace(config, journal=journal_path(config), resume=resume)
 
 

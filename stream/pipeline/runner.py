@@ -38,6 +38,7 @@ from detstream.stream.pipeline.threads import single_threaded_opencv, yield_to_i
 from detstream.stream.sinks.base import OutputError, Sink, StopRequested
 from detstream.stream.sources.base import Source
 from detstream.stream.track.base import Tracker
+from detstream.stream.zones import Zone
 
 _END = object()  # end-of-stream marker passed down the queues
 _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
@@ -73,6 +74,7 @@ class PipelineOptions:
             sources, the service's worker count for files).
         inference_workers: workers of the pipeline's own inference service, when it is not
             given one.
+        zone: detections outside it are dropped before tracking; its outline is drawn.
     """
 
     detect_every: int = 1
@@ -83,6 +85,7 @@ class PipelineOptions:
     favour_inference: bool = True
     in_flight: int | None = None
     inference_workers: int = 1
+    zone: Zone | None = None
 
 
 class Pipeline:
@@ -318,6 +321,8 @@ class Pipeline:
             packet.timings["infer"] = result.infer_ms
             self._learn("infer", result.infer_ms)
             (dets,) = packet.predictor.postprocess(packet.raw, [packet.letterbox])
+            if self.options.zone is not None:
+                dets = self.options.zone.keep(dets)
             packet.raw = None
             packet.found = dets
             if self.tracker is not None:
@@ -336,6 +341,8 @@ class Pipeline:
             fps = self.metrics.recent_fps()
             overlay = f"{fps:.1f} FPS  latency {self.metrics.latency_ms.last:.0f} ms"
         packet.annotated = self.annotator.draw(packet.image, packet.detections, overlay)
+        if self.options.zone is not None:
+            self.options.zone.draw(packet.annotated)
 
     def _output(self, packet: FramePacket) -> None:
         for sink in self.sinks:
