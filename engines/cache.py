@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -58,3 +59,23 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
         else:
             tmp.write_bytes(data)
     return Path(path)
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock named after the cache entry ``path`` (``path.lock`` beside it)
+    for the block.
+
+    Processes making the same entry (fleet workers starting together, on one machine or
+    sharing ``$DETSTREAM_CACHE`` over NFSv4) take turns: the one that waited finds the entry
+    made and uses it, so each ONNX export and TensorRT engine is made once per key. Callers
+    check for the entry again inside the block.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

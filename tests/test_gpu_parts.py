@@ -289,3 +289,19 @@ def test_cuda_graphs_where_they_cannot_run_are_one_line(tmp_path, args, message)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_processes_starting_together_export_a_model_once(tmp_path):
+    """Fleet workers open the same model at once: the cache lock makes one export it and the
+    others use that file (the TensorRT builder takes the same lock around a build)."""
+    script = ("from detstream.engines.runtime.select import open_backend\n"
+              "open_backend('default', 'onnxruntime', 'cpu', imgsz=96, log=print).close()\n")
+    env = {**os.environ, "DETSTREAM_CACHE": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+            for _ in range(3)]
+    outputs = [run.communicate(timeout=240) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-500:] for _, err in outputs]
+    exports = sum(out.count("exporting default to ONNX") for out, _ in outputs)
+    assert exports == 1, [out for out, _ in outputs]
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1

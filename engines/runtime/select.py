@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from detstream.engines.cache import cache_root, file_sha256
+from detstream.engines.cache import cache_root, exclusive, file_sha256
 from detstream.engines.errors import UserInputError
 from detstream.engines.runtime.availability import cuda_unavailable_reason
 from detstream.engines.runtime.base import Backend
@@ -36,13 +36,16 @@ def cached_onnx(source: ModelSource, imgsz: int | None, half: bool, max_batch: i
     precision = "fp16" if half else "fp32"
     key = f"{file_sha256(source.path)[:16]}_{size}_{precision}_b{max_batch}"
     path = cache_root() / "onnx" / f"{source.path.stem}_{key}.onnx"
-    if path.is_file():
-        from detstream.engines.zoo.onnx_import import inspect_onnx
+    from detstream.engines.zoo.onnx_import import inspect_onnx
 
+    if path.is_file():
         return path, inspect_onnx(path)
-    model, spec, _ = load_checkpoint(source.path)
-    log(f"exporting {source.name} to ONNX ({precision}, {size}x{size}) in the cache")
-    return export_onnx(model, spec, path, size, half=half, max_batch=max_batch)
+    with exclusive(path):  # processes starting together export it once
+        if path.is_file():
+            return path, inspect_onnx(path)
+        model, spec, _ = load_checkpoint(source.path)
+        log(f"exporting {source.name} to ONNX ({precision}, {size}x{size}) in the cache")
+        return export_onnx(model, spec, path, size, half=half, max_batch=max_batch)
 
 
 def _check_imgsz(source: ModelSource, imgsz: int | None) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from detstream.engines.cache import cache_root, file_sha256, write_atomic
+from detstream.engines.cache import cache_root, exclusive, file_sha256, write_atomic
 from detstream.engines.errors import UserInputError
 from detstream.engines.export.metadata import onnx_precision
 from detstream.engines.tensorrt.profile import EngineIO, engine_io
@@ -258,7 +258,7 @@ def load_or_build(onnx_path: str | Path, max_batch: int, device: torch.device,
     key = engine_key(onnx_path, io, device)
     path = engine_dir() / key.file_name()
     # The builder and the runtime work on the current CUDA device: make it the keyed one.
-    with torch.cuda.device(device):
+    with torch.cuda.device(device), exclusive(path):  # workers starting together build once
         runtime = trt.Runtime(trt_logger())
         if path.is_file():
             try:

@@ -232,6 +232,9 @@ class Fleet:
     def _spawn(self, spec: WorkerSpec) -> _Member:
         options: dict[str, Any] = {"num_cpus": spec.cpus, "num_gpus": spec.gpus,
                                    "max_restarts": 0}
+        shared = os.environ.get("DETSTREAM_CACHE")
+        if shared:  # exports and engines made once per key, shared by every worker
+            options["runtime_env"] = {"env_vars": {"DETSTREAM_CACHE": shared}}
         if spec.node is not None:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
