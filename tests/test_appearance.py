@@ -346,3 +346,39 @@ def test_a_model_with_an_embedding_head_is_tracked_with_appearance(tmp_path, mon
     assert len(records) == 8
     assert all(set(d) == {"box", "score", "class_id", "class", "track_id"}
                for r in records for d in r["detections"])
+
+
+def reappear(looks_back: np.ndarray, cls: int = 0, options: dict | None = None,
+             hidden: int = 20) -> tuple[int, int]:
+    """A person walks right (4 px a frame), disappears for ``hidden`` frames (behind
+    something), and comes out 150 px left of where its motion pointed (it slowed down
+    there), with ``looks_back`` and class ``cls``. The first track id, and the id at the
+    end."""
+    rng = np.random.default_rng(2)
+    look = unit(rng.normal(size=(1, D)))
+    tracker = make_tracker("botsort", fps=30, options=options)
+    first = None
+    for t in range(20):
+        out = tracker.update(frame([box(100 + 4 * t, 200)], look))
+        first = int(out.track_ids[0]) if len(out) else first
+    for _ in range(hidden):
+        tracker.update(frame(np.zeros((0, 4)), np.zeros((0, D))))
+    where = 100 + 4 * (20 + hidden) - 150
+    for t in range(5):
+        seen = frame([box(where + 4 * t, 200)], looks_back)
+        seen = seen.replace(class_ids=np.full(1, cls, np.int32))
+        out = tracker.update(seen)
+    return first, int(out.track_ids[0])
+
+
+def test_a_lost_track_is_found_again_by_its_looks_away_from_its_prediction():
+    rng = np.random.default_rng(2)
+    look = unit(rng.normal(size=(1, D)))  # the same as the walker's (same generator)
+    first, last = reappear(look)
+    assert last == first  # re-identified, although its box is far from the prediction
+    off_first, off_last = reappear(look, options={"reid_thresh": 0.0})
+    assert off_last != off_first  # without the stage: a new track
+    other = unit(np.random.default_rng(9).normal(size=(1, D)))
+    assert len(set(reappear(other))) == 2  # someone who looks different: a new track
+    assert len(set(reappear(look, cls=1))) == 2  # the same looks on another class: new
+    assert len(set(reappear(look, options={"reid_reach": 0.5}))) == 2  # out of reach: new

@@ -88,6 +88,13 @@ class ByteTrackConfig:
             0 reports only what was detected.
         occluded_cover: the share of a lost track's predicted box that a tracked box must
             cover for the track to count as hidden behind it.
+        reid_thresh: lost tracks are also matched, after the first stage, to remaining
+            high-score detections of their class by appearance alone, at distances up to
+            this (0: off), wherever within ``reid_reach``. 0.05 (cosine 0.9) and a reach of
+            5 sides were the best of 16 settings on ``bench mot``'s 16 scenes, also when
+            chosen with each scene left out (BENCHMARKS.md, "Re-identifying lost tracks").
+        reid_reach: how far (in the lost track's larger box side, from its predicted centre)
+            a detection may be to be re-identified as it.
 
     A pair's cost is ``min(IoU cost, appearance distance)`` where it is close and alike, its
     IoU cost elsewhere, against ``match_cost`` / ``unconfirmed_cost`` as before (BoT-SORT's
@@ -128,6 +135,8 @@ class ByteTrackConfig:
     feature_momentum: float = 0.9
     occluded_seconds: float = 0.0
     occluded_cover: float = 1.0
+    reid_thresh: float = 0.05  # chosen on bench mot's 16 scenes (BENCHMARKS.md)
+    reid_reach: float = 5.0
 
     def __post_init__(self) -> None:
         """Refuse values the tracker cannot work with (each names the parameter)."""
@@ -138,7 +147,8 @@ class ByteTrackConfig:
                   "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
                   "lost_proximity_iou": (0, 1),
                   "appearance_veto": (0, 1), "feature_momentum": (0, 1),
-                  "occluded_seconds": (0, 60), "occluded_cover": (0, 1)}
+                  "occluded_seconds": (0, 60), "occluded_cover": (0, 1), "reid_thresh": (0, 1),
+                  "reid_reach": (0, 100)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
             if not low <= value <= high:  # NaN fails too
@@ -244,9 +254,24 @@ class ByteTrack(Tracker):
         if emb is not None:
             cost = self._fuse(cost, iou, pool, emb[high], known[high])
         pairs, rest_t, rest_d = assign(cost, cfg.match_cost)
-        matched_t.append(pool[pairs[:, 0]])
-        matched_d.append(high[pairs[:, 1]])
+        first_t, first_d = pool[pairs[:, 0]], high[pairs[:, 1]]
         pool, high = pool[rest_t], high[rest_d]
+
+        # Stage 1b (re-identification): lost tracks with the remaining high-score detections
+        # of their class that look just like them, within reach: after a long occlusion an
+        # object is rarely where its motion pointed, and IoU alone starts a new track.
+        if emb is not None and cfg.reid_thresh > 0:
+            lost_rows = pool[self.status[pool] == LOST]
+            if len(lost_rows) and len(high):
+                cost = self._reid_cost(predicted, lost_rows, boxes[high], classes[high],
+                                       emb[high], known[high])
+                pairs, _, rest_d = assign(cost, cfg.reid_thresh)
+                first_t = np.concatenate([first_t, lost_rows[pairs[:, 0]]])
+                first_d = np.concatenate([first_d, high[pairs[:, 1]]])
+                pool = np.setdiff1d(pool, lost_rows[pairs[:, 0]])
+                high = high[rest_d]
+        matched_t.append(first_t)
+        matched_d.append(first_d)
 
         # Stage 2: tracks still tracked (not lost) with low-score detections.
         tracked = pool[self.status[pool] == TRACKED]
@@ -391,6 +416,23 @@ class ByteTrack(Tracker):
         if cfg.appearance_veto < 1.0:
             fused[evidence & (dist > cfg.appearance_veto)] = 2.0  # above every cost limit
         return fused
+
+    def _reid_cost(self, predicted: np.ndarray, rows: np.ndarray, boxes: np.ndarray,
+                   classes: np.ndarray, emb: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Appearance distance of lost tracks ``rows`` to detections ``boxes``; 2 (above any
+        limit) where either has no embedding, the classes differ, or the detection's centre
+        lies farther from the track's predicted centre than ``reid_reach`` of its larger
+        side."""
+        dist = (1.0 - self.feature[rows] @ emb.T) * 0.5
+        valid = self.has_feature[rows][:, None] & known[None, :]
+        valid &= self.cls[rows][:, None] == classes[None, :]
+        track = predicted[rows]
+        centre_t = (track[:, :2] + track[:, 2:]) / 2.0
+        centre_d = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+        side = np.maximum(track[:, 2] - track[:, 0], track[:, 3] - track[:, 1])
+        reach = np.linalg.norm(centre_t[:, None] - centre_d[None], axis=2)
+        valid &= reach <= self.config.reid_reach * side[:, None]
+        return np.where(valid, dist, 2.0)
 
     def _learn(self, rows: np.ndarray, emb: np.ndarray) -> None:
         """Blend unit embeddings ``emb`` into tracks ``rows`` (exponential moving average,
