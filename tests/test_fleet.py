@@ -338,20 +338,26 @@ def _mot_once(path: Path) -> list[tuple[int, int]]:
 def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
     pytest.importorskip("ray")
     frames = 240
+    live = _scene(13, 150) + "&live=1"  # paced at 10 frames/s
     cameras = _cameras(tmp_path, [{"name": "a", "uri": _scene(11, frames)},
-                                  {"name": "b", "uri": _scene(12, frames)}],
-                       [{"name": "w0", "cpus": 1, "capacity_fps": 20},
-                        {"name": "w1", "cpus": 1, "capacity_fps": 20}])
+                                  {"name": "b", "uri": _scene(12, frames)},
+                                  {"name": "c", "uri": live}],
+                       [{"name": "w0", "cpus": 1, "capacity_fps": 30},
+                        {"name": "w1", "cpus": 1, "capacity_fps": 30}])
     fleet = RunningFleet(cameras, "--cpus", "2")
-    victim = fleet.until(lambda s: next((w for w in s["workers"] if w["streams"] == ["a"]
-                                         and w["frames_out"] >= 30), None),
+    victim = fleet.until(lambda s: next((w for w in s["workers"] if w["streams"] == ["a", "c"]
+                                         and s["streams"][0]["frames_out"] >= 30), None),
                          "stream a to write 30 frames")
     os.kill(victim["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    moved = fleet.until(lambda s: next((e for e in s["events"]
-                                        if e["event"] == "stream_moved"), None),
-                        "stream a to move")
+
+    def moved_event(name):
+        return lambda s: next((e for e in s["events"] if e["event"] == "stream_moved"
+                               and e["stream"] == name), None)
+
+    moved = fleet.until(moved_event("a"), "stream a to move")
     recovery = time.monotonic() - killed
+    moved_live = fleet.until(moved_event("c"), "stream c to move")
     status = run_cli("fleet", "status", "--url", fleet.url)
     summary, stream_rows, worker_rows, events = fleet_view(fleet.url)  # the demo's tab
     code, report = fleet.finish()
@@ -359,15 +365,23 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
 
     assert moved["stream"] == "a" and moved["start_frame"] >= 30
     assert recovery < 10, recovery  # within seconds (measured: see BENCHMARKS.md)
-    assert status.returncode == 0 and "LOST" in status.stdout and "moving its streams: a" in \
-        status.stdout
+    assert status.returncode == 0 and "LOST" in status.stdout
+    assert "moving its streams: a, c" in status.stdout
     assert fleet.url in summary and "streams running" in summary
-    assert [row[0] for row in stream_rows] == ["a", "b"] and stream_rows[0][8] == 1  # moves
+    assert [row[0] for row in stream_rows] == ["a", "b", "c"] and stream_rows[0][8] == 1
     assert [row[1] for row in worker_rows if row[0] == victim["name"]] == ["LOST"]
-    assert "moving its streams: a" in events
+    assert "moving its streams: a, c" in events
     assert "no fleet answers at http://127.0.0.1:9" in fleet_view("http://127.0.0.1:9")[0]
-    a, b = report["streams"]
+    a, b, c = report["streams"]
     lost = next(w for w in report["workers"] if w["name"] == victim["name"])
+    # the live stream resumed at its newest frame: indices go on rising past the outage
+    assert moved_live["start_frame"] == 0 and "at its newest frame" in moved_live["message"]
+    assert c["state"] == "done" and c["restarts"] == 1 and c["error"] is None
+    live_frames = [json.loads(line)["frame"] for line in
+                   (tmp_path / "out" / "c.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert live_frames == sorted(set(live_frames))
+    # a lost live run's count is the last poll's (at most 0.5 s old): never more than written
+    assert 0 < c["frames_out"] <= len(live_frames)
     assert not lost["alive"] and "died" in lost["error"]
     assert a["restarts"] == 1 and a["workers"] == [victim["name"], b["worker"]]
     assert a["frames_out"] == b["frames_out"] == frames and a["state"] == "done"
