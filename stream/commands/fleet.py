@@ -19,8 +19,8 @@ from detstream.stream.commands.args import (
     positive_float,
     positive_int,
 )
+from detstream.stream.fleet import DEFAULT_URL
 
-DEFAULT_URL = "http://127.0.0.1:8780"  # as detstream.stream.fleet.client (imported late)
 EXAMPLES = """examples:
   detstream fleet run --sources cameras.yaml                      # a local Ray instance
   detstream fleet run --sources cameras.yaml --address auto --stats-json fleet.json
@@ -73,14 +73,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     status = verbs.add_parser("status", help="show a running fleet's streams and workers",
                               description="Ask a running 'detstream fleet run' for its state.")
-    status.add_argument("--url", default=DEFAULT_URL, help=f"its endpoint (default {DEFAULT_URL})")
+    _url_argument(status)
     status.add_argument("--json", action="store_true", help="print the whole state as JSON")
     status.set_defaults(handler=show_status)
 
     add = verbs.add_parser("add", help="add a stream to a running fleet",
                            description="Add a stream while the others run; it takes the "
                                        "fleet's defaults (outputs with {name} included).")
-    add.add_argument("--url", default=DEFAULT_URL, help=f"its endpoint (default {DEFAULT_URL})")
+    _url_argument(add)
     add.add_argument("--name", required=True, help="the stream's name (part of file names)")
     add.add_argument("--uri", required=True, help="its source, as for 'detstream run'")
     add.add_argument("--fps", type=positive_float, default=None,
@@ -93,21 +93,24 @@ def register(commands: argparse._SubParsersAction) -> None:
                               description="Stop one stream and finalise its outputs; the "
                                           "others run on.")
     remove.add_argument("name", help="the stream's name")
-    remove.add_argument("--url", default=DEFAULT_URL,
-                        help=f"its endpoint (default {DEFAULT_URL})")
+    _url_argument(remove)
     remove.set_defaults(handler=remove_stream)
 
     worker = verbs.add_parser("add-worker", help="add a worker to a running fleet",
                               description="Start one more worker (a Ray actor); streams "
                                           "waiting for room go there.")
-    worker.add_argument("--url", default=DEFAULT_URL,
-                        help=f"its endpoint (default {DEFAULT_URL})")
+    _url_argument(worker)
     worker.add_argument("--name", required=True, help="the worker's name")
     worker.add_argument("--cpus", type=positive_float, default=1.0, help="CPUs (default 1)")
     worker.add_argument("--gpus", type=non_negative_float, default=0.0, help="GPUs (default 0)")
     worker.add_argument("--capacity-fps", type=positive_float, default=None,
                         help="frames/s it sustains (default: measured)")
     worker.set_defaults(handler=add_worker)
+
+
+def _url_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=DEFAULT_URL,
+                        help=f"the running fleet's endpoint (default {DEFAULT_URL})")
 
 
 # ---------------------------------------------------------------------------- fleet run

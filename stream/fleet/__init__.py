@@ -7,3 +7,6 @@ which stream, :mod:`.controller` starts Ray, the workers and the streams and gat
 statistics. Ray is an optional extra (``detstream[fleet]``): nothing here imports it until a
 fleet is started, so ``stream`` imports without it.
 """
+
+#: Where ``detstream fleet run`` serves its endpoint unless told otherwise.
+DEFAULT_URL = "http://127.0.0.1:8780"

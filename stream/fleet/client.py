@@ -8,9 +8,9 @@ import urllib.error
 import urllib.request
 
 from detstream.engines.errors import UserInputError
+from detstream.stream.fleet import DEFAULT_URL
 
-#: Where ``detstream fleet run`` serves unless told otherwise.
-DEFAULT_URL = "http://127.0.0.1:8780"
+__all__ = ["DEFAULT_URL", "ask", "stream_rows", "worker_rows"]
 
 
 def ask(url: str, path: str = "/status", method: str = "GET", body: dict | None = None,

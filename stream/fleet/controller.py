@@ -519,8 +519,8 @@ class Fleet:
         return {"stream": stream.index, "name": spec.name}
 
     def _do_remove_stream(self, name: str) -> dict:
-        stream = next((s for s in self.streams if s.spec.name == name
-                       and s.state not in (REMOVED,)), None)
+        stream = next((s for s in self.streams if s.spec.name == name and s.state != REMOVED),
+                      None)
         if stream is None:
             raise UserInputError(f"no stream named {name!r}; 'detstream fleet status' lists "
                                  "them")
