@@ -98,7 +98,8 @@ def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Overlap areas of ``xyxy`` boxes, broadcast: [..., 4] and [..., 4] → [...]."""
     lt = np.maximum(a[..., :2], b[..., :2])
     rb = np.minimum(a[..., 2:], b[..., 2:])
-    return np.clip(rb - lt, 0, None).prod(axis=-1)
+    size = np.maximum(rb - lt, 0.0)
+    return size[..., 0] * size[..., 1]
 
 
 def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -41,6 +41,12 @@ from detstream.stream.track.motion import small_view
 TRACKED, LOST = 1, 2
 
 
+
+def _rows(mask: np.ndarray) -> np.ndarray:
+    """Indices where a 1-D ``mask`` holds (``np.flatnonzero`` without its reshaping cost,
+    which shows at a tracker's thousands of frames a second)."""
+    return mask.nonzero()[0]
+
 @dataclass(frozen=True)
 class ByteTrackConfig:
     """Tracker parameters (all documented in README's tracking section).
@@ -241,13 +247,13 @@ class ByteTrack(Tracker):
             self.mean, self.cov = self.kf.predict(self.mean, self.cov)
         predicted = self.kf.to_boxes(self.mean)
 
-        high = np.flatnonzero(scores >= cfg.high_score)
-        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        high = _rows(scores >= cfg.high_score)
+        low = _rows((scores >= cfg.low_score) & (scores < cfg.high_score))
         matched_t: list[np.ndarray] = []
         matched_d: list[np.ndarray] = []
 
         # Stage 1: confirmed tracks (tracked or lost) with high-score detections.
-        pool = np.flatnonzero(self.confirmed)
+        pool = _rows(self.confirmed)
         iou = self._overlap(predicted, pool, boxes[high])
         sim = iou * scores[high][None, :] if cfg.fuse_score else iou
         cost = 1.0 - sim
@@ -282,7 +288,7 @@ class ByteTrack(Tracker):
         newly_lost = tracked[rest_t]
 
         # Stage 3: unconfirmed tracks with the remaining high-score detections.
-        unconfirmed = np.flatnonzero(~self.confirmed)
+        unconfirmed = _rows(~self.confirmed)
         iou = iou_matrix(predicted[unconfirmed], boxes[high])
         sim = iou * scores[high][None, :] if cfg.fuse_score else iou
         cost = 1.0 - sim
@@ -447,7 +453,7 @@ class ByteTrack(Tracker):
     def _inside_tracks(self, boxes: np.ndarray) -> np.ndarray:
         """Which boxes lie mostly inside a box tracked in this frame (a part of an object the
         detector also found whole, or a second box on it): those start no track."""
-        seen = np.flatnonzero((self.status == TRACKED) & (self.last_seen == self.frame))
+        seen = _rows((self.status == TRACKED) & (self.last_seen == self.frame))
         if not len(seen):
             return np.zeros(len(boxes), bool)
         inter = intersection_matrix(boxes, self.kf.to_boxes(self.mean[seen]))
@@ -458,8 +464,8 @@ class ByteTrack(Tracker):
         """Tracks that duplicate another: a lost track and a tracked one over the same object
         (IoU above ``duplicate_iou``); the younger of each pair goes (as ByteTrack does)."""
         out = np.zeros(len(self), bool)
-        tracked = np.flatnonzero(self.status == TRACKED)
-        lost = np.flatnonzero(self.status == LOST)
+        tracked = _rows(self.status == TRACKED)
+        lost = _rows(self.status == LOST)
         if not len(tracked) or not len(lost):
             return out
         boxes = self.kf.to_boxes(self.mean)
@@ -471,6 +477,8 @@ class ByteTrack(Tracker):
         return out
 
     def _select(self, keep: np.ndarray) -> None:
+        if keep.all():  # most frames end no track
+            return
         for name in ("ids", "mean", "cov", "status", "confirmed", "hits", "last_seen", "score",
                      "cls", "det_box", "born", "feature", "has_feature"):
             setattr(self, name, getattr(self, name)[keep])
@@ -506,8 +514,9 @@ class ByteTrack(Tracker):
 
     def _record_events(self) -> None:
         """This frame's lifecycle events, from the confirmed tracks' states before and now."""
-        now = {int(i): (int(s), int(c)) for i, s, c, ok
-               in zip(self.ids, self.status, self.cls, self.confirmed, strict=True) if ok}
+        now = {i: (s, c) for i, s, c, ok
+               in zip(self.ids.tolist(), self.status.tolist(), self.cls.tolist(),
+                      self.confirmed.tolist(), strict=True) if ok}
         events = []
         for track_id, (status, cls) in now.items():
             before = self._known.get(track_id)
@@ -531,7 +540,7 @@ class ByteTrack(Tracker):
         if cfg.occluded_seconds <= 0 or not len(seen):
             return np.empty(0, np.int64)
         limit = cfg.occluded_seconds * self.fps
-        rows = np.flatnonzero((self.status == LOST) & self.confirmed
+        rows = _rows((self.status == LOST) & self.confirmed
                               & (self.frame - self.last_seen <= limit))
         if not len(rows):
             return rows
@@ -542,7 +551,7 @@ class ByteTrack(Tracker):
 
     def _output(self, detections: Detections, predicted: bool = False) -> Detections:
         self._record_events()
-        live = np.flatnonzero((self.status == TRACKED) & self.confirmed
+        live = _rows((self.status == TRACKED) & self.confirmed
                               & (self.last_seen == self.frame))
         if self.config.output == "detection" and not predicted:
             boxes = self.det_box[live]

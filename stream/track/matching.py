@@ -21,9 +21,11 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     r, c = linear_sum_assignment(cost)
     keep = cost[r, c] <= max_cost
     r, c = r[keep], c[keep]
-    unmatched_r = np.setdiff1d(np.arange(rows), r, assume_unique=True)
-    unmatched_c = np.setdiff1d(np.arange(cols), c, assume_unique=True)
-    return np.stack([r, c], axis=1), unmatched_r, unmatched_c
+    free_r = np.ones(rows, bool)
+    free_r[r] = False
+    free_c = np.ones(cols, bool)
+    free_c[c] = False
+    return np.stack([r, c], axis=1), free_r.nonzero()[0], free_c.nonzero()[0]
 
 
 def buffered_iou_matrix(tracks: np.ndarray, dets: np.ndarray, margins: np.ndarray) -> np.ndarray:
