@@ -73,11 +73,15 @@ class Annotator:
                     cv2.line(out, pts[i - 1], pts[i], colour, width, cv2.LINE_AA)
         boxes = np.round(detections.boxes).astype(int)
         names = detections.labels
+        coasted = detections.data.get("coasted")
         for k in range(len(detections)):
             x1, y1, x2, y2 = boxes[k]
             track_id = int(detections.track_ids[k])
             colour = self._colour(int(detections.class_ids[k]), track_id)
-            cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, thick, cv2.LINE_AA)
+            if coasted is not None and coasted[k]:
+                _corners(out, (x1, y1, x2 - 1, y2 - 1), colour, thick)
+            else:
+                cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, thick, cv2.LINE_AA)
             if self.config.labels:
                 text = f"{names[k]} {detections.scores[k]:.2f}"
                 if track_id >= 0:
@@ -111,3 +115,14 @@ class Annotator:
                 trail.popleft()
                 if not trail:
                     del self._trails[track_id]
+
+
+def _corners(image: np.ndarray, box: tuple[int, int, int, int], colour: tuple[int, int, int],
+             thick: int) -> None:
+    """Only the corners of ``box`` (inclusive ``x1, y1, x2, y2``): where the tracker predicts
+    an object it does not see this frame (a coasted box), so it reads as a guess."""
+    x1, y1, x2, y2 = box
+    dx, dy = max(2, (x2 - x1) // 4), max(2, (y2 - y1) // 4)
+    for x, y, sx, sy in ((x1, y1, 1, 1), (x2, y1, -1, 1), (x1, y2, 1, -1), (x2, y2, -1, -1)):
+        cv2.line(image, (x, y), (x + sx * dx, y), colour, thick, cv2.LINE_AA)
+        cv2.line(image, (x, y), (x, y + sy * dy), colour, thick, cv2.LINE_AA)

@@ -94,6 +94,40 @@ def test_a_short_full_occlusion_keeps_the_old_identity():
     assert seen[19] == seen[33] == seen[49] and len(seen[19]) == 1
 
 
+def test_missed_detections_are_bridged_by_coasted_boxes_for_their_time(tmp_path):
+    # One object moving 4 px a frame, undetected on frames 20-25: with coast_seconds 0.1 at
+    # 30 fps its track is reported at its predicted box (flagged coasted) on frames 20-22,
+    # not after; found again on frame 26 it keeps its id. Gap filling puts the straight line
+    # in place of the guesses, and JSON Lines flags them.
+    from detstream.stream.pipeline.packet import FramePacket
+    from detstream.stream.sinks.files import JsonlSink
+    from detstream.stream.track.interpolate import interpolate_tracks
+
+    tracker = make_tracker("bytetrack", fps=30, options={"coast_seconds": 0.1})
+    outs = {}
+    for t in range(40):
+        outs[t] = tracker.update(dets() if 20 <= t < 26 else dets(box(50 + 4 * t, 120)))
+    first = outs[19].track_ids.tolist()
+    assert len(first) == 1 and outs[26].track_ids.tolist() == first
+    for t in range(20, 26):
+        coasted = outs[t].data["coasted"].tolist()
+        assert coasted == ([True] if t < 23 else []), t
+    for t in (20, 21, 22):
+        centre = (outs[t].boxes[0, 0] + outs[t].boxes[0, 2]) / 2
+        assert abs(centre - (50 + 4 * t)) < 2, (t, centre)
+    assert not outs[19].data["coasted"].any()
+    filled, added = interpolate_tracks(outs, fps=30)
+    assert added == 6 and not any("coasted" in d.data for d in filled.values())
+    sink = JsonlSink(tmp_path / "c.jsonl")
+    for t in (19, 20):
+        sink.write(FramePacket(stream_id=0, index=t, pts=0.0, captured=0.0,
+                               image=np.zeros((8, 8, 3), np.uint8), detections=outs[t]))
+    sink.close()
+    lines = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert "coasted" not in lines[0]["detections"][0]
+    assert lines[1]["detections"][0]["coasted"] is True
+
+
 @pytest.mark.parametrize("state", ["xyah", "xywh"])
 def test_a_lost_box_keeps_its_shape_and_size(state):
     # The object narrows for a while (turning), then is hidden: its lost box must not go on
@@ -110,8 +144,8 @@ def test_a_lost_box_keeps_its_shape_and_size(state):
 
 def test_a_track_hidden_behind_another_is_reported_for_its_time():
     # A small object walks behind a big one: no detection while it is inside the big box.
-    # With occluded_seconds it is reported where its motion puts it (its own id), for at most
-    # that long; without it (or once out of time) it is not reported.
+    # With coast_seconds and coast_cover 1 it is reported where its motion puts it (its own
+    # id), for at most that long; without it (or once out of time) it is not reported.
     def run(options):
         tracker = make_tracker("bytetrack", fps=10, options=options)
         frames = []
@@ -123,9 +157,9 @@ def test_a_track_hidden_behind_another_is_reported_for_its_time():
             frames.append(dict(zip(out.track_ids.tolist(), out.boxes.tolist(), strict=True)))
         return frames
     hidden = range(18, 39)  # frames with the small object behind (x 150..250)
-    plain = run({})
+    plain = run({"coast_seconds": 0})
     assert all(len(plain[t]) == 1 for t in hidden)
-    reported = run({"occluded_seconds": 1.0})
+    reported = run({"coast_seconds": 1.0, "coast_cover": 1.0})
     small_id = next(i for i in reported[10] if i != next(iter(reported[0])))
     shown = [t for t in hidden if small_id in reported[t]]
     assert shown == list(range(18, 28))  # 1 s at 10 fps, then no more
@@ -429,3 +463,18 @@ def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
     # Aligned stays 1; the box 2 px beyond the edge now overlaps: 12 of 14 wide apart → 2/26.
     assert grown[0, 0] == pytest.approx(1.0) and plain[0, 1] == 0.0
     assert grown[0, 1] == pytest.approx(2 * 14 / (2 * 14 * 14 - 2 * 14))
+
+
+def test_a_coasted_box_is_drawn_as_corners_only():
+    from detstream.stream.draw import Annotator, DrawConfig
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    seen = dets(box(80, 60, w=80, h=60)).replace(track_ids=np.array([3]))
+    guess = seen.replace(data={"coasted": np.array([True])})
+    config = DrawConfig(labels=False, trails=False)
+    full = Annotator(config).draw(image, seen).any(axis=2)
+    corners = Annotator(config).draw(image, guess).any(axis=2)
+    # Both mark the corners; only the seen box draws the middle of its edges.
+    assert full[30, 40] and corners[30, 40] and full[89, 119] and corners[89, 119]
+    assert full[30, 80] and not corners[30, 80] and full[60, 40] and not corners[60, 40]
+    assert 0 < corners.sum() < full.sum()

@@ -50,7 +50,8 @@ class VideoSink(FileSink):
 
 class JsonlSink(FileSink):
     """One JSON object per frame: ``frame``, ``time``, ``stream``, ``detections`` (each with
-    ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``)
+    ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``;
+    ``coasted``: true on a box the tracker reports where it predicts an unseen object)
     and ``events`` (tracks that ``started``, were ``lost``, ``recovered`` or ``ended`` on this
     frame: ``event``, ``track_id``, ``class_id``, ``class``)."""
 
@@ -66,6 +67,7 @@ class JsonlSink(FileSink):
         items = []
         if dets is not None:
             labels = dets.labels
+            coasted = dets.data.get("coasted")
             for k in range(len(dets)):
                 items.append({
                     "box": [round(float(v), 2) for v in dets.boxes[k]],
@@ -73,6 +75,8 @@ class JsonlSink(FileSink):
                     "class_id": int(dets.class_ids[k]), "class": labels[k],
                     "track_id": int(dets.track_ids[k]),
                 })
+                if coasted is not None and coasted[k]:
+                    items[-1]["coasted"] = True
         names = dets.class_names if dets is not None else ()
         events = [{**e.to_dict(), "class": names[e.class_id] if 0 <= e.class_id < len(names)
                    else str(e.class_id)} for e in packet.events]

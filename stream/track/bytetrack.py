@@ -88,12 +88,13 @@ class ByteTrackConfig:
         feature_momentum: each track's embedding is ``momentum * old + (1 - momentum) *
             new``, re-normalised, learnt from matches with high-score detections only (weak
             detections are often occluded: their embeddings mix in what hides them).
-        occluded_seconds: report a lost track at its predicted box for up to this long while
-            that box lies hidden behind an object tracked in this frame (``occluded_cover``
-            of it inside that object's box): a person walking behind another is still there.
-            0 reports only what was detected.
-        occluded_cover: the share of a lost track's predicted box that a tracked box must
-            cover for the track to count as hidden behind it.
+        coast_seconds: report a lost track at its predicted box (``data["coasted"]`` True)
+            for up to this long, as long as ``coast_cover`` of that box lies inside boxes
+            tracked in this frame: a missed detection or a short occlusion leaves no hole
+            in the track. 0 reports only what was detected.
+        coast_cover: the share of a lost track's predicted box that boxes tracked in this
+            frame must cover for it to be reported (0: any lost track; 1: only one wholly
+            hidden behind another, as a person walking behind another).
         reid_thresh: lost tracks are also matched, after the first stage, to remaining
             high-score detections of their class by appearance alone, at distances up to
             this (0: off), wherever within ``reid_reach``. 0.05 (cosine 0.9) and a reach of
@@ -139,8 +140,8 @@ class ByteTrackConfig:
     lost_proximity_iou: float = 0.1
     appearance_veto: float = 0.25
     feature_momentum: float = 0.9
-    occluded_seconds: float = 0.0
-    occluded_cover: float = 1.0
+    coast_seconds: float = 0.0
+    coast_cover: float = 0.0
     reid_thresh: float = 0.05  # chosen on bench mot's 16 scenes (BENCHMARKS.md)
     reid_reach: float = 5.0
 
@@ -153,7 +154,7 @@ class ByteTrackConfig:
                   "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
                   "lost_proximity_iou": (0, 1),
                   "appearance_veto": (0, 1), "feature_momentum": (0, 1),
-                  "occluded_seconds": (0, 60), "occluded_cover": (0, 1), "reid_thresh": (0, 1),
+                  "coast_seconds": (0, 60), "coast_cover": (0, 1), "reid_thresh": (0, 1),
                   "reid_reach": (0, 100)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
@@ -532,22 +533,24 @@ class ByteTrack(Tracker):
         self._known = now
         self.events = events
 
-    def _occluded(self, seen: np.ndarray) -> np.ndarray:
-        """Lost confirmed tracks, lost for at most ``occluded_seconds``, whose predicted box
-        is covered at least ``occluded_cover`` by the boxes ``seen`` this frame: objects
-        hidden behind another tracked object, reported where their motion puts them."""
+    def _coasting(self, seen: np.ndarray) -> np.ndarray:
+        """Lost confirmed tracks, lost for at most ``coast_seconds``, whose predicted box is
+        covered at least ``coast_cover`` by the boxes ``seen`` this frame: objects the
+        detector missed or that hide behind another, reported where their motion puts them."""
         cfg = self.config
-        if cfg.occluded_seconds <= 0 or not len(seen):
+        if cfg.coast_seconds <= 0:
             return np.empty(0, np.int64)
-        limit = cfg.occluded_seconds * self.fps
+        limit = cfg.coast_seconds * self.fps
         rows = _rows((self.status == LOST) & self.confirmed
-                              & (self.frame - self.last_seen <= limit))
-        if not len(rows):
+                     & (self.frame - self.last_seen <= limit))
+        if not len(rows) or cfg.coast_cover <= 0:
             return rows
+        if not len(seen):
+            return rows[:0]
         boxes = self.kf.to_boxes(self.mean[rows])
         inter = intersection_matrix(boxes, seen)
         cover = inter.max(axis=1) / np.maximum(box_area(boxes), 1e-9)
-        return rows[cover >= cfg.occluded_cover]
+        return rows[cover >= cfg.coast_cover]
 
     def _output(self, detections: Detections, predicted: bool = False) -> Detections:
         self._record_events()
@@ -557,10 +560,12 @@ class ByteTrack(Tracker):
             boxes = self.det_box[live]
         else:
             boxes = self.kf.to_boxes(self.mean[live])
-        hidden = self._occluded(boxes)
-        if len(hidden):
-            live = np.concatenate([live, hidden])
-            boxes = np.concatenate([boxes, self.kf.to_boxes(self.mean[hidden])])
+        data = {}
+        if self.config.coast_seconds > 0:
+            coasted = self._coasting(boxes)
+            data["coasted"] = np.repeat([False, True], [len(live), len(coasted)])
+            live = np.concatenate([live, coasted])
+            boxes = np.concatenate([boxes, self.kf.to_boxes(self.mean[coasted])])
         return Detections(boxes=boxes.astype(np.float32), scores=self.score[live],
                           class_ids=self.cls[live], track_ids=self.ids[live],
-                          class_names=detections.class_names)
+                          class_names=detections.class_names, data=data)

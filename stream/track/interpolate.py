@@ -85,12 +85,16 @@ def interpolate_tracks(frames: Mapping[int, Detections], fps: float,
 
     Returns:
         ``(frames, added)``: new per-frame detections, sorted by frame, holding every input row
-        plus the interpolated ones (their score is the lower of the two ends), and how many
-        rows were added.
+        but the tracker's coasted ones (``data["coasted"]``) plus the interpolated ones
+        (their score is the lower of the two ends), and how many rows were added.
     """
     fill = fill or GapFill()
     if not fps > 0:
         raise UserInputError(f"gap filling needs the frame rate, got {fps}")
+    # The online tracker's guesses for unseen tracks (its coasted boxes) give way: a gap
+    # between two sightings is filled by the straight line, and a guess no later sighting
+    # vouches for is dropped.
+    frames = {f: d[~d.data["coasted"]] if "coasted" in d.data else d for f, d in frames.items()}
     rows = [(f, d) for f, d in sorted(frames.items()) if len(d)]
     names = next((d.class_names for _, d in rows if d.class_names), ())
     if not rows:
