@@ -152,3 +152,9 @@ def complete_iou(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) ->
     with torch.no_grad():
         alpha = v / (v - iou + (1 + eps))
     return iou - (dist2 / diag2 + v * alpha)
+
+
+def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each box in ``a`` [N, 4] with the box in the same row of ``b`` [N, 4]: [N]."""
+    inter = intersection(a, b)
+    return inter / np.maximum(box_area(a) + box_area(b) - inter, 1e-9)

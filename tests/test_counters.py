@@ -111,7 +111,7 @@ def test_drawing_and_interpolation_take_big_ids(tracked):
 
 
 def test_tracker_frame_counter_past_2_31_still_ages_lost_tracks():
-    tracker = make_tracker("bytetrack", FPS)
+    tracker = make_tracker("bytetrack", FPS, {"coast_seconds": 0})  # lost: not reported
     tracker.frame = BIG + 5  # a stream 2.3 years old at 30 fps...
     tracker.first_frame = BIG + 6  # ...whose tracks start afresh on the next frame
     ids = [tracker.update(boxes_at(100)).track_ids.tolist() for _ in range(3)]

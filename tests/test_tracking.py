@@ -90,7 +90,8 @@ def test_a_short_full_occlusion_keeps_the_old_identity():
         hidden = 20 <= t < 32  # 12 frames (0.4 s) with no detection at all
         out = tracker.update(dets() if hidden else dets(box(50 + 4 * t, 120)))
         seen.append(out.track_ids.tolist())
-    assert all(ids == [] for ids in seen[20:32])
+    # Coasted (reported where predicted) for its default 0.15 s, 4 frames; then unseen.
+    assert seen[20:24] == [seen[19]] * 4 and all(ids == [] for ids in seen[24:32])
     assert seen[19] == seen[33] == seen[49] and len(seen[19]) == 1
 
 
@@ -463,6 +464,25 @@ def test_buffered_iou_keeps_aligned_pairs_whole_and_reaches_displaced_ones():
     # Aligned stays 1; the box 2 px beyond the edge now overlaps: 12 of 14 wide apart → 2/26.
     assert grown[0, 0] == pytest.approx(1.0) and plain[0, 1] == 0.0
     assert grown[0, 1] == pytest.approx(2 * 14 / (2 * 14 * 14 - 2 * 14))
+
+
+def test_only_tracks_whose_motion_fits_their_detections_coast():
+    # Two objects missed on frame 20: one moving smoothly, one whose boxes jump about (a
+    # loose detector, erratic motion). Only the first is reported where predicted.
+    rng = np.random.default_rng(0)
+    tracker = make_tracker("bytetrack", fps=30, options={"coast_seconds": 0.1})
+    for t in range(20):
+        jitter = rng.choice([-9.0, 9.0], size=2)
+        out = tracker.update(dets(box(50 + 2 * t, 60), box(300 + jitter[0], 200 + jitter[1])))
+    smooth, loose = out.track_ids.tolist()
+    out = tracker.update(dets())
+    assert out.track_ids.tolist() == [smooth] and out.data["coasted"].tolist() == [True]
+    everyone = make_tracker("bytetrack", fps=30, options={"coast_seconds": 0.1, "coast_fit": 0})
+    rng = np.random.default_rng(0)
+    for t in range(20):
+        jitter = rng.choice([-9.0, 9.0], size=2)
+        everyone.update(dets(box(50 + 2 * t, 60), box(300 + jitter[0], 200 + jitter[1])))
+    assert sorted(everyone.update(dets()).track_ids.tolist()) == [smooth, loose]
 
 
 def test_a_coasted_box_is_drawn_as_corners_only():

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from detstream.engines.boxes import box_area, intersection_matrix, iou_matrix
+from detstream.engines.boxes import box_area, intersection_matrix, iou_matrix, paired_iou
 from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 from detstream.stream.track.base import Tracker, TrackEvent
@@ -95,6 +95,10 @@ class ByteTrackConfig:
         coast_cover: the share of a lost track's predicted box that boxes tracked in this
             frame must cover for it to be reported (0: any lost track; 1: only one wholly
             hidden behind another, as a person walking behind another).
+        coast_fit: only tracks whose motion has been predicting their detections well
+            coast: their smoothed IoU between predicted and matched boxes is at least this
+            (0: any). Where detections are loose or motion is erratic a guess is worth less
+            than no box.
         reid_thresh: lost tracks are also matched, after the first stage, to remaining
             high-score detections of their class by appearance alone, at distances up to
             this (0: off), wherever within ``reid_reach``. 0.05 (cosine 0.9) and a reach of
@@ -102,6 +106,9 @@ class ByteTrackConfig:
             chosen with each scene left out (BENCHMARKS.md, "Re-identifying lost tracks").
         reid_reach: how far (in the lost track's larger box side, from its predicted centre)
             a detection may be to be re-identified as it.
+        reid_seconds: a lost track that has an embedding waits this long (when above
+            ``lost_seconds``) to be re-identified; past ``lost_seconds`` it takes part only
+            in re-identification, not in the motion-based first stage.
 
     A pair's cost is ``min(IoU cost, appearance distance)`` where it is close and alike, its
     IoU cost elsewhere, against ``match_cost`` / ``unconfirmed_cost`` as before (BoT-SORT's
@@ -140,10 +147,12 @@ class ByteTrackConfig:
     lost_proximity_iou: float = 0.1
     appearance_veto: float = 0.25
     feature_momentum: float = 0.9
-    coast_seconds: float = 0.0
+    coast_seconds: float = 0.15  # chosen on 33 sequences (BENCHMARKS.md, "Coasting")
     coast_cover: float = 0.0
+    coast_fit: float = 0.65
     reid_thresh: float = 0.05  # chosen on bench mot's 16 scenes (BENCHMARKS.md)
     reid_reach: float = 5.0
+    reid_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         """Refuse values the tracker cannot work with (each names the parameter)."""
@@ -154,8 +163,9 @@ class ByteTrackConfig:
                   "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
                   "lost_proximity_iou": (0, 1),
                   "appearance_veto": (0, 1), "feature_momentum": (0, 1),
-                  "coast_seconds": (0, 60), "coast_cover": (0, 1), "reid_thresh": (0, 1),
-                  "reid_reach": (0, 100)}
+                  "coast_seconds": (0, 60), "coast_cover": (0, 1), "coast_fit": (0, 1),
+                  "reid_thresh": (0, 1),
+                  "reid_reach": (0, 100), "reid_seconds": (0, 3600)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
             if not low <= value <= high:  # NaN fails too
@@ -195,6 +205,7 @@ class ByteTrack(Tracker):
         self.first_id = first_id
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.max_lost = max(1, int(round(self.config.lost_seconds * self.fps)))
+        self.max_lost_reid = max(self.max_lost, int(round(self.config.reid_seconds * self.fps)))
         self.kf = KalmanFilter(self.config.state, self.config.std_position,
                                self.config.std_velocity)
         self.motion = motion
@@ -217,6 +228,7 @@ class ByteTrack(Tracker):
         self.cls = np.empty(0, np.int32)
         self.det_box = np.empty((0, 4))
         self.born = np.empty(0, np.int64)
+        self.fit = np.empty(0)  # how well motion predicted the detections (IoU, smoothed)
         self.feature = np.zeros((0, 0), np.float32)  # smoothed unit embeddings (rows)
         self.has_feature = np.empty(0, bool)  # False: no embedding seen yet (zero row)
         self.events: list[TrackEvent] = []
@@ -253,8 +265,11 @@ class ByteTrack(Tracker):
         matched_t: list[np.ndarray] = []
         matched_d: list[np.ndarray] = []
 
-        # Stage 1: confirmed tracks (tracked or lost) with high-score detections.
-        pool = _rows(self.confirmed)
+        # Stage 1: confirmed tracks (tracked or lost) with high-score detections. Tracks lost
+        # for longer than lost_seconds (kept up to reid_seconds for their looks) only take
+        # part in re-identification: motion says little about them any more.
+        stale = (self.status == LOST) & (self.frame - self.last_seen > self.max_lost + 1)
+        pool = _rows(self.confirmed & ~stale)
         iou = self._overlap(predicted, pool, boxes[high])
         sim = iou * scores[high][None, :] if cfg.fuse_score else iou
         cost = 1.0 - sim
@@ -268,7 +283,7 @@ class ByteTrack(Tracker):
         # of their class that look just like them, within reach: after a long occlusion an
         # object is rarely where its motion pointed, and IoU alone starts a new track.
         if emb is not None and cfg.reid_thresh > 0:
-            lost_rows = pool[self.status[pool] == LOST]
+            lost_rows = np.concatenate([pool[self.status[pool] == LOST], _rows(stale)])
             if len(lost_rows) and len(high):
                 cost = self._reid_cost(predicted, lost_rows, boxes[high], classes[high],
                                        emb[high], known[high])
@@ -312,6 +327,8 @@ class ByteTrack(Tracker):
             self.score[t] = scores[d]
             self.cls[t] = classes[d]
             self.det_box[t] = boxes[d]
+            fit = paired_iou(predicted[t], boxes[d])
+            self.fit[t] = np.where(np.isnan(self.fit[t]), fit, 0.7 * self.fit[t] + 0.3 * fit)
             self.confirmed[t] |= self.hits[t] >= cfg.min_hits
             if emb is not None:  # stages 1 and 3 matched high-score detections
                 rows = np.concatenate([matched_t[0], matched_t[2]])
@@ -325,7 +342,8 @@ class ByteTrack(Tracker):
         # End dropped unconfirmed tracks and tracks lost for too long; start new ones.
         keep = np.ones(len(self), bool)
         keep[dropped] = False
-        keep &= ~((self.status == LOST) & (self.frame - self.last_seen > self.max_lost))
+        limit = np.where(self.has_feature, self.max_lost_reid, self.max_lost)
+        keep &= ~((self.status == LOST) & (self.frame - self.last_seen > limit))
         keep &= ~self._duplicates()
         self._select(keep)
         fresh = high[scores[high] >= cfg.new_track_score]
@@ -481,7 +499,7 @@ class ByteTrack(Tracker):
         if keep.all():  # most frames end no track
             return
         for name in ("ids", "mean", "cov", "status", "confirmed", "hits", "last_seen", "score",
-                     "cls", "det_box", "born", "feature", "has_feature"):
+                     "cls", "det_box", "born", "fit", "feature", "has_feature"):
             setattr(self, name, getattr(self, name)[keep])
 
     def _start(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
@@ -501,6 +519,7 @@ class ByteTrack(Tracker):
         self.cls = np.concatenate([self.cls, classes.astype(np.int32)])
         self.det_box = np.concatenate([self.det_box, boxes])
         self.born = np.concatenate([self.born, np.full(n, self.frame)])
+        self.fit = np.concatenate([self.fit, np.full(n, np.nan)])
         if emb is None:
             emb, known = np.zeros((n, self.feature.shape[1]), np.float32), np.zeros(n, bool)
         self.feature = np.concatenate([self.feature, emb])
@@ -542,7 +561,7 @@ class ByteTrack(Tracker):
             return np.empty(0, np.int64)
         limit = cfg.coast_seconds * self.fps
         rows = _rows((self.status == LOST) & self.confirmed
-                     & (self.frame - self.last_seen <= limit))
+                     & (self.frame - self.last_seen <= limit) & (self.fit >= cfg.coast_fit))
         if not len(rows) or cfg.coast_cover <= 0:
             return rows
         if not len(seen):
