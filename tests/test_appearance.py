@@ -382,3 +382,16 @@ def test_a_lost_track_is_found_again_by_its_looks_away_from_its_prediction():
     assert len(set(reappear(other))) == 2  # someone who looks different: a new track
     assert len(set(reappear(look, cls=1))) == 2  # the same looks on another class: new
     assert len(set(reappear(look, options={"reid_reach": 0.5}))) == 2  # out of reach: new
+
+
+def test_a_track_with_looks_waits_reid_seconds_and_only_for_its_looks():
+    rng = np.random.default_rng(2)
+    look = unit(rng.normal(size=(1, D)))  # the walker's own looks (see reappear)
+    # Hidden 3 s (90 frames): past lost_seconds (1.5 s), within reid_seconds (4 s).
+    first, last = reappear(look, hidden=90)
+    assert last == first
+    assert len(set(reappear(look, hidden=90, options={"reid_seconds": 0}))) == 2  # ended
+    assert len(set(reappear(look, hidden=150))) == 2  # 5 s: past reid_seconds too
+    # Someone who looks different, appearing while the old track waits: a new track.
+    other = unit(np.random.default_rng(9).normal(size=(1, D)))
+    assert len(set(reappear(other, hidden=90))) == 2

@@ -152,7 +152,7 @@ class ByteTrackConfig:
     coast_fit: float = 0.65
     reid_thresh: float = 0.05  # chosen on bench mot's 16 scenes (BENCHMARKS.md)
     reid_reach: float = 5.0
-    reid_seconds: float = 0.0
+    reid_seconds: float = 4.0  # chosen by bench tune on 33 sequences (BENCHMARKS.md)
 
     def __post_init__(self) -> None:
         """Refuse values the tracker cannot work with (each names the parameter)."""
