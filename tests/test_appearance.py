@@ -179,7 +179,8 @@ def test_each_track_learns_its_looks_from_strong_matches_only():
     assert not tracker.feature[1].any()
     for _ in range(3):
         tracker.update(frame([box(300, 100)]))
-    for _ in range(60):  # the first track is lost, then ends
+    for _ in range(tracker.max_lost_reid + 2):  # the first track is lost, waits for its
+        # looks (reid_seconds), then ends
         tracker.update(frame([box(300, 100)]))
     assert len(tracker) == 1 and tracker.has_feature.tolist() == [False]
     assert tracker.feature.shape == (1, D)
