@@ -39,13 +39,15 @@ from detstream.stream.track.matching import assign, buffered_iou_matrix
 from detstream.stream.track.motion import small_view
 
 TRACKED, LOST = 1, 2
-
+#: Weight of a track's past in its smoothed fit (the IoU of predicted and matched boxes).
+FIT_MOMENTUM = 0.7
 
 
 def _rows(mask: np.ndarray) -> np.ndarray:
     """Indices where a 1-D ``mask`` holds (``np.flatnonzero`` without its reshaping cost,
     which shows at a tracker's thousands of frames a second)."""
     return mask.nonzero()[0]
+
 
 @dataclass(frozen=True)
 class ByteTrackConfig:
@@ -267,7 +269,8 @@ class ByteTrack(Tracker):
 
         # Stage 1: confirmed tracks (tracked or lost) with high-score detections. Tracks lost
         # for longer than lost_seconds (kept up to reid_seconds for their looks) only take
-        # part in re-identification: motion says little about them any more.
+        # part in re-identification: motion says little about them any more. (The tracks
+        # the previous frame kept were lost at most max_lost frames then, max_lost + 1 now.)
         stale = (self.status == LOST) & (self.frame - self.last_seen > self.max_lost + 1)
         pool = _rows(self.confirmed & ~stale)
         iou = self._overlap(predicted, pool, boxes[high])
@@ -328,7 +331,8 @@ class ByteTrack(Tracker):
             self.cls[t] = classes[d]
             self.det_box[t] = boxes[d]
             fit = paired_iou(predicted[t], boxes[d])
-            self.fit[t] = np.where(np.isnan(self.fit[t]), fit, 0.7 * self.fit[t] + 0.3 * fit)
+            self.fit[t] = np.where(np.isnan(self.fit[t]), fit,
+                                   FIT_MOMENTUM * self.fit[t] + (1.0 - FIT_MOMENTUM) * fit)
             self.confirmed[t] |= self.hits[t] >= cfg.min_hits
             if emb is not None:  # stages 1 and 3 matched high-score detections
                 rows = np.concatenate([matched_t[0], matched_t[2]])
@@ -557,8 +561,6 @@ class ByteTrack(Tracker):
         covered at least ``coast_cover`` by the boxes ``seen`` this frame: objects the
         detector missed or that hide behind another, reported where their motion puts them."""
         cfg = self.config
-        if cfg.coast_seconds <= 0:
-            return np.empty(0, np.int64)
         limit = cfg.coast_seconds * self.fps
         rows = _rows((self.status == LOST) & self.confirmed
                      & (self.frame - self.last_seen <= limit) & (self.fit >= cfg.coast_fit))
@@ -574,7 +576,7 @@ class ByteTrack(Tracker):
     def _output(self, detections: Detections, predicted: bool = False) -> Detections:
         self._record_events()
         live = _rows((self.status == TRACKED) & self.confirmed
-                              & (self.last_seen == self.frame))
+                     & (self.last_seen == self.frame))
         if self.config.output == "detection" and not predicted:
             boxes = self.det_box[live]
         else:
