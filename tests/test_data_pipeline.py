@@ -25,7 +25,12 @@ from detstream.engines.data.loader import (
     collate,
 )
 from detstream.engines.data.synthetic.config import CLASS_NAMES
-from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
+from detstream.engines.data.synthetic.dataset import (
+    DatasetSpec,
+    scene_config,
+    scene_samples,
+    write_dataset,
+)
 from detstream.engines.errors import UserInputError
 from tests.conftest import shared_path
 
@@ -92,6 +97,28 @@ def test_yolo_source_boxes_equal_label_files(dataset: Path, split: str) -> None:
         assert image.dtype == np.uint8 and image.shape == (height, width, 3)
 
 
+def test_synthetic_labels_and_ignored_regions_split_the_truth_by_visibility(
+        tmp_path: Path) -> None:
+    # Objects at least min_visibility visible are labelled; those in view but less visible
+    # are regions validation ignores; fully hidden ones are neither.
+    spec = DatasetSpec(train=2, val=12, imgsz=256, seed=5, min_visibility=0.5)
+    write_dataset(tmp_path, spec, workers=1)
+    source = DetectionSource.from_yolo(tmp_path / "data.yaml", "val")
+    ignored_total = 0
+    for scene in range(2):
+        samples = scene_samples(scene_config("val", scene, spec), spec.images_per_scene)
+        for k, (_, truth) in enumerate(samples):
+            i = [source.image_path(j).stem for j in range(len(source))].index(
+                f"{scene:06d}_{k:02d}")
+            vis = truth.data["visibility"]
+            for (boxes, classes), wanted in ((source.annotations(i), vis >= 0.5),
+                                             (source.ignored(i), (vis > 0) & (vis < 0.5))):
+                np.testing.assert_allclose(boxes, truth.boxes[wanted], atol=0.05)
+                np.testing.assert_array_equal(classes, truth.class_ids[wanted])
+            ignored_total += int(((vis > 0) & (vis < 0.5)).sum())
+    assert ignored_total > 0  # the check above saw some
+
+
 def test_yolo_source_background_image_has_no_boxes(train_source: DetectionSource) -> None:
     boxes, classes = train_source.annotations(0)
     assert boxes.shape == (0, 4) and classes.shape == (0,)
@@ -106,7 +133,7 @@ def test_missing_image_names_the_file(dataset: Path, tmp_path: Path) -> None:
         source.load_image(2)
 
 
-def test_coco_source_maps_categories_and_skips_crowd(tmp_path: Path) -> None:
+def test_coco_source_maps_categories_and_ignores_crowds(tmp_path: Path) -> None:
     for name, (w, h) in {"a.jpg": (64, 48), "b.jpg": (40, 40)}.items():
         cv2.imwrite(str(tmp_path / name), _solid(w, h, 90))
     doc = {
@@ -131,6 +158,10 @@ def test_coco_source_maps_categories_and_skips_crowd(tmp_path: Path) -> None:
     np.testing.assert_array_equal(classes, [2, 1])
     boxes, classes = source.annotations(1)  # only a zero-width box: skipped
     assert boxes.shape == (0, 4) and classes.shape == (0,)
+    boxes, classes = source.ignored(0)  # the crowd: a region evaluation ignores
+    np.testing.assert_allclose(boxes, [[5, 5, 35, 35]])
+    np.testing.assert_array_equal(classes, [0])
+    assert source.ignored(1)[0].shape == (0, 4)
     assert source.image_size(0) == (64, 48)
     assert source.load_image(1).shape == (40, 40, 3)
 

@@ -99,6 +99,24 @@ def test_false_positive_between_true_positives() -> None:
     assert [result.precision, result.recall, result.f1] == pytest.approx([2 / 3, 1.0, 0.8])
 
 
+def test_detection_of_an_ignored_region_counts_neither_way() -> None:
+    # The FP-above-every-TP case, with the false box lying on a region to ignore (an object
+    # too hidden to be labelled): it no longer costs precision, and the region is no object
+    # to find (recall stays 1). A region of another class ignores nothing of this class.
+    gt = record(grid(2), [0, 0])
+    hidden = [1000, 1000, 1100, 1100]
+    pred = record([hidden, *grid(2)], [0, 0, 0], [0.9, 0.8, 0.7])
+    evaluator = DetectionEvaluator(NAMES)
+    evaluator.add(gt, pred, ignore=record([hidden], [0]))
+    result = evaluator.compute()
+    assert metrics(result) == pytest.approx([1.0] * 5)
+    assert result.per_class["car"]["instances"] == 2
+    other = DetectionEvaluator(NAMES)
+    other.add(gt, pred, ignore=record([hidden], [1]))
+    assert other.compute().map50 == pytest.approx(2 / 3)
+    assert other.compute().per_class["person"]["instances"] == 0
+
+
 def test_false_positive_on_an_image_without_ground_truth_counts() -> None:
     gt = record(grid(2), [0, 0])
     stray = record([[0, 0, 100, 100]], [0], [0.95])

@@ -34,15 +34,22 @@ def test_validation_scores_exactly_what_the_predictor_finds(val_split):
     predictor = Predictor(backend, conf=0.001, iou=0.65, max_det=300)
     names = val_split.class_names
     by_hand = DetectionEvaluator(names)
+    ignored = 0
     for start in range(0, len(val_split), 4):  # the batches evaluate(batch=4) makes
         samples = [val_split.sample(i) for i in range(start, min(start + 4, len(val_split)))]
         found = predictor([image for image, _, _ in samples])
         for k, ((_, boxes, classes), pred) in enumerate(zip(samples, found, strict=True)):
             gt = Detections(boxes=boxes, scores=np.ones(len(boxes)), class_ids=classes,
                             class_names=names)
-            by_hand.add(gt, pred.replace(class_names=names), image_id=start + k)
+            hidden, hidden_classes = val_split.ignored(start + k)
+            ignored += len(hidden)
+            ignore = Detections(boxes=hidden, scores=np.ones(len(hidden)),
+                                class_ids=hidden_classes, class_names=names)
+            by_hand.add(gt, pred.replace(class_names=names), image_id=start + k,
+                        ignore=ignore)
     expected = by_hand.compute()
     assert expected.map50 > 0.3  # the default model finds the synthetic shapes
+    assert ignored > 0  # objects too hidden to be labelled are regions to ignore
     result = evaluate(backend, val_split, batch=4)
     assert result.to_json() == expected.to_json()
     # Worker processes hand the decoded frames over in shared memory; other batch sizes give

@@ -41,7 +41,8 @@ class DetectionSource:
     def __init__(self, images: Sequence[Path], class_names: Sequence[str],
                  labels: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
                  sizes: Sequence[tuple[int, int] | None] | None = None,
-                 label_files: Sequence[Path] | None = None) -> None:
+                 label_files: Sequence[Path] | None = None,
+                 ignored: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Wrap a list of images and their labels (prefer the ``from_*`` constructors).
 
         Args:
@@ -51,19 +52,23 @@ class DetectionSource:
                 (COCO); None when labels are read lazily from ``label_files``.
             sizes: per image, known ``(width, height)`` or None.
             label_files: per image, the YOLO label file (normalised ``class cx cy w h`` rows).
+            ignored: per image, pixel ``xyxy`` boxes and class ids of regions that count
+                neither way in evaluation (COCO's crowds); YOLO sources read theirs lazily
+                from an ``ignore`` folder beside ``labels`` (see :meth:`ignored`).
         """
         self._images = [Path(p) for p in images]
         self.class_names: tuple[str, ...] = tuple(class_names)
         n = len(self._images)
         self._pixel_labels = list(labels) if labels is not None else None
         self._label_files = list(label_files) if label_files is not None else None
+        self._ignored = list(ignored) if ignored is not None else None
         if (self._pixel_labels is None) == (self._label_files is None):
             raise ValueError("DetectionSource: give exactly one of labels or label_files")
         # Normalised xyxy boxes of YOLO images, filled on first read.
         self._normalised: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
         self._sizes: list[tuple[int, int] | None] = list(sizes) if sizes is not None else [None] * n
         for name, seq in (("labels", self._pixel_labels), ("label_files", self._label_files),
-                          ("sizes", self._sizes)):
+                          ("sizes", self._sizes), ("ignored", self._ignored)):
             if seq is not None and len(seq) != n:
                 raise ValueError(f"DetectionSource: {n} images but {len(seq)} {name}")
 
@@ -94,8 +99,9 @@ class DetectionSource:
         """The images of a COCO detection JSON file.
 
         Category ids are mapped to contiguous class ids 0..C-1 in increasing id order; crowd
-        annotations (``iscrowd: 1``) and boxes without area are skipped. Images keep the order
-        of their ids.
+        annotations (``iscrowd: 1``) become ignored regions (:meth:`ignored`), as COCO's own
+        evaluation treats them; boxes without area are skipped. Images keep the order of their
+        ids.
 
         Args:
             json_path: the annotation file (``images``, ``annotations``, ``categories``).
@@ -120,9 +126,9 @@ class DetectionSource:
             row_of = {int(im["id"]): k for k, im in enumerate(images)}
             boxes: list[list[list[float]]] = [[] for _ in images]
             classes: list[list[int]] = [[] for _ in images]
+            crowd_boxes: list[list[list[float]]] = [[] for _ in images]
+            crowd_classes: list[list[int]] = [[] for _ in images]
             for ann in doc["annotations"]:
-                if ann.get("iscrowd", 0):
-                    continue
                 image_id, category = int(ann["image_id"]), int(ann["category_id"])
                 if image_id not in row_of:
                     raise UserInputError(f"{json_path}: annotation {ann.get('id')} refers to "
@@ -133,8 +139,9 @@ class DetectionSource:
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if w <= 0 or h <= 0:
                     continue
-                boxes[row_of[image_id]].append([x, y, x + w, y + h])
-                classes[row_of[image_id]].append(class_of[category])
+                crowd = bool(ann.get("iscrowd", 0))
+                (crowd_boxes if crowd else boxes)[row_of[image_id]].append([x, y, x + w, y + h])
+                (crowd_classes if crowd else classes)[row_of[image_id]].append(class_of[category])
             paths = [image_dir / str(im["file_name"]) for im in images]
             sizes = [(int(im["width"]), int(im["height"])) if "width" in im and "height" in im
                      else None for im in images]
@@ -147,7 +154,9 @@ class DetectionSource:
             raise UserInputError(f"{json_path} lists no images")
         labels = [(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(c, np.int64))
                   for b, c in zip(boxes, classes, strict=True)]
-        return cls(paths, names, labels=labels, sizes=sizes)
+        ignored = [(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(c, np.int64))
+                   for b, c in zip(crowd_boxes, crowd_classes, strict=True)]
+        return cls(paths, names, labels=labels, sizes=sizes, ignored=ignored)
 
     # -- access -------------------------------------------------------------------------------
 
@@ -193,7 +202,29 @@ class DetectionSource:
         if self._pixel_labels is not None:
             boxes, classes = self._pixel_labels[i]
             return boxes.copy(), classes.copy()
-        normalised, classes = self._read_normalised(i)
+        return self._to_pixels(i, *self._read_normalised(i))
+
+    def ignored(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Regions of image ``i`` that evaluation counts neither as objects to find nor as
+        false detections, as :meth:`annotations` gives boxes: COCO's crowd annotations, or a
+        YOLO dataset's ``ignore/`` file (YOLO label format; ``detstream synth dataset``
+        writes there the objects too hidden to be labelled). None: N = 0.
+
+        Raises:
+            UserInputError: a malformed ignore file.
+        """
+        if self._ignored is not None:
+            boxes, classes = self._ignored[i]
+            return boxes.copy(), classes.copy()
+        path = label_path(self._images[i], "ignore")
+        if self._label_files is None or not path.is_file():
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+        class_ids, cxcywh = read_labels(path, len(self.class_names))
+        return self._to_pixels(i, cxcywh_to_xyxy(cxcywh), class_ids.astype(np.int64))
+
+    def _to_pixels(self, i: int, normalised: np.ndarray, classes: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised ``xyxy`` boxes of image ``i`` → float32 pixels clipped to the image."""
         if len(classes) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
         width, height = self.image_size(i)

@@ -16,6 +16,11 @@ What is reported, and how:
   over classes with ground truth (how Ultralytics reports P and R). True/false positive flags
   come from COCOeval's own greedy matching, in a second pass limited to IoU 0.50 and taking
   every detection (no ``max_det`` cap); the headline F1 is the maximised mean F1.
+* **Ignored regions** (COCO's crowds; objects too hidden to be labelled): a detection that
+  matches one and no labelled box counts neither as a true nor as a false positive, and the
+  regions are not objects to find. They go to COCOeval as ``iscrowd`` boxes, so AP treats
+  them exactly as COCO does (a detection matches a region when the share of the detection
+  inside it reaches the IoU threshold).
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ class _Image:
     image_id: int
     gt: Detections
     pred: Detections
+    ignore: Detections | None = None
 
 
 class DetectionEvaluator:
@@ -131,13 +137,16 @@ class DetectionEvaluator:
         """Number of images added so far."""
         return len(self._images)
 
-    def add(self, gt: Detections, pred: Detections, image_id: int | None = None) -> int:
+    def add(self, gt: Detections, pred: Detections, image_id: int | None = None,
+            ignore: Detections | None = None) -> int:
         """Add one image.
 
         Args:
             gt: ground truth, float32 [G, 4] ``xyxy`` boxes in frame pixels (scores ignored).
             pred: predictions, float32 [P, 4] ``xyxy`` boxes in the same frame, with scores.
             image_id: a unique id; ``None`` takes the next free one (largest so far + 1).
+            ignore: regions, with class ids, where a detection of that class counts neither
+                way (crowds; objects too hidden to be labelled); none when ``None``.
 
         Returns:
             The image id used.
@@ -151,9 +160,10 @@ class DetectionEvaluator:
         image_id = int(image_id)
         if image_id in self._ids:
             raise UserInputError(f"DetectionEvaluator.add: image id {image_id} was already added")
-        for role, record in (("gt", gt), ("pred", pred)):
-            self._check_record(role, record)
-        self._images.append(_Image(image_id, gt, pred))
+        for role, record in (("gt", gt), ("pred", pred), ("ignore", ignore)):
+            if record is not None:
+                self._check_record(role, record)
+        self._images.append(_Image(image_id, gt, pred, ignore))
         self._ids.add(image_id)
         return image_id
 
@@ -215,6 +225,11 @@ class DetectionEvaluator:
         categories = [{"id": k + 1, "name": name} for k, name in enumerate(self.class_names)]
         gt_anns = _annotations([(image.image_id, image.gt) for image in self._images],
                               with_scores=False)
+        crowds = _annotations([(image.image_id, image.ignore) for image in self._images
+                               if image.ignore is not None], with_scores=False, crowd=True)
+        for ann in crowds:
+            ann["id"] += len(gt_anns)
+        gt_anns += crowds
         dt_anns = _annotations([(image.image_id, image.pred) for image in self._images],
                               with_scores=True)
         return _coco(images, categories, gt_anns), _coco(images, categories, dt_anns)
@@ -250,11 +265,15 @@ class DetectionEvaluator:
         box matched at most once), from a pass restricted to IoU 0.50, area ``all`` and a
         detection cap no image reaches. Its ``eval["matched"]`` maps ``"<dt id>_<gt id>"`` to
         the IoU; over several IoU thresholds it would hold the union of their matches.
+        Detections it matched to an ignored region (a crowd) are left out.
         """
         most = max(len(image.pred) for image in self._images)
         evaluator = _run_cocoeval(gt, dt, iou_thresholds=[0.5], max_det=max(1, most))
-        matched_ids = {int(key.split("_", 1)[0]) for key in evaluator.eval["matched"]}
-        anns = dt.dataset["annotations"]
+        crowd = {ann["id"] for ann in gt.dataset["annotations"] if ann["iscrowd"]}
+        pairs = [tuple(int(v) for v in key.split("_", 1)) for key in evaluator.eval["matched"]]
+        matched_ids = {d for d, g in pairs if g not in crowd}
+        ignored_ids = {d for d, g in pairs if g in crowd}
+        anns = [ann for ann in dt.dataset["annotations"] if ann["id"] not in ignored_ids]
         scores = np.array([ann["score"] for ann in anns], np.float64)
         class_ids = np.array([ann["category_id"] - 1 for ann in anns], np.int64)
         is_tp = np.array([ann["id"] in matched_ids for ann in anns], bool)
@@ -262,15 +281,16 @@ class DetectionEvaluator:
 
 
 def _annotations(records: Sequence[tuple[int, Detections]],
-                 with_scores: bool) -> list[dict[str, Any]]:
-    """COCO annotation dicts (``bbox`` as xywh, ids from 1) for ``(image_id, record)`` pairs."""
+                 with_scores: bool, crowd: bool = False) -> list[dict[str, Any]]:
+    """COCO annotation dicts (``bbox`` as xywh, ids from 1) for ``(image_id, record)`` pairs;
+    ``crowd`` marks them ``iscrowd`` (regions to ignore)."""
     anns: list[dict[str, Any]] = []
     for image_id, record in records:
         xywh = record.xywh.astype(np.float64)
         for box, class_id, score in zip(xywh.tolist(), record.class_ids.tolist(),
                                         record.scores.tolist(), strict=True):
             ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": class_id + 1,
-                   "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
+                   "bbox": box, "area": box[2] * box[3], "iscrowd": int(crowd)}
             if with_scores:
                 ann["score"] = score
             anns.append(ann)

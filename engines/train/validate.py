@@ -23,16 +23,17 @@ from detstream.engines.progress import progress_bar
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import Detections, ModelSpec
 
-#: One image as the loader gives it: ``(image, boxes, class_ids, index)``.
-Frame = tuple[torch.Tensor, np.ndarray, np.ndarray, int]
+#: One image as the loader gives it: ``(image, boxes, class_ids, ignored, index)``.
+Frame = tuple[torch.Tensor, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], int]
 
 
 class FrameDataset(Dataset[Frame]):
     """A split's images as decoded frames, with their labels.
 
-    Items are ``(image, boxes, class_ids, index)``: uint8 [H, W, 3] BGR as a tensor (so that
-    worker processes hand it over in shared memory instead of a pickled copy), float32 [N, 4]
-    ``xyxy`` frame pixels, int64 [N], and the image's index in ``source``.
+    Items are ``(image, boxes, class_ids, ignored, index)``: uint8 [H, W, 3] BGR as a tensor
+    (so that worker processes hand it over in shared memory instead of a pickled copy), float32
+    [N, 4] ``xyxy`` frame pixels, int64 [N], the regions to ignore as ``(boxes, class_ids)``
+    (:meth:`DetectionSource.ignored`), and the image's index in ``source``.
     """
 
     def __init__(self, source: DetectionSource) -> None:
@@ -45,7 +46,8 @@ class FrameDataset(Dataset[Frame]):
 
     def __getitem__(self, index: int) -> Frame:
         image, boxes, class_ids = self.source.sample(int(index))
-        return torch.from_numpy(np.ascontiguousarray(image)), boxes, class_ids, int(index)
+        return (torch.from_numpy(np.ascontiguousarray(image)), boxes, class_ids,
+                self.source.ignored(int(index)), int(index))
 
 
 def _as_list(items: list[Frame]) -> list[Frame]:
@@ -62,7 +64,8 @@ def evaluate(backend: Backend, source: DetectionSource, batch: int = 16, workers
         backend: the model, run through a :class:`Predictor` exactly as ``detstream run``
             runs it (preprocessing per ``backend.spec``, then decode and NMS).
         source: images and ground truth; predictions are matched to it by class id and
-            reported with its class names.
+            reported with its class names. Its ignored regions (crowds, objects too hidden
+            to be labelled) count neither way.
         batch: images per loader batch (the predictor splits it to ``backend.max_batch``).
         workers: processes reading and decoding images (0 reads in this one).
         conf, iou, max_det: post-processing (low ``conf`` for a full precision-recall curve).
@@ -78,13 +81,16 @@ def evaluate(backend: Backend, source: DetectionSource, batch: int = 16, workers
                         num_workers=workers, collate_fn=_as_list)
     for frames in progress_bar(loader, disable=not progress, desc="val", unit="batch",
                                leave=False):
-        found = predictor([image.numpy() for image, _, _, _ in frames])
-        for (_, boxes, class_ids, index), pred in zip(frames, found, strict=True):
+        found = predictor([image.numpy() for image, *_ in frames])
+        for (_, boxes, class_ids, (ignore_boxes, ignore_ids), index), pred in zip(
+                frames, found, strict=True):
             gt = Detections(boxes=boxes, scores=np.ones(len(boxes)), class_ids=class_ids,
                             class_names=names)
+            ignore = Detections(boxes=ignore_boxes, scores=np.ones(len(ignore_boxes)),
+                                class_ids=ignore_ids, class_names=names)
             if pred.class_names != names:  # the dataset's spelling of the model's classes
                 pred = pred.replace(class_names=names)
-            evaluator.add(gt, pred, image_id=index)
+            evaluator.add(gt, pred, image_id=index, ignore=ignore)
     return evaluator.compute()
 
 

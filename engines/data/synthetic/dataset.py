@@ -1,7 +1,10 @@
 """Write a YOLO-format detection dataset sampled from many synthetic scenes.
 
 Beside ``labels/`` an ``identities/`` folder gives each labelled box the identity of its object
-(the same number in every image of the same scene), which trains the embedding head.
+(the same number in every image of the same scene), which trains the embedding head, and an
+``ignore/`` folder (YOLO label format) the boxes of objects in view but less visible than
+``min_visibility``: left unlabelled, they are regions evaluation ignores (as CityPersons
+ignores its heavily occluded people), neither objects to find nor false detections.
 
 Each image is a frame of its own scene (a random frame shape, object count, camera motion,
 noise, lighting ...), taken after the scene has run for a while. Train and validation scenes
@@ -98,15 +101,19 @@ def _write_scene(args: tuple[Path, str, int, DatasetSpec, int]) -> int:
     boxes_written = 0
     for k, (image, truth) in enumerate(scene_samples(config, count)):
         name = f"{scene:06d}_{k:02d}"
-        keep = truth[(truth.data["visibility"] >= spec.min_visibility)
-                     & ((truth.boxes[:, 2] - truth.boxes[:, 0]) >= 2)
-                     & ((truth.boxes[:, 3] - truth.boxes[:, 1]) >= 2)]
+        sized = (((truth.boxes[:, 2] - truth.boxes[:, 0]) >= 2)
+                 & ((truth.boxes[:, 3] - truth.boxes[:, 1]) >= 2))
+        visibility = truth.data["visibility"]
+        keep = truth[sized & (visibility >= spec.min_visibility)]
+        hidden = truth[sized & (visibility > 0) & (visibility < spec.min_visibility)]
         cv2.imwrite(str(out / "images" / split / f"{name}.jpg"), image,
                     [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
         write_labels(out / "labels" / split / f"{name}.txt", keep.class_ids, keep.boxes,
                      config.width, config.height)
         write_identities(out / "identities" / split / f"{name}.txt",
                          scene * IDENTITY_BLOCK + keep.track_ids)
+        write_labels(out / "ignore" / split / f"{name}.txt", hidden.class_ids, hidden.boxes,
+                     config.width, config.height)
         boxes_written += len(keep)
     return boxes_written
 
@@ -130,6 +137,7 @@ def write_dataset(out: str | Path, spec: DatasetSpec, workers: int | None = None
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
         (out / "identities" / split).mkdir(parents=True, exist_ok=True)
+        (out / "ignore" / split).mkdir(parents=True, exist_ok=True)
         for scene, start in enumerate(range(0, total, spec.images_per_scene)):
             jobs.append((out, split, scene, spec, min(spec.images_per_scene, total - start)))
     counts = {"train_images": spec.train, "train_boxes": 0, "val_images": spec.val, "val_boxes": 0}
