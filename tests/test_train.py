@@ -49,6 +49,26 @@ def test_train_writes_checkpoints_results_and_plot(tiny_data, tmp_path):
     assert metrics["images"] == 8
 
 
+def test_stop_after_ends_early_on_the_longer_schedule_and_resume_finishes_it(tiny_data,
+                                                                               tmp_path):
+    out = tmp_path / "run"
+    common = ("--imgsz", "128", "--batch", "8", "--workers", "0", "--close-mosaic", "0",
+              "--warmup-epochs", "0", "--optimizer", "adamw", "--lr0", "0.001")
+    short = run_cli("train", "--data", str(tiny_data), "--epochs", "3", "--stop-after", "1",
+                    "--out", str(out), *common)
+    assert short.returncode == 0, short.stderr[-2000:]
+    assert "epochs 1-1 of 3" in short.stdout
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1]
+    # A 1-epoch schedule would have decayed to lr0 * lrf by now; the 3-epoch one has not.
+    assert float(rows[0]["lr"]) > 0.5 * 0.001
+    again = run_cli("train", "--out", str(out), "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[2]["lr"]) < 0.1 * 0.001
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--data", "missing.yaml"], "does not exist"),
     (["train", "--data", "{data}", "--imgsz", "100"], "multiple of 32"),

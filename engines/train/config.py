@@ -42,6 +42,8 @@ class TrainConfig:
         freeze: ``none``, or ``detector`` to train only the embedding head, keeping every
             detection weight (and so the detection accuracy) exactly as it starts.
         id_gain: weight of the identity loss.
+        stop_after: end the run after this epoch (0: after the last); the learning-rate and
+            mosaic schedules still span ``epochs``, so a resumed run continues them.
     """
 
     data: Path
@@ -68,6 +70,7 @@ class TrainConfig:
     embed_dim: int = 0
     freeze: str = "none"
     id_gain: float = 1.0
+    stop_after: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

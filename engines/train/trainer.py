@@ -195,8 +195,10 @@ class Trainer:
         if "train_state" not in sidecar:
             raise UserInputError(f"{last} holds no training state; it cannot be resumed")
         saved = TrainConfig.from_dict(sidecar["train_args"])
-        # The run continues as it was configured; only where it runs may change.
-        return replace(saved, device=config.device, workers=config.workers, out=config.out)
+        # The run continues as it was configured; only where it runs, and where it stops,
+        # may change.
+        return replace(saved, device=config.device, workers=config.workers, out=config.out,
+                       stop_after=config.stop_after)
 
     def _restore(self) -> None:
         last = self.out / "weights" / "last.safetensors"
@@ -237,17 +239,19 @@ class Trainer:
     def fit(self) -> Path:
         """Train to the last epoch; returns the path of the best checkpoint."""
         cfg = self.config
-        if self.start_epoch >= cfg.epochs:
-            raise UserInputError(f"run {self.out} already finished its {cfg.epochs} epochs")
+        end = min(cfg.stop_after, cfg.epochs) if cfg.stop_after > 0 else cfg.epochs
+        if self.start_epoch >= end:
+            raise UserInputError(f"run {self.out} already finished its {end} epochs")
         (self.out / "weights").mkdir(parents=True, exist_ok=True)
         if self.is_main:
             precision = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "float32"
+            of = f" of {cfg.epochs}" if end < cfg.epochs else ""
             print(f"training {self.spec.name} on {self.device} ({precision}), "
                   f"{len(self.dataset)} images, batch {cfg.batch}, epochs "
-                  f"{self.start_epoch + 1}-{cfg.epochs}")
+                  f"{self.start_epoch + 1}-{end}{of}")
         loader = None
         mosaic_on = None
-        for epoch in range(self.start_epoch, cfg.epochs):
+        for epoch in range(self.start_epoch, end):
             want_mosaic = epoch < cfg.epochs - cfg.close_mosaic
             if loader is None or want_mosaic != mosaic_on:
                 # Workers hold a copy of the dataset: rebuild the loader when mosaic switches.
@@ -312,7 +316,8 @@ class Trainer:
             rate = seen * self.world / elapsed
             mean = sums / (i + 1)
             # The bar's own ETA covers this epoch; this one covers the whole run (sans validation).
-            left = (cfg.epochs - epoch - 1) * batches + batches - i - 1
+            last = cfg.stop_after if 0 < cfg.stop_after < cfg.epochs else cfg.epochs
+            left = (last - epoch - 1) * batches + batches - i - 1
             eta = _clock(left * elapsed / (i + 1))
             ident = f"id {mean[3]:.3f} " if self.identity is not None else ""
             bar.set_postfix_str(f"box {mean[0]:.3f} cls {mean[1]:.3f} dfl {mean[2]:.3f} "

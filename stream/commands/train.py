@@ -79,6 +79,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "exactly as --weights gives them (default none)")
     parser.add_argument("--id-gain", type=positive_float, default=1.0,
                         help="weight of the identity loss (default 1)")
+    parser.add_argument("--stop-after", type=non_negative_int, default=0, metavar="N",
+                        help="end after epoch N; the learning-rate and mosaic schedules still "
+                             "span --epochs (--resume continues them; default 0: train every "
+                             "epoch)")
     parser.set_defaults(handler=run)
 
 
@@ -114,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, lr0=args.lr0, warmup_epochs=args.warmup_epochs,
         close_mosaic=min(args.close_mosaic, args.epochs),
         seed=args.seed, amp=args.amp, weights=args.weights, augment=parse_augment(args.augment),
-        embed_dim=args.embed_dim, freeze=args.freeze, id_gain=args.id_gain)
+        embed_dim=args.embed_dim, freeze=args.freeze, id_gain=args.id_gain,
+        stop_after=args.stop_after)
     trainer = Trainer(config, resume=args.resume)
     try:
         best = trainer.fit()
