@@ -70,7 +70,7 @@ bench-synth: $(RUN_STAMP)
 	$(VENV)/bin/detstream synth video runs/synth/bench --frames 600 --size 1280x720 \
 		--camera-motion --objects 16 --bench
 
-## default-model: retrain the embedded default model (about 8 h on a 2-core CPU; README)
+## default-model: retrain the embedded default model (about 10 h on a 2-core CPU; README)
 DEFAULT_RUN := runs/default
 default-model: $(RUN_STAMP)
 	$(VENV)/bin/detstream synth dataset $(DEFAULT_RUN)/data --train 24000 --val 1000 \
@@ -107,8 +107,23 @@ default-model: $(RUN_STAMP)
 		--augment scale=0.25 hsv_h=0 hsv_s=0.1 hsv_v=0.1 \
 		--weights $(DEFAULT_RUN)/embed/weights/best.safetensors --embed-dim 32 --freeze detector \
 		--out $(DEFAULT_RUN)/embed2
-	cp $(DEFAULT_RUN)/embed2/weights/best.safetensors engines/weights/default.safetensors
-	cp $(DEFAULT_RUN)/embed2/weights/best.json engines/weights/default.json
+	$(VENV)/bin/detstream synth dataset $(DEFAULT_RUN)/data15 --train 24000 --val 1000 \
+		--imgsz 320 --seed 0 --min-visibility 0.15
+	rm -rf $(DEFAULT_RUN)/hidden $(DEFAULT_RUN)/hidden-embed
+	$(VENV)/bin/detstream train --data $(DEFAULT_RUN)/data15/data.yaml --model n --imgsz 416 \
+		--epochs 3 --stop-after 2 --batch 32 --device $(or $(DEVICE),cpu) --workers 1 \
+		--optimizer adamw --lr0 0.0005 --warmup-epochs 0.05 --close-mosaic 1 --seed 8 \
+		--augment scale=0.25 hsv_h=0 hsv_s=0.1 hsv_v=0.1 \
+		--weights $(DEFAULT_RUN)/embed2/weights/best.safetensors --embed-dim 32 --id-gain 0.05 \
+		--out $(DEFAULT_RUN)/hidden
+	$(VENV)/bin/detstream train --data $(DEFAULT_RUN)/data15/data.yaml --model n --imgsz 416 \
+		--epochs 2 --batch 32 --device $(or $(DEVICE),cpu) --workers 1 --optimizer adamw \
+		--lr0 0.001 --warmup-epochs 0.05 --close-mosaic 0 --seed 9 \
+		--augment scale=0.25 hsv_h=0 hsv_s=0.1 hsv_v=0.1 \
+		--weights $(DEFAULT_RUN)/hidden/weights/last.safetensors --embed-dim 32 --freeze detector \
+		--out $(DEFAULT_RUN)/hidden-embed
+	cp $(DEFAULT_RUN)/hidden-embed/weights/best.safetensors engines/weights/default.safetensors
+	cp $(DEFAULT_RUN)/hidden-embed/weights/best.json engines/weights/default.json
 	$(VENV)/bin/detstream val --model default --data $(DEFAULT_RUN)/data/data.yaml \
 		--json $(DEFAULT_RUN)/val-default.json
 
