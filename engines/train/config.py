@@ -72,6 +72,11 @@ class TrainConfig:
     id_gain: float = 1.0
     stop_after: int = 0
 
+    @property
+    def last_epoch(self) -> int:
+        """The epoch the run ends after: ``stop_after`` when set (and within ``epochs``)."""
+        return self.stop_after if 0 < self.stop_after < self.epochs else self.epochs
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("data", "out", "weights"):

@@ -239,7 +239,7 @@ class Trainer:
     def fit(self) -> Path:
         """Train to the last epoch; returns the path of the best checkpoint."""
         cfg = self.config
-        end = min(cfg.stop_after, cfg.epochs) if cfg.stop_after > 0 else cfg.epochs
+        end = cfg.last_epoch
         if self.start_epoch >= end:
             raise UserInputError(f"run {self.out} already finished its {end} epochs")
         (self.out / "weights").mkdir(parents=True, exist_ok=True)
@@ -316,8 +316,7 @@ class Trainer:
             rate = seen * self.world / elapsed
             mean = sums / (i + 1)
             # The bar's own ETA covers this epoch; this one covers the whole run (sans validation).
-            last = cfg.stop_after if 0 < cfg.stop_after < cfg.epochs else cfg.epochs
-            left = (last - epoch - 1) * batches + batches - i - 1
+            left = (cfg.last_epoch - epoch - 1) * batches + batches - i - 1
             eta = _clock(left * elapsed / (i + 1))
             ident = f"id {mean[3]:.3f} " if self.identity is not None else ""
             bar.set_postfix_str(f"box {mean[0]:.3f} cls {mean[1]:.3f} dfl {mean[2]:.3f} "
