@@ -59,6 +59,7 @@ class TrackedSequence:
         affines: per frame the camera motion in frame pixels, or ``None`` (no frames).
         cuts: per frame whether a scene cut starts there, or ``None``.
         gt_root: the MOTChallenge folder holding this sequence's truth as ``SCENE``.
+        size: the frames' ``(width, height)``, or None where unknown.
     """
 
     name: str
@@ -69,6 +70,7 @@ class TrackedSequence:
     cuts: list[bool] | None
     gt_root: Path
     scene: str = field(default="")
+    size: tuple[int, int] | None = None
 
 
 class _Replayed:
@@ -119,24 +121,32 @@ def measure_scene(config: SceneConfig, detector: Detector | None, gt_root: Path,
                 affine = motion[s].estimate(view, dets[s].boxes.astype(np.float64) * scale)
                 affine[:, 2] /= scale  # frame pixels (the tracker sees a 1-pixel stand-in)
                 affines[s].append(affine)
-    return [TrackedSequence(f"{s}/{name}", s, config.fps, found[s], affines[s], cuts, gt_root, name)
-            for s in streams]
+    return [TrackedSequence(f"{s}/{name}", s, config.fps, found[s], affines[s], cuts, gt_root, name,
+                            (config.width, config.height)) for s in streams]
 
 
-def public_sequence(folder: Path, fps: float, gt_root: Path) -> TrackedSequence:
-    """A MOTChallenge sequence with public detections (``det.txt``, ``gt.txt``), no frames."""
+def public_sequence(folder: Path, fps: float, gt_root: Path,
+                    size: tuple[int, int] | None = None) -> TrackedSequence:
+    """A MOTChallenge sequence with public detections (``det.txt``, ``gt.txt``), no frames;
+    its frame ``size`` as given, else from a ``seqinfo.ini`` in ``folder``, else unknown."""
+    from detstream.engines.data.mot import read_seqinfo
+
     name = folder.name
+    if size is None and (folder / "seqinfo.ini").is_file():
+        info = read_seqinfo(folder / "seqinfo.ini")
+        size = (info.width, info.height) if info.width > 0 and info.height > 0 else None
     (gt_root / name / "gt").mkdir(parents=True)
     (gt_root / name / "gt" / "gt.txt").write_bytes((folder / "gt.txt").read_bytes())
     detections = read_mot(folder / "det.txt", empty_ok=False)
     last = max(detections)
     frames = [detections.get(f, Detections.empty()) for f in range(1, last + 1)]
-    return TrackedSequence(f"public/{name}", "public", fps, frames, None, None, gt_root, name)
+    return TrackedSequence(f"public/{name}", "public", fps, frames, None, None, gt_root, name,
+                           size)
 
 
 def track_sequence(sequence: TrackedSequence, options: dict, out: Path) -> None:
     """Track ``sequence`` with botsort and ``options``; write its MOT results to ``out``."""
-    tracker = make_tracker("botsort", sequence.fps, options)
+    tracker = make_tracker("botsort", sequence.fps, options, frame_size=sequence.size)
     if sequence.affines is not None:
         tracker.motion = _Replayed(sequence.affines, None)
         tracker.cuts = _Replayed(None, sequence.cuts)
@@ -207,10 +217,12 @@ def parse_candidates(text: str) -> tuple[str, list]:
 
 
 def bench_tune(configs: list[SceneConfig], detector: Detector | None,
-               params: list[tuple[str, list]], public: list[tuple[Path, float]] = (),
+               params: list[tuple[str, list]],
+               public: Sequence[tuple[Path, float, tuple[int, int] | None]] = (),
                progress: Callable[[str], None] = quiet) -> dict:
     """Score each candidate of each parameter (the others at their defaults) on every
-    sequence; the choice by mean HOTA, and its leave-one-out check.
+    sequence; the choice by mean HOTA, and its leave-one-out check. ``public`` sequences are
+    ``(folder, fps, frame size or None)``.
 
     Returns:
         ``{"sequences": [...], "defaults": {...}, "params": {NAME: {"values": [...],
@@ -225,8 +237,8 @@ def bench_tune(configs: list[SceneConfig], detector: Detector | None,
         for config in configs:
             sequences += measure_scene(config, detector, root / "gt")
             progress(f"scene {scene_name(config)}: measured")
-        for folder, fps in public:
-            sequences.append(public_sequence(folder, fps, root / "gt-public"))
+        for folder, fps, size in public:
+            sequences.append(public_sequence(folder, fps, root / "gt-public", size))
         report: dict = {"sequences": [s.name for s in sequences],
                         "defaults": {name: defaults[name] for name, _ in params}, "params": {}}
         cache: dict[tuple, dict[str, MotScores]] = {}

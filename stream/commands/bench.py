@@ -224,7 +224,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "each one.",
         epilog="examples:\n  detstream bench tune --param lost_seconds=0.5,1,2 "
                "--param match_cost=0.7,0.8,0.9 --kinds all --scenes 16 "
-               "--public ../shared/data/mot15/TUD-Campus:25 --json tune.json",
+               "--public ../shared/data/mot15/TUD-Campus:25:640x480 --json tune.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     tune.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2,...",
                       help="a tracker parameter and its candidate values (repeat for more)")
@@ -239,8 +239,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                          "default)", imgsz=False, backend="auto")
     tune.add_argument("--conf", type=fraction, default=0.1,
                       help="detector score threshold (default 0.1)")
-    tune.add_argument("--public", action="append", default=[], metavar="DIR:FPS",
-                      help="a MOTChallenge folder with det.txt and gt.txt, and its frame rate")
+    tune.add_argument("--public", action="append", default=[], metavar="DIR:FPS[:WxH]",
+                      help="a MOTChallenge folder with det.txt and gt.txt, its frame rate and "
+                           "frame size (default: seqinfo.ini's, else unknown)")
     tune.add_argument("--json", type=output_file, default=None,
                       help="also write the figures here")
     tune.set_defaults(handler=run_tune)
@@ -412,6 +413,30 @@ def _kinds(text: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
+def _public_sequence(text: str) -> tuple[Path, float, tuple[int, int] | None]:
+    """``DIR:FPS`` or ``DIR:FPS:WxH`` → (folder, frame rate, frame size or None)."""
+    from detstream.engines.data.synthetic.config import parse_size
+
+    folder, _, last = text.rpartition(":")
+    size = None
+    if "x" in last.lower():  # DIR:FPS:WxH
+        try:
+            size = parse_size(last)
+        except UserInputError:
+            folder = ""
+        folder, _, last = folder.rpartition(":")
+    try:
+        rate = float(last)
+    except ValueError:
+        rate = 0.0
+    if not folder or rate <= 0 or (size is not None and min(size) <= 0) \
+            or not (Path(folder) / "det.txt").is_file() \
+            or not (Path(folder) / "gt.txt").is_file():
+        raise UserInputError(f"--public {text!r}: give DIR:FPS or DIR:FPS:WxH, DIR holding "
+                             "det.txt and gt.txt (MOTChallenge)")
+    return Path(folder), rate, size
+
+
 def run_tune(args: argparse.Namespace) -> int:
     from detstream.engines.data.synthetic.config import parse_size
     from detstream.stream.bench.common import write_json
@@ -419,18 +444,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from detstream.stream.bench.tune import bench_tune, parse_candidates, print_tune
 
     params = [parse_candidates(text) for text in args.param]
-    public = []
-    for text in args.public:
-        folder, _, fps = text.rpartition(":")
-        try:
-            rate = float(fps)
-        except ValueError:
-            rate = 0.0
-        if not folder or rate <= 0 or not (Path(folder) / "det.txt").is_file() \
-                or not (Path(folder) / "gt.txt").is_file():
-            raise UserInputError(f"--public {text!r}: give DIR:FPS, DIR holding det.txt and "
-                                 "gt.txt (MOTChallenge)")
-        public.append((Path(folder), rate))
+    public = [_public_sequence(text) for text in args.public]
     configs = scene_configs(args.scenes, args.frames, parse_size(args.size), 30.0,
                             kinds=_kinds(args.kinds))
     detector = model_detector(args.model, args.backend, args.conf) if args.model != "none" \

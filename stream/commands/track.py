@@ -7,11 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from detstream.stream.commands.args import non_negative_float, output_file, positive_float
+from detstream.stream.commands.args import (
+    frame_size,
+    non_negative_float,
+    output_file,
+    positive_float,
+)
 from detstream.stream.track.interpolate import GapFill
 
 EXAMPLES = """examples:
-  detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25
+  detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25 --size 640x480
   detstream track --dets det.txt --out tracks.txt --tracker bytetrack --config tracker.yaml
   detstream track --dets det.txt --out online.txt --no-interpolate
   detstream track --dets det.txt --out tracks.txt --max-gap 0.5 --max-jump 0.8
@@ -29,13 +34,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "ends where the track's motion predicted; --no-interpolate writes the "
                     "online tracker's output as it was. The frame rate (from --fps, else "
                     "seqinfo.ini beside the detections, else 30) scales the tracker's lost-track "
-                    "buffer and the longest gap filled; the command says which it used.",
+                    "buffer and the longest gap filled; the frame size (from --size, else "
+                    "seqinfo.ini) keeps boxes coasted through a missed detection inside the "
+                    "picture. The command says which of each it used.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
     parser.add_argument("--out", type=output_file, required=True, help="tracks file to write")
     parser.add_argument("--tracker", default="botsort", help="bytetrack or botsort (default)")
     parser.add_argument("--fps", type=positive_float, default=None,
                         help="frame rate (default: seqinfo.ini next to the detections, else 30)")
+    parser.add_argument("--size", type=frame_size, default=None, metavar="WxH",
+                        help="frame size in pixels (default: seqinfo.ini next to the "
+                             "detections, else unknown)")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML of tracker parameters to override")
     parser.add_argument("--no-interpolate", dest="interpolate", action="store_false",
@@ -49,13 +59,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _fps_from_seqinfo(dets: Path) -> tuple[float, Path] | None:
+def _seqinfo(dets: Path):
+    """The ``seqinfo.ini`` beside the detections (or one folder up) and its contents."""
     from detstream.engines.data.mot import read_seqinfo
 
     for folder in (dets.parent, dets.parent.parent):
         ini = folder / "seqinfo.ini"
         if ini.is_file():
-            return float(read_seqinfo(ini).frame_rate), ini
+            return ini, read_seqinfo(ini)
     return None
 
 
@@ -63,11 +74,22 @@ def frame_rate(args: argparse.Namespace) -> tuple[float, str]:
     """The frame rate to track at, and where it came from (said to the user)."""
     if args.fps is not None:
         return args.fps, "--fps"
-    found = _fps_from_seqinfo(args.dets)
+    found = _seqinfo(args.dets)
     if found is not None:
-        return found[0], str(found[1])
+        return float(found[1].frame_rate), str(found[0])
     return 30.0, ("assumed: no --fps and no seqinfo.ini beside the detections; give --fps if "
                   "the sequence was filmed at another rate")
+
+
+def frames_size(args: argparse.Namespace) -> tuple[tuple[int, int] | None, str]:
+    """The frames' size, and where it came from (said to the user); None if unknown."""
+    if args.size is not None:
+        return args.size, "--size"
+    found = _seqinfo(args.dets)
+    if found is not None and found[1].width > 0 and found[1].height > 0:
+        return (found[1].width, found[1].height), str(found[0])
+    return None, ("unknown: no --size and no imWidth/imHeight in a seqinfo.ini; boxes coasted "
+                  "through missed detections may run past the picture's edges")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
     detections = read_mot(args.dets, empty_ok=False)
     fps, origin = frame_rate(args)
     print(f"frame rate {fps:g} fps ({origin})", file=sys.stderr)
+    size, size_origin = frames_size(args)
+    print(f"frame size {size[0]}x{size[1]} ({size_origin})" if size
+          else f"frame size {size_origin}", file=sys.stderr)
     fill = GapFill(**{k: v for k, v in (("max_seconds", args.max_gap),
                                         ("max_jump", args.max_jump)) if v is not None})
-    tracker = make_tracker(args.tracker, fps, args.config)
+    tracker = make_tracker(args.tracker, fps, args.config, frame_size=size)
     writable_dir(args.out.parent)
     last = max(detections, default=0)
     start = time.perf_counter()

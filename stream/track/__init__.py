@@ -71,7 +71,7 @@ def _typed(key: str, value: Any, kind: type) -> Any:
 
 def make_tracker(name: str, fps: float = 30.0,
                  options: str | Path | dict[str, Any] | None = None,
-                 first_id: int = 1) -> Tracker:
+                 first_id: int = 1, frame_size: tuple[int, int] | None = None) -> Tracker:
     """A fresh tracker for one stream.
 
     Args:
@@ -80,6 +80,8 @@ def make_tracker(name: str, fps: float = 30.0,
         options: overrides (YAML path or dict): any :class:`ByteTrackConfig` field, plus
             ``camera_motion`` and ``scene_cut`` (booleans).
         first_id: the first track id (a resumed run continues above the ids written).
+        frame_size: ``(width, height)`` for detections tracked without their frames (the
+            frames tell it otherwise).
     """
     if name not in TRACKERS:
         raise UserInputError(f"unknown tracker {name!r}; choose one of "
@@ -96,7 +98,8 @@ def make_tracker(name: str, fps: float = 30.0,
     cuts = typed.pop("scene_cut")
     config = replace(ByteTrackConfig(), **typed)
     tracker = ByteTrack(config, fps, motion=CameraMotion() if camera else None,
-                        cuts=SceneCutDetector() if cuts else None, first_id=first_id)
+                        cuts=SceneCutDetector() if cuts else None, first_id=first_id,
+                        frame_size=frame_size)
     tracker.name = name
     return tracker
 

@@ -101,6 +101,11 @@ class ByteTrackConfig:
             coast: their smoothed IoU between predicted and matched boxes is at least this
             (0: any). Where detections are loose or motion is erratic a guess is worth less
             than no box.
+        coast_inside: only a lost track whose predicted box lies at least this share inside
+            the frame coasts: an object that vanishes at the frame's edge has most likely left
+            it, and its guessed box would walk on out of the picture. Needs the frame size
+            (taken from the frames, or given as ``frame_size``); without it, or at 0, the
+            rule is off.
         reid_thresh: lost tracks are also matched, after the first stage, to remaining
             high-score detections of their class by appearance alone, at distances up to
             this (0: off), wherever within ``reid_reach``. 0.05 (cosine 0.9) and a reach of
@@ -149,9 +154,10 @@ class ByteTrackConfig:
     lost_proximity_iou: float = 0.1
     appearance_veto: float = 0.25
     feature_momentum: float = 0.9
-    coast_seconds: float = 0.15  # chosen on 33 sequences (BENCHMARKS.md, "Coasting")
+    coast_seconds: float = 0.2  # chosen on 33 sequences (BENCHMARKS.md, "Coasting ...")
     coast_cover: float = 0.0
     coast_fit: float = 0.65
+    coast_inside: float = 0.7  # with coast_seconds 0.2: bench tune, 33 sequences (BENCHMARKS.md)
     reid_thresh: float = 0.05  # chosen on bench mot's 16 scenes (BENCHMARKS.md)
     reid_reach: float = 5.0
     reid_seconds: float = 4.0  # chosen by bench tune on 33 sequences (BENCHMARKS.md)
@@ -166,6 +172,7 @@ class ByteTrackConfig:
                   "lost_proximity_iou": (0, 1),
                   "appearance_veto": (0, 1), "feature_momentum": (0, 1),
                   "coast_seconds": (0, 60), "coast_cover": (0, 1), "coast_fit": (0, 1),
+                  "coast_inside": (0, 1),
                   "reid_thresh": (0, 1),
                   "reid_reach": (0, 100), "reid_seconds": (0, 3600)}
         for key, (low, high) in ranges.items():
@@ -195,16 +202,22 @@ class ByteTrack(Tracker):
         cuts: optional scene-cut detector (``is_cut(frame) -> bool``).
         first_id: the id of the first track (a resumed run starts above every id its
             outputs already hold); :meth:`reset` numbers from it again.
+        frame_size: the frames' ``(width, height)`` when the tracker sees detections without
+            their frames (a MOTChallenge ``det.txt``); otherwise each frame passed to
+            :meth:`update` tells it. Unknown (None), coasted boxes are not kept inside it.
     """
 
     name = "bytetrack"
 
     def __init__(self, config: ByteTrackConfig | None = None, fps: float = 30.0,
-                 motion=None, cuts=None, first_id: int = 1) -> None:
+                 motion=None, cuts=None, first_id: int = 1,
+                 frame_size: tuple[int, int] | None = None) -> None:
         self.config = config or ByteTrackConfig()
         if first_id < 1:
             raise ValueError(f"first_id must be 1 or more, got {first_id}")
         self.first_id = first_id
+        self._size_given = frame_size is not None
+        self.frame_size = (int(frame_size[0]), int(frame_size[1])) if frame_size else None
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.max_lost = max(1, int(round(self.config.lost_seconds * self.fps)))
         self.max_lost_reid = max(self.max_lost, int(round(self.config.reid_seconds * self.fps)))
@@ -216,6 +229,8 @@ class ByteTrack(Tracker):
 
     def reset(self) -> None:
         self.next_id = self.first_id  # a new stream numbers its tracks from the first again
+        if not self._size_given:
+            self.frame_size = None  # the next stream's frames tell it
         self.cut_count = 0
         self.frame = 0
         self.first_frame = 1  # tracks born on this frame are confirmed at once
@@ -246,6 +261,7 @@ class ByteTrack(Tracker):
     # ------------------------------------------------------------------ per frame
     def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
         cfg = self.config
+        self._measure(frame)
         view, scale = self._view(frame)
         if view is not None and self.cuts is not None and self.cuts.is_cut(view):
             self._end_all()
@@ -364,6 +380,7 @@ class ByteTrack(Tracker):
         """Advance one frame without detections (``--detect-every K``): camera motion and
         Kalman prediction only; returns the confirmed tracks at their predicted boxes. Tracks
         do not age towards being lost on carried frames."""
+        self._measure(frame)
         view, scale = self._view(frame)
         if view is not None and self.cuts is not None and self.cuts.is_cut(view):
             self._end_all()
@@ -377,6 +394,11 @@ class ByteTrack(Tracker):
         return self._output(Detections.empty(names), predicted=True)
 
     # ------------------------------------------------------------------ helpers
+    def _measure(self, frame: np.ndarray | None) -> None:
+        """Take the frame size from ``frame`` (unless the caller gave one)."""
+        if frame is not None and not self._size_given and frame.ndim >= 2:
+            self.frame_size = (int(frame.shape[1]), int(frame.shape[0]))
+
     def _view(self, frame: np.ndarray | None) -> tuple[np.ndarray | None, float]:
         """One small view of ``frame`` for scene cuts and camera motion (none if unused)."""
         if frame is None or (self.motion is None and self.cuts is None):
@@ -557,18 +579,26 @@ class ByteTrack(Tracker):
         self.events = events
 
     def _coasting(self, seen: np.ndarray) -> np.ndarray:
-        """Lost confirmed tracks, lost for at most ``coast_seconds``, whose predicted box is
-        covered at least ``coast_cover`` by the boxes ``seen`` this frame: objects the
-        detector missed or that hide behind another, reported where their motion puts them."""
+        """Lost confirmed tracks, lost for at most ``coast_seconds``, whose predicted box lies
+        ``coast_inside`` in the frame and is covered at least ``coast_cover`` by the boxes
+        ``seen`` this frame: objects the detector missed or that hide behind another,
+        reported where their motion puts them."""
         cfg = self.config
         limit = cfg.coast_seconds * self.fps
         rows = _rows((self.status == LOST) & self.confirmed
                      & (self.frame - self.last_seen <= limit) & (self.fit >= cfg.coast_fit))
+        if not len(rows):
+            return rows
+        boxes = self.kf.to_boxes(self.mean[rows])
+        if cfg.coast_inside > 0 and self.frame_size is not None:
+            width, height = self.frame_size
+            clipped = np.clip(boxes, 0.0, [width, height, width, height])
+            inside = box_area(clipped) / np.maximum(box_area(boxes), 1e-9)
+            rows, boxes = rows[inside >= cfg.coast_inside], boxes[inside >= cfg.coast_inside]
         if not len(rows) or cfg.coast_cover <= 0:
             return rows
         if not len(seen):
             return rows[:0]
-        boxes = self.kf.to_boxes(self.mean[rows])
         inter = intersection_matrix(boxes, seen)
         cover = inter.max(axis=1) / np.maximum(box_area(boxes), 1e-9)
         return rows[cover >= cfg.coast_cover]
