@@ -578,30 +578,30 @@ class ByteTrack(Tracker):
         self._known = now
         self.events = events
 
-    def _coasting(self, seen: np.ndarray) -> np.ndarray:
+    def _coasting(self, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lost confirmed tracks, lost for at most ``coast_seconds``, whose predicted box lies
         ``coast_inside`` in the frame and is covered at least ``coast_cover`` by the boxes
         ``seen`` this frame: objects the detector missed or that hide behind another,
-        reported where their motion puts them."""
+        reported where their motion puts them. Returns their rows and predicted boxes."""
         cfg = self.config
         limit = cfg.coast_seconds * self.fps
         rows = _rows((self.status == LOST) & self.confirmed
                      & (self.frame - self.last_seen <= limit) & (self.fit >= cfg.coast_fit))
-        if not len(rows):
-            return rows
+        if not len(rows):  # most frames
+            return rows, np.empty((0, 4))
         boxes = self.kf.to_boxes(self.mean[rows])
         if cfg.coast_inside > 0 and self.frame_size is not None:
             width, height = self.frame_size
             clipped = np.clip(boxes, 0.0, [width, height, width, height])
-            inside = box_area(clipped) / np.maximum(box_area(boxes), 1e-9)
-            rows, boxes = rows[inside >= cfg.coast_inside], boxes[inside >= cfg.coast_inside]
+            keep = box_area(clipped) >= cfg.coast_inside * box_area(boxes)
+            rows, boxes = rows[keep], boxes[keep]
         if not len(rows) or cfg.coast_cover <= 0:
-            return rows
+            return rows, boxes
         if not len(seen):
-            return rows[:0]
+            return rows[:0], boxes[:0]
         inter = intersection_matrix(boxes, seen)
-        cover = inter.max(axis=1) / np.maximum(box_area(boxes), 1e-9)
-        return rows[cover >= cfg.coast_cover]
+        keep = inter.max(axis=1) >= cfg.coast_cover * box_area(boxes)
+        return rows[keep], boxes[keep]
 
     def _output(self, detections: Detections, predicted: bool = False) -> Detections:
         self._record_events()
@@ -613,10 +613,10 @@ class ByteTrack(Tracker):
             boxes = self.kf.to_boxes(self.mean[live])
         data = {}
         if self.config.coast_seconds > 0:
-            coasted = self._coasting(boxes)
+            coasted, guesses = self._coasting(boxes)
             data["coasted"] = np.repeat([False, True], [len(live), len(coasted)])
             live = np.concatenate([live, coasted])
-            boxes = np.concatenate([boxes, self.kf.to_boxes(self.mean[coasted])])
+            boxes = np.concatenate([boxes, guesses])
         return Detections(boxes=boxes.astype(np.float32), scores=self.score[live],
                           class_ids=self.cls[live], track_ids=self.ids[live],
                           class_names=detections.class_names, data=data)
