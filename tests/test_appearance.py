@@ -398,3 +398,33 @@ def test_a_track_with_looks_waits_reid_seconds_and_only_for_its_looks():
     # Someone who looks different, appearing while the old track waits: a new track.
     other = unit(np.random.default_rng(9).normal(size=(1, D)))
     assert len(set(reappear(other, hidden=90))) == 2
+
+
+def test_a_lost_track_is_recovered_where_it_was_last_seen():
+    # A walker at 8 px a frame stops behind something and is unseen for 20 frames, while its
+    # prediction walks on 160 px. It comes out where it went in, looking a little different
+    # (distance 0.075: within appearance_thresh 0.1, not within reid_thresh 0.05). Its last
+    # detected box overlaps, so it keeps its id; without the stage, or looking unlike, a new
+    # track starts.
+    look = np.zeros((1, D), np.float32)
+    look[0, 0] = 1.0
+    changed = np.zeros((1, D), np.float32)
+    changed[0, :2] = 0.85, np.sqrt(1 - 0.85 ** 2)  # cosine 0.85
+    stranger = np.zeros((1, D), np.float32)
+    stranger[0, 1] = 1.0
+
+    def ids(comes_back: np.ndarray, options: dict | None = None) -> tuple[int, int]:
+        tracker = make_tracker("botsort", 30, {"camera_motion": False, **(options or {})})
+        for t in range(20):
+            first = tracker.update(frame([box(100 + 8 * t, 100)], look)).track_ids.tolist()
+        for _ in range(20):
+            tracker.update(frame([], np.zeros((0, D))))
+        for _ in range(2):  # a new track is confirmed on its second frame
+            last = tracker.update(frame([box(252, 100)], comes_back)).track_ids.tolist()
+        assert len(first) == len(last) == 1
+        return first[0], last[0]
+
+    first, last = ids(changed)
+    assert last == first
+    assert len(set(ids(changed, {"recover_iou": 0}))) == 2
+    assert len(set(ids(stranger))) == 2

@@ -489,6 +489,27 @@ def test_only_tracks_whose_motion_fits_their_detections_coast():
     assert sorted(everyone.update(dets()).track_ids.tolist()) == [smooth, loose]
 
 
+def test_a_track_missed_once_is_taken_up_again_by_a_weak_detection():
+    # An object moving 4 px a frame is missed on frame 10 and found only weakly (score 0.2,
+    # below high_score) on frame 11: by default its track continues there, detected. With
+    # low_lost_frames 0 (ByteTrack's rule) the weak box is left unused. Missed on two frames
+    # (10 and 11), the weak box on frame 12 is not taken up either.
+    def run(options: dict, missed: tuple[int, ...]) -> tuple[list[int], list[int]]:
+        tracker = make_tracker("bytetrack", 30, {"coast_seconds": 0, **options})
+        for t in range(10):
+            first = tracker.update(dets(box(50 + 4 * t, 100))).track_ids.tolist()
+        for _ in missed:
+            tracker.update(dets())
+        back = missed[-1] + 1
+        return first, tracker.update(dets(box(50 + 4 * back, 100), score=0.2)).track_ids.tolist()
+
+    first, now = run({}, (10,))
+    assert first == [1] and now == [1]
+    assert run({"low_lost_frames": 0}, (10,))[1] == []
+    assert run({}, (10, 11))[1] == []
+    assert run({"low_lost_frames": 2}, (10, 11))[1] == [1]
+
+
 def test_a_track_that_vanishes_at_the_frame_edge_does_not_coast_out_of_it():
     # Two objects walking right at 6 px a frame in a 400 px wide frame, both undetected from
     # frame 30: the one in mid-frame is reported at its guess; the one whose box reaches the

@@ -7,9 +7,12 @@ Per frame:
 2. Every track is predicted one frame ahead.
 3. Confirmed tracks (tracked or lost) are matched to high-score detections on
    ``1 - IoU * score`` (score fusion), accepting costs up to ``match_cost``.
-4. Still-unmatched tracked tracks are matched to low-score detections on ``1 - IoU``
-   (up to ``low_match_cost``): occluded or blurred objects keep their identity through weak
-   detections instead of spawning new tracks.
+   With embeddings, lost tracks are then re-identified by their looks near their prediction
+   (``reid_thresh``) and recovered at their last detected box (``recover_iou``).
+4. Still-unmatched tracked tracks, and tracks lost for at most ``low_lost_frames``, are
+   matched to low-score detections on ``1 - IoU`` (up to ``low_match_cost``): occluded or
+   blurred objects keep their identity through weak detections instead of spawning new
+   tracks.
 5. Unconfirmed tracks get a chance with the remaining high-score detections; those unmatched
    are dropped. A track is confirmed after ``min_hits`` consecutive matches.
 6. Remaining detections above ``new_track_score`` start tracks.
@@ -106,6 +109,18 @@ class ByteTrackConfig:
             it, and its guessed box would walk on out of the picture. Needs the frame size
             (taken from the frames, or given as ``frame_size``); without it, or at 0, the
             rule is off.
+        low_lost_frames: tracks lost for at most this many frames also take part in the
+            second stage (low-score detections, on IoU): an object missed once and then found
+            only weakly, as it comes out from behind another, is taken up again while its
+            predicted box still fits, instead of waiting for a strong detection and drifting.
+            Counted in frames, not seconds: a detector's misses flicker frame by frame. 0 is
+            ByteTrack's rule (tracked tracks only).
+        recover_iou: lost tracks still unmatched after the first stage are matched to the
+            remaining high-score detections that overlap their *last detected* box by at least
+            this IoU and look alike (appearance distance at most ``appearance_thresh``), as
+            OC-SORT recovers tracks from their last observation: an object that stopped or
+            turned behind an occluder comes out where it went in, while its prediction has
+            gone on. Needs embeddings on both sides; 0 switches it off.
         reid_thresh: lost tracks are also matched, after the first stage, to remaining
             high-score detections of their class by appearance alone, at distances up to
             this (0: off), wherever within ``reid_reach``. 0.05 (cosine 0.9) and a reach of
@@ -161,6 +176,8 @@ class ByteTrackConfig:
     reid_thresh: float = 0.05  # chosen on bench mot's 16 scenes (BENCHMARKS.md)
     reid_reach: float = 5.0
     reid_seconds: float = 4.0  # chosen by bench tune on 33 sequences (BENCHMARKS.md)
+    low_lost_frames: int = 1  # chosen by bench tune on 33 sequences (BENCHMARKS.md)
+    recover_iou: float = 0.3  # chosen by bench tune on 33 sequences (BENCHMARKS.md)
 
     def __post_init__(self) -> None:
         """Refuse values the tracker cannot work with (each names the parameter)."""
@@ -174,7 +191,8 @@ class ByteTrackConfig:
                   "coast_seconds": (0, 60), "coast_cover": (0, 1), "coast_fit": (0, 1),
                   "coast_inside": (0, 1),
                   "reid_thresh": (0, 1),
-                  "reid_reach": (0, 100), "reid_seconds": (0, 3600)}
+                  "reid_reach": (0, 100), "reid_seconds": (0, 3600),
+                  "low_lost_frames": (0, 1000), "recover_iou": (0, 1)}
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
             if not low <= value <= high:  # NaN fails too
@@ -311,16 +329,37 @@ class ByteTrack(Tracker):
                 first_d = np.concatenate([first_d, high[pairs[:, 1]]])
                 pool = np.setdiff1d(pool, lost_rows[pairs[:, 0]])
                 high = high[rest_d]
+        # Stage 1c (recovery at the last sighting, after OC-SORT): lost tracks still unmatched
+        # with remaining high-score detections over their last detected box that look like
+        # them. An object that stopped behind an occluder comes out where it went in, while
+        # its prediction has coasted on.
+        if emb is not None and cfg.recover_iou > 0 and len(high):
+            lost_rows = pool[self.status[pool] == LOST]
+            if len(lost_rows):
+                cost = 1.0 - iou_matrix(self.det_box[lost_rows], boxes[high])
+                dist = (1.0 - self.feature[lost_rows] @ emb[high].T) * 0.5
+                alike = self.has_feature[lost_rows][:, None] & known[high][None, :]
+                alike &= dist <= cfg.appearance_thresh
+                pairs, _, rest_d = assign(np.where(alike, cost, 2.0), 1.0 - cfg.recover_iou)
+                first_t = np.concatenate([first_t, lost_rows[pairs[:, 0]]])
+                first_d = np.concatenate([first_d, high[pairs[:, 1]]])
+                pool = np.setdiff1d(pool, lost_rows[pairs[:, 0]])
+                high = high[rest_d]
         matched_t.append(first_t)
         matched_d.append(first_d)
 
-        # Stage 2: tracks still tracked (not lost) with low-score detections.
-        tracked = pool[self.status[pool] == TRACKED]
+        # Stage 2: tracks still tracked, or lost for at most low_lost_frames, with low-score
+        # detections.
+        offered = self.status[pool] == TRACKED
+        if cfg.low_lost_frames > 0:  # a lost track's last match was 2 or more frames ago
+            offered |= self.frame - self.last_seen[pool] <= cfg.low_lost_frames + 1
+        tracked = pool[offered]
         pairs, rest_t, _ = assign(1.0 - iou_matrix(predicted[tracked], boxes[low]),
                                   cfg.low_match_cost)
         matched_t.append(tracked[pairs[:, 0]])
         matched_d.append(low[pairs[:, 1]])
         newly_lost = tracked[rest_t]
+        newly_lost = newly_lost[self.status[newly_lost] == TRACKED]
 
         # Stage 3: unconfirmed tracks with the remaining high-score detections.
         unconfirmed = _rows(~self.confirmed)
