@@ -428,3 +428,27 @@ def test_a_lost_track_is_recovered_where_it_was_last_seen():
     assert last == first
     assert len(set(ids(changed, {"recover_iou": 0}))) == 2
     assert len(set(ids(stranger))) == 2
+
+
+def test_a_box_inside_a_tracked_one_starts_a_track_only_if_it_looks_like_another_object():
+    # A big walker is tracked; a small box appears wholly inside its box. Without vectors, or
+    # looking like the walker (a part of it, or a second box on it), it starts no track;
+    # looking unlike it, it is someone half hidden behind the walker and is tracked.
+    walker = np.zeros((1, D), np.float32)
+    walker[0, 0] = 1.0
+    stranger = np.zeros((1, D), np.float32)
+    stranger[0, 1] = 1.0
+
+    def tracked_ids(inner: np.ndarray | None) -> list[int]:
+        tracker = make_tracker("botsort", 30, {"camera_motion": False})
+        looks = None if inner is None else walker
+        for _ in range(3):
+            tracker.update(frame([box(200, 200, 100, 200)], looks))
+        both = None if inner is None else np.concatenate([walker, inner])
+        for _ in range(3):
+            out = tracker.update(frame([box(200, 200, 100, 200), box(210, 190, 30, 60)], both))
+        return sorted(out.track_ids.tolist())
+
+    assert tracked_ids(None) == [1]
+    assert tracked_ids(walker) == [1]
+    assert tracked_ids(stranger) == [1, 2]

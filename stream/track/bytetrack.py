@@ -73,7 +73,9 @@ class ByteTrackConfig:
         duplicate_iou: a tracked and a lost track overlapping more than this are one object;
             the younger one ends.
         max_inside: a new detection lying more than this fraction inside a box tracked in the
-            same frame starts no track (1.0 switches this off).
+            same frame starts no track (1.0 switches this off), unless, with embeddings, it
+            looks unlike that track (distance above ``appearance_thresh``): then it is another
+            object, mostly hidden behind the first.
         buffer_sigmas: first-stage matching grows both boxes of a track-detection pair by this
             many standard deviations of the track's predicted position (buffered IoU), so a
             track whose object sped up, turned or went unseen for a few frames is still found;
@@ -407,7 +409,9 @@ class ByteTrack(Tracker):
         self._select(keep)
         fresh = high[scores[high] >= cfg.new_track_score]
         if len(fresh) and cfg.max_inside < 1.0:
-            fresh = fresh[~self._inside_tracks(boxes[fresh])]
+            inside = self._inside_tracks(boxes[fresh], None if emb is None else emb[fresh],
+                                         None if emb is None else known[fresh])
+            fresh = fresh[~inside]
         if len(fresh):
             self._start(boxes[fresh], scores[fresh], classes[fresh],
                         None if emb is None else emb[fresh],
@@ -534,15 +538,23 @@ class ByteTrack(Tracker):
         self.feature[rows] = blended / np.maximum(norm, 1e-12)
         self.has_feature[rows] = True
 
-    def _inside_tracks(self, boxes: np.ndarray) -> np.ndarray:
+    def _inside_tracks(self, boxes: np.ndarray, emb: np.ndarray | None = None,
+                       known: np.ndarray | None = None) -> np.ndarray:
         """Which boxes lie mostly inside a box tracked in this frame (a part of an object the
-        detector also found whole, or a second box on it): those start no track."""
+        detector also found whole, or a second box on it): those start no track. With
+        embeddings ``emb`` (``known`` where a row holds one), a box that looks unlike the
+        track it lies in (distance above ``appearance_thresh``) is another object, half
+        hidden behind that one, and does not count as inside it."""
         seen = _rows((self.status == TRACKED) & (self.last_seen == self.frame))
         if not len(seen):
             return np.zeros(len(boxes), bool)
         inter = intersection_matrix(boxes, self.kf.to_boxes(self.mean[seen]))
-        inside = inter / np.maximum(box_area(boxes), 1e-9)[:, None]
-        return inside.max(axis=1) > self.config.max_inside
+        inside = inter > self.config.max_inside * box_area(boxes)[:, None]
+        if emb is not None and inside.any():
+            dist = (1.0 - emb @ self.feature[seen].T) * 0.5
+            unlike = known[:, None] & self.has_feature[seen][None, :]
+            inside &= ~(unlike & (dist > self.config.appearance_thresh))
+        return inside.any(axis=1)
 
     def _duplicates(self) -> np.ndarray:
         """Tracks that duplicate another: a lost track and a tracked one over the same object
