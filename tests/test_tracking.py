@@ -489,6 +489,28 @@ def test_only_tracks_whose_motion_fits_their_detections_coast():
     assert sorted(everyone.update(dets()).track_ids.tolist()) == [smooth, loose]
 
 
+def test_an_object_passing_behind_another_keeps_its_id():
+    # B walks left at 2 px a frame behind a standing A and is unseen while their centres are
+    # within 25 px (25 frames). Its lost track passes right over A's tracked box; it must not
+    # be ended as a duplicate of A (ByteTrack's rule, duplicate_iou 0.85), or B comes out
+    # under a new id.
+    def ids_after(options: dict) -> dict[int, float]:
+        tracker = make_tracker("bytetrack", 30, options)
+        for t in range(80):
+            x = 300 - 2 * t
+            hidden = abs(x - 200) <= 25 or t < 5
+            out = tracker.update(dets(box(200, 200, 40, 80),
+                                      *(() if hidden else (box(x, 200, 40, 80),))))
+            if t == 20:
+                before = out.track_ids.tolist()
+        assert before == [1, 2]
+        return dict(zip(out.track_ids.tolist(), out.boxes[:, 0].tolist(), strict=True))
+
+    now = ids_after({})
+    assert sorted(now) == [1, 2] and now[2] < 150  # B, on A's other side, still B
+    assert sorted(ids_after({"duplicate_iou": 0.85})) == [1, 3]
+
+
 def test_a_track_missed_once_is_taken_up_again_by_a_weak_detection():
     # An object moving 4 px a frame is missed on frame 10 and found only weakly (score 0.2,
     # below high_score) on frame 11: by default its track continues there, detected. With

@@ -71,7 +71,10 @@ class ByteTrackConfig:
         std_position, std_velocity: Kalman noise as fractions of the box size.
         output: ``filtered`` (Kalman-corrected boxes) or ``detection`` (the matched boxes).
         duplicate_iou: a tracked and a lost track overlapping more than this are one object;
-            the younger one ends.
+            the younger one ends (ByteTrack's rule, at 0.85). 1 (the default) switches it
+            off: with coasting, recovery and re-identification, a lost track over a tracked
+            one is far more often an object hidden behind it, which comes out again, than a
+            copy (``bench tune`` on 33 sequences, BENCHMARKS.md).
         max_inside: a new detection lying more than this fraction inside a box tracked in the
             same frame starts no track (1.0 switches this off), unless, with embeddings, it
             looks unlike that track (distance above ``appearance_thresh``): then it is another
@@ -162,7 +165,7 @@ class ByteTrackConfig:
     std_position: float = 1.0 / 20
     std_velocity: float = 1.0 / 160
     output: str = "filtered"
-    duplicate_iou: float = 0.85
+    duplicate_iou: float = 1.0  # off: chosen by bench tune on 33 sequences (BENCHMARKS.md)
     max_inside: float = 0.8
     buffer_sigmas: float = 2.0  # likewise
     appearance: bool = True
@@ -560,6 +563,8 @@ class ByteTrack(Tracker):
         """Tracks that duplicate another: a lost track and a tracked one over the same object
         (IoU above ``duplicate_iou``); the younger of each pair goes (as ByteTrack does)."""
         out = np.zeros(len(self), bool)
+        if self.config.duplicate_iou >= 1.0:  # off: no IoU exceeds 1
+            return out
         tracked = _rows(self.status == TRACKED)
         lost = _rows(self.status == LOST)
         if not len(tracked) or not len(lost):
