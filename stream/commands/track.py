@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detstream.stream.commands.args import (
     frame_size,
@@ -14,6 +15,9 @@ from detstream.stream.commands.args import (
     positive_float,
 )
 from detstream.stream.track.interpolate import GapFill
+
+if TYPE_CHECKING:
+    from detstream.engines.data.mot import SeqInfo
 
 EXAMPLES = """examples:
   detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25 --size 640x480
@@ -59,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _seqinfo(dets: Path):
+def _seqinfo(dets: Path) -> tuple[Path, SeqInfo] | None:
     """The ``seqinfo.ini`` beside the detections (or one folder up) and its contents."""
     from detstream.engines.data.mot import read_seqinfo
 

@@ -342,8 +342,7 @@ class ByteTrack(Tracker):
             lost_rows = pool[self.status[pool] == LOST]
             if len(lost_rows):
                 cost = 1.0 - iou_matrix(self.det_box[lost_rows], boxes[high])
-                dist = (1.0 - self.feature[lost_rows] @ emb[high].T) * 0.5
-                alike = self.has_feature[lost_rows][:, None] & known[high][None, :]
+                dist, alike = self._looks(lost_rows, emb[high], known[high])
                 alike &= dist <= cfg.appearance_thresh
                 pairs, _, rest_d = assign(np.where(alike, cost, 2.0), 1.0 - cfg.recover_iou)
                 first_t = np.concatenate([first_t, lost_rows[pairs[:, 0]]])
@@ -493,6 +492,14 @@ class ByteTrack(Tracker):
             self.has_feature = np.zeros(len(self), bool)
         return emb, norm[:, 0] > 0
 
+    def _looks(self, rows: np.ndarray, emb: np.ndarray, known: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Appearance distance ``(1 - cosine) / 2`` of tracks ``rows`` to detections with
+        unit embeddings ``emb`` [M, D], [T, M], and where it is evidence (both hold a vector,
+        ``known`` marking the detections')."""
+        dist = (1.0 - self.feature[rows] @ emb.T) * 0.5
+        return dist, self.has_feature[rows][:, None] & known[None, :]
+
     def _fuse(self, cost: np.ndarray, iou: np.ndarray, rows: np.ndarray, emb: np.ndarray,
               known: np.ndarray) -> np.ndarray:
         """BoT-SORT's fusion of the IoU ``cost`` of tracks ``rows`` with detections
@@ -502,11 +509,9 @@ class ByteTrack(Tracker):
         different looks are refused when ``appearance_veto`` < 1. A track or detection
         without an embedding is no evidence either way."""
         cfg = self.config
-        have = self.has_feature[rows]
-        if not cost.size or not have.any():
+        if not cost.size or not self.has_feature[rows].any():
             return cost
-        dist = (1.0 - self.feature[rows] @ emb.T) * 0.5  # [T, D] @ [D, M]
-        evidence = have[:, None] & known[None, :]
+        dist, evidence = self._looks(rows, emb, known)
         gate = np.where(self.status[rows] == LOST, cfg.lost_proximity_iou, cfg.proximity_iou)
         alike = evidence & (dist <= cfg.appearance_thresh) & (iou >= gate[:, None])
         fused = np.where(alike, np.minimum(cost, dist), cost)
@@ -520,8 +525,7 @@ class ByteTrack(Tracker):
         limit) where either has no embedding, the classes differ, or the detection's centre
         lies farther from the track's predicted centre than ``reid_reach`` of its larger
         side."""
-        dist = (1.0 - self.feature[rows] @ emb.T) * 0.5
-        valid = self.has_feature[rows][:, None] & known[None, :]
+        dist, valid = self._looks(rows, emb, known)
         valid &= self.cls[rows][:, None] == classes[None, :]
         track = predicted[rows]
         centre_t = (track[:, :2] + track[:, 2:]) / 2.0
@@ -554,9 +558,8 @@ class ByteTrack(Tracker):
         inter = intersection_matrix(boxes, self.kf.to_boxes(self.mean[seen]))
         inside = inter > self.config.max_inside * box_area(boxes)[:, None]
         if emb is not None and inside.any():
-            dist = (1.0 - emb @ self.feature[seen].T) * 0.5
-            unlike = known[:, None] & self.has_feature[seen][None, :]
-            inside &= ~(unlike & (dist > self.config.appearance_thresh))
+            dist, evidence = self._looks(seen, emb, known)
+            inside &= ~(evidence & (dist > self.config.appearance_thresh)).T
         return inside.any(axis=1)
 
     def _duplicates(self) -> np.ndarray:
