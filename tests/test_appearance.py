@@ -91,6 +91,34 @@ def test_alike_looks_do_not_help_and_the_veto_refuses_a_swap():
     assert track_meeting(looks, {"proximity_iou": 0.9})[1] == {1: 0, 2: 1}
 
 
+def test_between_two_alike_neighbours_motion_still_counts():
+    """Two neighbours of the same class that look alike (cosine 0.88 between their tracks'
+    vectors) stand still, side by side and overlapping. On one frame the vector noise makes
+    each detection look a shade more like the other's track. Summed, looks and motion keep
+    each track where it is; under BoT-SORT's minimum every alike pair's cost falls to its
+    small distance, so the noise alone swaps them."""
+    def plane(angle: float) -> np.ndarray:  # a unit vector at ``angle`` in one plane
+        v = np.zeros(D, np.float32)
+        v[:2] = np.cos(angle), np.sin(angle)
+        return v
+
+    left, right = box(100, 200, 100, 200), box(140, 200, 100, 200)  # IoU 0.43
+
+    def run(options: dict | None) -> list[np.ndarray]:
+        tracker = make_tracker("botsort", fps=30, options=options)
+        ids = []
+        for t in range(12):
+            angles = (0.35, 0.15) if t == 10 else (0.0, 0.5)  # frame 10: each leans over
+            out = tracker.update(frame([left, right], np.stack([plane(a) for a in angles])))
+            ids.append(out.track_ids[np.argsort(out.boxes[:, 0])])
+        return ids
+
+    summed = run(None)
+    assert all(list(ids) == [1, 2] for ids in summed)
+    swapped = run({"appearance_fusion": "min"})
+    assert list(swapped[10]) == [2, 1], "the frame is meant to fool looks alone"
+
+
 def noisy_stream(frames: int = 120, objects: int = 12, seed: int = 3) -> list[Detections]:
     """Objects walking (and turning) in a 640x360 frame, with jitter, misses, weak boxes and
     false boxes: every branch of the association sees work."""
@@ -214,6 +242,8 @@ def test_the_output_leaves_the_vectors_behind():
     ("feature_momentum", 2, "feature_momentum must be from 0 to 1"),
     ("appearance", "yes", "appearance must be true or false"),
     ("feature_momentum", True, "feature_momentum must be a number"),
+    ("appearance_fusion", "max", "appearance_fusion must be sum or min"),
+    ("appearance_weight", -1, "appearance_weight must be from 0 to 10"),
 ])
 def test_appearance_parameters_are_checked(key, value, message):
     with pytest.raises(UserInputError, match=message):

@@ -446,12 +446,12 @@ def test_bench_tune_scores_candidates_and_replays_what_bench_mot_tracks(tmp_path
     with pytest.raises(UserInputError, match="match_cost must be from 0 to 1"):
         parse_candidates("match_cost=2")
     out = tmp_path / "tune.json"
-    result = run_cli("bench", "tune", "--param", "lost_seconds=0.5,1.5", "--scenes", "2",
+    result = run_cli("bench", "tune", "--param", "lost_seconds=0.5,2.5", "--scenes", "2",
                      "--frames", "30", "--size", "320x180", "--model", "none", "--json", str(out))
     assert result.returncode == 0, result.stderr
     entry = json.loads(out.read_text())["params"]["lost_seconds"]
-    assert entry["default"] == 1.5 and entry["chosen"] in (0.5, 1.5)
-    assert set(entry["per_sequence_HOTA"]["1.5"]) == {"noisy-truth/synth-1000",
+    assert entry["default"] == 2.5 and entry["chosen"] in (0.5, 2.5)
+    assert set(entry["per_sequence_HOTA"]["2.5"]) == {"noisy-truth/synth-1000",
                                                       "noisy-truth/synth-1001-moving"}
     assert "leave-one-out HOTA" in result.stdout
 

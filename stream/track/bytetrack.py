@@ -21,9 +21,10 @@ Per frame:
 Appearance (BoT-SORT, Aharon et al., 2022): when the detections carry
 ``data["embedding"]`` (unit appearance vectors from the model's embedding head), stages 3 and 5
 also weigh how alike a track and a detection look. Each track keeps a smoothed embedding,
-updated from its high-score matches; a pair's cost becomes the lower of its IoU cost and its
-appearance distance, the latter only for pairs that already overlap (``proximity_iou``) and
-look alike (``appearance_thresh``). Without embeddings none of this runs.
+updated from its high-score matches; a pair that already overlaps (``proximity_iou``) and looks
+alike (``appearance_thresh``) has its IoU cost lowered in proportion to how alike
+(``appearance_weight``), so motion and looks both count. Without embeddings none of this
+runs.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ class ByteTrackConfig:
             with an embedding head); without embeddings the tracker is the same either way.
         appearance_thresh: appearance distance ``(1 - cosine similarity) / 2`` (0 alike, 1
             opposite) at or below which a pair's looks count; above it they are no evidence.
+        appearance_fusion: how looks enter a close, alike pair's cost. ``sum`` (default): the
+            IoU cost less ``appearance_weight * (1 - distance / appearance_thresh)``, so
+            both motion and looks decide between two alike neighbours. ``min``: BoT-SORT's
+            lower of the IoU cost and the distance, where looks alone decide between alike
+            neighbours (every alike pair's cost falls to its small distance).
+        appearance_weight: with ``sum``, the most a pair's looks lower its cost (identical
+            vectors); nothing at ``appearance_thresh``.
         proximity_iou: looks only count for a pair whose IoU (the first stage's buffered IoU;
             plain IoU for unconfirmed tracks) is at least this: they decide between nearby
             candidates, never pull a track across the frame.
@@ -137,10 +145,14 @@ class ByteTrackConfig:
             ``lost_seconds``) to be re-identified; past ``lost_seconds`` it takes part only
             in re-identification, not in the motion-based first stage.
 
-    A pair's cost is ``min(IoU cost, appearance distance)`` where it is close and alike, its
-    IoU cost elsewhere, against ``match_cost`` / ``unconfirmed_cost`` as before (BoT-SORT's
-    fusion): a track keeps the object it looks like when motion points at a neighbour, and a
-    track without an embedding yet is matched on IoU alone. The values were chosen on
+    A pair's cost is its IoU cost less its looks' share where it is close and alike, its IoU
+    cost elsewhere, against ``match_cost`` / ``unconfirmed_cost`` as before: a track keeps the
+    object it looks like when motion points at a neighbour, and a track without an embedding
+    yet is matched on IoU alone. The sum replaced BoT-SORT's ``min(IoU cost, distance)`` with
+    ``proximity_iou`` 0.3 and ``lost_seconds`` 2.5 (``bench tune`` on 33 sequences,
+    BENCHMARKS.md "Looks and motion summed"): under the minimum, every alike pair's cost
+    was its small appearance distance, so between two alike neighbours vector noise decided
+    and motion was ignored. The values were chosen on
     synthetic embeddings of three qualities (BENCHMARKS.md, "Appearance"): threshold 0.1
     (cosine 0.8) gains about as much as BoT-SORT's 0.25 with good and moderate vectors; where
     vectors are poor it stays near IoU alone (HOTA 0.577 against 0.579) while 0.25 falls
@@ -159,7 +171,7 @@ class ByteTrackConfig:
     low_match_cost: float = 0.5
     unconfirmed_cost: float = 0.7
     min_hits: int = 2
-    lost_seconds: float = 1.5  # chosen by `bench tune` on 33 sequences (BENCHMARKS.md)
+    lost_seconds: float = 2.5  # chosen by `bench tune` on 33 sequences (BENCHMARKS.md)
     fuse_score: bool = True
     state: str = "xyah"
     std_position: float = 1.0 / 20
@@ -170,7 +182,9 @@ class ByteTrackConfig:
     buffer_sigmas: float = 2.0  # likewise
     appearance: bool = True
     appearance_thresh: float = 0.1
-    proximity_iou: float = 0.5
+    appearance_fusion: str = "sum"
+    appearance_weight: float = 1.0
+    proximity_iou: float = 0.3  # with the sum: bench tune on 33 sequences (BENCHMARKS.md)
     lost_proximity_iou: float = 0.1
     appearance_veto: float = 0.25
     feature_momentum: float = 0.9
@@ -191,7 +205,7 @@ class ByteTrackConfig:
                   "duplicate_iou": (0, 1), "max_inside": (0, 1), "lost_seconds": (0, 3600),
                   "std_position": (0, 10), "std_velocity": (0, 10), "buffer_sigmas": (0, 10),
                   "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
-                  "lost_proximity_iou": (0, 1),
+                  "lost_proximity_iou": (0, 1), "appearance_weight": (0, 10),
                   "appearance_veto": (0, 1), "feature_momentum": (0, 1),
                   "coast_seconds": (0, 60), "coast_cover": (0, 1), "coast_fit": (0, 1),
                   "coast_inside": (0, 1),
@@ -206,7 +220,8 @@ class ByteTrackConfig:
         if self.low_score > self.high_score:
             raise UserInputError(f"tracker parameter low_score ({self.low_score}) must not "
                                  f"exceed high_score ({self.high_score})")
-        for key, allowed in (("state", ("xyah", "xywh")), ("output", ("filtered", "detection"))):
+        for key, allowed in (("state", ("xyah", "xywh")), ("output", ("filtered", "detection")),
+                             ("appearance_fusion", ("sum", "min"))):
             if getattr(self, key) not in allowed:
                 raise UserInputError(f"tracker parameter {key} must be {' or '.join(allowed)}, "
                                      f"got {getattr(self, key)!r}")
@@ -502,19 +517,24 @@ class ByteTrack(Tracker):
 
     def _fuse(self, cost: np.ndarray, iou: np.ndarray, rows: np.ndarray, emb: np.ndarray,
               known: np.ndarray) -> np.ndarray:
-        """BoT-SORT's fusion of the IoU ``cost`` of tracks ``rows`` with detections
-        (embeddings ``emb``, ``known`` where they hold one) and their appearance distance:
-        the lower of the two where the pair overlaps (``iou`` >= ``proximity_iou``) and looks
-        alike (distance <= ``appearance_thresh``), the IoU cost elsewhere; pairs of very
-        different looks are refused when ``appearance_veto`` < 1. A track or detection
-        without an embedding is no evidence either way."""
+        """Fuse the IoU ``cost`` of tracks ``rows`` with detections (embeddings ``emb``,
+        ``known`` where they hold one) and their appearance distance: where the pair overlaps
+        (``iou`` >= ``proximity_iou``) and looks alike (distance <= ``appearance_thresh``),
+        the IoU cost less ``appearance_weight * (1 - distance / appearance_thresh)`` (or,
+        with ``appearance_fusion`` ``min``, BoT-SORT's lower of cost and distance); the IoU
+        cost elsewhere. Pairs of very different looks are refused when ``appearance_veto`` <
+        1. A track or detection without an embedding is no evidence either way."""
         cfg = self.config
         if not cost.size or not self.has_feature[rows].any():
             return cost
         dist, evidence = self._looks(rows, emb, known)
         gate = np.where(self.status[rows] == LOST, cfg.lost_proximity_iou, cfg.proximity_iou)
         alike = evidence & (dist <= cfg.appearance_thresh) & (iou >= gate[:, None])
-        fused = np.where(alike, np.minimum(cost, dist), cost)
+        if cfg.appearance_fusion == "min":
+            fused = np.where(alike, np.minimum(cost, dist), cost)
+        else:  # a cost may fall below 0: the assignment takes any real costs
+            bonus = cfg.appearance_weight * (1.0 - dist / max(cfg.appearance_thresh, 1e-9))
+            fused = np.where(alike, cost - bonus, cost)
         if cfg.appearance_veto < 1.0:
             fused[evidence & (dist > cfg.appearance_veto)] = 2.0  # above every cost limit
         return fused
