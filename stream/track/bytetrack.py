@@ -156,8 +156,9 @@ class ByteTrackConfig:
     synthetic embeddings of three qualities (BENCHMARKS.md, "Appearance"): threshold 0.1
     (cosine 0.8) gains about as much as BoT-SORT's 0.25 with good and moderate vectors; where
     vectors are poor it stays near IoU alone (HOTA 0.577 against 0.579) while 0.25 falls
-    below it (0.573, 86 more identity switches); proximity 0.5 as BoT-SORT (0.3 helped good
-    vectors and added identity switches with the others). The veto (0.25), the lost tracks'
+    below it (0.573, 86 more identity switches); under the minimum, proximity 0.5 as BoT-SORT
+    (0.3 helped good vectors and added identity switches with the others; with the sum, the
+    model's vectors favour 0.3). The veto (0.25), the lost tracks'
     gate (0.1) and ``high_score`` (0.4) were then chosen with the trained default model's own
     vectors (``bench tune`` on 33 sequences, BENCHMARKS.md "Appearance with the default
     model"): the veto broke tracks with poor synthetic vectors (MOTA 0.744 → 0.729), but the
