@@ -37,6 +37,7 @@ class MotScores:
     MT: int
     ML: int
     frames: int
+    Frag: int = 0  # fragmentations: a truth track's interruptions (CLEAR's Frag)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +100,42 @@ def _scores(res: dict, frames: int) -> MotScores:
         HOTA=float(np.mean(hota["HOTA"])), DetA=float(np.mean(hota["DetA"])),
         AssA=float(np.mean(hota["AssA"])), MOTA=float(clear["MOTA"]), IDF1=float(ident["IDF1"]),
         IDSW=int(clear["IDSW"]), FP=int(clear["CLR_FP"]), FN=int(clear["CLR_FN"]),
-        MT=int(clear["MT"]), ML=int(clear["ML"]), frames=frames)
+        MT=int(clear["MT"]), ML=int(clear["ML"]), frames=frames, Frag=int(clear["Frag"]))
+
+
+def _metrics() -> list:
+    """The TrackEval metrics scored, in the order their results are read."""
+    import trackeval
+
+    return [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+            trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+
+
+@dataclass(frozen=True)
+class MotEvaluation:
+    """TrackEval's scores of a folder of sequences, and what it combined them from.
+
+    Attributes:
+        combined: TrackEval's ``COMBINED_SEQ`` scores.
+        sequences: each sequence's scores.
+        raw: each sequence's TrackEval results (``{"HOTA": ..., "CLEAR": ..., "Identity":
+            ...}``), what :func:`combine_mot` combines.
+    """
+
+    combined: MotScores
+    sequences: dict[str, MotScores]
+    raw: dict[str, dict]
+
+
+def combine_mot(raw: dict[str, dict], frames: int) -> MotScores:
+    """TrackEval's combined scores of some sequences from their per-sequence results (the
+    ``raw`` of :class:`MotEvaluation`), as its ``COMBINED_SEQ`` would be for those alone:
+    each metric's own ``combine_sequences``. ``frames`` is their total length."""
+    if not raw:
+        raise ValueError("combine_mot needs at least one sequence")
+    combined = {metric.get_name(): metric.combine_sequences(
+        {name: res[metric.get_name()] for name, res in raw.items()}) for metric in _metrics()}
+    return _scores(combined, frames)
 
 
 def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str, MotScores]]:
@@ -115,6 +151,14 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
     Raises:
         UserInputError: missing files, unpaired sequences, or malformed rows (naming the line).
     """
+    evaluation = evaluate_mot_detailed(gt, pred)
+    return evaluation.combined, evaluation.sequences
+
+
+def evaluate_mot_detailed(gt: str | Path, pred: str | Path) -> MotEvaluation:
+    """:func:`evaluate_mot`, also keeping TrackEval's per-sequence results (to combine any
+    subset of the sequences later with :func:`combine_mot`, without scoring them again).
+    Arguments and errors as :func:`evaluate_mot`."""
     import trackeval
 
     pairs = []
@@ -148,8 +192,7 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
                        "BREAK_ON_ERROR": True, "LOG_ON_ERROR": None}
         evaluator = trackeval.Evaluator(eval_config)
         dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
-                   trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+        metrics = _metrics()
         # TrackEval prints progress lines, and a traceback before it raises.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             try:
@@ -161,4 +204,5 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
                  for pair in pairs}
     combined = _scores(per_seq["COMBINED_SEQ"]["pedestrian"],
                        sum(pair.frames for pair in pairs))
-    return combined, sequences
+    raw = {pair.name: per_seq[pair.name]["pedestrian"] for pair in pairs}
+    return MotEvaluation(combined, sequences, raw)
