@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detstream.engines.data.mot import MotWriter, read_mot, write_mot
+from detstream.engines.data.mot import MotWriter, read_mot, read_seqinfo, write_mot
 from detstream.engines.data.synthetic.config import SceneConfig
 from detstream.engines.data.synthetic.scene import SyntheticScene
 from detstream.engines.errors import UserInputError
@@ -38,6 +38,7 @@ from detstream.stream.bench.mot import (
     scene_name,
     scene_truth_file,
 )
+from detstream.stream.commands.track import track_detections
 from detstream.stream.track import make_tracker
 from detstream.stream.track.bytetrack import ByteTrackConfig
 from detstream.stream.track.motion import CameraMotion, small_view
@@ -125,18 +126,27 @@ def measure_scene(config: SceneConfig, detector: Detector | None, gt_root: Path,
                             (config.width, config.height)) for s in streams]
 
 
-def public_sequence(folder: Path, fps: float, gt_root: Path,
+def public_sequence(folder: Path, fps: float | None, gt_root: Path,
                     size: tuple[int, int] | None = None) -> TrackedSequence:
-    """A MOTChallenge sequence with public detections (``det.txt``, ``gt.txt``), no frames;
-    its frame ``size`` as given, else from a ``seqinfo.ini`` in ``folder``, else unknown."""
-    from detstream.engines.data.mot import read_seqinfo
+    """A MOTChallenge sequence with public detections (``det.txt``, ``gt.txt``), no frames.
 
+    Its frame rate is ``fps`` when given, else its ``seqinfo.ini``'s; its frame ``size`` as
+    given, else from ``seqinfo.ini``, else unknown. The truth (and ``seqinfo.ini``, whose
+    length TrackEval then uses) is copied to ``gt_root/NAME``; the detections are read once.
+    """
     name = folder.name
-    if size is None and (folder / "seqinfo.ini").is_file():
-        info = read_seqinfo(folder / "seqinfo.ini")
-        size = (info.width, info.height) if info.width > 0 and info.height > 0 else None
+    info = read_seqinfo(folder / "seqinfo.ini") if (folder / "seqinfo.ini").is_file() else None
+    if fps is None:
+        if info is None or not info.frame_rate > 0:
+            raise UserInputError(f"{folder}: no frame rate (no frameRate in a seqinfo.ini); "
+                                 "give it as DIR:FPS")
+        fps = float(info.frame_rate)
+    if size is None and info is not None and info.width > 0 and info.height > 0:
+        size = (info.width, info.height)
     (gt_root / name / "gt").mkdir(parents=True)
-    (gt_root / name / "gt" / "gt.txt").write_bytes((folder / "gt.txt").read_bytes())
+    shutil.copyfile(folder / "gt.txt", gt_root / name / "gt" / "gt.txt")
+    if info is not None:
+        shutil.copyfile(folder / "seqinfo.ini", gt_root / name / "seqinfo.ini")
     detections = read_mot(folder / "det.txt", empty_ok=False)
     last = max(detections)
     frames = [detections.get(f, Detections.empty()) for f in range(1, last + 1)]
@@ -150,8 +160,10 @@ def track_sequence(sequence: TrackedSequence, options: dict, out: Path) -> None:
     if sequence.affines is not None:
         tracker.motion = _Replayed(sequence.affines, None)
         tracker.cuts = _Replayed(None, sequence.cuts)
-    frame = _NO_FRAME if sequence.affines is not None else None
-    rows = ((k, tracker.update(dets, frame)) for k, dets in enumerate(sequence.detections, 1))
+        rows = ((k, tracker.update(dets, _NO_FRAME))
+                for k, dets in enumerate(sequence.detections, 1))
+    else:  # no frames: as ``detstream track --no-interpolate`` tracks
+        rows = track_detections(tracker, dict(enumerate(sequence.detections, 1))).items()
     write_mot(out, rows)
 
 

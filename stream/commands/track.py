@@ -17,7 +17,11 @@ from detstream.stream.commands.args import (
 from detstream.stream.track.interpolate import GapFill
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from detstream.engines.data.mot import SeqInfo
+    from detstream.engines.spec import Detections
+    from detstream.stream.track import Tracker
 
 EXAMPLES = """examples:
   detstream track --dets TUD-Campus/det.txt --out tracks.txt --fps 25 --size 640x480
@@ -96,10 +100,20 @@ def frames_size(args: argparse.Namespace) -> tuple[tuple[int, int] | None, str]:
                   "through missed detections may run past the picture's edges")
 
 
+def track_detections(tracker: Tracker, detections: Mapping[int, Detections]
+                     ) -> dict[int, Detections]:
+    """The online tracker's output on frames 1 to the last frame with detections (a frame
+    without rows is given none): what ``detstream track --no-interpolate`` writes, and what
+    its gap filling starts from."""
+    from detstream.engines.spec import Detections
+
+    return {frame: tracker.update(detections.get(frame, Detections.empty()))
+            for frame in range(1, max(detections, default=0) + 1)}
+
+
 def run(args: argparse.Namespace) -> int:
     from detstream.engines.data.mot import MotWriter, read_mot
     from detstream.engines.paths import writable_dir
-    from detstream.engines.spec import Detections
     from detstream.stream.track import make_tracker
     from detstream.stream.track.interpolate import interpolate_tracks
 
@@ -115,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
     writable_dir(args.out.parent)
     last = max(detections, default=0)
     start = time.perf_counter()
-    results = {frame: tracker.update(detections.get(frame, Detections.empty()))
-               for frame in range(1, last + 1)}
+    results = track_detections(tracker, detections)
     seconds = time.perf_counter() - start
     added = 0
     if args.interpolate:
