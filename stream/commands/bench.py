@@ -190,17 +190,35 @@ def register(commands: argparse._SubParsersAction) -> None:
     tracker.set_defaults(handler=run_tracker)
 
     mot = jobs.add_parser(
-        "mot", help="tracking accuracy (HOTA, MOTA, IDF1) on held-out synthetic scenes",
+        "mot", help="tracking accuracy (HOTA, MOTA, IDF1) on held-out synthetic scenes or real "
+                    "MOTChallenge sequences",
         description="Renders held-out synthetic scenes (seeds from 1000; the --kinds in turn, "
                     "by default a static camera and a moving one) and tracks two detection "
                     "streams with each tracker variant: the model's detections, and the truth "
                     "degraded (jitter, dropped and false boxes). TrackEval scores all scenes, "
-                    "the static ones, the moving ones and each kind.",
+                    "the static ones, the moving ones and each kind. With --public DIR it "
+                    "renders nothing and instead tracks every real sequence under DIR (folders "
+                    "with det.txt, gt.txt and seqinfo.ini) at its own frame rate and size, as "
+                    "detstream track does, and scores two outputs per sequence and TrackEval's "
+                    "combined over all of them: online (track --no-interpolate) and gap-filled "
+                    "(track's default output).",
         epilog="examples:\n  detstream bench mot --scenes 6 --json runs/bench/mot.json\n"
                "  detstream bench mot --model none --scenes 10\n"
-               "  detstream bench mot --kinds all --scenes 16",
+               "  detstream bench mot --kinds all --scenes 16\n"
+               "  detstream bench mot --public ../shared/data/mot15 --json mot15.json\n"
+               "  detstream bench mot --public ../shared/data/mot15 --tracker bytetrack "
+               "--config tracker.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    mot.add_argument("--scenes", type=positive_int, default=6, help="number of scenes (default 6)")
+    mot.add_argument("--public", type=Path, default=None, metavar="DIR",
+                     help="score the real MOTChallenge sequences under DIR instead of rendered "
+                          "scenes (the scene and model options do not apply)")
+    mot.add_argument("--tracker", default=None,
+                     help="with --public: botsort (default) or bytetrack")
+    mot.add_argument("--config", type=Path, default=None, metavar="YAML",
+                     help="with --public: tracker parameters to override, as for detstream "
+                          "track --config")
+    mot.add_argument("--scenes", type=positive_int, default=None,
+                     help="number of scenes (default 6)")
     mot.add_argument("--frames", type=positive_int, default=300,
                      help="frames per scene (default 300)")
     mot.add_argument("--size", default="640x360", help="frame size (default 640x360)")
@@ -399,10 +417,29 @@ def run_mot(args: argparse.Namespace) -> int:
     from detstream.stream.bench.common import write_json
     from detstream.stream.bench.mot import bench_mot, print_mot
 
+    if args.public is not None:
+        return _run_mot_public(args)
+    if args.tracker is not None or args.config is not None:
+        raise UserInputError("--tracker and --config apply to --public sequences; the scenes "
+                             "are tracked with every variant of bench mot")
     kinds = _kinds(args.kinds)
-    report = bench_mot(args.model, args.backend, args.conf, args.scenes, args.frames,
+    report = bench_mot(args.model, args.backend, args.conf, args.scenes or 6, args.frames,
                        args.size, args.fps, progress=_log, kinds=kinds)
     print_mot(report)
+    write_json(args.json, report)
+    return 0
+
+
+def _run_mot_public(args: argparse.Namespace) -> int:
+    """``bench mot --public DIR``: the real sequences only."""
+    from detstream.stream.bench.common import write_json
+    from detstream.stream.bench.public import bench_public, print_public
+
+    if args.scenes is not None:
+        raise UserInputError("--public scores real sequences and renders no scenes; run bench "
+                             "mot --scenes N on its own for those")
+    report = bench_public(args.public, args.tracker or "botsort", args.config, progress=_log)
+    print_public(report)
     write_json(args.json, report)
     return 0
 
