@@ -58,13 +58,19 @@ class SequencePair:
     frames: int  # filled in once the ground truth has been read
 
 
-def _seq_length(gt: Path, last_row_frame: int) -> int:
-    """Frames of a sequence: from a seqinfo.ini next to (or above) gt.txt, else the last
-    frame that has a ground-truth row."""
+def _seqinfo_length(gt: Path) -> int | None:
+    """Frames of a sequence from a seqinfo.ini next to (or above) gt.txt; None without one."""
     for ini in (gt.parent / "seqinfo.ini", gt.parent.parent / "seqinfo.ini"):
         if ini.is_file():
             return read_seqinfo(ini).length
-    return last_row_frame
+    return None
+
+
+def _seq_length(gt: Path, last_row_frame: int) -> int:
+    """Frames of a sequence: from a seqinfo.ini next to (or above) gt.txt, else the last
+    frame that has a ground-truth row."""
+    length = _seqinfo_length(gt)
+    return last_row_frame if length is None else length
 
 
 def _pairs(gt: Path, pred: Path) -> list[SequencePair]:
@@ -155,14 +161,21 @@ def evaluate_mot(gt: str | Path, pred: str | Path) -> tuple[MotScores, dict[str,
     return evaluation.combined, evaluation.sequences
 
 
-def evaluate_mot_detailed(gt: str | Path, pred: str | Path) -> MotEvaluation:
+def evaluate_mot_detailed(gt: str | Path, pred: str | Path, check_rows: bool = True
+                          ) -> MotEvaluation:
     """:func:`evaluate_mot`, also keeping TrackEval's per-sequence results (to combine any
     subset of the sequences later with :func:`combine_mot`, without scoring them again).
-    Arguments and errors as :func:`evaluate_mot`."""
+    Arguments and errors as :func:`evaluate_mot`; ``check_rows=False`` skips reading the files
+    with our reader first (for files already checked or written by us, scored many times),
+    where a ``seqinfo.ini`` gives the sequence's length."""
     import trackeval
 
     pairs = []
     for pair in _pairs(Path(gt), Path(pred)):  # our reader names the line of a malformed row
+        length = None if check_rows else _seqinfo_length(pair.gt)
+        if length is not None:
+            pairs.append(replace(pair, frames=length))
+            continue
         # No ground truth would score every tracker 0 (or 1): nothing to measure against. No
         # tracks is a real result (every target missed).
         truth = read_mot(pair.gt, empty_ok=False)
