@@ -165,3 +165,83 @@ def test_bench_mot_public_without_sequences_is_one_clear_line(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "no sequence folders" in lines[0], lines
     assert str(tmp_path / "empty") in lines[0] and "det.txt, gt.txt, seqinfo.ini" in lines[0]
+
+
+def test_leave_one_sequence_out_picks_the_best_setting_on_the_others():
+    from detstream.stream.bench.tune_public import best, pick_without_each
+
+    # Combined HOTA over all three sequences: "b" is chosen in sample. Without s1, "a" is
+    # best on s2+s3; without s2, "c" on s1+s3; without s3, "b" on s1+s2: no pick is "b"'s
+    # except the last, and the first two differ from each other.
+    full = {"a": 0.50, "b": 0.55, "c": 0.52}
+    without = {"a": {"s1": 0.60, "s2": 0.40, "s3": 0.45},
+               "b": {"s1": 0.58, "s2": 0.50, "s3": 0.62},
+               "c": {"s1": 0.40, "s2": 0.55, "s3": 0.61}}
+    assert best(full) == "b"
+    assert pick_without_each(without) == {"s1": "a", "s2": "c", "s3": "b"}
+    # Ties go to the setting listed first (the order the user gave).
+    assert pick_without_each({"x": {"s1": 0.5}, "y": {"s1": 0.5}}) == {"s1": "x"}
+    assert best({"y": 0.3, "x": 0.3}) == "y"
+
+
+def test_make_studies_varies_params_alone_and_the_grid_jointly():
+    from detstream.engines.errors import UserInputError
+    from detstream.stream.bench.tune_public import make_studies, setting_key
+    from detstream.stream.track import ByteTrackConfig
+
+    default = ByteTrackConfig().lost_seconds
+    studies = make_studies([("lost_seconds", [1.0, default])],
+                           [("match_cost", [0.7, 0.9]), ("lost_seconds", [1.0, default])])
+    assert [setting_key(o) for o in studies["lost_seconds"]] == ["lost_seconds=1.0", "default"]
+    assert [setting_key(o) for o in studies["grid"]] == [
+        "match_cost=0.7,lost_seconds=1.0", "match_cost=0.7", "match_cost=0.9,lost_seconds=1.0",
+        "match_cost=0.9"]
+    with pytest.raises(UserInputError, match="twice"):
+        make_studies([], [("match_cost", [0.7]), ("match_cost", [0.8])])
+
+
+def test_bench_tune_public_root_holds_each_sequence_out(small_report, tmp_path, capsys):
+    root, public, _ = small_report
+    out = tmp_path / "tune.json"
+    assert main(["bench", "tune", "--public-root", str(root), "--scenes", "0",
+                 "--grid", "lost_seconds=0.5,2.5", "--grid", "match_cost=0.8",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["real_sequences"] == sorted(SMALL) and report["synthetic_sequences"] == []
+    study = report["studies"]["grid"]
+    assert study["settings"] == ["lost_seconds=0.5", "default"]  # match_cost 0.8 is default
+    settings = report["settings"]
+    # The default setting is bench mot --public's online output, to the digit.
+    assert settings["default"]["combined"] == public["outputs"]["online"]["combined"]
+    chosen = max(study["settings"], key=lambda k: settings[k]["combined"]["HOTA"])
+    assert study["chosen"] == chosen and study["in_sample"] == settings[chosen]["combined"]
+    for name, other in (SMALL, SMALL[::-1]):
+        # Two sequences: without one, the combined score is the other's own.
+        for key in study["settings"]:
+            assert settings[key]["without_HOTA"][name] == \
+                settings[key]["per_sequence"][other]["HOTA"]
+        pick = max(study["settings"], key=lambda k: settings[k]["per_sequence"][other]["HOTA"])
+        assert study["picks"][name] == pick
+        assert study["held_out_per_sequence"][name] == settings[pick]["per_sequence"][name]
+    held = study["held_out"]
+    assert held["IDSW"] == sum(s["IDSW"] for s in study["held_out_per_sequence"].values())
+    assert "leave-one-sequence-out: held-out combined HOTA" in printed
+
+
+def test_bench_tune_refuses_a_grid_without_real_sequences(capsys):
+    assert main(["bench", "tune", "--grid", "match_cost=0.7,0.8", "--model", "none"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--public-root" in lines[0], lines
+
+
+def test_bench_tune_public_takes_the_frame_rate_from_seqinfo_unless_given(small_report):
+    from detstream.engines.errors import UserInputError
+    from detstream.stream.commands.bench import _public_sequence
+
+    tud = small_report[0] / "TUD-Campus"
+    assert _public_sequence(str(tud)) == (tud, None, None)  # seqinfo.ini's, when tracked
+    assert _public_sequence(f"{tud}:14") == (tud, 14.0, None)
+    assert _public_sequence(f"{tud}:14:320x240") == (tud, 14.0, (320, 240))
+    with pytest.raises(UserInputError, match="DIR:FPS:WxH"):
+        _public_sequence(f"{tud}:fast")

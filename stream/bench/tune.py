@@ -207,13 +207,14 @@ def leave_one_out(table: dict[object, dict[str, float]]) -> tuple[float, dict[st
     return float(np.mean(held)), picks
 
 
-def parse_candidates(text: str) -> tuple[str, list]:
-    """``NAME=v1,v2,...`` → the parameter and its typed candidate values."""
+def parse_candidates(text: str, flag: str = "--param") -> tuple[str, list]:
+    """``NAME=v1,v2,...`` → the parameter and its typed candidate values (errors name
+    ``flag``)."""
     name, _, values = text.partition("=")
     name = name.strip()
     defaults = ByteTrackConfig().to_dict()
     if name not in defaults or not values.strip():
-        raise UserInputError(f"--param {text!r}: write NAME=v1,v2,... with NAME one of "
+        raise UserInputError(f"{flag} {text!r}: write NAME=v1,v2,... with NAME one of "
                              f"{', '.join(sorted(defaults))}")
     kind = type(defaults[name])
     typed = []
@@ -223,18 +224,18 @@ def parse_candidates(text: str) -> tuple[str, list]:
             typed.append(value if kind is str else
                          value.lower() in ("1", "true", "yes") if kind is bool else kind(value))
         except ValueError:
-            raise UserInputError(f"--param {name}: {value!r} is not a {kind.__name__}") from None
+            raise UserInputError(f"{flag} {name}: {value!r} is not a {kind.__name__}") from None
     ByteTrackConfig(**{name: typed[0]})  # the tracker's own range checks, with its message
     return name, typed
 
 
 def bench_tune(configs: list[SceneConfig], detector: Detector | None,
                params: list[tuple[str, list]],
-               public: Sequence[tuple[Path, float, tuple[int, int] | None]] = (),
+               public: Sequence[tuple[Path, float | None, tuple[int, int] | None]] = (),
                progress: Callable[[str], None] = quiet) -> dict:
     """Score each candidate of each parameter (the others at their defaults) on every
     sequence; the choice by mean HOTA, and its leave-one-out check. ``public`` sequences are
-    ``(folder, fps, frame size or None)``.
+    ``(folder, fps or None (its seqinfo.ini's), frame size or None)``.
 
     Returns:
         ``{"sequences": [...], "defaults": {...}, "params": {NAME: {"values": [...],

@@ -15,6 +15,7 @@ from detstream.stream.commands.args import (
     bounded_int,
     fraction,
     non_negative_float,
+    non_negative_int,
     output_file,
     positive_float,
     positive_int,
@@ -233,21 +234,39 @@ def register(commands: argparse._SubParsersAction) -> None:
     mot.add_argument("--json", type=output_file, default=None, help="also write the figures here")
     mot.set_defaults(handler=run_mot)
     tune = jobs.add_parser(
-        "tune", help="tracker defaults by mean HOTA over many sequences, with leave-one-out",
+        "tune", help="tracker defaults by HOTA over many sequences, with leave-one-out",
         description="Scores every candidate value of each --param (the others at their "
                     "defaults) with botsort on the held-out scenes of bench mot (both "
                     "detection streams) and on public MOTChallenge sequences; prints each "
                     "value's mean HOTA, IDF1 and MOTA, the value chosen, and the "
                     "leave-one-out HOTA: the mean, over sequences, of the value chosen without "
-                    "each one.",
+                    "each one. With --public-root DIR the choice is made on the real "
+                    "sequences under DIR instead (each at its seqinfo.ini frame rate and size): "
+                    "by TrackEval's combined HOTA over all of them, checked by "
+                    "leave-one-sequence-out (each sequence tracked with the setting best on the "
+                    "others, those outputs scored together), with the synthetic scenes' mean "
+                    "HOTA beside as a second check (--scenes 0: none); --grid adds the "
+                    "cartesian product of its parameters as one more choice.",
         epilog="examples:\n  detstream bench tune --param lost_seconds=0.5,1,2 "
                "--param match_cost=0.7,0.8,0.9 --kinds all --scenes 16 "
-               "--public ../shared/data/mot15/TUD-Campus:25:640x480 --json tune.json",
+               "--public ../shared/data/mot15/TUD-Campus --json tune.json\n"
+               "  detstream bench tune --public-root ../shared/data/mot15 --scenes 0 "
+               "--param lost_seconds=1.5,2.5,4 --json tune-mot15.json\n"
+               "  detstream bench tune --public-root ../shared/data/mot15 --model none "
+               "--scenes 4 --grid match_cost=0.7,0.8 --grid high_score=0.4,0.5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tune.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2,...",
-                      help="a tracker parameter and its candidate values (repeat for more)")
-    tune.add_argument("--scenes", type=positive_int, default=16,
-                      help="held-out scenes (default 16)")
+    tune.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
+                      help="a tracker parameter and its candidate values, varied alone "
+                           "(repeat for more)")
+    tune.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                      help="with --public-root: a parameter of a joint grid; every combination "
+                           "of the --grid values is scored (repeat for each parameter)")
+    tune.add_argument("--public-root", type=Path, default=None, metavar="DIR",
+                      help="choose on every real MOTChallenge sequence under DIR (det.txt, "
+                           "gt.txt and seqinfo.ini in each folder) by TrackEval's combined "
+                           "HOTA, with leave-one-sequence-out")
+    tune.add_argument("--scenes", type=non_negative_int, default=16,
+                      help="held-out synthetic scenes (default 16; 0: none)")
     tune.add_argument("--frames", type=positive_int, default=300,
                       help="frames per scene (default 300)")
     tune.add_argument("--size", default="640x360", help="frame size (default 640x360)")
@@ -257,9 +276,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                          "default)", imgsz=False, backend="auto")
     tune.add_argument("--conf", type=fraction, default=0.1,
                       help="detector score threshold (default 0.1)")
-    tune.add_argument("--public", action="append", default=[], metavar="DIR:FPS[:WxH]",
+    tune.add_argument("--public", action="append", default=[], metavar="DIR[:FPS[:WxH]]",
                       help="a MOTChallenge folder with det.txt and gt.txt, its frame rate and "
-                           "frame size (default: seqinfo.ini's, else unknown)")
+                           "frame size (default: its seqinfo.ini's; a size otherwise unknown)")
     tune.add_argument("--json", type=output_file, default=None,
                       help="also write the figures here")
     tune.set_defaults(handler=run_tune)
@@ -450,27 +469,32 @@ def _kinds(text: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
-def _public_sequence(text: str) -> tuple[Path, float, tuple[int, int] | None]:
-    """``DIR:FPS`` or ``DIR:FPS:WxH`` → (folder, frame rate, frame size or None)."""
+def _public_sequence(text: str) -> tuple[Path, float | None, tuple[int, int] | None]:
+    """``DIR``, ``DIR:FPS`` or ``DIR:FPS:WxH`` → (folder, frame rate or None: seqinfo.ini's,
+    frame size or None)."""
     from detstream.engines.data.synthetic.config import parse_size
 
-    folder, _, last = text.rpartition(":")
-    size = None
-    if "x" in last.lower():  # DIR:FPS:WxH
+    folder, rate, size = text, None, None
+    if not Path(text).is_dir():
+        folder, _, last = text.rpartition(":")
+        if "x" in last.lower():  # DIR:FPS:WxH
+            try:
+                size = parse_size(last)
+            except UserInputError:
+                folder = ""
+            folder, _, last = folder.rpartition(":")
         try:
-            size = parse_size(last)
-        except UserInputError:
-            folder = ""
-        folder, _, last = folder.rpartition(":")
-    try:
-        rate = float(last)
-    except ValueError:
-        rate = 0.0
-    if not folder or rate <= 0 or (size is not None and min(size) <= 0) \
+            rate = float(last)
+        except ValueError:
+            rate = 0.0
+    if not folder or (rate is not None and rate <= 0) \
+            or (size is not None and min(size) <= 0) \
             or not (Path(folder) / "det.txt").is_file() \
-            or not (Path(folder) / "gt.txt").is_file():
-        raise UserInputError(f"--public {text!r}: give DIR:FPS or DIR:FPS:WxH, DIR holding "
-                             "det.txt and gt.txt (MOTChallenge)")
+            or not (Path(folder) / "gt.txt").is_file() \
+            or (rate is None and not (Path(folder) / "seqinfo.ini").is_file()):
+        raise UserInputError(f"--public {text!r}: give DIR, DIR:FPS or DIR:FPS:WxH, DIR "
+                             "holding det.txt and gt.txt (MOTChallenge; without FPS, also "
+                             "seqinfo.ini)")
     return Path(folder), rate, size
 
 
@@ -480,14 +504,31 @@ def run_tune(args: argparse.Namespace) -> int:
     from detstream.stream.bench.mot import model_detector, scene_configs
     from detstream.stream.bench.tune import bench_tune, parse_candidates, print_tune
 
+    if not args.param and not args.grid:
+        raise UserInputError("give the candidates: --param NAME=V1,V2,... (or, with "
+                             "--public-root, --grid NAME=V1,V2,...)")
+    if args.public_root is None and args.grid:
+        raise UserInputError("--grid chooses on real sequences: give --public-root DIR")
+    if args.public_root is not None and args.public:
+        raise UserInputError("give --public-root DIR (every sequence under it) or --public "
+                             "DIR:FPS, not both")
+    if args.public_root is None and not args.scenes and not args.public:
+        raise UserInputError("nothing to tune on: give --scenes N, --public or --public-root")
     params = [parse_candidates(text) for text in args.param]
+    grid = [parse_candidates(text, "--grid") for text in args.grid]
     public = [_public_sequence(text) for text in args.public]
     configs = scene_configs(args.scenes, args.frames, parse_size(args.size), 30.0,
-                            kinds=_kinds(args.kinds))
-    detector = model_detector(args.model, args.backend, args.conf) if args.model != "none" \
-        else None
-    report = bench_tune(configs, detector, params, public, progress=_log)
-    print_tune(report)
+                            kinds=_kinds(args.kinds)) if args.scenes else []
+    detector = model_detector(args.model, args.backend, args.conf) \
+        if args.model != "none" and configs else None
+    if args.public_root is not None:
+        from detstream.stream.bench.tune_public import print_tune_public, tune_public
+
+        report = tune_public(args.public_root, configs, detector, params, grid, progress=_log)
+        print_tune_public(report)
+    else:
+        report = bench_tune(configs, detector, params, public, progress=_log)
+        print_tune(report)
     write_json(args.json, report)
     return 0
 
