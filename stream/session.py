@@ -281,7 +281,7 @@ class Session:
         new_names = backend.spec.class_names != pipeline.predictor.spec.class_names
         if (new_names or config.tracker != old.tracker
                 or config.tracker_options != old.tracker_options):
-            fps = pipeline.source.fps or 30.0
+            fps = tracking_fps(pipeline.source.fps)
             tracker = (make_tracker(config.tracker, fps, config.tracker_options)
                        if config.tracker else None)
         annotator = pipeline.annotator
@@ -296,6 +296,21 @@ class Session:
         pipeline.predictor, pipeline.tracker = predictor, tracker
         pipeline.annotator, pipeline.options = annotator, options
         self.config = config
+
+
+#: The frame rate the tracker assumes when the source does not tell it.
+ASSUMED_FPS = 30.0
+
+
+def tracking_fps(fps: float | None, log: Log | None = None) -> float:
+    """The source's frame rate for the tracker (its lost-track time and motion noise are in
+    seconds), or :data:`ASSUMED_FPS` with a note through ``log`` when the source has none."""
+    if fps and fps > 0:
+        return float(fps)
+    if log is not None:
+        log(f"the source does not say its frame rate: the tracker assumes {ASSUMED_FPS:g} fps "
+            "(lost tracks are kept, and motion is predicted, per second of video)")
+    return ASSUMED_FPS
 
 
 def build(config: RunConfig, log: Log | None = None,
@@ -355,7 +370,7 @@ def build(config: RunConfig, log: Log | None = None,
             if config.resume:
                 log(f"no progress journal at {journal}: starting from the first frame")
             journal.unlink(missing_ok=True)  # before the outputs start again from empty
-        fps = source.fps or 30.0
+        fps = tracking_fps(source.fps, log if config.tracker else None)
         first_id = point.max_track_id + 1 if point is not None else 1
         tracker = (make_tracker(config.tracker, fps, config.tracker_options, first_id=first_id)
                    if config.tracker else None)
