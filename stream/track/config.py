@@ -1,0 +1,157 @@
+"""The tracker's parameters: :class:`ByteTrackConfig`, range-checked on creation.
+
+Where each default came from (the ``bench tune`` and ``bench mot`` runs that chose it) is in
+BENCHMARKS.md, "Tracker defaults: where each came from".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from detstream.engines.errors import UserInputError
+
+#: Allowed range (inclusive) of each numeric parameter.
+RANGES: dict[str, tuple[float, float]] = {
+    "high_score": (0, 1), "low_score": (0, 1), "new_track_score": (0, 1),
+    "match_cost": (0, 1), "low_match_cost": (0, 1), "unconfirmed_cost": (0, 1),
+    "duplicate_iou": (0, 1), "max_inside": (0, 1), "lost_seconds": (0, 3600),
+    "std_position": (0, 10), "std_velocity": (0, 10), "buffer_sigmas": (0, 10),
+    "min_hits": (1, 1000), "appearance_thresh": (0, 1), "proximity_iou": (0, 1),
+    "lost_proximity_iou": (0, 1), "appearance_weight": (0, 10),
+    "appearance_veto": (0, 1), "feature_momentum": (0, 1),
+    "coast_seconds": (0, 60), "coast_cover": (0, 1), "coast_fit": (0, 1),
+    "coast_inside": (0, 1), "reid_thresh": (0, 1),
+    "reid_reach": (0, 100), "reid_seconds": (0, 3600),
+    "low_lost_frames": (0, 1000), "recover_iou": (0, 1)}
+#: Allowed values of each choice parameter.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "state": ("xyah", "xywh"), "output": ("filtered", "detection"),
+    "appearance_fusion": ("sum", "min")}
+
+
+@dataclass(frozen=True)
+class ByteTrackConfig:
+    """Tracker parameters (README's tracking section explains them for users).
+
+    "Appearance distance" is ``(1 - cosine similarity) / 2`` of two unit embeddings: 0 alike,
+    1 opposite. Scores, IoUs, costs and shares are from 0 to 1 unless said otherwise.
+
+    Attributes:
+        high_score: detections scoring at least this are matched first and may start tracks.
+        low_score: detections scoring below this are ignored; between the two they only
+            extend tracks (``low_score <= high_score``).
+        new_track_score: the least score of a detection that starts a track.
+        match_cost: first-stage cost limit, cost ``1 - IoU x score``.
+        low_match_cost: second-stage (low-score) cost limit, cost ``1 - IoU``.
+        unconfirmed_cost: cost limit for tracks not yet confirmed.
+        min_hits: consecutive matches that confirm a track, 1 to 1000 (tracks of a stream's
+            first frame are confirmed at once).
+        lost_seconds: seconds a lost track waits to be matched again by motion, 0 to 3600.
+        fuse_score: multiply IoU by the detection's score in the first stage.
+        state: Kalman parametrisation, ``xyah`` (ByteTrack) or ``xywh`` (BoT-SORT).
+        std_position: Kalman position noise, a fraction of the box size, 0 to 10.
+        std_velocity: Kalman velocity noise, a fraction of the box size, 0 to 10.
+        output: report ``filtered`` (Kalman-corrected) boxes or the matched ``detection``.
+        duplicate_iou: a tracked and a lost track overlapping above this IoU are one object
+            and the younger ends (ByteTrack's rule, there 0.85); 1 switches it off.
+        max_inside: a new detection lying more than this share inside a box tracked in the
+            same frame starts no track, unless, with embeddings, it looks unlike that track
+            (distance above ``appearance_thresh``); 1 switches it off.
+        buffer_sigmas: the first stage grows both boxes of a pair by this many standard
+            deviations of the track's predicted position (buffered IoU), 0 to 10; 0 is
+            plain IoU.
+        appearance: use the detections' ``data["embedding"]`` when they carry one; without
+            embeddings the tracker is the same either way.
+        appearance_thresh: appearance distance at or below which a pair's looks count as
+            evidence.
+        appearance_fusion: how looks enter a close, alike pair's cost: ``sum`` (the IoU cost
+            less the looks' share, see ``appearance_weight``) or ``min`` (BoT-SORT's lower
+            of the IoU cost and the distance).
+        appearance_weight: with ``sum``, the most looks lower a cost (identical vectors),
+            falling linearly to nothing at ``appearance_thresh``; 0 to 10.
+        proximity_iou: looks only count for a pair overlapping at least this (buffered IoU
+            in the first stage, plain IoU for unconfirmed tracks): they choose between
+            nearby candidates, never pull a track across the frame.
+        lost_proximity_iou: the same gate for lost tracks, whose objects reappear away from
+            their prediction.
+        appearance_veto: a pair whose appearance distance exceeds this gets a cost above
+            every limit; 1 switches the veto off.
+        feature_momentum: weight of a track's old embedding in its moving average (learnt
+            from high-score matches only: weak detections are often occluded).
+        coast_seconds: seconds a lost track is still reported at its predicted box
+            (``data["coasted"]`` True), 0 to 60; 0 reports only what was detected.
+        coast_cover: the least share of a coasted box that boxes tracked in the same frame
+            must cover (0: any lost track; 1: only one wholly hidden behind another).
+        coast_fit: only tracks whose smoothed IoU between predicted and matched boxes is at
+            least this coast (0: any).
+        coast_inside: only a lost track whose predicted box lies at least this share inside
+            the frame coasts (objects leaving the picture do not); needs the frame size, 0
+            switches it off.
+        low_lost_frames: tracks lost for at most this many frames (not seconds: a
+            detector's misses flicker frame by frame) also take part in the low-score stage,
+            0 to 1000; 0 is ByteTrack's rule (tracked tracks only).
+        recover_iou: lost tracks still unmatched after the first stage take remaining
+            high-score detections that overlap their *last detected* box by at least this
+            IoU and look alike (OC-SORT's recovery); needs embeddings, 0 switches it off.
+        reid_thresh: lost tracks take remaining high-score detections of their class by
+            appearance alone, at distances up to this, within ``reid_reach``; 0 switches it
+            off.
+        reid_reach: how far from a lost track's predicted centre a detection may be to be
+            re-identified as it, in the track's larger box side, 0 to 100.
+        reid_seconds: seconds a lost track with an embedding waits to be re-identified, 0 to
+            3600 (counted only above ``lost_seconds``); past ``lost_seconds`` it takes part
+            in re-identification alone.
+    """
+
+    high_score: float = 0.4
+    low_score: float = 0.1
+    new_track_score: float = 0.6
+    match_cost: float = 0.8
+    low_match_cost: float = 0.5
+    unconfirmed_cost: float = 0.7
+    min_hits: int = 2
+    lost_seconds: float = 2.5
+    fuse_score: bool = True
+    state: str = "xyah"
+    std_position: float = 1.0 / 20
+    std_velocity: float = 1.0 / 160
+    output: str = "filtered"
+    duplicate_iou: float = 1.0
+    max_inside: float = 0.8
+    buffer_sigmas: float = 2.0
+    appearance: bool = True
+    appearance_thresh: float = 0.1
+    appearance_fusion: str = "sum"
+    appearance_weight: float = 1.0
+    proximity_iou: float = 0.3
+    lost_proximity_iou: float = 0.1
+    appearance_veto: float = 0.25
+    feature_momentum: float = 0.9
+    coast_seconds: float = 0.2
+    coast_cover: float = 0.0
+    coast_fit: float = 0.65
+    coast_inside: float = 0.7
+    reid_thresh: float = 0.05
+    reid_reach: float = 5.0
+    reid_seconds: float = 4.0
+    low_lost_frames: int = 1
+    recover_iou: float = 0.3
+
+    def __post_init__(self) -> None:
+        """Refuse values the tracker cannot work with (each error names the parameter)."""
+        for key, (low, high) in RANGES.items():
+            value = getattr(self, key)
+            if not low <= value <= high:  # NaN fails too
+                raise UserInputError(f"tracker parameter {key} must be from {low} to {high}, "
+                                     f"got {value!r}")
+        if self.low_score > self.high_score:
+            raise UserInputError(f"tracker parameter low_score ({self.low_score}) must not "
+                                 f"exceed high_score ({self.high_score})")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise UserInputError(f"tracker parameter {key} must be {' or '.join(allowed)}, "
+                                     f"got {getattr(self, key)!r}")
+
+    def to_dict(self) -> dict:
+        """Every parameter by name."""
+        return asdict(self)
