@@ -201,16 +201,19 @@ def test_make_studies_varies_params_alone_and_the_grid_jointly():
 
 
 def test_bench_tune_public_root_holds_each_sequence_out(small_report, tmp_path, capsys):
+    from detstream.stream.track import ByteTrackConfig
+
     root, public, _ = small_report
     out = tmp_path / "tune.json"
+    defaults = ByteTrackConfig()
     assert main(["bench", "tune", "--public-root", str(root), "--scenes", "0",
-                 "--grid", "lost_seconds=0.5,2.5", "--grid", "match_cost=0.8",
-                 "--json", str(out)]) == 0
+                 "--grid", f"lost_seconds=0.5,{defaults.lost_seconds:g}",
+                 "--grid", f"match_cost={defaults.match_cost:g}", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert report["real_sequences"] == sorted(SMALL) and report["synthetic_sequences"] == []
     study = report["studies"]["grid"]
-    assert study["settings"] == ["lost_seconds=0.5", "default"]  # match_cost 0.8 is default
+    assert study["settings"] == ["lost_seconds=0.5", "default"]  # match_cost: its default
     settings = report["settings"]
     # The default setting is bench mot --public's online output, to the digit.
     assert settings["default"]["combined"] == public["outputs"]["online"]["combined"]

@@ -5,8 +5,8 @@ Per frame (:meth:`ByteTrack.update`, one method per stage):
 
 1. (optional) scene cut → all tracks end; camera motion → track states are warped.
 2. Every track is predicted one frame ahead.
-3. Confirmed tracks (tracked or lost) are matched to high-score detections on
-   ``1 - IoU * score`` (score fusion), accepting costs up to ``match_cost``.
+3. Confirmed tracks (tracked or lost) are matched to high-score detections on ``1 - IoU``,
+   accepting costs up to ``match_cost``.
    With embeddings, lost tracks are then re-identified by their looks near their prediction
    (``reid_thresh``) and recovered at their last detected box (``recover_iou``).
 4. Still-unmatched tracked tracks, and tracks lost for at most ``low_lost_frames``, are
@@ -15,8 +15,16 @@ Per frame (:meth:`ByteTrack.update`, one method per stage):
    tracks.
 5. Unconfirmed tracks get a chance with the remaining high-score detections; those unmatched
    are dropped. A track is confirmed after ``min_hits`` consecutive matches.
-6. Remaining detections above ``new_track_score`` start tracks.
+6. Remaining high-score detections start tracks if they score ``new_track_margin`` of the
+   way from the strong threshold to 1 (no higher than the detector's median score) and at
+   least ``new_track_score``.
 7. Tracks lost for more than ``lost_seconds`` (converted with the source's frame rate) end.
+
+"High score" is not one fixed number: the strong threshold of each frame is a low quantile
+(``high_quantile``) of the scores this stream's detector gave lately, between ``high_score``
+and ``high_score_max`` (:mod:`.scores`), since detectors spread their scores differently.
+Stage 1's cost is ``1 - IoU`` unless ``fuse_score`` multiplies in the score, and its IoU is
+plain unless ``buffer_sigmas`` grows the boxes by the tracks' uncertainty.
 
 When the detections carry ``data["embedding"]``, stages 3 and 5 also weigh how alike a track
 and a detection look (:mod:`.appearance`); without embeddings none of that runs. The tracks
@@ -41,6 +49,7 @@ from detstream.stream.track.events import EventLog
 from detstream.stream.track.kalman import KalmanFilter
 from detstream.stream.track.matching import assign, buffered_iou_matrix
 from detstream.stream.track.motion import small_view
+from detstream.stream.track.scores import ScoreScale
 from detstream.stream.track.table import COLUMNS, LOST, TRACKED, TrackTable, rows_where
 
 #: Weight of a track's past in its smoothed fit (the IoU of predicted and matched boxes).
@@ -52,18 +61,19 @@ class _Frame:
     boxes, what is still unmatched, and the matches so far."""
 
     __slots__ = ("boxes", "scores", "classes", "emb", "known", "predicted", "high", "low",
-                 "pool", "stale", "matches", "newly_lost", "dropped")
+                 "strong", "pool", "stale", "matches", "newly_lost", "dropped")
 
     def __init__(self, detections: Detections, emb: np.ndarray | None,
-                 known: np.ndarray | None, config: ByteTrackConfig) -> None:
+                 known: np.ndarray | None, config: ByteTrackConfig, strong: float) -> None:
         self.boxes = detections.boxes.astype(np.float64, copy=False)
         self.scores = detections.scores.astype(np.float64, copy=False)
         self.classes = detections.class_ids
         self.emb = emb  # unit embeddings [N, D]; None: IoU alone (no embedding head)
         self.known = known  # which rows of emb hold a vector
-        self.high = rows_where(self.scores >= config.high_score)  # not matched yet
+        self.strong = strong  # this frame's strong-score threshold
+        self.high = rows_where(self.scores >= strong)  # not matched yet
         self.low = rows_where((self.scores >= config.low_score)  # low-score detections
-                              & (self.scores < config.high_score))
+                              & (self.scores < strong))
         # (tracks, detections, strong): strong matches (high-score detections) teach looks
         self.matches: list[tuple[np.ndarray, np.ndarray, bool]] = []
         # Set by the stages (no placeholders: thousands of frames a second): the tracks'
@@ -127,8 +137,13 @@ class ByteTrack(Tracker):
         self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 30.0
         self.max_lost = max(1, int(round(self.config.lost_seconds * self.fps)))
         self.max_lost_reid = max(self.max_lost, int(round(self.config.reid_seconds * self.fps)))
-        self.kf = KalmanFilter(self.config.state, self.config.std_position,
-                               self.config.std_velocity)
+        cfg = self.config
+        # Velocity noise is given per frame at 30 fps: at lower rates speed changes more
+        # between frames (fps_noise_power).
+        self.kf = KalmanFilter(cfg.state, cfg.std_position,
+                               cfg.std_velocity * (30.0 / self.fps) ** cfg.fps_noise_power)
+        self.strong = ScoreScale(cfg.high_quantile, cfg.high_score, cfg.high_score_max,
+                                 cfg.score_memory, cfg.low_score)
         self.appearance = Appearance(self.config)
         self.coasting = Coasting(self.config, self.kf)
         self.motion = motion
@@ -143,6 +158,7 @@ class ByteTrack(Tracker):
         self.frame = 0
         self.first_frame = 1  # tracks born on this frame are confirmed at once
         self.tracks = TrackTable()
+        self.strong.reset()
         self.events: list[TrackEvent] = []
         self._log = EventLog()
         if self.motion is not None:
@@ -166,7 +182,7 @@ class ByteTrack(Tracker):
         docstring lists them); returns the confirmed tracks seen, then those coasting."""
         view, scale = self._next_frame(frame)
         f = _Frame(detections, *self.appearance.embeddings(detections, self.tracks),
-                   self.config)
+                   self.config, self.strong.threshold(detections.scores))
         if view is not None and self.motion is not None:
             self._compensate(view, scale, f.boxes)
         f.predicted = self._predict()
@@ -332,7 +348,15 @@ class ByteTrack(Tracker):
     def _start_tracks(self, f: _Frame) -> None:
         """Start tracks on the high-score detections left that score ``new_track_score``,
         unless they lie inside a tracked box."""
-        fresh = f.high[f.scores[f.high] >= self.config.new_track_score]
+        cfg = self.config
+        # A share of the way from the strong threshold to certainty, but never above the
+        # detector's median score: one whose scores bunch up must still start tracks.
+        least = f.strong + cfg.new_track_margin * (1.0 - f.strong)
+        typical = self.strong.typical() if cfg.high_quantile > 0 else None
+        if typical is not None:
+            least = min(least, max(typical, f.strong))
+        least = max(least, cfg.new_track_score)
+        fresh = f.high[f.scores[f.high] >= least]
         if len(fresh) and self.config.max_inside < 1.0:
             fresh = fresh[~self._inside_tracks(f.boxes[fresh], *f.looks(fresh))]
         if len(fresh):

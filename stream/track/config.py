@@ -22,7 +22,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "coast_seconds": (0, 60), "coast_cover": (0, 1), "coast_fit": (0, 1),
     "coast_inside": (0, 1), "reid_thresh": (0, 1),
     "reid_reach": (0, 100), "reid_seconds": (0, 3600),
-    "low_lost_frames": (0, 1000), "recover_iou": (0, 1)}
+    "low_lost_frames": (0, 1000), "recover_iou": (0, 1), "high_quantile": (0, 1),
+    "high_score_max": (0, 1), "new_track_margin": (0, 1), "score_memory": (1, 1_000_000),
+    "fps_noise_power": (0, 3)}
 #: Allowed values of each choice parameter.
 CHOICES: dict[str, tuple[str, ...]] = {
     "state": ("xyah", "xywh"), "output": ("filtered", "detection"),
@@ -37,10 +39,21 @@ class ByteTrackConfig:
     1 opposite. Scores, IoUs, costs and shares are from 0 to 1 unless said otherwise.
 
     Attributes:
-        high_score: detections scoring at least this are matched first and may start tracks.
+        high_score: detections scoring at least this (and ``high_quantile``'s threshold) are
+            matched first and may start tracks.
+        high_quantile: a detection is strong only if it also scores at least this quantile
+            of the scores the stream's detector gave lately (:mod:`.scores`), capped at
+            ``high_score_max``: detectors spread their scores differently; 0 switches it off.
+        high_score_max: the most ``high_quantile`` may raise the strong threshold to.
+        score_memory: about how many recent detections ``high_quantile`` reflects.
         low_score: detections scoring below this are ignored; between the two they only
             extend tracks (``low_score <= high_score``).
         new_track_score: the least score of a detection that starts a track.
+        new_track_margin: a detection starts a track only if it also scores this share of
+            the way from the frame's strong threshold to 1 (0.5: halfway), or the
+            detector's median recent score if that is lower (with ``high_quantile``): a new
+            object must be seen more surely than a known one; 0 leaves
+            ``new_track_score`` alone.
         match_cost: first-stage cost limit, cost ``1 - IoU x score``.
         low_match_cost: second-stage (low-score) cost limit, cost ``1 - IoU``.
         unconfirmed_cost: cost limit for tracks not yet confirmed.
@@ -50,7 +63,11 @@ class ByteTrackConfig:
         fuse_score: multiply IoU by the detection's score in the first stage.
         state: Kalman parametrisation, ``xyah`` (ByteTrack) or ``xywh`` (BoT-SORT).
         std_position: Kalman position noise, a fraction of the box size, 0 to 10.
-        std_velocity: Kalman velocity noise, a fraction of the box size, 0 to 10.
+        std_velocity: Kalman velocity noise per frame at 30 fps, a fraction of the box size,
+            0 to 10.
+        fps_noise_power: at F fps the velocity noise is ``std_velocity x (30 / F) ** this``:
+            at lower frame rates an object's speed changes more from one frame to the next; 0
+            keeps it per frame (ByteTrack), 1.5 is white-noise acceleration; 0 to 3.
         output: report ``filtered`` (Kalman-corrected) boxes or the matched ``detection``.
         duplicate_iou: a tracked and a lost track overlapping above this IoU are one object
             and the younger ends (ByteTrack's rule, there 0.85); 1 switches it off.
@@ -110,15 +127,15 @@ class ByteTrackConfig:
     low_match_cost: float = 0.5
     unconfirmed_cost: float = 0.7
     min_hits: int = 2
-    lost_seconds: float = 2.5
-    fuse_score: bool = True
+    lost_seconds: float = 1.5
+    fuse_score: bool = False
     state: str = "xyah"
     std_position: float = 1.0 / 20
     std_velocity: float = 1.0 / 160
     output: str = "filtered"
     duplicate_iou: float = 1.0
     max_inside: float = 0.8
-    buffer_sigmas: float = 2.0
+    buffer_sigmas: float = 0.0
     appearance: bool = True
     appearance_thresh: float = 0.1
     appearance_fusion: str = "sum"
@@ -134,8 +151,13 @@ class ByteTrackConfig:
     reid_thresh: float = 0.05
     reid_reach: float = 5.0
     reid_seconds: float = 4.0
-    low_lost_frames: int = 1
+    low_lost_frames: int = 2
     recover_iou: float = 0.3
+    high_quantile: float = 0.25
+    high_score_max: float = 0.85
+    score_memory: int = 2000
+    fps_noise_power: float = 0.5
+    new_track_margin: float = 0.5
 
     def __post_init__(self) -> None:
         """Refuse values the tracker cannot work with (each error names the parameter)."""

@@ -38,8 +38,8 @@ class GapFill:
             is younger; a track seen once is taken to stand still).
     """
 
-    max_seconds: float = 1.0
-    max_jump: float = 0.5
+    max_seconds: float = 0.5  # the seven MOT15 sequences: no sequence loses MOTA (BENCHMARKS.md)
+    max_jump: float = 0.25
     history: int = 5
 
     def __post_init__(self) -> None:
