@@ -574,3 +574,33 @@ def test_a_coasted_box_is_drawn_as_corners_only():
     assert full[30, 40] and corners[30, 40] and full[89, 119] and corners[89, 119]
     assert full[30, 80] and not corners[30, 80] and full[60, 40] and not corners[60, 40]
     assert 0 < corners.sum() < full.sum()
+
+
+def test_the_strong_threshold_follows_each_detector_s_own_scores():
+    from detstream.stream.track.scores import WARMUP, ScoreScale
+
+    rng = np.random.default_rng(0)
+    confident = ScoreScale(0.25, floor=0.4, ceiling=0.85, memory=2000, low=0.1)
+    modest = ScoreScale(0.25, floor=0.4, ceiling=0.85, memory=2000, low=0.1)
+    assert confident.threshold(np.full(WARMUP - 1, 0.99)) == 0.4  # too few yet: the floor
+    for _ in range(200):
+        confident.threshold(1.0 - rng.exponential(0.05, 10).clip(0, 0.5))  # most near 1
+        modest.threshold(rng.uniform(0.3, 0.9, 10))  # a detector that scores 0.3 to 0.9
+    # The lower quartile: far up for the first (held at the ceiling), 0.45 for the second.
+    assert confident.threshold(np.empty(0)) == 0.85
+    assert modest.threshold(np.empty(0)) == pytest.approx(0.45, abs=0.02)
+    # The recent past counts most: the confident detector turns modest.
+    for _ in range(600):
+        confident.threshold(rng.uniform(0.3, 0.9, 10))
+    assert confident.threshold(np.empty(0)) == pytest.approx(0.45, abs=0.03)
+    assert ScoreScale(0.0, 0.4, 0.85, 2000, 0.1).threshold(np.full(100, 0.99)) == 0.4  # off
+
+
+def test_a_detector_whose_scores_bunch_up_still_starts_tracks():
+    # Every box scores 0.9: the strong threshold reaches its ceiling (0.85), and halfway from
+    # there to 1 (0.925) would start nothing; the median score (0.9) caps it.
+    tracker = make_tracker("bytetrack", fps=30)
+    for _ in range(30):
+        tracker.update(dets(box(100, 100), score=0.9))
+    out = [tracker.update(dets(box(100, 100), box(300, 100), score=0.9)) for _ in range(3)]
+    assert len(out[-1]) == 2 and len(set(out[-1].track_ids.tolist())) == 2

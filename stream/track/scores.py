@@ -44,6 +44,7 @@ class ScoreScale:
     def reset(self) -> None:
         """Forget every score (a new stream, maybe from another detector)."""
         self.counts = np.zeros(BINS + 1)
+        self.cumulative = self.counts  # running sums of the counts, kept with them
         self.seen = 0
 
     def threshold(self, scores: np.ndarray) -> float:
@@ -54,21 +55,21 @@ class ScoreScale:
         used = used[used >= self.low]
         if len(used):
             self.counts *= self.fade ** len(used)
-            self.counts += np.bincount((np.clip(used, 0.0, 1.0) * BINS).astype(np.int64),
+            self.counts += np.bincount((np.minimum(used, 1.0) * BINS).astype(np.int64),
                                        minlength=BINS + 1)
+            self.cumulative = np.cumsum(self.counts)
             self.seen += len(used)
         if self.seen < WARMUP:
             return self.floor
-        return float(np.clip(self.quantile_of(self.quantile), self.floor, self.ceiling))
+        return min(max(self.quantile_of(self.quantile), self.floor), self.ceiling)
 
     def quantile_of(self, q: float) -> float | None:
         """The score below which a share ``q`` of the recent scores lie (the lower edge of its
         histogram bin, so every score in that bin reaches it); None before :data:`WARMUP`."""
         if self.seen < WARMUP:
             return None
-        cumulative = np.cumsum(self.counts)
-        # Less a hair: a score on the bin's edge, rounded, still reaches it.
-        return int(np.searchsorted(cumulative, q * cumulative[-1])) / BINS - 1e-9
+        at = int(np.searchsorted(self.cumulative, q * self.cumulative[-1]))
+        return at / BINS - 1e-9  # less a hair: a score on the bin's edge, rounded, reaches it
 
     def typical(self) -> float | None:
         """The median recent score (None before :data:`WARMUP` detections)."""
