@@ -485,3 +485,26 @@ def test_a_box_inside_a_tracked_one_starts_a_track_only_if_it_looks_like_another
     assert tracked_ids(None) == [1]
     assert tracked_ids(walker) == [1]
     assert tracked_ids(stranger) == [1, 2]
+
+
+def test_a_track_with_looks_is_found_farther_from_its_prediction():
+    """An object walking at 3 px a frame jumps 24 px sideways on frame 13 (a stumble, a
+    missed frame's worth of motion): its box barely overlaps the prediction (plain IoU about
+    0.15, a cost above ``match_cost``, and below ``proximity_iou``, so looks do not count).
+    A track with an appearance vector searches the wider, buffered box
+    (``looks_buffer_sigmas``), where its looks count and vouch for the detection: it is
+    matched on that very frame. Without vectors, or without that buffer, it is not (plain
+    IoU, ``buffer_sigmas`` 0, as the real sequences chose)."""
+    rng = np.random.default_rng(1)
+    look = unit(rng.normal(size=(1, D)))
+
+    def matched_on_the_jump(with_looks: bool, options: dict | None = None) -> list[int]:
+        tracker = make_tracker("botsort", fps=30, options=options)
+        for t in range(13):
+            x = 100 + 3 * t + (24 if t == 12 else 0)
+            out = tracker.update(frame([box(x, 200)], look if with_looks else None))
+        return out.track_ids[~out.data["coasted"]].tolist()
+
+    assert matched_on_the_jump(True) == [1]
+    assert matched_on_the_jump(False) == []
+    assert matched_on_the_jump(True, {"looks_buffer_sigmas": 0.0}) == []

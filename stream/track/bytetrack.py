@@ -241,7 +241,7 @@ class ByteTrack(Tracker):
         # now.)
         f.stale = (tracks.status == LOST) & (self.frame - tracks.last_seen > self.max_lost + 1)
         pool = rows_where(tracks.confirmed & ~f.stale)
-        iou = self._overlap(f.predicted, pool, f.boxes[f.high])
+        iou = self._overlap(f.predicted, pool, f.boxes[f.high], looks=f.emb is not None)
         pairs, rest_t, rest_d = assign(self._high_cost(f, pool, iou), self.config.match_cost)
         f.match(pool[pairs[:, 0]], f.high[pairs[:, 1]], strong=True)
         f.pool, f.high = pool[rest_t], f.high[rest_d]
@@ -405,14 +405,20 @@ class ByteTrack(Tracker):
             cost = self.appearance.fuse(self.tracks, cost, iou, rows, *f.looks(f.high))
         return cost
 
-    def _overlap(self, predicted: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _overlap(self, predicted: np.ndarray, rows: np.ndarray, boxes: np.ndarray,
+                 looks: bool = False) -> np.ndarray:
         """IoU of tracks ``rows`` with ``boxes``, buffered by the tracks' position
-        uncertainty when ``buffer_sigmas`` > 0."""
-        k = self.config.buffer_sigmas
-        if k <= 0:
+        uncertainty: ``buffer_sigmas`` for every track, ``looks_buffer_sigmas`` for tracks
+        with an appearance vector when ``looks`` (the detections carry vectors too), whose
+        looks then vouch for a match found farther off."""
+        cfg, tracks = self.config, self.tracks
+        k = np.full(len(rows), cfg.buffer_sigmas)
+        if looks:
+            k[tracks.has_feature[rows]] = cfg.looks_buffer_sigmas
+        if not (k > 0).any():
             return iou_matrix(predicted[rows], boxes)
-        sigma = np.sqrt(np.maximum(self.tracks.cov[rows][:, [0, 1], [0, 1]], 0.0))
-        return buffered_iou_matrix(predicted[rows], boxes, k * sigma)
+        sigma = np.sqrt(np.maximum(tracks.cov[rows][:, [0, 1], [0, 1]], 0.0))
+        return buffered_iou_matrix(predicted[rows], boxes, k[:, None] * sigma)
 
     def _inside_tracks(self, boxes: np.ndarray, emb: np.ndarray | None = None,
                        known: np.ndarray | None = None) -> np.ndarray:

@@ -24,7 +24,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "reid_reach": (0, 100), "reid_seconds": (0, 3600),
     "low_lost_frames": (0, 1000), "recover_iou": (0, 1), "high_quantile": (0, 1),
     "high_score_max": (0, 1), "new_track_margin": (0, 1), "score_memory": (1, 1_000_000),
-    "fps_noise_power": (0, 3)}
+    "fps_noise_power": (0, 3), "looks_buffer_sigmas": (0, 10)}
 #: Allowed values of each choice parameter.
 CHOICES: dict[str, tuple[str, ...]] = {
     "state": ("xyah", "xywh"), "output": ("filtered", "detection"),
@@ -77,6 +77,9 @@ class ByteTrackConfig:
         buffer_sigmas: the first stage grows both boxes of a pair by this many standard
             deviations of the track's predicted position (buffered IoU), 0 to 10; 0 is
             plain IoU.
+        looks_buffer_sigmas: the same for a track that has an appearance vector, when the
+            detections carry vectors: the looks then vouch for a match found farther from
+            the prediction (0 to 10).
         appearance: use the detections' ``data["embedding"]`` when they carry one; without
             embeddings the tracker is the same either way.
         appearance_thresh: appearance distance at or below which a pair's looks count as
@@ -136,6 +139,7 @@ class ByteTrackConfig:
     duplicate_iou: float = 1.0
     max_inside: float = 0.8
     buffer_sigmas: float = 0.0
+    looks_buffer_sigmas: float = 2.0
     appearance: bool = True
     appearance_thresh: float = 0.1
     appearance_fusion: str = "sum"
