@@ -352,7 +352,7 @@ class ByteTrack(Tracker):
         # A share of the way from the strong threshold to certainty, but never above the
         # detector's median score: one whose scores bunch up must still start tracks.
         least = f.strong + cfg.new_track_margin * (1.0 - f.strong)
-        typical = self.strong.typical() if cfg.high_quantile > 0 else None
+        typical = self.strong.typical()  # None while warming up, or high_quantile 0
         if typical is not None:
             least = min(least, max(typical, f.strong))
         least = max(least, cfg.new_track_score)
