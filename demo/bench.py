@@ -17,12 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from detstream.stream.commands.args import (
-    add_model_arguments,
-    input_file,
-    output_file,
-    positive_float,
-)
+from detstream.stream.bench import job
+from detstream.stream.commands.args import add_model_arguments, input_file, positive_float
 
 CAMERA = (640, 480, 30)
 WARMUP_S = 5.0
@@ -34,8 +30,10 @@ EXAMPLES = """examples:
 
 
 def register(jobs: argparse._SubParsersAction) -> None:
-    parser = jobs.add_parser(
-        "demo", help="the browser page's FPS, latency and CPU vs detstream run",
+    """Declare ``bench demo`` and its arguments on ``jobs`` (the ``detstream.bench`` entry
+    point: ``detstream bench`` adds its own jobs the same way)."""
+    parser = job.declare(
+        jobs, "demo", run, help="the browser page's FPS, latency and CPU vs detstream run",
         description="Starts detstream demo, drives its page in headless Chromium with a fake "
                     "640x480 30 fps camera (a synthetic scene) for --seconds, and prints the "
                     "frames shown per second, capture-to-display latency measured in the "
@@ -43,7 +41,7 @@ def register(jobs: argparse._SubParsersAction) -> None:
                     "frame; then runs detstream run on a paced synthetic camera of the same "
                     "size with the same model and settings. Unless --no-upload, it also "
                     "processes a video through the page's upload and with detstream run.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES)
     parser.add_argument("--seconds", type=positive_float, default=60.0,
                         help="measured webcam time (default 60)")
     add_model_arguments(parser, model_help="'default' or an .onnx file", names=False,
@@ -53,9 +51,7 @@ def register(jobs: argparse._SubParsersAction) -> None:
                         help="video for the upload comparison (default: a synthetic 640x360 "
                              "scene, 240 frames)")
     parser.add_argument("--no-upload", action="store_true", help="skip the upload comparison")
-    parser.add_argument("--json", type=output_file, default=None,
-                        help="also write the figures here")
-    parser.set_defaults(handler=run)
+    job.add_json_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
         figures = bench_demo(work, args.seconds, args.model, args.imgsz, args.tracker,
                              None if args.no_upload else (args.upload or "synthetic"))
     print(format_figures(figures))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    job.write_json(args.json, figures)
     return 0
 
 

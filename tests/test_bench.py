@@ -5,6 +5,8 @@ test_long_runs.py through ``detstream bench``."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -164,3 +166,29 @@ def test_multistream_in_process_against_the_engine_alone():
     assert figures["end_to_end_vs_engine"] == pytest.approx(
         figures["aggregate_fps"] / figures["engine_only_fps"], rel=0.01)
     assert figures["inference"]["frames"] == 24
+
+
+def test_bench_journal_prints_what_the_journal_costs_per_frame(tmp_path):
+    out = tmp_path / "journal.json"
+    result = run_cli("bench", "journal", "--frames", "400", "--boxes", "5", "--rounds", "1",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert (figures["frames"], figures["boxes"], figures["rounds"]) == (400, 5, 1)
+    # Two small files written a frame: more than nothing, far less than 10 ms a frame.
+    assert 0 < figures["sinks_us"] < 10_000 and 0 < figures["with_journal_us"] < 10_000
+    assert figures["journal_us"] == pytest.approx(
+        figures["with_journal_us"] - figures["sinks_us"], abs=0.2)  # each rounded to 0.1
+    assert (f"JSON Lines + MOT sinks, 5 boxes a frame: {figures['sinks_us']} µs/frame; with "
+            f"the progress journal {figures['with_journal_us']} µs/frame; the journal "
+            f"{figures['journal_us']:+} µs/frame") in result.stdout
+
+
+def test_declaring_every_bench_job_loads_no_torch():
+    # Each job imports its benchmark only when it runs: `detstream --help` stays light.
+    code = ("import sys; from detstream.stream.cli import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

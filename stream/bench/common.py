@@ -1,9 +1,8 @@
-"""What several benchmarks share: the model they open, wall and CPU clocks, and writing the
-figures as JSON."""
+"""What several benchmarks share: the model they open, and wall and CPU clocks (writing the
+figures as JSON is ``job.py``'s: it needs no torch)."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -91,11 +90,3 @@ class CpuClock:
     def __exit__(self, *exc: object) -> None:
         self.ms = (time.process_time() - self._start) * 1000.0
 
-
-def write_json(path: Path | None, figures: dict) -> None:
-    """Write ``figures`` to ``path`` (indented, newline at the end), making its folder; nothing
-    when ``path`` is None."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

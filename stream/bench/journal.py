@@ -1,4 +1,4 @@
-"""What the progress journal costs per frame: ``python -m detstream.stream.bench.journal``.
+"""``detstream bench journal``: what the progress journal costs per frame.
 
 The JSON Lines and MOT sinks write the same packets (``boxes`` tracked boxes each) into a
 temporary folder, without and then with a :class:`ProgressJournal` after them; the difference
@@ -48,20 +48,21 @@ def _per_frame_us(packets: list[FramePacket], journal: bool) -> float:
     return seconds / len(packets) * 1e6
 
 
-def journal_cost(frames: int = 20000, boxes: int = 10, rounds: int = 3) -> dict[str, float]:
-    """Median µs per frame of the two file sinks alone, with the journal, and the difference."""
+def journal_cost(frames: int = 20000, boxes: int = 10, rounds: int = 3) -> dict:
+    """Median µs per frame of the two file sinks alone, with the journal, and the difference,
+    with the settings they were measured at."""
     packets = _packets(frames, boxes)
     plain, journaled = [], []
     for _ in range(rounds):
         plain.append(_per_frame_us(packets, journal=False))
         journaled.append(_per_frame_us(packets, journal=True))
     base, full = statistics.median(plain), statistics.median(journaled)
-    return {"sinks_us": round(base, 1), "with_journal_us": round(full, 1),
-            "journal_us": round(full - base, 1)}
+    return {"frames": frames, "boxes": boxes, "rounds": rounds, "sinks_us": round(base, 1),
+            "with_journal_us": round(full, 1), "journal_us": round(full - base, 1)}
 
 
-if __name__ == "__main__":
-    cost = journal_cost()
-    print(f"JSON Lines + MOT sinks, 10 boxes a frame: {cost['sinks_us']} µs/frame; with the "
-          f"progress journal {cost['with_journal_us']} µs/frame; the journal "
-          f"+{cost['journal_us']} µs/frame")
+def print_journal(cost: dict) -> None:
+    """One line: the sinks alone, with the journal, and the journal's share (µs per frame)."""
+    print(f"JSON Lines + MOT sinks, {cost['boxes']} boxes a frame: {cost['sinks_us']} µs/frame; "
+          f"with the progress journal {cost['with_journal_us']} µs/frame; the journal "
+          f"{cost['journal_us']:+} µs/frame")
