@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 RUN_STAMP := $(VENV)/.detstream-run
 DEV_STAMP := $(VENV)/.detstream-dev
 
-.PHONY: run test demo browser rtsp lint bench-synth default-model clean
+.PHONY: run test demo browser rtsp lint bench-synth default-model clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ rtsp:
 	  else \
 	    echo "note: install $(RTSP_PACKAGES) (apt-get): the RTSP camera tests need them"; \
 	  fi; }
+
+## docs: the documentation site (MkDocs, mkdocs.yml) into runs/site/, --strict as in the tests;
+## `.venv/bin/mkdocs serve` shows it on http://127.0.0.1:8000 while you edit
+docs: $(DEV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir runs/site
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check engines stream demo tests
