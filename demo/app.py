@@ -18,7 +18,7 @@ from detstream.demo.examples import ExampleVideo
 from detstream.demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
 from detstream.demo.live import LiveHub
 from detstream.demo.options import DemoOptions
-from detstream.demo.state import TRACKERS, LiveSettings, Registry
+from detstream.demo.state import PAGE_OPTIONS, LiveSettings, Registry
 from detstream.demo.upload import Update, process_video, status_html
 from detstream.engines.errors import DetstreamError
 
@@ -29,7 +29,17 @@ ABOUT = ("**detstream** detects and tracks objects live: your webcam, an uploade
          "knows the synthetic world's circles, triangles, squares and stars: try the example "
          "video, or choose another model in the settings.")
 IMGSZ_CHOICES = [("model's own", 0), ("320", 320), ("416", 416), ("512", 512), ("640", 640)]
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+
+
+def choices(name: str) -> list[str]:
+    """A settings control's choices, from the option's declaration."""
+    return list(PAGE_OPTIONS[name].kind.values)
+
+
+def slider(name: str) -> tuple[float, float, float]:
+    """A settings slider's minimum, maximum and step, from the option's declaration."""
+    control = PAGE_OPTIONS[name].control
+    return control.minimum, control.maximum, control.step
 
 
 def viewer_html(mode: str, allow_streams: bool = True) -> str:
@@ -97,7 +107,7 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
     import gradio as gr
 
     allow = list(options.allow_dirs)
-    models = list(dict.fromkeys([*NAMED_MODELS, options.model, *onnx_models(allow)]))
+    models = list(dict.fromkeys([*NAMED_MODELS, options.start.model, *onnx_models(allow)]))
     clients: dict[str, str] = {}  # Gradio session -> page client id
     lock = threading.Lock()
 
@@ -145,11 +155,13 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
             note = f"⚠ {exc}"
         names = class_names(model)
         kept = tuple(c for c in (classes or []) if c in names)
-        settings = LiveSettings(model=model, names=names_beside(model), backend=backend,
-                                imgsz=int(imgsz) or None,
-                                conf=float(conf), iou=float(iou), classes=kept,
-                                tracker=tracker, trails=bool(trails),
-                                detect_every=int(every))
+        try:
+            settings = LiveSettings.from_controls(
+                current.config, model=model, names=names_beside(model), backend=backend,
+                imgsz=imgsz, conf=conf, iou=iou, classes=kept, tracker=tracker, trails=trails,
+                detect_every=every)
+        except DetstreamError as exc:
+            return f"⚠ {exc}", gr.update(choices=names, value=list(kept))
         registry.update(client, settings)
         if not note:
             note = f"applied: {Path(model).name}, {backend}, conf {conf:.2f}, {tracker}"
@@ -213,25 +225,26 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                     allow_custom_value=True, elem_id="ds-model",
                                     info="default, a COCO model (yolox-nano, ...: downloaded "
                                          "on first use), or an .onnx file in an allowed folder")
-                backend = gr.Dropdown(list(BACKENDS), value=defaults.backend, label="backend",
+                backend = gr.Dropdown(choices("backend"), value=defaults.backend, label="backend",
                                       elem_id="ds-backend")
                 sizes = IMGSZ_CHOICES + ([(str(defaults.imgsz), defaults.imgsz)] if defaults.imgsz
                                          and defaults.imgsz not in dict(IMGSZ_CHOICES).values()
                                          else [])
                 imgsz = gr.Dropdown(sizes, value=defaults.imgsz or 0,
                                     label="input size", elem_id="ds-imgsz")
-                conf = gr.Slider(0.05, 0.95, value=defaults.conf, step=0.05,
-                                 label="confidence", elem_id="ds-conf")
-                iou = gr.Slider(0.1, 0.9, value=defaults.iou, step=0.05, label="NMS IoU",
+                conf = gr.Slider(*slider("conf"), value=defaults.conf, label="confidence",
+                                 elem_id="ds-conf")
+                iou = gr.Slider(*slider("iou"), value=defaults.iou, label="NMS IoU",
                                 elem_id="ds-iou")
                 classes = gr.Dropdown(class_names(defaults.model), value=[],
                                       multiselect=True, label="classes (empty: all)",
                                       elem_id="ds-classes")
-                tracker = gr.Radio(list(TRACKERS), value=defaults.tracker, label="tracker",
+                tracker = gr.Radio(choices("tracker"), value=defaults.tracker or "none",
+                                   label="tracker",
                                    elem_id="ds-tracker")
-                trails = gr.Checkbox(value=defaults.trails, label="track trails",
+                trails = gr.Checkbox(value=bool(defaults.trails), label="track trails",
                                      elem_id="ds-trails")
-                every = gr.Slider(1, 10, value=defaults.detect_every, step=1,
+                every = gr.Slider(*slider("detect_every"), value=defaults.detect_every,
                                   label="detect every K frames", elem_id="ds-every")
                 note = gr.Markdown(elem_id="ds-settings-note")
         controls = [model, backend, imgsz, conf, iou, classes, tracker, trails, every]
@@ -307,9 +320,8 @@ def serve(options: DemoOptions, block: bool = False, log=print) -> Server:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "gradio"))
     import gradio as gr
 
-    model = check_model(options.model, list(options.allow_dirs))
-    defaults = LiveSettings(model=model, names=names_beside(model), backend=options.backend,
-                            imgsz=options.imgsz, tracker=options.tracker, conf=options.conf)
+    model = check_model(options.start.model, list(options.allow_dirs))
+    defaults = LiveSettings(options.start, model=model, names=names_beside(model))
     registry = Registry(root, defaults)
     admission = Admission(options.max_sessions)
     backends = BackendCache()

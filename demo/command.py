@@ -8,7 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from detstream.stream.commands.args import add_model_arguments, bounded_int, fraction, positive_int
+from detstream.stream.commands.args import bounded_int, positive_int
+from detstream.stream.options import add_arguments, values_from_arguments
+from detstream.stream.run_config import RunConfig
 
 EXAMPLES = """examples:
   detstream demo                                   # http://127.0.0.1:7860, the default model
@@ -23,7 +25,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Serves a Gradio page where visitors run detection and tracking on their "
                     "own webcam (frames carried over a WebSocket, newest frame wins), on an "
                     "uploaded video (every frame, results to download) or, with "
-                    "--allow-streams, on a server-side stream. The page reads files only "
+                    "--allow-streams, on a server-side stream. --model, --backend, --imgsz, "
+                    "--conf and --tracker set what the page starts with; visitors change "
+                    "them on the page. The page reads files only "
                     "inside the --allow-dir folders; uploads and outputs live in a temporary "
                     "folder deleted when a page closes and when the server exits.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,15 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=bounded_int(1, 65535), default=7860,
                         help="port (default 7860)")
-    add_model_arguments(parser, model_help="the model the page starts with: a model name "
-                        "(default, yolox-nano, ...: detstream models lists them) or an .onnx "
-                        "file (its folder is then allowed too)", names=False, weights=False,
-                        imgsz_help="input size the page starts with (default: the model's own)",
-                        backend="auto")
-    parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"),
-                        help="tracker the page starts with (default botsort)")
-    parser.add_argument("--conf", type=fraction, default=0.25,
-                        help="confidence the page starts with (default 0.25)")
+    # What the page starts with, from the options' one declaration (the visitor can change
+    # each on the page).
+    add_arguments(parser, RunConfig, "demo")
     parser.add_argument("--allow-streams", action="store_true",
                         help="offer the Stream tab (RTSP/HTTP URLs, files in --allow-dir)")
     parser.add_argument("--allow-dir", type=Path, action="append", default=[], metavar="DIR",
@@ -79,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
         model = Path(args.model).expanduser()
         resolve_model(model)  # a missing, damaged or unsafe file is refused before serving
         allow.append(model.resolve().parent)
-    options = DemoOptions(host=args.host, port=args.port, model=args.model,
-                          backend=args.backend, imgsz=args.imgsz, tracker=args.tracker,
-                          conf=args.conf, allow_streams=args.allow_streams,
+    start = RunConfig(**values_from_arguments(args, RunConfig, "demo"))
+    options = DemoOptions(host=args.host, port=args.port, start=start,
+                          allow_streams=args.allow_streams,
                           allow_dirs=tuple(dict.fromkeys(allow)),
                           max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
                           share=args.share, workdir=workdir, fleet=args.fleet)

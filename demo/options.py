@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from detstream.stream.run_config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -12,8 +14,8 @@ class DemoOptions:
 
     Attributes:
         host, port: where the page is served (127.0.0.1 unless asked otherwise).
-        model, backend, imgsz, tracker, conf: what the page starts with (the visitor can
-            change each).
+        start: what the page's settings start with (the options ``detstream demo`` shows:
+            model, backend, input size, tracker, confidence); the visitor can change each.
         allow_streams: offer the Stream tab (server-side RTSP/HTTP URLs and allowed files).
         allow_dirs: folders whose files the page may read (ONNX models, videos for the Stream
             tab); nothing outside them is ever opened on a visitor's behalf.
@@ -28,11 +30,7 @@ class DemoOptions:
 
     host: str = "127.0.0.1"
     port: int = 7860
-    model: str = "default"
-    backend: str = "auto"
-    imgsz: int | None = None
-    tracker: str = "botsort"
-    conf: float = 0.25
+    start: RunConfig = field(default_factory=RunConfig)
     allow_streams: bool = False
     allow_dirs: tuple[Path, ...] = ()
     max_upload_mb: int = 200

@@ -9,58 +9,81 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from detstream.stream.draw import DrawConfig
-from detstream.stream.session import RunConfig
+from detstream.stream.options import options_of, value_of, with_values
+from detstream.stream.run_config import RunConfig
 
-TRACKERS = ("botsort", "bytetrack", "none")
+#: The options the page's settings panel shows, from their one declaration.
+PAGE_OPTIONS = options_of(RunConfig, "page")
 
 
-@dataclass(frozen=True)
 class LiveSettings:
-    """The page's settings panel; every session of the page follows it from its next frame.
+    """The page's settings panel: the page options (:data:`PAGE_OPTIONS`) of a
+    :class:`RunConfig`, checked by it. Every session of the page follows them from its next
+    frame.
 
-    Attributes:
-        model: ``default`` or an ONNX path (checked by :mod:`detstream.demo.guard`).
-        names: a class-names file for an ONNX model without names (found beside it).
-        backend: ``auto``, ``onnxruntime``, ``torch`` or ``tensorrt``.
-        imgsz: model input size (``None``: the model's own).
-        conf, iou: detection thresholds.
-        classes: class names to keep (empty: all).
-        tracker: ``botsort``, ``bytetrack`` or ``none``.
-        trails: draw each track's recent path.
-        detect_every: run the detector on every K-th frame.
+    ``LiveSettings(conf=0.5)`` starts from the declared defaults; ``base`` gives other
+    starting values (what ``detstream demo`` was started with).
     """
 
-    model: str = "default"
-    names: str | None = None
-    backend: str = "auto"
-    imgsz: int | None = None
-    conf: float = 0.25
-    iou: float = 0.45
-    classes: tuple[str, ...] = ()
-    tracker: str = "botsort"
-    trails: bool = True
-    detect_every: int = 1
+    __slots__ = ("config",)
 
-    def run_config(self, source: str, overlay: bool = True, **fields) -> RunConfig:
+    def __init__(self, base: RunConfig | None = None, **values: Any) -> None:
+        unknown = sorted(set(values) - set(PAGE_OPTIONS))
+        if unknown:
+            raise TypeError(f"{unknown[0]!r} is not a setting of the page")
+        self.config = with_values(base or RunConfig(), **values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PAGE_OPTIONS:
+            return value_of(self.config, name)
+        raise AttributeError(name)
+
+    @classmethod
+    def from_controls(cls, base: RunConfig, **controls: Any) -> LiveSettings:
+        """Settings from the panel's control values, as Gradio gives them: numbers as floats,
+        ``imgsz`` 0 for the model's own, ``trails`` a checkbox (on: the declared trail
+        length), ``classes`` a list.
+
+        Raises:
+            UserInputError: a value the option refuses, in the option's own words.
+        """
+        values = dict(controls)
+        if "imgsz" in values:
+            values["imgsz"] = _whole(values["imgsz"]) or None
+        if "detect_every" in values:
+            values["detect_every"] = _whole(values["detect_every"])
+        if "trails" in values and isinstance(values["trails"], bool):
+            values["trails"] = PAGE_OPTIONS["trails"].default if values["trails"] else 0
+        if "classes" in values:
+            values["classes"] = tuple(values["classes"] or ()) or None
+        return cls(base, **values)
+
+    def values(self) -> dict[str, Any]:
+        """Each page option's value, by name."""
+        return {name: value_of(self.config, name) for name in PAGE_OPTIONS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LiveSettings) and self.values() == other.values()
+
+    def __repr__(self) -> str:
+        return f"LiveSettings({self.values()})"
+
+    def run_config(self, source: str, overlay: bool = True, **fields: Any) -> RunConfig:
         """The :class:`RunConfig` for ``source`` with these settings (``overlay``: FPS and
         latency drawn into the frames; live pages show their own, measured in the page)."""
-        return RunConfig(source=source, model=self.model,
-                         names=Path(self.names) if self.names else None, backend=self.backend,
-                         imgsz=self.imgsz, conf=self.conf, iou=self.iou,
-                         classes=self.classes or None,
-                         tracker=None if self.tracker == "none" else self.tracker,
-                         detect_every=self.detect_every,
-                         draw=DrawConfig(trails=30 if self.trails else 0, overlay=overlay),
-                         **fields)
+        config = with_values(self.config, overlay=overlay)
+        return replace(config, source=source, **fields)
 
     def applied_to(self, config: RunConfig) -> RunConfig:
-        """``config`` with its live fields replaced by these settings."""
-        new = self.run_config(config.source, overlay=config.draw.overlay)
-        return replace(config, **{name: getattr(new, name) for name in
-                                  ("model", "names", "backend", "imgsz", "conf", "iou", "classes",
-                                   "tracker", "detect_every", "draw")})
+        """``config`` with its page options replaced by these settings."""
+        return with_values(config, **self.values())
+
+
+def _whole(value: Any) -> Any:
+    """A slider's or dropdown's whole number (Gradio gives ``3.0``), anything else as is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 @dataclass

@@ -118,7 +118,7 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     config = settings.run_config(
         str(file), live=False, output=out / f"{stem}-detstream.mp4",
         save_json=out / f"{stem}.jsonl",
-        save_mot=out / f"{stem}-tracks.txt" if settings.tracker != "none" else None,
+        save_mot=out / f"{stem}-tracks.txt" if settings.tracker else None,
         stats_json=out / f"{stem}-stats.json")
     newest: list[FramePacket] = []
     summary = SummarySink()
@@ -167,9 +167,8 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
             yield update
     finally:
         pipeline.close()
-    report = pipeline.report()
-    note = getattr(getattr(pipeline.source, "grabber", None), "note", None) \
-        or pipeline.source.stats.error
+    report = session.report()  # written to config.stats_json
+    note = pipeline.source.note
     if pipeline.error is not None:
         raise UserInputError(f"processing {file.name} failed: {pipeline.error}")
     if info.stop.is_set() and pipeline.stopped_by == "page closed":
@@ -177,7 +176,6 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     if report["frames_out"] == 0:
         raise UserInputError(f"{file.name}: no frame could be decoded"
                              + (f" ({note})" if note else "") + "; choose another video")
-    Path(config.stats_json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     counts = summary.report()
     (out / f"{stem}-summary.json").write_text(json.dumps(counts, indent=2) + "\n",
                                               encoding="utf-8")

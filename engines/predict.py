@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from detstream.engines.process.thresholds import DEFAULT_CONF, DEFAULT_IOU
 from detstream.engines.process.decode import (
     DecodeConfig,
     decode,
@@ -37,7 +38,7 @@ class Predictor:
         frame_colour: ``bgr`` (OpenCV, PyAV ``bgr24``) or ``rgb`` frames.
     """
 
-    def __init__(self, backend: Backend, conf: float = 0.25, iou: float = 0.45,
+    def __init__(self, backend: Backend, conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU,
                  max_det: int = 300, classes: Sequence[int] | None = None,
                  agnostic: bool = False, frame_colour: str = "bgr") -> None:
         self.backend = backend

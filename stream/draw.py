@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from detstream.engines.spec import Detections
+from detstream.stream.options import Choice, Number, Switch, check_fields, option
 
 # 20 colours that stay apart on light and dark backgrounds (BGR).
 PALETTE = np.array([
@@ -25,7 +26,7 @@ PALETTE = np.array([
 
 @dataclass(frozen=True)
 class DrawConfig:
-    """What to draw.
+    """What to draw (each field a run option: :mod:`detstream.stream.options`).
 
     Attributes:
         labels: class name, score and track id above each box.
@@ -34,10 +35,17 @@ class DrawConfig:
         overlay: FPS and latency in the top-left corner.
     """
 
-    labels: bool = True
-    trails: int = 30
-    colour_by: str = "track"
-    overlay: bool = True
+    labels: bool = option(True, Switch(), "no class, score and id labels above the boxes",
+                          "run")
+    trails: int = option(30, Number(minimum=0, maximum=1000, whole=True),
+                         "length of each track's fading trail, in frames (0: none)", "run",
+                         "page", metavar="FRAMES")
+    colour_by: str = option("track", Choice(("track", "class"), noun="colouring"),
+                            "colour boxes by track id or by class", "run")
+    overlay: bool = option(True, Switch(), "no FPS/latency overlay", "run")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class Annotator:

@@ -26,7 +26,7 @@ from pathlib import Path
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceService
-from detstream.stream.session import BackendCache, Log, RunConfig, Session, build
+from detstream.stream.session import BackendCache, Log, RunConfig, Session, build, write_stats
 from detstream.stream.sinks.tiled import TiledView
 
 #: The placeholder output paths use for the stream number.
@@ -240,13 +240,17 @@ class MultiSession:
                 if e.pipeline.error is not None}
 
     def close(self) -> dict:
-        """Stop every stream, finalise every output, stop the service; returns the report."""
+        """Stop every stream, finalise every output, stop the service; returns the report,
+        written to the config's ``stats_json`` when it names one."""
         for entry in list(self.streams.values()):
             self._close(entry)
         self.service.close()
         if self.tiled is not None:
             self.tiled.close()
-        return self.report()
+        report = self.report()
+        if self.config.stats_json is not None:
+            write_stats(self.config.stats_json, report)
+        return report
 
     # ------------------------------------------------------------------ reporting
     def _stream_report(self, entry: Stream) -> dict:

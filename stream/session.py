@@ -6,28 +6,26 @@ API
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from detstream.engines.data.video import (
-    DEFAULT_PRESET,
-    VIDEO_PRESETS,
-    hardware_decoder,
-)
+from detstream.engines.data.video import hardware_decoder
 from detstream.engines.errors import UserInputError
 from detstream.engines.paths import writable_dir
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.base import Backend
 from detstream.engines.runtime.select import open_backend
-from detstream.stream.draw import Annotator, DrawConfig
+from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
 from detstream.stream.pipeline.service import InferenceService
 from detstream.stream.pipeline.threads import InferencePlan, inference_plan, inference_threads
+from detstream.stream.run_config import DEFAULT_SOURCE, RunConfig  # noqa: F401  (re-exported)
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
 from detstream.stream.sinks.journal import (
     ProgressJournal,
@@ -37,89 +35,16 @@ from detstream.stream.sinks.journal import (
     truncate_outputs,
 )
 from detstream.stream.sinks.truth import TruthScorer
-from detstream.stream.sources import open_source
+from detstream.stream.sources import Source, open_source
 from detstream.stream.track import make_tracker
 from detstream.stream.zones import Zone
-
-#: What ``detstream run`` shows with no arguments: 10 s of a busy, panning synthetic scene at
-#: 1280x720 whose objects (48 px and up) are at least 15 px in the default model's 416 input,
-#: above the 12 px floor of the images it was trained on.
-DEFAULT_SOURCE = ("synthetic://?seed=0&size=1280x720&fps=30&frames=300&camera_motion=1"
-                  "&objects=10&min_size=48&max_size_frac=0.35")
 
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run depends on (built by the command line, the demo or a script).
-
-    Attributes:
-        source: input URI (see :mod:`detstream.stream.sources`).
-        model: a model name, a checkpoint, an ONNX file or an engine (see
-            :func:`detstream.engines.zoo.resolve.resolve_model`); ``names`` for ONNX without names;
-            ``weights`` a file the user has for a named model.
-        backend, device, imgsz, threads, cuda_graph: where and how the model runs.
-        max_batch: the largest batch the model must accept (several streams share calls).
-        conf, iou, classes: post-processing; ``classes`` are names or ids.
-        zone: polygon corners (pixels); detections whose bottom centre lies outside are
-            dropped before tracking, and the outline is drawn (:class:`Zone`).
-        tracker: ``botsort``, ``bytetrack`` or ``None``; ``tracker_options`` a YAML file.
-        output, save_json, save_mot, stats_json: files to write (``None``: not written).
-        video_preset: the x264 preset of ``output`` (:data:`VIDEO_PRESETS`).
-        decoder: how video sources are decoded (:data:`DECODERS`: ``auto`` uses NVDEC where
-            there is one).
-        show: an OpenCV window.
-        max_frames, detect_every, live, drop: runner and source behaviour.
-        stall_timeout: seconds a network stream may stay silent before it is reconnected.
-        loop: play a file source this many more times (``-1``: forever).
-        draw: drawing settings.
-        start_frame: file-like sources (video files, image folders, unpaced synthetic
-            scenes) begin at this frame index; the frames before it are read and discarded,
-            and every frame keeps its own index and time. Live sources cannot skip ahead:
-            they number their frames from it instead.
-        journal: record after every frame how far ``save_json`` and ``save_mot`` are
-            written (:class:`~detstream.stream.sinks.journal.ProgressJournal`, the last
-            sink); ``{stream}`` in it becomes the stream number, as in output names.
-        resume: continue the run ``journal`` records: outputs cut back to the last whole
-            frame and appended to, the source started at the next frame, new track ids above
-            every id written, the video continued in a new file beside ``output``. Without a
-            journal the run starts from the beginning.
-    """
-
-    source: str = DEFAULT_SOURCE
-    model: str = "default"
-    names: Path | None = None
-    backend: str = "auto"
-    device: str | None = None
-    imgsz: int | None = None
-    threads: int | None = None
-    cuda_graph: bool = False
-    max_batch: int = 1
-    weights: Path | None = None
-    conf: float = 0.25
-    iou: float = 0.45
-    classes: tuple[str, ...] | None = None
-    zone: tuple[tuple[float, float], ...] | None = None
-    tracker: str | None = "botsort"
-    tracker_options: Path | None = None
-    output: Path | None = None
-    save_json: Path | None = None
-    save_mot: Path | None = None
-    stats_json: Path | None = None
-    video_preset: str = DEFAULT_PRESET
-    decoder: str = "auto"
-    show: bool = False
-    max_frames: int | None = None
-    detect_every: int = 1
-    live: bool | None = None
-    drop: bool = True
-    stall_timeout: float = 5.0
-    loop: int = 0
-    draw: DrawConfig = field(default_factory=DrawConfig)
-    start_frame: int = 0
-    journal: Path | None = None
-    resume: bool = False
+def write_stats(path: str | Path, report: dict) -> None:
+    """A run's report as indented JSON at ``path``."""
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def journal_path(config: RunConfig) -> Path | None:
@@ -248,6 +173,18 @@ class Session:
     def scores(self) -> dict | None:
         return self.truth.scores() if self.truth is not None else None
 
+    def report(self, interrupted: bool = False) -> dict:
+        """The pipeline's report once it has closed, with the scores against the truth
+        (synthetic sources, unless ``interrupted``), written to ``stats_json`` when the
+        config names one."""
+        report = self.pipeline.report()
+        scores = self.scores() if not interrupted else None
+        if scores is not None:
+            report["scores"] = scores
+        if self.config.stats_json is not None:
+            write_stats(self.config.stats_json, report)
+        return report
+
     def reconfigure(self, config: RunConfig, log: Log | None = None) -> None:
         """Apply ``config`` to the running pipeline from its next frame.
 
@@ -319,25 +256,16 @@ def build(config: RunConfig, log: Log | None = None,
           service: InferenceService | None = None, stream_id: int = 0) -> Session:
     """Open the source, the model and the outputs, and wire the pipeline (not started).
 
-    ``backends`` shares opened models between the runs of one process (each is opened once);
-    ``service`` shares one inference service between streams (``stream_id`` tells them
-    apart); without one the pipeline runs its own.
+    The steps: check what only this machine can tell (:func:`check_here`), find where an
+    interrupted run stopped (:func:`resume_point`), open the source and the model, open the
+    outputs (:func:`open_outputs`), wire the pipeline. ``backends`` shares opened models
+    between the runs of one process (each is opened once); ``service`` shares one inference
+    service between streams (``stream_id`` tells them apart); without one the pipeline runs
+    its own. :meth:`Session.report` writes ``stats_json`` when the run ends.
     """
     log = log or (lambda message: None)
-    if config.start_frame < 0:
-        raise UserInputError(f"start_frame must be 0 or more, got {config.start_frame}")
-    journal = (Path(str(config.journal).replace("{stream}", str(stream_id)))
-               if config.journal is not None else None)
-    point = read_journal(journal) if config.resume and journal is not None else None
-    if config.output is not None and Path(config.output).suffix.lower() not in (".mp4", ".mkv",
-                                                                                  ".mov"):
-        raise UserInputError(f"--output {config.output}: write .mp4 (H.264), .mkv or .mov")
-    if config.detect_every < 1:
-        raise UserInputError("--detect-every must be at least 1")
-    hardware_decoder(config.decoder)  # an unknown decoder, or nvdec where there is none
-    if config.video_preset not in VIDEO_PRESETS:
-        raise UserInputError(f"--video-preset {config.video_preset!r}: choose one of "
-                             f"{', '.join(VIDEO_PRESETS)}")
+    check_here(config)
+    journal, point = resume_point(config, stream_id)
     source = open_source(config.source, live=config.live, drop=config.drop, log=log,
                          stall_timeout=config.stall_timeout, loop=config.loop,
                          decoder=config.decoder,
@@ -352,51 +280,15 @@ def build(config: RunConfig, log: Log | None = None,
             plan = inference_plan(source.live, plan.threads, gpu=True)
         predictor = Predictor(backend, conf=config.conf, iou=config.iou,
                               classes=_class_ids(config.classes, backend.spec.class_names))
-        # Folders are created only once the model and the source have opened: a mistaken
-        # command leaves no empty run folder behind.
-        for path in (config.output, config.save_json, config.save_mot, config.stats_json,
-                     journal):
-            if path is not None:
-                writable_dir(Path(path).parent)
-        output = config.output
-        if point is not None:
-            _resume_outputs(config, point, journal)
-            if output is not None:
-                output = resumed_video_path(output)
-                log(f"the video continues in {output} ({config.output} cannot be appended to)")
-            log(f"resuming from frame {point.next_frame} ({journal}); new track ids from "
-                f"{point.max_track_id + 1}")
-        elif journal is not None:
-            if config.resume:
-                log(f"no progress journal at {journal}: starting from the first frame")
-            journal.unlink(missing_ok=True)  # before the outputs start again from empty
         fps = tracking_fps(source.fps, log if config.tracker else None)
         first_id = point.max_track_id + 1 if point is not None else 1
         tracker = (make_tracker(config.tracker, fps, config.tracker_options, first_id=first_id)
                    if config.tracker else None)
-        if output is not None:
-            # A live source's video is encoded as frames come (no lookahead, no frame threads
-            # holding frames back): p95 processing 83 -> 69 ms in `bench live` at 640.
-            # Runs without an end write fragmented MP4: memory stays flat (a plain MP4 holds
-            # every frame's index until it closes) and a crash leaves a playable file.
-            sinks.append(VideoSink(output, fps, preset=config.video_preset,
-                                   tune="zerolatency" if source.live else None,
-                                   fragmented=source.live or config.loop < 0))
-        append = point is not None
-        if config.save_json is not None:
-            sinks.append(JsonlSink(config.save_json, append=append))
-        if config.save_mot is not None:
-            sinks.append(MotSink(config.save_mot, append=append))
-        if config.show:
-            sinks.append(DisplaySink(f"detstream: {config.source}"))
-        sinks.extend(extra_sinks)
+        sinks = open_outputs(config, source, journal, point, log, extra_sinks)
         truth = None
         if config.source.startswith("synthetic://"):
             truth = TruthScorer(backend.spec.class_names)
-            sinks.append(truth)
-        if journal is not None:  # last: a frame is recorded once every output holds it
-            files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]
-            sinks.append(ProgressJournal(journal, files, resume=point))
+            sinks.insert(len(sinks) - (journal is not None), truth)
     except BaseException:
         source.close()
         for sink in sinks:
@@ -414,6 +306,79 @@ def build(config: RunConfig, log: Log | None = None,
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
     return Session(pipeline, config, truth, backend.describe(), backends, plan, resumed=point)
+
+
+def check_here(config: RunConfig) -> None:
+    """What a :class:`RunConfig` cannot check by itself, because it depends on this machine
+    (its own fields were checked when it was made).
+
+    Raises:
+        UserInputError: ``decoder`` nvdec where there is no NVIDIA decoder.
+    """
+    hardware_decoder(config.decoder)
+
+
+def resume_point(config: RunConfig, stream_id: int = 0
+                 ) -> tuple[Path | None, ResumePoint | None]:
+    """The progress journal of ``config`` (``{stream}`` filled in) and, when resuming, where
+    the interrupted run it records stopped (``None``: start from the first frame)."""
+    journal = (Path(str(config.journal).replace("{stream}", str(stream_id)))
+               if config.journal is not None else None)
+    point = read_journal(journal) if config.resume and journal is not None else None
+    return journal, point
+
+
+def open_outputs(config: RunConfig, source: Source, journal: Path | None,
+                 point: ResumePoint | None, log: Log,
+                 extra_sinks: Sequence[Sink] = ()) -> list[Sink]:
+    """The sinks ``config`` asks for, in the order they receive each frame, the journal
+    last (a frame is recorded once every file output holds it). Called once the source and
+    the model have opened: a mistaken command leaves no empty run folder behind. A resumed
+    run's files are cut back to the last whole frame and appended to, and its video goes on
+    in a new file beside ``output``.
+    """
+    for path in (config.output, config.save_json, config.save_mot, config.stats_json,
+                 journal):
+        if path is not None:
+            writable_dir(Path(path).parent)
+    output = config.output
+    if point is not None:
+        _resume_outputs(config, point, journal)
+        if output is not None:
+            output = resumed_video_path(output)
+            log(f"the video continues in {output} ({config.output} cannot be appended to)")
+        log(f"resuming from frame {point.next_frame} ({journal}); new track ids from "
+            f"{point.max_track_id + 1}")
+    elif journal is not None:
+        if config.resume:
+            log(f"no progress journal at {journal}: starting from the first frame")
+        journal.unlink(missing_ok=True)  # before the outputs start again from empty
+    sinks: list[Sink] = []
+    try:
+        if output is not None:
+            # A live source's video is encoded as frames come (no lookahead, no frame threads
+            # holding frames back): p95 processing 83 -> 69 ms in `bench live` at 640.
+            # Runs without an end write fragmented MP4: memory stays flat (a plain MP4 holds
+            # every frame's index until it closes) and a crash leaves a playable file.
+            sinks.append(VideoSink(output, tracking_fps(source.fps), preset=config.video_preset,
+                                   tune="zerolatency" if source.live else None,
+                                   fragmented=source.live or config.loop < 0))
+        append = point is not None
+        if config.save_json is not None:
+            sinks.append(JsonlSink(config.save_json, append=append))
+        if config.save_mot is not None:
+            sinks.append(MotSink(config.save_mot, append=append))
+        if config.show:
+            sinks.append(DisplaySink(f"detstream: {config.source}"))
+        sinks.extend(extra_sinks)
+        if journal is not None:  # last: a frame is recorded once every output holds it
+            files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]
+            sinks.append(ProgressJournal(journal, files, resume=point))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
 
 
 def _resume_outputs(config: RunConfig, point: ResumePoint, journal: Path) -> None:
@@ -443,6 +408,6 @@ def track(source: str = DEFAULT_SOURCE, model: str = "default", **options) -> It
         >>> for packet in track("clip.mp4", tracker="bytetrack", conf=0.3):
         ...     print(packet.index, packet.detections.track_ids)
     """
-    config = RunConfig(source=source, model=model, **options)
+    config = RunConfig.from_options(source=source, model=model, **options)
     session = build(config, on_packet=lambda packet: None)
     yield from session.pipeline

@@ -41,8 +41,8 @@ class Zone:
         if corners.ndim != 2 or corners.shape[1] != 2 or len(corners) < 3:
             raise UserInputError(f"a zone needs three or more x,y corners, got {points!r}")
         if abs(_area(corners)) < 1e-6:
-            raise UserInputError(f"the zone {points!r} has no area; give corners around a "
-                                 "region, in order")
+            raise UserInputError("the polygon has no area; give corners around a region, "
+                                 "in order")
         self.points = corners
 
     def contains(self, xy: np.ndarray) -> np.ndarray:
@@ -81,19 +81,14 @@ def _area(corners: np.ndarray) -> float:
 
 
 def parse_zone(text: str) -> tuple[tuple[float, float], ...]:
-    """``--zone "x1,y1 x2,y2 x3,y3 ..."`` → corners.
+    """``--zone "x1,y1 x2,y2 x3,y3 ..."`` → corners (the ``zone`` option's own reading).
 
     Raises:
-        UserInputError: not pairs of numbers, or fewer than three.
+        UserInputError: not pairs of numbers, fewer than three, or no area.
     """
-    corners = []
-    for part in text.replace(";", " ").split():
-        values = part.split(",")
-        try:
-            x, y = (float(v) for v in values)
-        except ValueError:
-            raise UserInputError(f"--zone {text!r}: {part!r} is not an x,y pair; write the "
-                                 "corners like '0,0 640,0 640,360 0,360'") from None
-        corners.append((x, y))
-    Zone(corners)  # three or more, with an area
-    return tuple(corners)
+    from detstream.stream.options import OptionError, Polygon
+
+    try:
+        return Polygon().parse(text)
+    except OptionError as exc:
+        raise UserInputError(f"--zone {text!r}: {exc}") from None

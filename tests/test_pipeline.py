@@ -120,7 +120,8 @@ def test_an_unknown_video_preset_is_one_clear_error(model, clip):
     from detstream.engines.errors import UserInputError
     from detstream.stream.session import RunConfig, build
 
-    with pytest.raises(UserInputError, match="--video-preset 'quick': choose one of ultrafast"):
+    with pytest.raises(UserInputError,
+                       match="video_preset: unknown x264 preset 'quick'; use one of ultrafast"):
         build(RunConfig(source=str(clip), model=str(model), video_preset="quick"))
 
 

@@ -27,6 +27,7 @@ from torchvision.ops import batched_nms, nms
 from detstream.engines.boxes import clip_xyxy, cxcywh_to_xyxy
 from detstream.engines.errors import UserInputError
 from detstream.engines.process.letterbox import Letterbox
+from detstream.engines.process.thresholds import DEFAULT_CONF, DEFAULT_IOU
 from detstream.engines.spec import Detections
 
 #: One image's result: ``(boxes, scores, class_ids)``.
@@ -49,8 +50,8 @@ class DecodeConfig:
         pre_nms_topk: most candidates, by score, handed to NMS per image.
     """
 
-    conf: float = 0.25
-    iou: float = 0.45
+    conf: float = DEFAULT_CONF
+    iou: float = DEFAULT_IOU
     max_det: int = 300
     classes: tuple[int, ...] | None = None
     agnostic: bool = False

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 
-from detstream.engines.data.video import DECODERS, DEFAULT_PRESET, VIDEO_PRESETS
-from detstream.stream.commands.args import (
-    add_model_arguments,
-    bounded_int,
-    fraction,
-    input_file,
-    loop_count,
-    non_negative_float,
-    positive_float,
-    positive_int,
-)
+from detstream.stream.commands.args import bounded_int, input_file, non_negative_float
+from detstream.stream.options import add_arguments, values_from_arguments
+from detstream.stream.run_config import RunConfig
 
 EXAMPLES = """examples:
   detstream run                                   # the synthetic demo → runs/run-N/
@@ -58,54 +49,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "(--show shows the grid in one window)")
     parser.add_argument("--collect-ms", type=non_negative_float, default=10.0, metavar="MS",
                         help="several streams: longest wait for a batch to fill (default 10)")
-    add_model_arguments(parser, backend="auto", device=None, threads=True, cuda_graph=True)
-    parser.add_argument("--conf", type=fraction, default=0.25, help="confidence (default 0.25)")
-    parser.add_argument("--iou", type=fraction, default=0.45, help="NMS IoU (default 0.45)")
-    parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
-                        help="keep only these classes (names or ids)")
-    parser.add_argument("--zone", type=_zone, default=None, metavar="'X,Y X,Y X,Y ...'",
-                        help="keep only objects standing in this polygon (box bottom centre, "
-                             "pixels); its outline is drawn")
-    parser.add_argument("--tracker", default="botsort",
-                        help="botsort (default), bytetrack or none")
-    parser.add_argument("--tracker-config", type=Path, default=None,
-                        help="YAML of tracker parameters")
-    parser.add_argument("--output", type=Path, default=None, help="annotated H.264 video")
-    parser.add_argument("--video-preset", choices=VIDEO_PRESETS, default=DEFAULT_PRESET,
-                        help="x264 speed of --output and --output-tiled (default veryfast; at "
-                        "1080p ultrafast takes half the CPU for a file three times larger)")
-    parser.add_argument("--decoder", choices=DECODERS, default="auto",
-                        help="video decoding: auto (NVIDIA's NVDEC where there is one, else the "
-                        "CPU; default), software or nvdec")
-    parser.add_argument("--show", action="store_true", help="show a window (q or Esc quits)")
-    parser.add_argument("--save-json", type=Path, default=None, help="JSON Lines per frame")
-    parser.add_argument("--save-mot", type=Path, default=None, help="MOTChallenge tracks")
-    parser.add_argument("--stats-json", type=Path, default=None, help="run metrics as JSON")
-    parser.add_argument("--max-frames", type=positive_int, default=None)
-    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
-                        help="run the detector on every K-th frame; track in between")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--live", action="store_true", default=None,
-                      help="treat the source as live (paced, newest frame wins)")
-    mode.add_argument("--no-live", dest="live", action="store_false",
-                      help="process every frame of the source, whatever it is")
-    parser.add_argument("--no-drop", action="store_true",
-                        help="live sources: queue frames instead of dropping old ones; the "
-                             "queue holds at most 64 frames, then the reader waits for room "
-                             "(back-pressure: nothing is dropped, latency grows up to 64 "
-                             "frames and a camera or server may discard what it cannot send)")
-    parser.add_argument("--loop", type=loop_count, default=0, metavar="N",
-                        help="files and folders: play N more times after the first (-1: "
-                             "forever, until Ctrl-C)")
-    parser.add_argument("--stall-timeout", type=positive_float, default=5.0, metavar="SECONDS",
-                        help="network streams: reconnect when no data came for this long "
-                             "(default 5)")
-    parser.add_argument("--no-overlay", action="store_true", help="no FPS/latency overlay")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run with the same command: --save-json "
-                             "and --save-mot go on from their last whole frame (every frame "
-                             "once), --output continues in NAME.resumed-N.mp4; every run with "
-                             "file outputs keeps its progress in FIRST_OUTPUT.progress")
+    # Every option of a run, from its one declaration (detstream.stream.run_config).
+    add_arguments(parser, RunConfig, "run", skip=("source",))
     parser.set_defaults(handler=run, runs_pipeline=True)
 
 
@@ -129,15 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
     from detstream.engines.errors import UserInputError
     from detstream.engines.progress import progress_bar
-    from detstream.stream.draw import DrawConfig
     from detstream.stream.multisession import read_sources_file
-    from detstream.stream.session import (
-        DEFAULT_SOURCE,
-        RunConfig,
-        build,
-        journal_path,
-        next_run_dir,
-    )
+    from detstream.stream.run_config import DEFAULT_SOURCE
+    from detstream.stream.session import build, journal_path, next_run_dir
     from detstream.stream.signals import graceful_stop
     from detstream.stream.sinks.base import OutputError
 
@@ -145,20 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sources is not None:
         sources.extend(read_sources_file(args.sources))
     sources = sources or [DEFAULT_SOURCE]
-    config = RunConfig(
-        source=sources[0], model=args.model, weights=args.weights, names=args.names,
-        backend=args.backend,
-        device=args.device, imgsz=args.imgsz, threads=args.threads,
-        cuda_graph=args.cuda_graph, conf=args.conf,
-        iou=args.iou, classes=tuple(args.classes) if args.classes else None,
-        zone=args.zone,
-        tracker=None if args.tracker == "none" else args.tracker,
-        tracker_options=args.tracker_config, output=args.output,
-        video_preset=args.video_preset, decoder=args.decoder, save_json=args.save_json,
-        save_mot=args.save_mot, stats_json=args.stats_json, show=args.show,
-        max_frames=args.max_frames, detect_every=args.detect_every, live=args.live,
-        drop=not args.no_drop, stall_timeout=args.stall_timeout, loop=args.loop,
-        draw=DrawConfig(overlay=not args.no_overlay))
+    config = RunConfig(source=sources[0], **values_from_arguments(args, RunConfig, "run"))
     if args.resume and not any((args.output, args.save_json, args.save_mot)):
         raise UserInputError("--resume continues the files of an interrupted run: give the "
                              "same --save-json, --save-mot or --output as that run")
@@ -173,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                          stats_json=run_dir / "stats.json")
     # Every run with file outputs records its progress (a few µs a frame: BENCHMARKS.md),
     # so any run can be resumed; several streams keep one journal each ({stream}).
-    config = replace(config, journal=journal_path(config), resume=args.resume)
+    config = replace(config, journal=journal_path(config))
 
     def log(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
@@ -213,13 +139,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             pipeline.close()
             bar.close()
-    report = pipeline.report()
-    scores = session.scores() if not interrupted else None
-    if scores is not None:
-        report["scores"] = scores
-    if config.stats_json is not None:
-        Path(config.stats_json).write_text(json.dumps(report, indent=2) + "\n",
-                                           encoding="utf-8")
+    report = session.report(interrupted)
+    scores = report.get("scores")
     print(_summary(report))
     if scores is not None:
         det, window = scores["detection"], scores["frames"]
@@ -237,9 +158,8 @@ def run(args: argparse.Namespace) -> int:
                if p is not None]
     if written:
         print("wrote " + ", ".join(str(p) for p in written))
-    note = getattr(getattr(source, "grabber", None), "note", None) or source.stats.error
-    if note:
-        print(f"{args.prog}: note: {note}", file=sys.stderr)
+    if source.note:
+        print(f"{args.prog}: note: {source.note}", file=sys.stderr)
     if pipeline.error is not None:
         cause = pipeline.error.__cause__
         if isinstance(cause, UserInputError):
@@ -258,17 +178,6 @@ def run(args: argparse.Namespace) -> int:
               f"{session.resumed.next_frame - 1}", file=sys.stderr)
         return 0
     return _exit_code(args.prog, interrupted, report["frames_out"], config.source)
-
-
-def _zone(text: str) -> tuple[tuple[float, float], ...]:
-    """``--zone`` for argparse: a bad polygon is one usage line."""
-    from detstream.engines.errors import UserInputError
-    from detstream.stream.zones import parse_zone
-
-    try:
-        return parse_zone(text)
-    except UserInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--zone {text!r}: ")) from None
 
 
 def _exit_code(prog: str, interrupted: bool, frames_out: int, source: str) -> int:
@@ -325,9 +234,6 @@ def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
         finally:
             report = group.close()
             bar.close()
-    if config.stats_json is not None:
-        Path(config.stats_json).write_text(json.dumps(report, indent=2) + "\n",
-                                           encoding="utf-8")
     for stream in report["streams"]:
         print(_stream_line(stream))
     calls = report["inference"]

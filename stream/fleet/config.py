@@ -36,16 +36,17 @@ from typing import Any
 import yaml
 
 from detstream.engines.errors import UserInputError
-from detstream.stream.zones import Zone
+from detstream.stream.options import OptionError, options_of, value_of, with_values
+from detstream.stream.run_config import RUN_OPTIONS, RunConfig
 
 #: Frame rate assumed for a stream that declares none and whose URI tells none.
 DEFAULT_FPS = 30.0
-TRACKERS = ("botsort", "bytetrack", "none")
 OUTPUT_KINDS = ("video", "json", "mot")
 NAME_FIELD = "{name}"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_STREAM_KEYS = ("name", "uri", "model", "imgsz", "backend", "tracker", "conf", "fps",
-                "priority", "gpu", "outputs", "zone", "labels")
+#: The run options a stream (or ``defaults``) can set, from their one declaration.
+FLEET_OPTIONS = options_of(RunConfig, "fleet")
+_STREAM_KEYS = ("name", "uri", *FLEET_OPTIONS, "fps", "priority", "gpu", "outputs", "labels")
 _DEFAULT_KEYS = tuple(k for k in _STREAM_KEYS if k not in ("name", "uri"))
 _WORKER_KEYS = ("name", "cpus", "gpus", "capacity_fps")
 _TOP_KEYS = ("defaults", "streams", "workers")
@@ -70,30 +71,31 @@ class StreamSpec:
     Attributes:
         name: unique name (letters, digits, ``_.-``); output paths use it as ``{name}``.
         uri: the source, in ``detstream run``'s grammar.
-        model, imgsz, backend: the model; streams with the same three share a worker's model.
-        tracker: ``botsort``, ``bytetrack`` or ``None``.
-        conf: detection confidence.
+        outputs: the files it writes.
+        run: its run options (:data:`FLEET_OPTIONS`: model, input size, backend, tracker,
+            confidence, zone), read as attributes too (``spec.model``); streams with the same
+            model, input size and backend share a worker's model.
         fps: frames/s the stream needs from its worker (what placement counts).
         priority: larger is placed first.
         gpu: the stream must run on a worker with a GPU.
-        outputs: the files it writes.
-        zone: a polygon (x, y pixels) carried with the stream into its statistics.
         labels: free key/value tags carried into its statistics.
     """
 
     name: str
     uri: str
     outputs: StreamOutputs
-    model: str = "default"
-    imgsz: int | None = None
-    backend: str = "auto"
-    tracker: str | None = "botsort"
-    conf: float = 0.25
+    run: RunConfig = field(default_factory=RunConfig)
     fps: float = DEFAULT_FPS
     priority: int = 0
     gpu: bool = False
-    zone: tuple[tuple[float, float], ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields; never for ``run`` itself (unpickling
+        # looks names up before the fields exist).
+        if name in FLEET_OPTIONS and "run" in self.__dict__:
+            return value_of(self.run, name)
+        raise AttributeError(name)
 
     @property
     def model_key(self) -> str:
@@ -183,24 +185,13 @@ class _Reader:
         return StreamOutputs(**{kind: self.file(v, f"{where}.{kind}", name)
                                 for kind, v in value.items() if v is not None})
 
-    def zone(self, value: Any, where: str) -> tuple[tuple[float, float], ...] | None:
-        if value is None:
-            return None
-        ok = isinstance(value, list) and len(value) >= 3 and all(
-            isinstance(p, list) and len(p) == 2 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in p)
-            for p in value)
-        if not ok:
-            raise self.fail(where, f"expected a polygon, got {value!r}",
-                            "give at least three [x, y] points, e.g. [[0, 0], [100, 0], "
-                            "[100, 80]]")
-        corners = tuple((float(x), float(y)) for x, y in value)
+    def option(self, name: str, value: Any, where: str) -> Any:
+        """A run option's value, checked by its declaration (the same words as on the
+        command line)."""
         try:
-            Zone(corners)
-        except UserInputError:
-            raise self.fail(where, "the polygon has no area",
-                            "give corners around a region, in order") from None
-        return corners
+            return RUN_OPTIONS[name].kind.check(value)
+        except OptionError as exc:
+            raise UserInputError(f"{self.path}: {where}: {exc}") from None
 
     def labels(self, value: Any, where: str) -> dict[str, str]:
         if value is None:
@@ -234,16 +225,8 @@ def _stream(reader: _Reader, raw: Any, where: str, defaults: dict) -> StreamSpec
     merged = {**defaults, **raw}
     at = f"{where} ({name})"
     uri = reader.uri(merged["uri"], f"{at}.uri")
-    tracker = str(merged.get("tracker", "botsort"))
-    if tracker not in TRACKERS:
-        raise reader.fail(f"{at}.tracker", f"unknown tracker {tracker!r}",
-                          f"use one of {', '.join(TRACKERS)}")
-    conf = reader.number(merged.get("conf", 0.25), f"{at}.conf")
-    if conf > 1:
-        raise reader.fail(f"{at}.conf", f"{conf} is above 1", "give a confidence in 0..1")
-    imgsz = merged.get("imgsz")
-    if imgsz is not None:
-        imgsz = int(reader.number(imgsz, f"{at}.imgsz", minimum=32, whole=True))
+    run = {key: reader.option(key, merged[key], f"{at}.{key}")
+           for key in FLEET_OPTIONS if key in merged}
     fps = merged.get("fps")
     fps = reader.positive(fps, f"{at}.fps") if fps is not None else (_uri_fps(uri)
                                                                     or DEFAULT_FPS)
@@ -255,19 +238,14 @@ def _stream(reader: _Reader, raw: Any, where: str, defaults: dict) -> StreamSpec
         raise reader.fail(f"{at}.outputs", "the stream writes nothing",
                           "give outputs: {json: FILE, mot: FILE, video: FILE.mp4} (here or "
                           "under defaults, with {name} in the file names)")
-    if outputs.video is not None and outputs.video.suffix.lower() not in (".mp4", ".mkv",
-                                                                           ".mov"):
-        raise reader.fail(f"{at}.outputs.video", f"{outputs.video.name} is not a video file",
-                          "write .mp4 (H.264), .mkv or .mov")
+    if outputs.video is not None:
+        reader.option("output", outputs.video, f"{at}.outputs.video")
     return StreamSpec(
-        name=name, uri=uri, outputs=outputs,
-        model=reader.text(merged.get("model", "default"), f"{at}.model"),
-        imgsz=imgsz, backend=reader.text(merged.get("backend", "auto"), f"{at}.backend"),
-        tracker=None if tracker == "none" else tracker, conf=float(conf), fps=fps,
-        priority=int(reader.number(merged.get("priority", 0), f"{at}.priority",
-                                   minimum=-1e9, whole=True)),
-        gpu=bool(merged.get("gpu", False)), zone=reader.zone(merged.get("zone"), f"{at}.zone"),
-        labels=reader.labels(merged.get("labels"), f"{at}.labels"))
+        name=name, uri=uri, outputs=outputs, run=with_values(RunConfig(source=uri), **run),
+        fps=fps, priority=int(reader.number(merged.get("priority", 0), f"{at}.priority",
+                                            minimum=-1e9, whole=True)),
+        gpu=bool(merged.get("gpu", False)), labels=reader.labels(merged.get("labels"),
+                                                                f"{at}.labels"))
 
 
 def _worker(reader: _Reader, raw: Any, where: str, index: int) -> WorkerSpec:

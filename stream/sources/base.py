@@ -91,6 +91,12 @@ class Source(ABC):
         """Stop reading and release the device, file or connection."""
         return None
 
+    @property
+    def note(self) -> str | None:
+        """What the user should know about how the input was read (frames it passed over,
+        the error it ended on), or ``None``."""
+        return self.stats.error
+
     def __iter__(self):
         while (frame := self.read()) is not None:
             yield frame

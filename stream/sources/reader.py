@@ -32,7 +32,19 @@ from detstream.stream.sources.grabbers import StreamStalled
 Log = Callable[[str], None]
 
 
-class DirectSource(Source):
+class _GrabberNote:
+    """The note of a source that reads a grabber: what the grabber noticed (frames it
+    passed over) before the error the source ended on."""
+
+    grabber: Any
+    stats: Any
+
+    @property
+    def note(self) -> str | None:
+        return getattr(self.grabber, "note", None) or self.stats.error
+
+
+class DirectSource(_GrabberNote, Source):
     """Every frame, read in the caller's thread (files, image folders, unpaced scenes).
 
     Args:
@@ -130,7 +142,6 @@ def _newly_skipped(grabber: Any, stats) -> int:
     stats.frames_skipped = skipped
     return grown
 
-
 class SlotSource(Source):
     """The consumer side every live source shares: a newest-frame slot (or, with
     ``drop=False``, a bounded queue), the arrival interval, and an explicit end.
@@ -217,7 +228,7 @@ class SlotSource(Source):
             return frame
 
 
-class LiveSource(SlotSource):
+class LiveSource(_GrabberNote, SlotSource):
     """A reader thread keeps grabbing; :meth:`read` takes the newest frame.
 
     Args:
