@@ -339,7 +339,7 @@ class Option:
             shown = self.kind.none
         if "default" in self.help or shown is None or isinstance(self.kind, Switch):
             return self.help
-        return f"{self.help} (default {shown})"
+        return f"{self.help} (default: {shown})"
 
 
 def option(default: Any, kind: Kind, help: str, *surfaces: str, flag: str | None = None,
@@ -398,14 +398,17 @@ def check_fields(record: Any) -> None:
 
 # -------------------------------------------------------------------- the command line
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
-                  surface: str, *, skip: Sequence[str] = (),
-                  defaults: dict[str, Any] | None = None,
+                  surface: str | None = None, *, only: Sequence[str] | None = None,
+                  skip: Sequence[str] = (), defaults: dict[str, Any] | None = None,
                   helps: dict[str, str] | None = None) -> None:
-    """Add a flag for every option of ``cls`` shown on ``surface`` (but ``skip``);
-    ``defaults`` and ``helps`` override an option's default or help on this command only
-    (a benchmark that needs another default says so here, beside its code)."""
+    """Add a flag for every option of ``cls`` shown on ``surface`` (or the options named in
+    ``only``), but ``skip``; ``defaults`` and ``helps`` override an option's default or help
+    on this command only (a command that needs another default says so beside its code)."""
     defaults, helps = defaults or {}, helps or {}
-    for name, declared in options_of(cls, surface).items():
+    chosen = options_of(cls, surface)
+    if only is not None:
+        chosen = {name: chosen[name] for name in only}
+    for name, declared in chosen.items():
         if name in skip:
             continue
         if name in defaults:

@@ -12,6 +12,10 @@ from detstream.engines.data.synthetic import parse_size
 from detstream.engines.data.synthetic.config import check_frame_size
 from detstream.engines.errors import UserInputError
 from detstream.engines.paths import check_writable_parent, existing_file
+from detstream.stream.options import add_arguments
+from detstream.stream.run_config import BACKENDS, RUN_OPTIONS, RunConfig
+
+_UNSET = object()
 
 
 def _whole_number(text: str, minimum: int, rule: str) -> int:
@@ -125,55 +129,37 @@ def frame_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-CUDA_GRAPH_HELP = ("replay the model from CUDA graphs captured when it opens (torch and "
-                   "tensorrt on CUDA; 4-5x faster inference at batch 1 on an H200)")
-
-
-MODEL_HELP = ("a model name (default, yolox-nano, ...: detstream models lists them), a "
-              "checkpoint .safetensors, an .onnx file or a cached .engine (default: default)")
-
-#: The backends a command that runs a model can ask for.
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
-
-_UNSET = object()
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MODEL_HELP,
-                        names: bool = True, imgsz: bool = True,
-                        imgsz_help: str = "square input size for checkpoints (default: the "
-                                          "model's own)",
+def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str | None = None,
+                        names: bool = True, imgsz: bool = True, imgsz_help: str | None = None,
                         backend: str | None | object = _UNSET,
                         backends: tuple[str, ...] = BACKENDS,
-                        backend_help: str = "where the model runs (default auto: tensorrt, "
-                                            "then torch on CUDA, then onnxruntime on the CPU)",
-                        device: str | None | object = _UNSET,
-                        device_help: str = "cpu or cuda[:N] (default: the best here)",
+                        backend_help: str | None = None,
+                        device: str | None | object = _UNSET, device_help: str | None = None,
                         threads: bool = False, cuda_graph: bool = False,
                         weights: bool = True) -> None:
-    """The model options, declared once with the same names, types and checks everywhere.
+    """The model options, from the run options' one declaration
+    (:mod:`detstream.stream.run_config`), for the commands that run a model without a run
+    (``export``, ``build``, ``val``, ``bench engine``): a command changes a default or a help
+    line, or narrows ``--backend`` to ``backends``, here.
 
-    ``--model`` always; ``--weights``, ``--names`` (an existing file) and ``--imgsz`` (a
-    positive whole number) unless turned off; ``--backend`` and ``--device`` when a default is
-    given (``None`` is a valid default); ``--threads`` and ``--cuda-graph`` on request.
+    ``--model`` always; ``--weights``, ``--names`` and ``--imgsz`` unless turned off;
+    ``--backend`` and ``--device`` when a default is given (``None`` is a valid default);
+    ``--threads`` and ``--cuda-graph`` on request.
     """
-    parser.add_argument("--model", default="default", help=model_help)
-    if weights:
-        parser.add_argument("--weights", type=Path, default=None, metavar="PATH",
-                            help="a file you already have for a named model (no download)")
-    if names:
-        parser.add_argument("--names", type=input_file, default=None, metavar="FILE",
-                            help="class names for an ONNX file without them (one per line, or "
-                                 "a YAML/JSON list)")
-    if imgsz:
-        parser.add_argument("--imgsz", type=bounded_int(1, 8192), default=None,
-                            help=imgsz_help)
-    if backend is not _UNSET:
-        parser.add_argument("--backend", default=backend, choices=backends, help=backend_help)
+    wanted = ["model", *(["weights"] if weights else []), *(["names"] if names else []),
+              *(["imgsz"] if imgsz else []), *(["threads"] if threads else []),
+              *(["cuda_graph"] if cuda_graph else [])]
+    defaults: dict[str, object] = {}
+    helps = {name: text for name, text in (("model", model_help), ("imgsz", imgsz_help),
+                                           ("backend", backend_help),
+                                           ("device", device_help)) if text is not None}
+    if backend is not _UNSET and backends == BACKENDS:
+        wanted.append("backend")
+        defaults["backend"] = backend
+    elif backend is not _UNSET:  # a narrower set than a run's (no auto): its own flag
+        parser.add_argument("--backend", default=backend, choices=backends,
+                            help=backend_help or RUN_OPTIONS["backend"].help)
     if device is not _UNSET:
-        parser.add_argument("--device", default=device, help=device_help)
-    if threads:
-        parser.add_argument("--threads", type=positive_int, default=None,
-                            help="inference threads on the CPU (default: chosen for the machine "
-                                 "and the source)")
-    if cuda_graph:
-        parser.add_argument("--cuda-graph", action="store_true", help=CUDA_GRAPH_HELP)
+        wanted.append("device")
+        defaults["device"] = device
+    add_arguments(parser, RunConfig, only=wanted, defaults=defaults, helps=helps)

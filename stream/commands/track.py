@@ -14,6 +14,8 @@ from detstream.stream.commands.args import (
     output_file,
     positive_float,
 )
+from detstream.stream.run_config import RUN_OPTIONS
+from detstream.stream.track import TRACKERS
 from detstream.stream.track.interpolate import GapFill
 
 if TYPE_CHECKING:
@@ -48,7 +50,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
     parser.add_argument("--out", type=output_file, required=True, help="tracks file to write")
-    parser.add_argument("--tracker", default="botsort", help="bytetrack or botsort (default)")
+    parser.add_argument("--tracker", default=RUN_OPTIONS["tracker"].default,
+                        choices=sorted(TRACKERS),
+                        help=f"the tracker (default: {RUN_OPTIONS['tracker'].default})")
     parser.add_argument("--fps", type=positive_float, default=None,
                         help="frame rate (default: seqinfo.ini next to the detections, else 30)")
     parser.add_argument("--size", type=frame_size, default=None, metavar="WxH",

@@ -20,6 +20,7 @@ import numpy as np
 from detstream.engines.data.video import DEFAULT_PRESET, VideoWriter
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.run_config import RUN_OPTIONS
 from detstream.stream.sinks.base import Sink, StopRequested
 from detstream.stream.sinks.display import require_display
 
@@ -63,8 +64,8 @@ class TiledView:
                  fragmented: bool = False,
                  on_quit: Callable[[], None] | None = None,
                  preset: str = DEFAULT_PRESET) -> None:
-        if path is not None and Path(path).suffix.lower() not in (".mp4", ".mkv", ".mov"):
-            raise UserInputError(f"--output-tiled {path}: write .mp4 (H.264), .mkv or .mov")
+        if path is not None:  # the same video files as a run's --output
+            RUN_OPTIONS["output"].check(path, "--output-tiled")
         if show:
             require_display()
         self.streams = max(1, streams)
