@@ -1,8 +1,10 @@
 """MkDocs hook: the site's "Current figures" page is the repository's BENCHMARKS.md.
 
 BENCHMARKS.md sits at the repository root (outside ``docs_dir``) and links into ``docs/``. The
-page is made from it at build time, its ``docs/...`` links rewritten to be relative to the page,
-so the table of current figures is written once and the site shows the same one.
+page's text is taken from it at build time, its ``docs/...`` links rewritten to be relative to
+the page, so the table of current figures is written once and the site shows the same one. In
+the repository, ``docs/benchmarks/index.md`` only points to BENCHMARKS.md, so links to it work
+when the files are read on their own too.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import re
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.structure.files import File, Files
+from mkdocs.structure.files import Files
+from mkdocs.structure.pages import Page
 
-#: Where the page lands in the site (listed in mkdocs.yml's nav).
+#: The page whose text this hook writes (in the repository it points to BENCHMARKS.md).
 PAGE = "benchmarks/index.md"
 SOURCE = "BENCHMARKS.md"
 
@@ -25,8 +28,9 @@ def site_markdown(text: str) -> str:
     return _DOCS_LINK.sub("](../", text)
 
 
-def on_files(files: Files, config: MkDocsConfig) -> Files:
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """The page's text is BENCHMARKS.md's (docs/benchmarks/index.md only points there)."""
+    if page.file.src_uri != PAGE:
+        return markdown
     root = Path(config.config_file_path).parent
-    text = (root / SOURCE).read_text(encoding="utf-8")
-    files.append(File.generated(config, PAGE, content=site_markdown(text)))
-    return files
+    return site_markdown((root / SOURCE).read_text(encoding="utf-8"))

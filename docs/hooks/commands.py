@@ -6,7 +6,9 @@ them. The plugin commands (``detstream demo``, ``detstream bench demo``) arrive 
 entry points, as on the command line. Building the parser imports no torch or gradio (each
 handler imports its heavy modules when it runs), so the hook stays fast.
 
-``tests/test_docs.py`` builds the site and compares the page with the parser.
+In the repository ``docs/reference/commands.md`` only says how to see the page, so links to it
+work when the files are read on their own too. ``tests/test_docs.py`` builds the site and
+compares the page with the parser.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.structure.files import File, Files
+from mkdocs.structure.files import Files
+from mkdocs.structure.pages import Page
 
-#: Where the page lands in the site (listed in mkdocs.yml's nav).
+#: The page whose text this hook writes (in the repository it only says so).
 PAGE = "reference/commands.md"
 #: The terminal width the help text is wrapped at, here and in the test.
 COLUMNS = 100
@@ -95,7 +98,8 @@ def reference_markdown(columns: int = COLUMNS) -> str:
     return "\n".join(lines)
 
 
-def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Add the generated page to the site's files (nothing is written into docs/)."""
-    files.append(File.generated(config, PAGE, content=reference_markdown()))
-    return files
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """The reference page's text, written now (docs/reference/commands.md only says so)."""
+    if page.file.src_uri == PAGE:
+        return reference_markdown()
+    return markdown
