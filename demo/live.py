@@ -35,6 +35,7 @@ from detstream.demo.guard import check_model, check_stream
 from detstream.demo.state import LiveSettings, Registry, SessionInfo
 from detstream.engines.errors import DetstreamError, UserInputError
 from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.serialize import detections_to_json
 from detstream.stream.session import BackendCache, Session, build
 from detstream.stream.sources import PushSource
 
@@ -61,10 +62,9 @@ def split_frame(message: bytes) -> tuple[int, memoryview | None]:
 def result_message(packet: FramePacket, extra: dict) -> bytes:
     """The binary result for one finished packet (see the module docstring)."""
     image = packet.annotated if packet.annotated is not None else packet.image
-    dets = packet.detections
-    boxes = [] if dets is None else [
-        [*(round(float(v), 1) for v in dets.boxes[k]), int(dets.track_ids[k]), label,
-         round(float(dets.scores[k]), 3)] for k, label in enumerate(dets.labels)]
+    # The page takes each box as one short row (the file's dicts, at the page's precision).
+    boxes = [[*item["box"], item["track_id"], item["class"], item["score"]]
+             for item in detections_to_json(packet.detections, box_digits=1, score_digits=3)]
     header = json.dumps({"timings": {k: round(v, 2) for k, v in packet.timings.items()},
                          "objects": len(boxes), "boxes": boxes, "index": packet.index,
                          **extra}, separators=(",", ":")).encode()

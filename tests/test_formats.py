@@ -1,4 +1,5 @@
-"""MOTChallenge and YOLO writers round-trip through their readers; readers reject bad rows."""
+"""MOTChallenge and YOLO writers round-trip through their readers; readers reject bad rows;
+detections serialise to the exact JSON the JSON Lines sink and the page share."""
 
 from __future__ import annotations
 
@@ -42,6 +43,59 @@ def test_mot_tracker_results_round_trip(tmp_path):
     back = read_mot(tmp_path / "pred.txt")[7]
     np.testing.assert_allclose(back.boxes, [[10.5, 20.25, 30, 60]])
     assert back.class_ids.tolist() == [-1]
+
+
+_BOXES = Detections(boxes=[[10.126, 20.5, 30, 60.004], [0, 0, 5.55, 5]], scores=[0.91237, 0.3],
+                    class_ids=[0, 1], class_names=("person", "car"))
+_UNTRACKED = [
+    {"box": [10.13, 20.5, 30.0, 60.0], "score": 0.9124, "class_id": 0, "class": "person",
+     "track_id": -1},
+    {"box": [0.0, 0.0, 5.55, 5.0], "score": 0.3, "class_id": 1, "class": "car", "track_id": -1},
+]
+
+
+@pytest.mark.parametrize("dets, digits, expected", [
+    (None, {}, []),
+    (Detections.empty(("person",)), {}, []),
+    (_BOXES, {}, _UNTRACKED),
+    (_BOXES.replace(track_ids=[3, 7], data={"coasted": np.array([False, True])}), {}, [
+        {**_UNTRACKED[0], "track_id": 3}, {**_UNTRACKED[1], "track_id": 7, "coasted": True}]),
+    (_BOXES, {"box_digits": 1, "score_digits": 3}, [  # the page's precision
+        {**_UNTRACKED[0], "box": [10.1, 20.5, 30.0, 60.0], "score": 0.912},
+        {**_UNTRACKED[1], "box": [0.0, 0.0, 5.6, 5.0]}]),
+    (Detections(boxes=[[1, 2, 3, 4]], scores=[0.5], class_ids=[4]), {}, [  # no class names
+        {"box": [1.0, 2.0, 3.0, 4.0], "score": 0.5, "class_id": 4, "class": "4",
+         "track_id": -1}]),
+])
+def test_detections_to_json(dets, digits, expected):
+    """The exact dicts (key order included) the JSON Lines sink and the page are built from."""
+    from detstream.stream.serialize import detections_to_json
+
+    items = detections_to_json(dets, **digits)
+    assert items == expected
+    assert [list(item) for item in items] == [list(item) for item in expected]
+
+
+def test_jsonl_line_is_unchanged(tmp_path):
+    """One JSON Lines record, byte for byte, with a tracked, a coasted and an event."""
+    from detstream.stream.pipeline.packet import FramePacket
+    from detstream.stream.sinks.files import JsonlSink
+    from detstream.stream.track.base import TrackEvent
+
+    dets = _BOXES.replace(track_ids=[3, 7], data={"coasted": np.array([False, True])})
+    sink = JsonlSink(tmp_path / "out.jsonl")
+    sink.write(FramePacket(2, 5, 0.2, 0.0, np.zeros((1, 1, 3), np.uint8), detections=dets,
+                           events=[TrackEvent("started", 3, 0), TrackEvent("lost", 9, 5)]))
+    sink.write(FramePacket(2, 6, None, 0.0, np.zeros((1, 1, 3), np.uint8)))
+    sink.close()
+    assert (tmp_path / "out.jsonl").read_text() == (
+        '{"frame":5,"time":0.2,"stream":2,"detections":['
+        '{"box":[10.13,20.5,30.0,60.0],"score":0.9124,"class_id":0,"class":"person",'
+        '"track_id":3},{"box":[0.0,0.0,5.55,5.0],"score":0.3,"class_id":1,"class":"car",'
+        '"track_id":7,"coasted":true}],"events":['
+        '{"event":"started","track_id":3,"class_id":0,"class":"person"},'
+        '{"event":"lost","track_id":9,"class_id":5,"class":"5"}]}\n'
+        '{"frame":6,"time":null,"stream":2,"detections":[],"events":[]}\n')
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 from detstream.engines.data.mot import MotWriter
 from detstream.engines.data.video import DEFAULT_PRESET, VideoWriter
 from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.serialize import detections_to_json
 from detstream.stream.sinks.base import FileSink
 
 
@@ -51,9 +52,10 @@ class VideoSink(FileSink):
 class JsonlSink(FileSink):
     """One JSON object per frame: ``frame``, ``time``, ``stream``, ``detections`` (each with
     ``box`` [x1, y1, x2, y2] in pixels, ``score``, ``class_id``, ``class`` and ``track_id``;
-    ``coasted``: true on a box the tracker reports where it predicts an unseen object)
-    and ``events`` (tracks that ``started``, were ``lost``, ``recovered`` or ``ended`` on this
-    frame: ``event``, ``track_id``, ``class_id``, ``class``)."""
+    ``coasted``: true on a box the tracker reports where it predicts an unseen object; see
+    :func:`~detstream.stream.serialize.detections_to_json`) and ``events`` (tracks that
+    ``started``, were ``lost``, ``recovered`` or ``ended`` on this frame: ``event``,
+    ``track_id``, ``class_id``, ``class``)."""
 
     name = "jsonl"
     label = "JSON Lines output"
@@ -64,19 +66,7 @@ class JsonlSink(FileSink):
 
     def write(self, packet: FramePacket) -> None:
         dets = packet.detections
-        items = []
-        if dets is not None:
-            labels = dets.labels
-            coasted = dets.data.get("coasted")
-            for k in range(len(dets)):
-                items.append({
-                    "box": [round(float(v), 2) for v in dets.boxes[k]],
-                    "score": round(float(dets.scores[k]), 4),
-                    "class_id": int(dets.class_ids[k]), "class": labels[k],
-                    "track_id": int(dets.track_ids[k]),
-                })
-                if coasted is not None and coasted[k]:
-                    items[-1]["coasted"] = True
+        items = detections_to_json(dets)
         names = dets.class_names if dets is not None else ()
         events = [{**e.to_dict(), "class": names[e.class_id] if 0 <= e.class_id < len(names)
                    else str(e.class_id)} for e in packet.events]
