@@ -36,10 +36,10 @@ def choices(name: str) -> list[str]:
     return list(PAGE_OPTIONS[name].kind.values)
 
 
-def slider(name: str) -> tuple[float, float, float]:
+def slider(name: str) -> dict[str, float]:
     """A settings slider's minimum, maximum and step, from the option's declaration."""
     control = PAGE_OPTIONS[name].control
-    return control.minimum, control.maximum, control.step
+    return {"minimum": control.minimum, "maximum": control.maximum, "step": control.step}
 
 
 def viewer_html(mode: str, allow_streams: bool = True) -> str:
@@ -232,9 +232,9 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                          else [])
                 imgsz = gr.Dropdown(sizes, value=defaults.imgsz or 0,
                                     label="input size", elem_id="ds-imgsz")
-                conf = gr.Slider(*slider("conf"), value=defaults.conf, label="confidence",
+                conf = gr.Slider(**slider("conf"), value=defaults.conf, label="confidence",
                                  elem_id="ds-conf")
-                iou = gr.Slider(*slider("iou"), value=defaults.iou, label="NMS IoU",
+                iou = gr.Slider(**slider("iou"), value=defaults.iou, label="NMS IoU",
                                 elem_id="ds-iou")
                 classes = gr.Dropdown(class_names(defaults.model), value=[],
                                       multiselect=True, label="classes (empty: all)",
@@ -244,7 +244,7 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                    elem_id="ds-tracker")
                 trails = gr.Checkbox(value=bool(defaults.trails), label="track trails",
                                      elem_id="ds-trails")
-                every = gr.Slider(*slider("detect_every"), value=defaults.detect_every,
+                every = gr.Slider(**slider("detect_every"), value=defaults.detect_every,
                                   label="detect every K frames", elem_id="ds-every")
                 note = gr.Markdown(elem_id="ds-settings-note")
         controls = [model, backend, imgsz, conf, iou, classes, tracker, trails, every]
