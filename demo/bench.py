@@ -46,7 +46,7 @@ def register(jobs: argparse._SubParsersAction) -> None:
                         help="measured webcam time (default 60)")
     add_model_arguments(parser, model_help="'default' or an .onnx file", names=False,
                         weights=False, imgsz_help="model input size")
-    parser.add_argument("--tracker", default="botsort", choices=("botsort", "bytetrack", "none"))
+    job.add_run_options(parser, tracker=True)
     parser.add_argument("--upload", type=input_file, default=None,
                         help="video for the upload comparison (default: a synthetic 640x360 "
                              "scene, 240 frames)")
@@ -74,13 +74,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(model: str, imgsz: int | None, tracker: str) -> list[str]:
-    args = ["--model", model, "--tracker", tracker]
+def _model_args(model: str, imgsz: int | None, tracker: str | None) -> list[str]:
+    args = ["--model", model, "--tracker", tracker or "none"]
     return args + (["--imgsz", str(imgsz)] if imgsz else [])
 
 
 def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | None = None,
-               tracker: str = "botsort", upload: Path | str | None = "synthetic") -> dict:
+               tracker: str | None = "botsort", upload: Path | str | None = "synthetic"
+               ) -> dict:
     """Measure the page and the command line in one run; returns the figures."""
     from detstream.demo.browser import write_y4m
 
@@ -90,7 +91,7 @@ def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | 
     y4m = write_y4m(work / "camera.y4m", width, height, fps, frames=150)
     allow: list[str] = []  # an ONNX model's folder is allowed by `detstream demo --model`
     figures: dict = {"camera": f"{width}x{height}@{fps}", "model": model, "imgsz": imgsz,
-                     "tracker": tracker}
+                     "tracker": tracker or "none"}
     log(f"page: {seconds:.0f} s of webcam through detstream demo ...")
     figures.update(_measure_page(work, y4m, seconds, [*_model_args(model, imgsz, tracker),
                                                       *allow]))
@@ -185,7 +186,7 @@ def _cli(*args: str, timeout: float = 900) -> None:
 
 
 def _measure_cli(work: Path, seconds: float, model: str, imgsz: int | None,
-                 tracker: str) -> float:
+                 tracker: str | None) -> float:
     width, height, fps = CAMERA
     frames = int((seconds + WARMUP_S) * fps)
     source = (f"synthetic://?seed=5&size={width}x{height}&fps={fps}&frames={frames}&live=1"
@@ -205,7 +206,7 @@ def _upload_video(work: Path) -> Path:
 
 
 def _measure_upload(work: Path, video: Path, server_args: list[str], model: str,
-                    imgsz: int | None, tracker: str) -> dict:
+                    imgsz: int | None, tracker: str | None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from detstream.demo.browser import DemoProcess, launch

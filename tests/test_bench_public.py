@@ -240,7 +240,7 @@ def test_bench_tune_refuses_a_grid_without_real_sequences(capsys):
 
 def test_bench_tune_public_takes_the_frame_rate_from_seqinfo_unless_given(small_report):
     from detstream.engines.errors import UserInputError
-    from detstream.stream.commands.bench import _public_sequence
+    from detstream.stream.bench.tune_job import parse_public as _public_sequence
 
     tud = small_report[0] / "TUD-Campus"
     assert _public_sequence(str(tud)) == (tud, None, None)  # seqinfo.ini's, when tracked

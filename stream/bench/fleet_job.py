@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--source {args.source}: bench fleet runs synthetic:// scenes "
                              "(their length is set from --frames)")
     result = bench_fleet(args.source, args.streams, job.bench_model(args), args.frames,
-                         job.tracker_name(args.tracker), args.workers, args.kill, args.kill_after,
+                         args.tracker, args.workers, args.kill, args.kill_after,
                          log=job.log)
     print_fleet(result)
     job.write_json(args.json, result)

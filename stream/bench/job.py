@@ -18,15 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detstream.stream.commands.args import (
-    add_model_arguments,
-    fraction,
-    output_file,
-    positive_int,
-)
+from detstream.stream.commands.args import add_model_arguments, output_file, positive_int
+from detstream.stream.options import add_arguments
+from detstream.stream.run_config import RunConfig
 
 if TYPE_CHECKING:
     from detstream.stream.bench.common import BenchModel
+
+#: The scene jobs' detector threshold (``bench mot``, ``bench tune``): low, as trackers want.
+SCENE_CONF = 0.1
 
 #: A job's handler: parsed arguments in, exit code out.
 Handler = Callable[[argparse.Namespace], int]
@@ -65,20 +65,19 @@ def add_json_argument(parser: argparse.ArgumentParser, what: str = "figures") ->
 
 def add_run_options(parser: argparse.ArgumentParser, *, tracker: bool = False,
                     conf: bool = False) -> None:
-    """The run options the jobs share with ``detstream run``, declared in this one place:
-    ``--tracker`` (the pipeline jobs) and ``--conf`` (the scene jobs' detector threshold)."""
-    if tracker:
-        parser.add_argument("--tracker", default="botsort", help="botsort, bytetrack or none")
-    if conf:
-        parser.add_argument("--conf", type=fraction, default=0.1,
-                            help="detector score threshold (default 0.1: the trackers use low "
-                                 "scores)")
+    """Run options the jobs share with ``detstream run``, from their one declaration
+    (:mod:`detstream.stream.run_config`): ``--tracker`` (``none``: no tracker) and ``--conf``,
+    whose default here is the scene jobs' own (the trackers use low scores)."""
+    wanted = [name for name, on in (("tracker", tracker), ("conf", conf)) if on]
+    add_arguments(parser, RunConfig, only=wanted, defaults={"conf": SCENE_CONF},
+                  helps={"conf": f"detector score threshold (default {SCENE_CONF}: the "
+                                 "trackers use low scores)"})
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model, backend and tracker options shared by the pipeline benchmarks."""
-    add_model_arguments(parser, backend="auto", cuda_graph=True)
-    add_run_options(parser, tracker=True)
+    """The model, backend and tracker options shared by the pipeline benchmarks: the run
+    options declared for the ``bench`` surface."""
+    add_arguments(parser, RunConfig, "bench")
 
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,11 +102,6 @@ def log(message: str) -> None:
 def show(line: str) -> None:
     """A line of figures, on stdout as soon as it is measured."""
     print(line, flush=True)
-
-
-def tracker_name(name: str) -> str | None:
-    """``--tracker``'s value for the library: ``none`` is no tracker."""
-    return None if name == "none" else name
 
 
 def bench_model(args: argparse.Namespace) -> BenchModel:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from detstream.stream.bench.live import bench_live, print_live
 
     result = bench_live(args.source, job.bench_model(args), args.seconds,
-                        job.tracker_name(args.tracker), log=job.log)
+                        args.tracker, log=job.log)
     print_live(result)
     job.write_json(args.json, result)
     return 0

@@ -34,6 +34,7 @@ from detstream.engines.predict import Predictor
 from detstream.engines.runtime.select import open_backend
 from detstream.engines.spec import Detections
 from detstream.stream.bench.common import quiet
+from detstream.stream.bench.scene_kinds import DEFAULT_KINDS, SCENE_KINDS
 from detstream.stream.sinks.truth import MIN_VISIBILITY
 from detstream.stream.track import make_tracker
 from detstream.stream.track.interpolate import interpolate_tracks
@@ -48,22 +49,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 #: Variants also scored with offline gap filling (as ``NAME+interpolate``, from the same run).
 INTERPOLATED = ("botsort",)
-#: Kinds of held-out scene: name → changes to the base scene (see :func:`scene_configs`).
-#: ``static`` and ``moving`` are the everyday cases; the others are the hard ones trackers
-#: get wrong: paths that cross, long occlusions behind wide posts, fast pans that reverse
-#: at the edges, a shaking hand-held camera, objects that stop and go, and crowds.
-SCENE_KINDS: dict[str, dict] = {
-    "static": {},
-    "moving": {"camera_motion": True},
-    "crossings": {"crossings": 3.0},
-    "occlusions": {"occluder_width": 3.0},
-    "fast-pan": {"camera_motion": True, "pan_speed": 4.0},
-    "shaky": {"camera_motion": True, "shake": 5.0},
-    "stop-go": {"stops": 2.0},
-    "crowd": {"objects": 25},
-}
-#: The kinds ``bench mot`` renders unless told otherwise (alternating, from seed 1000).
-DEFAULT_KINDS = ("static", "moving")
 #: The scene groups always scored, in the order of the table (then one group per kind).
 GROUPS = ("all", "static", "moving")
 

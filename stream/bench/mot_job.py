@@ -8,12 +8,8 @@ from pathlib import Path
 
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench import job
+from detstream.stream.bench.scene_kinds import DEFAULT_KINDS, SCENE_KINDS
 from detstream.stream.commands.args import positive_float, positive_int
-
-#: The scene kinds (``mot.py``'s ``SCENE_KINDS``; named here so that parsing the arguments
-#: does not load the benchmark and torch).
-SCENE_KINDS = ("static", "moving", "crossings", "occlusions", "fast-pan", "shaky", "stop-go",
-               "crowd")
 
 
 def register(jobs: argparse._SubParsersAction) -> None:
@@ -54,7 +50,7 @@ def register(jobs: argparse._SubParsersAction) -> None:
     job.add_detector_arguments(parser)
     parser.add_argument("--kinds", default="static,moving", metavar="KIND,...",
                         help=f"scene kinds in turn, comma-separated: {', '.join(SCENE_KINDS)}; "
-                             "or all (default static,moving)")
+                             f"or all (default {','.join(DEFAULT_KINDS)})")
     job.add_run_options(parser, conf=True)
     job.add_json_argument(parser)
 
@@ -62,7 +58,7 @@ def register(jobs: argparse._SubParsersAction) -> None:
 def scene_kinds(text: str) -> tuple[str, ...]:
     """``--kinds``: ``all`` or a comma list (``mot.py`` rejects a kind it does not know)."""
     if text.strip() == "all":
-        return SCENE_KINDS
+        return tuple(SCENE_KINDS)
     return tuple(k.strip() for k in text.split(",") if k.strip())
 
 

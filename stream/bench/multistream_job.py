@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from detstream.stream.bench.multistream import bench_multistream, print_multistream
 
     result = bench_multistream(args.source, args.streams, job.bench_model(args), args.frames,
-                               job.tracker_name(args.tracker), video=args.output_video, log=job.log)
+                               args.tracker, video=args.output_video, log=job.log)
     print_multistream(result)
     job.write_json(args.json, result)
     return 0

@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserInputError("--replay-ms measures drawing and H.264 output next to a GPU "
                                  "engine; drop --outputs jsonl")
         result = bench_replay(args.source, job.bench_model(args), args.replay_ms, args.frames,
-                              job.tracker_name(args.tracker), log=job.log)
+                              args.tracker, log=job.log)
         print_replay(result)
     else:
         result = bench_pipeline(args.source, job.bench_model(args), args.frames,
-                                job.tracker_name(args.tracker), log=job.log, outputs=args.outputs)
+                                args.tracker, log=job.log, outputs=args.outputs)
         print_pipeline(result)
     job.write_json(args.json, result)
     return 0

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         writable_dir(args.keep)
     config = RunConfig(source=args.source, model=args.model, weights=args.weights,
                        names=args.names, imgsz=args.imgsz, backend=args.backend,
-                       cuda_graph=args.cuda_graph, tracker=job.tracker_name(args.tracker))
+                       cuda_graph=args.cuda_graph, tracker=args.tracker)
     warmup = None if args.warmup_minutes is None else args.warmup_minutes * 60.0
     result = bench_soak(config, args.minutes, args.every, warmup, args.keep, job.log)
     print_soak(result)

@@ -18,10 +18,6 @@ from detstream.stream.bench import (
     tracker_job,
     tune_job,
 )
-
-# Two names tests/test_tracking.py and tests/test_bench_public.py import from here.
-from detstream.stream.bench.mot_job import SCENE_KINDS as MOT_SCENE_KINDS  # noqa: F401
-from detstream.stream.bench.tune_job import parse_public as _public_sequence  # noqa: F401
 from detstream.stream.commands.plugins import add_plugins
 
 #: The jobs in the order ``detstream bench --help`` lists them.

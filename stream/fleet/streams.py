@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from detstream.stream.fleet.config import StreamSpec
-from detstream.stream.session import RunConfig, journal_path
+from detstream.stream.run_config import RunConfig
+from detstream.stream.session import journal_path
 
 
 def run_config(stream: StreamSpec, resume: bool = False) -> RunConfig:
     """The single-stream run settings of ``stream`` (what ``detstream run`` would use), with
     its progress journal where ``detstream run`` keeps it, so that another worker can resume
     it after a crash (``resume``)."""
-    config = RunConfig(source=stream.uri, model=stream.model, imgsz=stream.imgsz,
-                       backend=stream.backend, conf=stream.conf, tracker=stream.tracker,
-                       output=stream.outputs.video, save_json=stream.outputs.json,
-                       save_mot=stream.outputs.mot, zone=stream.zone)
+    config = replace(stream.run, source=stream.uri, output=stream.outputs.video,
+                     save_json=stream.outputs.json, save_mot=stream.outputs.mot)
     return replace(config, journal=journal_path(config), resume=resume)
