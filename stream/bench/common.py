@@ -48,6 +48,11 @@ class BenchModel:
                             threads=threads, spin=spin, cuda_graph=self.cuda_graph,
                             weights=self.weights)
 
+    def run_options(self) -> dict:
+        """These as :class:`~detstream.stream.run_config.RunConfig` keyword options."""
+        return {"model": self.model, "backend": self.backend, "imgsz": self.imgsz,
+                "names": self.names, "cuda_graph": self.cuda_graph, "weights": self.weights}
+
     def predictor(self, threads: int | None = None) -> Predictor:
         """A :class:`Predictor` on :meth:`open`'s backend."""
         return Predictor(self.open(threads))

@@ -126,9 +126,7 @@ def run_in_process(source: str, streams: int, model: BenchModel, frames: int,
     from detstream.stream.multisession import MultiSession
     from detstream.stream.session import RunConfig
 
-    config = RunConfig(model=model.model, backend=model.backend, imgsz=model.imgsz,
-                       names=model.names, weights=model.weights, cuda_graph=model.cuda_graph,
-                       tracker=tracker, max_frames=frames, live=False,
+    config = RunConfig(**model.run_options(), tracker=tracker, max_frames=frames, live=False,
                        save_json=folder / "in_process_{stream}.jsonl")
     group = MultiSession(config, [source] * streams)
     group.start()

@@ -41,15 +41,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the whole pipeline for ``--minutes``; print the memory slope and the peaks."""
     from detstream.engines.paths import writable_dir
     from detstream.stream.bench.soak import bench_soak, print_soak
-    from detstream.stream.session import RunConfig
+    from detstream.stream.options import values_from_arguments
+    from detstream.stream.run_config import RunConfig
 
     if args.json is not None:
         writable_dir(args.json.parent)
     if args.keep is not None:
         writable_dir(args.keep)
-    config = RunConfig(source=args.source, model=args.model, weights=args.weights,
-                       names=args.names, imgsz=args.imgsz, backend=args.backend,
-                       cuda_graph=args.cuda_graph, tracker=args.tracker)
+    config = RunConfig(source=args.source, **values_from_arguments(args, RunConfig, "bench"))
     warmup = None if args.warmup_minutes is None else args.warmup_minutes * 60.0
     result = bench_soak(config, args.minutes, args.every, warmup, args.keep, job.log)
     print_soak(result)

@@ -77,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
     from detstream.stream.multisession import read_sources_file
     from detstream.stream.run_config import DEFAULT_SOURCE
     from detstream.stream.session import build, journal_path, next_run_dir
-    from detstream.stream.signals import graceful_stop
-    from detstream.stream.sinks.base import OutputError
 
     sources = list(args.source or [])
     if args.sources is not None:
@@ -120,39 +118,16 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     bar = progress_bar(total=total, unit="frame", desc="run")
     pipeline.on_packet = lambda packet: bar.update(1)
-    interrupted = False
-    with graceful_stop() as stop:
-        pipeline.start()
-        try:
-            while not pipeline.wait(0.2):
-                if stop.is_set() and not pipeline.draining:
-                    # The first Ctrl-C or SIGTERM: take no new frame, finish the ones in
-                    # flight (a second one stops at once).
-                    interrupted = True
-                    log("stopping: finishing the frames in flight (press Ctrl-C again to "
-                        "stop now)")
-                    pipeline.drain("interrupted")
-                if pipeline.error is not None:
-                    break
-        except KeyboardInterrupt:  # a second Ctrl-C
-            interrupted = True
-        finally:
-            pipeline.close()
-            bar.close()
+
+    def close() -> None:
+        pipeline.close()
+        bar.close()
+
+    interrupted = _drive(pipeline, log, close)
     report = session.report(interrupted)
-    scores = report.get("scores")
     print(_summary(report))
-    if scores is not None:
-        det, window = scores["detection"], scores["frames"]
-        if window["scored"] < window["seen"]:
-            print(f"scores over the last {window['scored']} of {window['seen']} frames "
-                  f"(frames {window['first']}-{window['last']})")
-        print(f"detection vs truth: mAP50 {det['map50']:.3f}  mAP50-95 {det['map50_95']:.3f}  "
-              f"P {det['precision']:.3f}  R {det['recall']:.3f}")
-        if "tracking" in scores:
-            t = scores["tracking"]
-            print(f"tracking vs truth:  HOTA {t['HOTA']:.3f}  MOTA {t['MOTA']:.3f}  "
-                  f"IDF1 {t['IDF1']:.3f}  IDSW {t['IDSW']}")
+    if report.get("scores") is not None:
+        print(_scores(report["scores"]))
     video = next((s.path for s in pipeline.sinks if s.name == "video"), None)  # resumed: new
     written = [p for p in (video, config.save_json, config.save_mot, config.stats_json)
                if p is not None]
@@ -161,23 +136,73 @@ def run(args: argparse.Namespace) -> int:
     if source.note:
         print(f"{args.prog}: note: {source.note}", file=sys.stderr)
     if pipeline.error is not None:
-        cause = pipeline.error.__cause__
-        if isinstance(cause, UserInputError):
-            raise UserInputError(str(cause))
-        if isinstance(cause, OutputError):
-            print(f"{args.prog}: error: {cause} (the other outputs were finalised)",
-                  file=sys.stderr)
-            return 1
-        if os.environ.get("DETSTREAM_DEBUG"):
-            traceback.print_exception(cause)
-        print(f"{args.prog}: error: {pipeline.error} (outputs written so far were finalised; "
-              "set DETSTREAM_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        return _failed(args.prog, pipeline.error)
     if session.resumed is not None and report["frames_out"] == 0 and not interrupted:
         print(f"{args.prog}: nothing left to do: the run had written every frame up to frame "
               f"{session.resumed.next_frame - 1}", file=sys.stderr)
         return 0
     return _exit_code(args.prog, interrupted, report["frames_out"], config.source)
+
+
+def _drive(target, log, close) -> bool:
+    """Start ``target`` (one pipeline, or a group of streams) and wait until it ends or fails.
+    The first Ctrl-C or SIGTERM takes no new frame and finishes the ones in flight; a second
+    stops at once. ``close`` finalises the outputs either way. Returns whether the run was
+    interrupted."""
+    from detstream.stream.signals import graceful_stop
+
+    interrupted = False
+    with graceful_stop() as stop:
+        target.start()
+        try:
+            while not target.wait(0.2):
+                if stop.is_set() and not interrupted and not getattr(target, "draining", False):
+                    interrupted = True
+                    log("stopping: finishing the frames in flight (press Ctrl-C again to "
+                        "stop now)")
+                    target.drain("interrupted")
+                if getattr(target, "error", None) is not None:
+                    break
+        except KeyboardInterrupt:  # a second Ctrl-C
+            interrupted = True
+        finally:
+            close()
+    return interrupted
+
+
+def _scores(scores: dict) -> str:
+    """The scores against a synthetic scene's truth, as printed after a run."""
+    det, window = scores["detection"], scores["frames"]
+    lines = []
+    if window["scored"] < window["seen"]:
+        lines.append(f"scores over the last {window['scored']} of {window['seen']} frames "
+                     f"(frames {window['first']}-{window['last']})")
+    lines.append(f"detection vs truth: mAP50 {det['map50']:.3f}  mAP50-95 "
+                 f"{det['map50_95']:.3f}  P {det['precision']:.3f}  R {det['recall']:.3f}")
+    if "tracking" in scores:
+        t = scores["tracking"]
+        lines.append(f"tracking vs truth:  HOTA {t['HOTA']:.3f}  MOTA {t['MOTA']:.3f}  "
+                     f"IDF1 {t['IDF1']:.3f}  IDSW {t['IDSW']}")
+    return "\n".join(lines)
+
+
+def _failed(prog: str, error: BaseException) -> int:
+    """Exit code and message of a run a stage failed in (outputs were finalised): a user's
+    mistake found while running is one error line (exit 2), anything else exit 1."""
+    from detstream.engines.errors import UserInputError
+    from detstream.stream.sinks.base import OutputError
+
+    cause = error.__cause__
+    if isinstance(cause, UserInputError):
+        raise UserInputError(str(cause))
+    if isinstance(cause, OutputError):
+        print(f"{prog}: error: {cause} (the other outputs were finalised)", file=sys.stderr)
+        return 1
+    if os.environ.get("DETSTREAM_DEBUG"):
+        traceback.print_exception(cause)
+    print(f"{prog}: error: {error} (outputs written so far were finalised; set "
+          "DETSTREAM_DEBUG=1 for the traceback)", file=sys.stderr)
+    return 1
 
 
 def _exit_code(prog: str, interrupted: bool, frames_out: int, source: str) -> int:
@@ -206,7 +231,6 @@ def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
     stream; ``{stream}`` in the output names becomes each stream's number."""
     from detstream.engines.progress import progress_bar
     from detstream.stream.multisession import MultiSession
-    from detstream.stream.signals import graceful_stop
 
     group = MultiSession(config, sources, log, batch=args.batch, collect_ms=args.collect_ms,
                          tiled_output=args.output_tiled, show=config.show)
@@ -219,21 +243,13 @@ def run_many(args: argparse.Namespace, config, sources: list[str], log) -> int:
     bar = progress_bar(total=total, unit="frame", desc="run")
     for entry in group.streams.values():
         entry.pipeline.on_packet = lambda packet: bar.update(1)
-    interrupted = False
-    with graceful_stop() as stop:
-        group.start()
-        try:
-            while not group.wait(0.2):
-                if stop.is_set() and not interrupted:
-                    interrupted = True
-                    log("stopping: finishing the frames in flight (press Ctrl-C again to "
-                        "stop now)")
-                    group.drain("interrupted")
-        except KeyboardInterrupt:  # a second Ctrl-C
-            interrupted = True
-        finally:
-            report = group.close()
-            bar.close()
+    report: dict = {}
+
+    def close() -> None:
+        report.update(group.close())
+        bar.close()
+
+    interrupted = _drive(group, log, close)
     for stream in report["streams"]:
         print(_stream_line(stream))
     calls = report["inference"]
