@@ -565,7 +565,7 @@ def test_a_coasted_box_is_drawn_as_corners_only():
     image = np.zeros((120, 160, 3), np.uint8)
     seen = dets(box(80, 60, w=80, h=60)).replace(track_ids=np.array([3]))
     guess = seen.replace(data={"coasted": np.array([True])})
-    config = DrawConfig(labels=False, trails=False)
+    config = DrawConfig(labels=False, trails=0)
     full = Annotator(config).draw(image, seen).any(axis=2)
     corners = Annotator(config).draw(image, guess).any(axis=2)
     # Both mark the corners; only the seen box draws the middle of its edges.

@@ -9,7 +9,7 @@ from pathlib import Path
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench import job
 from detstream.stream.bench.scene_kinds import DEFAULT_KINDS, SCENE_KINDS
-from detstream.stream.commands.args import positive_float, positive_int
+from detstream.stream.commands.args import add_tracker_arguments, positive_float, positive_int
 
 
 def register(jobs: argparse._SubParsersAction) -> None:
@@ -37,11 +37,7 @@ def register(jobs: argparse._SubParsersAction) -> None:
     parser.add_argument("--public", type=Path, default=None, metavar="DIR",
                         help="score the real MOTChallenge sequences under DIR instead of rendered "
                              "scenes (the scene and model options do not apply)")
-    parser.add_argument("--tracker", default=None,
-                        help="with --public: botsort (default) or bytetrack")
-    parser.add_argument("--config", type=Path, default=None, metavar="YAML",
-                        help="with --public: tracker parameters to override, as for detstream "
-                             "track --config")
+    add_tracker_arguments(parser, default=None, when="with --public: ")
     parser.add_argument("--scenes", type=positive_int, default=None,
                         help="number of scenes (default 6)")
     job.add_scene_arguments(parser)

@@ -163,3 +163,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str | No
         wanted.append("device")
         defaults["device"] = device
     add_arguments(parser, RunConfig, only=wanted, defaults=defaults, helps=helps)
+
+
+def add_tracker_arguments(parser: argparse.ArgumentParser, *, default: str | None,
+                          when: str = "") -> None:
+    """``--tracker`` (one of the tracker registry's) and ``--config`` (a YAML of its
+    parameters) for the jobs that track detections without a run (``detstream track``,
+    ``bench mot --public``); ``when`` says when they apply (``"with --public: "``)."""
+    from detstream.stream.track import TRACKERS
+
+    shown = default or RUN_OPTIONS["tracker"].default
+    parser.add_argument("--tracker", default=default, choices=sorted(TRACKERS),
+                        help=f"{when}the tracker (default: {shown})")
+    parser.add_argument("--config", type=Path, default=None, metavar="YAML",
+                        help=f"{when}YAML of tracker parameters to override")

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detstream.stream.commands.args import (
+    add_tracker_arguments,
     frame_size,
     non_negative_float,
     output_file,
     positive_float,
 )
 from detstream.stream.run_config import RUN_OPTIONS
-from detstream.stream.track import TRACKERS
 from detstream.stream.track.interpolate import GapFill
 
 if TYPE_CHECKING:
@@ -50,16 +50,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dets", type=Path, required=True, help="MOTChallenge detections")
     parser.add_argument("--out", type=output_file, required=True, help="tracks file to write")
-    parser.add_argument("--tracker", default=RUN_OPTIONS["tracker"].default,
-                        choices=sorted(TRACKERS),
-                        help=f"the tracker (default: {RUN_OPTIONS['tracker'].default})")
+    add_tracker_arguments(parser, default=RUN_OPTIONS["tracker"].default)
     parser.add_argument("--fps", type=positive_float, default=None,
                         help="frame rate (default: seqinfo.ini next to the detections, else 30)")
     parser.add_argument("--size", type=frame_size, default=None, metavar="WxH",
                         help="frame size in pixels (default: seqinfo.ini next to the "
                              "detections, else unknown)")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="YAML of tracker parameters to override")
     parser.add_argument("--no-interpolate", dest="interpolate", action="store_false",
                         help="write the online output, without filling gaps inside tracks")
     parser.add_argument("--max-gap", type=non_negative_float, default=None, metavar="SECONDS",
