@@ -150,3 +150,18 @@ def test_the_command_line_builds_the_same_config_as_the_api():
                                live=True, zone=((0, 0), (10, 0), (10, 10)),
                                draw=DrawConfig(overlay=False, trails=5))
     assert config.tracker is None
+
+
+def test_the_options_page_of_the_docs_lists_every_option():
+    pytest.importorskip("mkdocs", reason="the docs hooks need mkdocs (the dev extra)")
+    import importlib.util
+    from pathlib import Path
+
+    hook = Path(__file__).parents[1] / "docs" / "hooks" / "options.py"
+    spec = importlib.util.spec_from_file_location("options_hook", hook)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [line for line in module.options_markdown().splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == [".".join(o.path) for o in RUN_OPTIONS.values()]
+    conf = next(row for row in rows if row.startswith("| `conf`"))
+    assert "`--conf`" in conf and "a number from 0 to 1" in conf and "`0.25`" in conf
