@@ -30,7 +30,7 @@ from detstream.engines import __version__  # noqa: E402
 _EXPORTS = {
     "track": "detstream.stream.session",
     "build": "detstream.stream.session",
-    "RunConfig": "detstream.stream.session",
+    "RunConfig": "detstream.stream.run_config",
     "Session": "detstream.stream.session",
     "FramePacket": "detstream.stream.pipeline.packet",
     "MultiSession": "detstream.stream.multisession",
