@@ -29,9 +29,11 @@ run: $(RUN_STAMP)
 	$(VENV)/bin/detstream run
 
 ## test: the whole test suite (the demo's browser tests use Debian's Chromium, the RTSP camera
-## tests Debian's GStreamer RTSP server, both installed here)
+## tests Debian's GStreamer RTSP server, both installed here), spread over the cores by
+## pytest-xdist: one worker per core (at most 4), each module's tests together in one worker,
+## the slowest modules first (tests/conftest.py); the 20 slowest tests are listed at the end
 test: $(DEV_STAMP) browser rtsp
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadscope --no-loadscope-reorder --durations=20
 
 ## demo: the Gradio page on http://127.0.0.1:7860 (webcam, video upload; Ctrl-C stops it)
 demo: $(RUN_STAMP)

@@ -334,11 +334,11 @@ def test_broken_vectors_count_as_no_evidence():
 
 
 def test_bench_tracker_times_appearance_too(tmp_path):
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli, run_main
 
     out = tmp_path / "speed.json"
     dets = shared_path("mot15/TUD-Campus") / "det.txt"
-    result = run_cli("bench", "tracker", "--dets", str(dets), "--fps", "25", "--seconds",
+    result = run_main("bench", "tracker", "--dets", str(dets), "--fps", "25", "--seconds",
                      "0.05", "--size", "160x96", "--trackers", "botsort", "--embed-dims", "32",
                      "--json", str(out))
     assert result.returncode == 0, result.stderr
@@ -354,7 +354,7 @@ def test_a_model_with_an_embedding_head_is_tracked_with_appearance(tmp_path, mon
     the tracker in ``bench mot`` and in ``detstream run``, the tracks learn them, and the
     outputs stay as they were."""
     import detstream.stream.bench.mot as mot
-    from tests.conftest import run_cli
+    from tests.conftest import run_main
 
     trackers = []
 
@@ -372,7 +372,7 @@ def test_a_model_with_an_embedding_head_is_tracked_with_appearance(tmp_path, mon
     assert not truth_tracker.has_feature.any()
 
     out = tmp_path / "run.jsonl"
-    result = run_cli("run", "--source", "synthetic://?seed=3&size=320x180&fps=30", "--model",
+    result = run_main("run", "--source", "synthetic://?seed=3&size=320x180&fps=30", "--model",
                      "default", "--imgsz", "256", "--backend", "torch", "--max-frames", "8",
                      "--save-json", str(out))
     assert result.returncode == 0, result.stderr

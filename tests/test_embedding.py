@@ -24,7 +24,7 @@ from detstream.engines.runtime.select import open_backend
 from detstream.engines.train.identity import IdentityLoss
 from detstream.engines.train.loss import DetectionLoss
 from detstream.engines.zoo import load_model
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 from tests.helpers.tiny import CLASSES, tiny_checkpoint
 
 
@@ -133,7 +133,7 @@ def test_the_identity_loss_falls_when_fitting_one_batch(identity_data):
 def test_freezing_the_detector_trains_only_the_embedding(identity_data, tmp_path):
     start = tiny_checkpoint(tmp_path / "start.safetensors", 128)
     out = tmp_path / "run"
-    result = run_cli("train", "--data", str(identity_data), "--imgsz", "128", "--epochs", "2",
+    result = run_main("train", "--data", str(identity_data), "--imgsz", "128", "--epochs", "2",
                      "--batch", "8", "--workers", "0", "--out", str(out), "--weights",
                      str(start), "--embed-dim", "8", "--freeze", "detector",
                      "--warmup-epochs", "0")
@@ -184,7 +184,7 @@ def test_the_default_models_embedding_survives_export(tmp_path, half):
     _, spec, _ = load_model("default")
     assert spec.embed_dim == 32  # the embedded default ships with its embedding head
     out = tmp_path / "default.onnx"
-    result = run_cli("export", "--model", "default", "--imgsz", "256", "--out", str(out),
+    result = run_main("export", "--model", "default", "--imgsz", "256", "--out", str(out),
                      *(["--half"] if half else []))
     assert result.returncode == 0, result.stderr[-2000:]
     line = result.stdout.splitlines()[0]

@@ -19,7 +19,7 @@ from detstream.engines.process.preprocess import Preprocessor
 from detstream.engines.runtime.select import open_backend
 from detstream.engines.spec import ModelSpec
 from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
-from tests.conftest import run_cli, shared_path
+from tests.conftest import run_cli, run_main, shared_path
 
 needs_default = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
                                    reason="the embedded default model is not built yet")
@@ -54,7 +54,7 @@ def frames():
 def test_export_checks_parity_and_writes_the_contract(tmp_path, half):
     out = tmp_path / "model.onnx"
     args = ["export", "--model", "default", "--out", str(out)] + (["--half"] if half else [])
-    result = run_cli(*args)
+    result = run_main(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     line = result.stdout.splitlines()[0]
     assert ("FP16 parity" if half else "FP32 parity") in line and line.endswith("ok")
@@ -140,7 +140,7 @@ def test_yolox_nano_on_coco128_matches_the_reference(tmp_path):
     names = shared_path("models/yolox_nano/coco_classes.txt")
     data = shared_path("coco128/data.yaml")
     out = tmp_path / "val.json"
-    result = run_cli("val", "--model", str(model), "--names", str(names), "--data", str(data),
+    result = run_main("val", "--model", str(model), "--names", str(names), "--data", str(data),
                      "--split", "train", "--batch", "1", "--json", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(out.read_text())

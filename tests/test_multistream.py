@@ -20,7 +20,7 @@ from detstream.engines.errors import UserInputError
 from detstream.stream.multisession import MultiSession, read_sources_file, stream_path
 from detstream.stream.session import RunConfig, build
 from detstream.stream.sinks.tiled import grid_shape
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 from tests.helpers.mjpeg_server import MjpegServer
 from tests.helpers.tiny import decoded_frames
 
@@ -155,11 +155,11 @@ def test_output_names_need_the_stream_field_for_several_sources(tmp_path):
 def test_detstream_run_with_several_sources(clips, tmp_path):
     listing = tmp_path / "more.txt"
     listing.write_text(f"{clips[2]}\n")
-    result = run_cli("run", "--source", str(clips[0]), "--source", str(clips[1]),
-                     "--sources", str(listing), "--imgsz", "320",
-                     "--output", str(tmp_path / "out_{stream}.mp4"),
-                     "--save-json", str(tmp_path / "dets_{stream}.jsonl"),
-                     "--stats-json", str(tmp_path / "stats.json"))
+    result = run_main("run", "--source", str(clips[0]), "--source", str(clips[1]),
+                      "--sources", str(listing), "--imgsz", "320",
+                      "--output", str(tmp_path / "out_{stream}.mp4"),
+                      "--save-json", str(tmp_path / "dets_{stream}.jsonl"),
+                      "--stats-json", str(tmp_path / "stats.json"))
     assert result.returncode == 0, result.stderr
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert [s["uri"] for s in stats["streams"]] == [str(c) for c in clips]

@@ -24,7 +24,7 @@ from detstream.stream.pipeline.runner import Pipeline, PipelineOptions, StageErr
 from detstream.stream.sinks import JsonlSink, VideoSink
 from detstream.stream.sources import open_source
 from detstream.stream.track import make_tracker
-from tests.conftest import REPO, run_cli, shared_path
+from tests.conftest import REPO, run_cli, run_main, shared_path
 from tests.helpers.mjpeg_server import MjpegServer
 from tests.helpers.tiny import FailingBackend, tiny_checkpoint
 
@@ -56,10 +56,10 @@ def make_pipeline(model, source, sinks=(), tracker="bytetrack", **options):
 
 
 def test_file_mode_writes_every_frame_as_h264(model, clip, tmp_path):
-    result = run_cli("run", "--source", str(clip), "--model", str(model), "--output",
-                     str(tmp_path / "out.mp4"), "--save-json", str(tmp_path / "out.jsonl"),
-                     "--save-mot", str(tmp_path / "out.txt"), "--stats-json",
-                     str(tmp_path / "stats.json"), "--backend", "torch")
+    result = run_main("run", "--source", str(clip), "--model", str(model), "--output",
+                      str(tmp_path / "out.mp4"), "--save-json", str(tmp_path / "out.jsonl"),
+                      "--save-mot", str(tmp_path / "out.txt"), "--stats-json",
+                      str(tmp_path / "stats.json"), "--backend", "torch")
     assert result.returncode == 0, result.stderr[-2000:]
     codec, frames, rate = decode_count(tmp_path / "out.mp4")
     assert (codec, frames, rate) == ("h264", 48, 24.0)
@@ -280,8 +280,8 @@ def test_run_mistakes_are_one_line(model, clip, args, message):
 def test_real_video_file_in_file_mode(model, tmp_path):
     video = shared_path("videos/bikes.mp4")
     out = tmp_path / "bikes.mp4"
-    result = run_cli("run", "--source", str(video), "--model", str(model), "--backend", "torch",
-                     "--output", str(out), "--max-frames", "60")
+    result = run_main("run", "--source", str(video), "--model", str(model), "--backend",
+                      "torch", "--output", str(out), "--max-frames", "60")
     assert result.returncode == 0, result.stderr[-2000:]
     assert decode_count(out)[:2] == ("h264", 60)
 

@@ -9,7 +9,7 @@ import pytest
 
 from detstream.engines.metrics.mot import evaluate_mot
 from detstream.stream.bench.public import bench_public
-from tests.conftest import REPO, run_cli, shared_path
+from tests.conftest import REPO, run_main, shared_path
 
 #: The best open tracker's HOTA on each sequence (roboflow trackers 2.6.1 and Ultralytics
 #: 8.4.190 on the same detections, ``scripts/peer_trackers.py``,
@@ -56,7 +56,7 @@ def test_a_real_video_end_to_end_through_a_coco_detector(tmp_path):
     video = shared_path("mot15/TUD-Campus/video.mp4")
     weights = shared_path("models/yolox_nano/yolox_nano.onnx")
     tracks = tmp_path / "tracks.txt"
-    result = run_cli("run", "--model", "yolox-nano", "--weights", str(weights), "--source",
+    result = run_main("run", "--model", "yolox-nano", "--weights", str(weights), "--source",
                      str(video), "--classes", "person", "--output", str(tmp_path / "out.mp4"),
                      "--save-mot", str(tracks))
     assert result.returncode == 0, result.stderr
@@ -77,7 +77,7 @@ def test_a_source_without_a_frame_rate_is_tracked_at_an_assumed_one_with_a_note(
         assert ok
         cv2.imwrite(str(frames / f"{index:03d}.jpg"), image)
     capture.release()
-    result = run_cli("run", "--source", str(frames), "--output", str(tmp_path / "out.mp4"),
+    result = run_main("run", "--source", str(frames), "--output", str(tmp_path / "out.mp4"),
                      "--max-frames", "3")
     assert result.returncode == 0, result.stderr
     assert "does not say its frame rate: the tracker assumes 30 fps" in result.stderr

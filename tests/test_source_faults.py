@@ -18,7 +18,7 @@ import pytest
 from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
 from detstream.engines.data.video import VideoWriter
 from detstream.stream.sources import open_source
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 from tests.helpers import rtsp_server
 from tests.helpers.mjpeg_server import MjpegServer
 
@@ -178,8 +178,8 @@ def test_a_frozen_rtsp_camera_is_a_stall_noticed_within_the_timeout(camera):
 
 def test_detstream_run_on_an_rtsp_camera(camera, tmp_path):
     stats_path = tmp_path / "stats.json"
-    result = run_cli("run", "--source", camera.url, *MODEL, "--max-frames", "20",
-                     "--stats-json", str(stats_path), "--save-json", str(tmp_path / "out.jsonl"))
+    result = run_main("run", "--source", camera.url, *MODEL, "--max-frames", "20",
+                      "--stats-json", str(stats_path), "--save-json", str(tmp_path / "out.jsonl"))
     assert result.returncode == 0, result.stderr[-2000:]
     stats = json.loads(stats_path.read_text())
     assert stats["frames_out"] == 20 and stats["source"]["reconnects"] == 0
@@ -219,8 +219,8 @@ def test_a_video_with_garbage_in_the_middle_is_decoded_past_it(corrupt_clip):
 def test_detstream_run_on_a_video_with_garbage_in_the_middle(corrupt_clip, tmp_path):
     out = tmp_path / "out.mp4"
     stats_path = tmp_path / "stats.json"
-    result = run_cli("run", "--source", str(corrupt_clip), *MODEL, "--output", str(out),
-                     "--stats-json", str(stats_path))
+    result = run_main("run", "--source", str(corrupt_clip), *MODEL, "--output", str(out),
+                      "--stats-json", str(stats_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and "damaged frame" in result.stderr
     stats = json.loads(stats_path.read_text())
@@ -243,8 +243,8 @@ def _image_folder(folder: Path, good: int, bad: int) -> Path:
 def test_an_unreadable_image_is_skipped_with_a_warning(tmp_path):
     folder = _image_folder(tmp_path / "images", good=1, bad=1)
     stats_path = tmp_path / "stats.json"
-    result = run_cli("run", "--source", str(folder), *MODEL, "--save-json",
-                     str(tmp_path / "out.jsonl"), "--stats-json", str(stats_path))
+    result = run_main("run", "--source", str(folder), *MODEL, "--save-json",
+                      str(tmp_path / "out.jsonl"), "--stats-json", str(stats_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 1
     assert f"skipping {folder / 'bad0.jpg'}" in result.stderr

@@ -14,7 +14,7 @@ from detstream.engines.spec import Detections
 from detstream.stream.track import ByteTrackConfig, make_tracker
 from detstream.stream.track.kalman import KalmanFilter
 from detstream.stream.track.motion import CameraMotion
-from tests.conftest import run_cli, shared_path
+from tests.conftest import run_cli, run_main, shared_path
 
 
 def dets(*boxes: tuple[float, float, float, float], score: float = 0.9) -> Detections:
@@ -373,8 +373,8 @@ def test_track_command_on_tud_campus_meets_the_targets(tmp_path):
 
 def test_bench_mot_scores_every_variant_on_both_streams(tmp_path):
     out = tmp_path / "mot.json"
-    result = run_cli("bench", "mot", "--scenes", "2", "--frames", "40", "--size", "320x180",
-                     "--json", str(out))
+    result = run_main("bench", "mot", "--scenes", "2", "--frames", "40", "--size", "320x180",
+                      "--json", str(out))
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["scenes"] == ["synth-1000", "synth-1001-moving"]
@@ -400,8 +400,8 @@ def test_bench_mot_scene_kinds_render_what_they_name(tmp_path):
     with pytest.raises(UserInputError, match="scene kind 'rain'"):
         scene_configs(2, 30, (320, 180), 30.0, kinds=("static", "rain"))
     out = tmp_path / "mot.json"
-    result = run_cli("bench", "mot", "--scenes", "2", "--frames", "30", "--size", "320x180",
-                     "--model", "none", "--kinds", "crossings,fast-pan", "--json", str(out))
+    result = run_main("bench", "mot", "--scenes", "2", "--frames", "30", "--size", "320x180",
+                      "--model", "none", "--kinds", "crossings,fast-pan", "--json", str(out))
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["scenes"] == ["synth-1000-crossings", "synth-1001-fast-pan"]
@@ -445,9 +445,9 @@ def test_bench_tune_scores_candidates_and_replays_what_bench_mot_tracks(tmp_path
         parse_candidates("match_cost=2")
     out = tmp_path / "tune.json"
     default = ByteTrackConfig().lost_seconds
-    result = run_cli("bench", "tune", "--param", f"lost_seconds=0.5,{default:g}", "--scenes",
-                     "2", "--frames", "30", "--size", "320x180", "--model", "none", "--json",
-                     str(out))
+    result = run_main("bench", "tune", "--param", f"lost_seconds=0.5,{default:g}", "--scenes",
+                      "2", "--frames", "30", "--size", "320x180", "--model", "none", "--json",
+                      str(out))
     assert result.returncode == 0, result.stderr
     entry = json.loads(out.read_text())["params"]["lost_seconds"]
     assert entry["default"] == default and entry["chosen"] in (0.5, default)

@@ -10,7 +10,7 @@ import torch
 
 from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from detstream.engines.zoo import load_model
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def tiny_data(tmp_path_factory):
 
 def test_train_writes_checkpoints_results_and_plot(tiny_data, tmp_path):
     out = tmp_path / "run"
-    result = run_cli("train", "--data", str(tiny_data), "--imgsz", "128", "--epochs", "2",
+    result = run_main("train", "--data", str(tiny_data), "--imgsz", "128", "--epochs", "2",
                      "--batch", "8", "--workers", "0", "--out", str(out), "--close-mosaic", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("weights/best.safetensors", "weights/best.json", "weights/last.safetensors",
@@ -37,10 +37,10 @@ def test_train_writes_checkpoints_results_and_plot(tiny_data, tmp_path):
     model, spec, _ = load_model(out / "weights" / "best.safetensors")
     assert spec.num_classes == 4 and model.size == "n"
     # The run is complete: resuming it says so in one line.
-    again = run_cli("train", "--out", str(out), "--resume")
+    again = run_main("train", "--out", str(out), "--resume")
     assert again.returncode == 2 and "already finished its 2 epochs" in again.stderr
     # val reads the checkpoint and writes the JSON keys the issue names.
-    val = run_cli("val", "--model", str(out / "weights" / "best.safetensors"), "--data",
+    val = run_main("val", "--model", str(out / "weights" / "best.safetensors"), "--data",
                   str(tiny_data), "--json", str(tmp_path / "val.json"))
     assert val.returncode == 0, val.stderr[-2000:]
     metrics = json.loads((tmp_path / "val.json").read_text())
@@ -54,7 +54,7 @@ def test_stop_after_ends_early_on_the_longer_schedule_and_resume_finishes_it(tin
     out = tmp_path / "run"
     common = ("--imgsz", "128", "--batch", "8", "--workers", "0", "--close-mosaic", "0",
               "--warmup-epochs", "0", "--optimizer", "adamw", "--lr0", "0.001")
-    short = run_cli("train", "--data", str(tiny_data), "--epochs", "3", "--stop-after", "1",
+    short = run_main("train", "--data", str(tiny_data), "--epochs", "3", "--stop-after", "1",
                     "--out", str(out), *common)
     assert short.returncode == 0, short.stderr[-2000:]
     assert "epochs 1-1 of 3" in short.stdout
@@ -62,7 +62,7 @@ def test_stop_after_ends_early_on_the_longer_schedule_and_resume_finishes_it(tin
     assert [int(r["epoch"]) for r in rows] == [1]
     # A 1-epoch schedule would have decayed to lr0 * lrf by now; the 3-epoch one has not.
     assert float(rows[0]["lr"]) > 0.5 * 0.001
-    again = run_cli("train", "--out", str(out), "--resume")
+    again = run_main("train", "--out", str(out), "--resume")
     assert again.returncode == 0, again.stderr[-2000:]
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -85,7 +85,7 @@ def test_train_and_val_mistakes(tiny_data, tmp_path, args, message):
 
 
 def test_models_lists_the_family():
-    result = run_cli("models", "--family", "--imgsz", "320")
+    result = run_main("models", "--family", "--imgsz", "320")
     assert result.returncode == 0
     params = {line.split()[0]: float(line.split()[2].rstrip("M"))
               for line in result.stdout.splitlines() if line.startswith("detstream-")}

@@ -13,7 +13,7 @@ from detstream.engines.errors import UserInputError
 from detstream.engines.spec import Detections
 from detstream.stream.fleet.config import parse_fleet
 from detstream.stream.zones import ZONE_COLOUR, Zone, parse_zone
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 
 # An L: the square 0..100 without its top-right quarter (50..100 x 0..50).
 L_SHAPE = [(0, 0), (50, 0), (50, 50), (100, 50), (100, 100), (0, 100)]
@@ -67,10 +67,10 @@ def test_a_run_with_a_zone_writes_only_what_stands_in_it(tmp_path):
     common = ["--source", source, "--imgsz", "320", "--backend", "onnxruntime",
               "--tracker", "bytetrack"]
     zone = "0,0 160,0 160,192 0,192"  # the left half
-    done = run_cli("run", *common, "--zone", zone, "--save-json", str(tmp_path / "zone.jsonl"),
+    done = run_main("run", *common, "--zone", zone, "--save-json", str(tmp_path / "zone.jsonl"),
                    "--output", str(tmp_path / "zone.mp4"))
     assert done.returncode == 0, done.stderr[-2000:]
-    whole = run_cli("run", *common, "--save-json", str(tmp_path / "all.jsonl"))
+    whole = run_main("run", *common, "--save-json", str(tmp_path / "all.jsonl"))
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     def anchors(name):
