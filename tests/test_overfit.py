@@ -5,16 +5,39 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from detstream.engines.data.loader import AugmentConfig
 from detstream.engines.data.synthetic.dataset import DatasetSpec, write_dataset
 from detstream.engines.train.config import TrainConfig
 from detstream.engines.train.trainer import Trainer
+from tests.conftest import FRESH_THREADS
 
 
-def test_overfit_eight_images_to_map50_above_0_9(tmp_path):
-    """About 90 s on the 2-core CI machine (the issue's budget: two minutes)."""
+@pytest.fixture
+def fresh_threads():
+    """The run's numbers depend on torch's thread count (the order of its sums): train with
+    the count a fresh interpreter has, whichever test ran before in this process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(FRESH_THREADS["torch"])
+    yield
+    torch.set_num_threads(before)
+
+
+def test_overfit_eight_images_to_map50_above_0_9(tmp_path, fresh_threads):
+    """About 75 s on the 2-core development machine.
+
+    One epoch of eight images is one optimizer step (gradients accumulate to a nominal batch
+    of 64), and the validated weights keep batch-norm statistics that follow the batches at
+    3% a batch: with batches of 2 an epoch moves them four times as far as one batch of 8.
+    The warm-up (its first 100 batches, 25 epochs, with a high bias learning rate) gets the
+    small, half-hidden triangle found for every seed tried: seeds 0-5 reached mAP50 0.9 by
+    epoch 38-64 and ended at 0.93-1.0. (The earlier schedule, 300 epochs of one batch of 8 at
+    lr0 0.004 without warm-up, took 280 s and reached 0.9 only for seed 0: 0.64 and 0.86 for
+    seeds 1 and 2.)
+    """
     write_dataset(tmp_path / "data", DatasetSpec(train=8, val=8, imgsz=160, seed=5,
                                                  images_per_scene=8), workers=1)
     data_yaml = tmp_path / "data" / "data.yaml"
@@ -23,9 +46,9 @@ def test_overfit_eight_images_to_map50_above_0_9(tmp_path):
     data_yaml.write_text(yaml.safe_dump(doc))
     no_augment = AugmentConfig(mosaic=0.0, translate=0.0, scale=0.0, hsv_h=0.0, hsv_s=0.0,
                                hsv_v=0.0, fliplr=0.0)
-    config = TrainConfig(data=data_yaml, imgsz=160, epochs=300, batch=8, workers=0,
-                         out=tmp_path / "run", optimizer="adamw", lr0=0.004, lrf=0.1,
-                         warmup_epochs=0, close_mosaic=0, augment=no_augment)
+    config = TrainConfig(data=data_yaml, imgsz=160, epochs=100, batch=2, workers=0,
+                         out=tmp_path / "run", optimizer="adamw", lr0=0.008, lrf=0.1,
+                         warmup_epochs=25, close_mosaic=0, augment=no_augment, seed=0)
     best = Trainer(config).fit()
     metrics = json.loads(Path(best).with_suffix(".json").read_text())["metrics"]
     assert metrics["map50"] >= 0.9, metrics
