@@ -18,10 +18,15 @@ import time
 from pathlib import Path
 
 from detstream.stream.bench import job
-from detstream.stream.commands.args import add_model_arguments, input_file, positive_float
+from detstream.stream.commands.args import (
+    add_model_arguments,
+    input_file,
+    non_negative_float,
+    positive_float,
+)
 
 CAMERA = (640, 480, 30)
-WARMUP_S = 5.0
+WARMUP_S = 5.0  # the default --warmup
 EXAMPLES = """examples:
   detstream bench demo                       # 60 s of webcam, then an upload, vs detstream run
   detstream bench demo --seconds 120 --json runs/bench-demo.json
@@ -44,6 +49,9 @@ def register(jobs: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES)
     parser.add_argument("--seconds", type=positive_float, default=60.0,
                         help="measured webcam time (default 60)")
+    parser.add_argument("--warmup", type=non_negative_float, default=WARMUP_S, metavar="SECONDS",
+                        help="seconds each side runs before it is measured (default "
+                             f"{WARMUP_S:g})")
     add_model_arguments(parser, model_help="'default' or an .onnx file", names=False,
                         weights=False, imgsz_help="model input size")
     job.add_run_options(parser, tracker=True)
@@ -68,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="detstream-bench-demo-") as tmp:
         work = Path(tmp)
         figures = bench_demo(work, args.seconds, args.model, args.imgsz, args.tracker,
-                             None if args.no_upload else (args.upload or "synthetic"))
+                             None if args.no_upload else (args.upload or "synthetic"),
+                             warmup=args.warmup)
     print(format_figures(figures))
     job.write_json(args.json, figures)
     return 0
@@ -80,8 +89,8 @@ def _model_args(model: str, imgsz: int | None, tracker: str | None) -> list[str]
 
 
 def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | None = None,
-               tracker: str | None = "botsort", upload: Path | str | None = "synthetic"
-               ) -> dict:
+               tracker: str | None = "botsort", upload: Path | str | None = "synthetic",
+               warmup: float = WARMUP_S) -> dict:
     """Measure the page and the command line in one run; returns the figures."""
     from detstream.demo.browser import write_y4m
 
@@ -94,9 +103,9 @@ def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | 
                      "tracker": tracker or "none"}
     log(f"page: {seconds:.0f} s of webcam through detstream demo ...")
     figures.update(_measure_page(work, y4m, seconds, [*_model_args(model, imgsz, tracker),
-                                                      *allow]))
+                                                      *allow], warmup))
     log(f"command line: detstream run on a paced synthetic camera for {seconds:.0f} s ...")
-    figures["cli_fps"] = _measure_cli(work, seconds, model, imgsz, tracker)
+    figures["cli_fps"] = _measure_cli(work, seconds, model, imgsz, tracker, warmup)
     figures["page_vs_cli"] = round(figures["page_fps"] / max(figures["cli_fps"], 1e-9), 3)
     if upload is not None:
         video = _upload_video(work) if upload == "synthetic" else Path(upload)
@@ -106,7 +115,8 @@ def bench_demo(work: Path, seconds: float, model: str = "default", imgsz: int | 
     return figures
 
 
-def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str]) -> dict:
+def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str],
+                  warmup: float = WARMUP_S) -> dict:
     from playwright.sync_api import sync_playwright
 
     from detstream.demo.browser import DemoProcess, camera_flags, launch, start_button
@@ -128,7 +138,7 @@ def _measure_page(work: Path, y4m: Path, seconds: float, server_args: list[str])
             raise RuntimeError(f"the page showed no webcam frames in 120 s ({exc}); page "
                                f"stats {stats[:500]}; page text {status!r}; server log: "
                                f"{tail}") from None
-        page.wait_for_timeout(WARMUP_S * 1000)
+        page.wait_for_timeout(warmup * 1000)
         before = server.status()
         start = page.evaluate("() => performance.now()")
         counts0 = page.evaluate(_COUNTS)
@@ -186,9 +196,9 @@ def _cli(*args: str, timeout: float = 900) -> None:
 
 
 def _measure_cli(work: Path, seconds: float, model: str, imgsz: int | None,
-                 tracker: str | None) -> float:
+                 tracker: str | None, warmup: float = WARMUP_S) -> float:
     width, height, fps = CAMERA
-    frames = int((seconds + WARMUP_S) * fps)
+    frames = int((seconds + warmup) * fps)
     source = (f"synthetic://?seed=5&size={width}x{height}&fps={fps}&frames={frames}&live=1"
               "&objects=6&min_size=32&max_size_frac=0.3")
     stats = work / "cli-stats.json"

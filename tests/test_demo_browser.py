@@ -287,8 +287,8 @@ def test_demo_command_rejects_a_missing_folder_in_one_line():
 
 def test_bench_demo_prints_its_figures(chromium, tmp_path):
     out = tmp_path / "bench.json"
-    done = run_cli("bench", "demo", "--seconds", "3", "--no-upload", "--json", str(out),
-                   timeout=600)
+    done = run_cli("bench", "demo", "--seconds", "3", "--warmup", "1", "--no-upload", "--json",
+                   str(out), timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(out.read_text())
     for key in ("page_fps", "cli_fps", "latency_ms_p50", "latency_ms_p95", "frames_dropped",
