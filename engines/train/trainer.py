@@ -3,7 +3,8 @@
 Each epoch: augmented batches (mosaic switched off for the last ``close_mosaic`` epochs),
 warm-up then cosine learning rate, gradient accumulation to a nominal batch of 64, AMP on CUDA,
 gradient clipping, EMA of the weights; then validation of the EMA model, ``last`` and ``best``
-checkpoints, a row in ``results.csv`` and an updated ``results.png``.
+checkpoints, a row in ``results.csv`` and an updated ``results.png`` (redrawn at most every
+:data:`PLOT_EVERY_S` seconds, and after the last epoch).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ from detstream.engines.train.precision import autocast_dtype
 from detstream.engines.train.validate import ModuleBackend, evaluate
 
 NOMINAL_BATCH = 64
+#: ``results.png`` is redrawn at most this often (seconds), and always after the run's last
+#: epoch: drawing it takes about 0.3 s, longer than a whole epoch of a small dataset
+#: (``results.csv`` is written after every epoch).
+PLOT_EVERY_S = 10.0
 RESULT_FIELDS = ("epoch", "train/box", "train/cls", "train/dfl", "train/id", "precision", "recall",
                  "f1", "map50", "map50_95", "lr", "seconds", "images_per_s")
 
@@ -149,6 +154,7 @@ class Trainer:
         self.start_epoch = 0
         self.best_fitness = -1.0
         self.results: list[dict[str, Any]] = []
+        self._plotted = -math.inf  # time.monotonic() of the last results.png
         self.out = Path(config.out)
         if resume:
             self._restore()
@@ -372,15 +378,17 @@ class Trainer:
             # ``best`` is the release file: EMA weights only, in FP16 (as Ultralytics strips).
             save_checkpoint(weights / "best.safetensors", self.ema.module, self.spec, info,
                             half=True)
-        self._write_results()
+        self._write_results(last=epoch + 1 == cfg.last_epoch)
         print(f"epoch {epoch + 1}/{cfg.epochs}: mAP50 {result.map50:.4f} "
               f"mAP50-95 {result.map50_95:.4f} P {result.precision:.3f} R {result.recall:.3f}"
               f"{'  (best)' if is_best else ''}", flush=True)
 
-    def _write_results(self) -> None:
+    def _write_results(self, last: bool) -> None:
         with (self.out / "results.csv").open("w", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=RESULT_FIELDS)
             writer.writeheader()
             for row in self.results:
                 writer.writerow({k: row.get(k) for k in RESULT_FIELDS})
-        plot_results(self.results, self.out / "results.png")
+        if last or time.monotonic() - self._plotted >= PLOT_EVERY_S:
+            plot_results(self.results, self.out / "results.png")
+            self._plotted = time.monotonic()
