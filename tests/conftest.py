@@ -19,15 +19,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import pytest
-import torch
+#: pytest-xdist workers sharing the cores (1 without xdist).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    # Each worker's torch, and the commands its tests start, spread their sums over every
+    # core while the other workers do the same. OpenMP's threads spin while they wait for a
+    # descheduled peer: the overfit test took 206 s beside a busy worker instead of 62 s.
+    # Waiting threads that sleep give the core back (a choice made in the environment is
+    # kept; detstream's pipeline commands ask for PASSIVE themselves).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2  # noqa: E402  (after OMP_WAIT_POLICY: OpenMP reads it when torch loads it)
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 #: The thread counts a fresh interpreter starts with (a test may change this one's: a torch
 #: backend opened with ``threads=1``, a pipeline's single-threaded OpenCV).
 FRESH_THREADS = {"torch": torch.get_num_threads(), "cv2": cv2.getNumThreads()}
+if WORKERS > 1:  # this worker's share of the cores for the torch work its tests do in it
+    torch.set_num_threads(max(1, FRESH_THREADS["torch"] // WORKERS))
 
 
 def shared_path(relative: str) -> Path:
@@ -103,15 +115,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 #: The modules that take longest (``make test --durations``, seconds of test time on the 2-core
-#: development machine under -n 2, in this order: fleet 200, demo browser 150, pipeline 125,
-#: overfit 75, model downloads 65, embedding 55, engines 55, torchvision models 55, ...,
-#: ddp 25, resume 20): started first. The others, under 20 s each, follow in file order.
-SLOW_FIRST = ("test_fleet.py", "test_demo_browser.py", "test_pipeline.py", "test_overfit.py",
-              "test_model_downloads.py", "test_embedding.py", "test_engines.py",
-              "test_torchvision_models.py", "test_multistream.py", "test_cli.py",
-              "test_long_runs.py", "test_source_faults.py", "test_train.py", "test_bench.py",
-              "test_bad_inputs.py", "test_gpu_parts.py", "test_run_resume.py", "test_ddp.py",
-              "test_resume.py")
+#: development machine under -n 2, in this order: fleet 187, demo browser 114, pipeline 100,
+#: model downloads 53, torchvision models 49, overfit 47, ..., run resume 25, ddp 23): started
+#: first. The others, under 20 s each, follow in file order.
+SLOW_FIRST = ("test_fleet.py", "test_demo_browser.py", "test_pipeline.py",
+              "test_model_downloads.py", "test_torchvision_models.py", "test_overfit.py",
+              "test_long_runs.py", "test_cli.py", "test_multistream.py", "test_gpu_parts.py",
+              "test_bench.py", "test_engines.py", "test_bad_inputs.py", "test_resume.py",
+              "test_source_faults.py", "test_train.py", "test_embedding.py",
+              "test_run_resume.py", "test_ddp.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

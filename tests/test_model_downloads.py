@@ -15,7 +15,7 @@ from detstream.engines.zoo.coco import COCO80
 from detstream.engines.zoo.download import MIRROR_ENV, cached_file
 from detstream.engines.zoo.onnx_import import inspect_onnx
 from detstream.engines.zoo.resolve import resolve_model
-from tests.conftest import REPO, run_cli, shared_path
+from tests.conftest import REPO, run_cli, run_main, shared_path
 from tests.helpers.model_mirror import MirrorServer
 
 NANO = "yolox_nano.onnx"
@@ -144,14 +144,14 @@ def test_unknown_names_and_files_are_one_line():
 
 
 def test_models_lists_the_names_and_what_is_cached(cache, mirror):
-    before = run_cli("models")
+    before = run_main("models")
     assert before.returncode == 0, before.stderr
     row = next(line for line in before.stdout.splitlines() if line.startswith("yolox-nano"))
     assert "Apache-2.0" in row and "25.8" in row and row.rstrip().endswith("no")
-    fetched = run_cli("models", "--fetch", "yolox-nano")
+    fetched = run_main("models", "--fetch", "yolox-nano")
     assert fetched.returncode == 0, fetched.stderr
     assert str(cache / "models" / NANO) in fetched.stdout
-    after = run_cli("models")
+    after = run_main("models")
     row = next(line for line in after.stdout.splitlines() if line.startswith("yolox-nano"))
     assert row.rstrip().endswith("yes") and mirror.requests == {NANO: 1}
 
@@ -159,9 +159,9 @@ def test_models_lists_the_names_and_what_is_cached(cache, mirror):
 def test_a_real_video_by_model_name_tracks_people(tmp_path, cache, mirror):
     video = shared_path("videos/one-by-one-person-detection.mp4")
     out, jsonl = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    result = run_cli("run", "--model", "yolox-nano", "--source", str(video), "--classes",
-                     "person", "--max-frames", "250", "--output", str(out), "--save-json",
-                     str(jsonl), timeout=600)
+    result = run_main("run", "--model", "yolox-nano", "--source", str(video), "--classes",
+                      "person", "--max-frames", "250", "--output", str(out), "--save-json",
+                      str(jsonl))
     assert result.returncode == 0, result.stderr[-2000:]
     frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(frames) == 250
@@ -201,8 +201,8 @@ def test_an_imported_model_gets_an_fp16_copy_that_matches_it(tmp_path):
 def test_export_of_a_named_model_needs_half(tmp_path, cache, mirror):
     result = run_cli("export", "--model", "yolox-nano", "--out", str(tmp_path / "x.onnx"))
     assert result.returncode == 2 and "pass --half for an FP16 copy" in result.stderr
-    result = run_cli("export", "--model", "yolox-nano", "--half", "--out",
-                     str(tmp_path / "x.onnx"))
+    result = run_main("export", "--model", "yolox-nano", "--half", "--out",
+                      str(tmp_path / "x.onnx"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "FP16 parity" in result.stdout and (tmp_path / "x.onnx").is_file()
 
