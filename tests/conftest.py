@@ -22,24 +22,26 @@ from pathlib import Path
 #: pytest-xdist workers sharing the cores (1 without xdist).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1:
-    # Each worker's torch, and the commands its tests start, spread their sums over every
-    # core while the other workers do the same. OpenMP's threads spin while they wait for a
-    # descheduled peer: the overfit test took 206 s beside a busy worker instead of 62 s.
-    # Waiting threads that sleep give the core back (a choice made in the environment is
-    # kept; detstream's pipeline commands ask for PASSIVE themselves).
+    # Each worker's torch, and the commands its tests start, would spread their sums over
+    # every core while the other workers do the same, and OpenMP's threads then wait for
+    # descheduled peers: the overfit test took 206 s beside a busy worker instead of 62 s
+    # alone; test_resume's three training runs, beside busy processes, 58 s on two threads
+    # and 39 s on one. So torch in a worker and in what it starts gets its share of the
+    # cores, and waiting threads sleep instead of spinning (choices made in the environment
+    # are kept; commands that set their own thread counts still do).
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, len(os.sched_getaffinity(0)) // WORKERS)))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import cv2  # noqa: E402  (after OMP_WAIT_POLICY: OpenMP reads it when torch loads it)
+import cv2  # noqa: E402  (after the OMP_ variables: OpenMP reads them when torch loads)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-#: The thread counts a fresh interpreter starts with (a test may change this one's: a torch
-#: backend opened with ``threads=1``, a pipeline's single-threaded OpenCV).
+#: The thread counts a fresh interpreter starts with, in this environment (a test may change
+#: this one's: a torch backend opened with ``threads=1``, a pipeline's single-threaded OpenCV).
 FRESH_THREADS = {"torch": torch.get_num_threads(), "cv2": cv2.getNumThreads()}
-if WORKERS > 1:  # this worker's share of the cores for the torch work its tests do in it
-    torch.set_num_threads(max(1, FRESH_THREADS["torch"] // WORKERS))
 
 
 def shared_path(relative: str) -> Path:
