@@ -108,6 +108,10 @@ class KalmanFilter:
         innovation = measurement - mean[:, :4]
         mean = self._positive_size(mean + np.einsum("nij,nj->ni", gain, innovation))
         cov = cov - gain @ cov[:, :4, :]
+        # Rounding leaves P - K H P a little asymmetric; left alone the asymmetry feeds on
+        # itself over frames without detections (carried, --detect-every) until the gains are
+        # nonsense. Symmetrising costs next to nothing.
+        cov = 0.5 * (cov + cov.transpose(0, 2, 1))
         return mean, cov
 
     def _positive_size(self, mean: np.ndarray) -> np.ndarray:
