@@ -120,9 +120,12 @@ class RunConfig:
     show: bool = option(False, Switch(), "show a window (q or Esc quits)", "run")
     max_frames: int | None = option(None, Number(minimum=1, whole=True, optional=True),
                                     "stop after this many frames", "run", metavar="N")
-    detect_every: int = option(1, Number(minimum=1, maximum=1000, whole=True),
-                               "run the detector on every K-th frame; track in between",
-                               "run", "page", metavar="K", control=Control(1, 10, 1))
+    detect_every: int = option(0, Number(minimum=0, maximum=1000, whole=True),
+                               "run the detector on every K-th frame and track in between; "
+                               "0: every frame of a file, and on a live source as often as "
+                               "inference allows while every frame is tracked and shown at "
+                               "the camera's rate", "run", "page", metavar="K",
+                               control=Control(0, 10, 1))
     live: bool | None = option(None, Switch(optional=True),
                                "treat the source as live (paced, newest frame wins); "
                                "--no-live: process every frame of the source, whatever it is",

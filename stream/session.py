@@ -202,8 +202,6 @@ class Session:
         if fixed:
             raise UserInputError(f"{', '.join(fixed)} cannot change while the run is going; "
                                  "start a new run")
-        if config.detect_every < 1:
-            raise UserInputError("--detect-every must be at least 1")
         pipeline = self.pipeline
         backend = pipeline.predictor.backend
         if any(getattr(config, n) != getattr(old, n) for n in MODEL_FIELDS):

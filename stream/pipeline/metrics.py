@@ -55,6 +55,14 @@ class Series:
         return self.count
 
 
+def _series(table: dict[str, Series], name: str) -> Series:
+    """``table[name]``, made on first use."""
+    series = table.get(name)
+    if series is None:
+        series = table[name] = Series()
+    return series
+
+
 @dataclass
 class RunMetrics:
     """Collected while running; :meth:`report` summarises.
@@ -67,19 +75,25 @@ class RunMetrics:
     latency_ms: Series = field(default_factory=Series)
     recent_finished: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
     queue_depths: dict[str, Series] = field(default_factory=dict)
+    waits_ms: dict[str, Series] = field(default_factory=dict)
     frames_out: int = 0
     started: float = 0.0
     ended: float = 0.0
 
     def add_packet(self, timings: dict[str, float], latency_ms: float, done: float) -> None:
         for stage, ms in timings.items():
-            series = self.stage_ms.get(stage)
-            if series is None:
-                series = self.stage_ms[stage] = Series()
-            series.add(ms)
+            _series(self.stage_ms, stage).add(ms)
         self.latency_ms.add(latency_ms)
         self.recent_finished.append(done)
         self.frames_out += 1
+
+    def add_stage(self, stage: str, ms: float) -> None:
+        """A stage's time spent apart from any one packet (a detection applied late)."""
+        _series(self.stage_ms, stage).add(ms)
+
+    def add_wait(self, what: str, ms: float) -> None:
+        """Time a stage spent waiting for ``what`` (not its own work: reported apart)."""
+        _series(self.waits_ms, what).add(ms)
 
     def recent_fps(self, frames: int = RECENT_FRAMES) -> float:
         """Output frame rate over the last ``frames`` finished frames (0 before two)."""
@@ -89,10 +103,7 @@ class RunMetrics:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
     def add_depth(self, queue: str, depth: int) -> None:
-        series = self.queue_depths.get(queue)
-        if series is None:
-            series = self.queue_depths[queue] = Series()
-        series.add(depth)
+        _series(self.queue_depths, queue).add(depth)
 
     def report(self, frames_in: int, frames_dropped: int) -> dict:
         """The summary with the keys ``--stats-json`` promises."""
@@ -114,6 +125,8 @@ class RunMetrics:
                               "p95_ms": round(s.percentile(95), 3),
                               "fps": round(1000.0 / max(s.mean, 1e-9), 1)}
                        for name, s in self.stage_ms.items() if s.count},
+            "waits": {what: {"mean_ms": round(s.mean, 3), "p95_ms": round(s.percentile(95), 3)}
+                      for what, s in self.waits_ms.items() if s.count},
             "queues": {name: {"mean": round(s.mean, 2), "max": int(s.largest)}
                        for name, s in self.queue_depths.items() if s.count},
         }

@@ -35,7 +35,11 @@ class FramePacket:
         captured: ``time.perf_counter()`` when the frame was decoded/captured.
         image: uint8 [H, W, 3] BGR.
         truth: ground truth when the source knows it (the synthetic world).
-        found: the detector's own output on this frame (before tracking).
+        found: the detector's own output on this frame (before tracking), when it was ready
+            by the time the frame was tracked.
+        found_late: the detector's output on earlier frames that came back while this one
+            was tracked (``(index, detections)``; live sources at the camera's rate, whose
+            detections arrive a few frames late).
         detections: what the pipeline reports: the tracker's output, or the detector's
             when there is no tracker (frame pixels).
         events: the tracks that started, were lost, recovered or ended on this frame
@@ -65,6 +69,7 @@ class FramePacket:
     image: np.ndarray
     truth: Detections | None = None
     found: Detections | None = None
+    found_late: list[tuple[int, Detections]] = field(default_factory=list)
     detections: Detections | None = None
     events: list[TrackEvent] = field(default_factory=list)
     annotated: np.ndarray | None = None

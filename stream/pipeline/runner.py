@@ -30,11 +30,13 @@ from detstream.engines.predict import Predictor
 from detstream.engines.runtime.torch_threads import use_torch_threads
 from detstream.engines.spec import Detections
 from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.late import DetectionJob, LateTracking
 from detstream.stream.pipeline.memory import PeriodicTrim
 from detstream.stream.pipeline.metrics import RunMetrics
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceResult, InferenceService
-from detstream.stream.pipeline.threads import single_threaded_opencv, yield_to_inference
+from detstream.stream.pipeline.threads import (STAGE_NICENESS, single_threaded_opencv,
+                                                yield_to_inference)
 from detstream.stream.sinks.base import OutputError, Sink, StopRequested
 from detstream.stream.sources.base import Source
 from detstream.stream.track.base import Tracker
@@ -42,6 +44,17 @@ from detstream.stream.zones import Zone
 
 _END = object()  # end-of-stream marker passed down the queues
 _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
+
+
+def _waiter(pending: Future) -> Callable[[float], bool]:
+    """Wait up to some seconds for ``pending``; True when it is done (failed included)."""
+    def wait(seconds: float) -> bool:
+        try:
+            pending.exception(timeout=seconds)
+        except FutureTimeout:
+            return False
+        return True
+    return wait
 
 
 class StageError(RuntimeError):
@@ -58,18 +71,27 @@ class PipelineOptions:
 
     Attributes:
         detect_every: run the detector on every K-th frame; the tracker carries boxes between.
+            0 (the default) adapts: every frame of a file, and on a live source that drops
+            frames every frame is tracked and output at the camera's rate while the detector
+            runs beside it whenever it is free, its late results applied to the frames they
+            were made on (:mod:`~detstream.stream.pipeline.late`).
         queue_size: packets each inter-stage queue holds (small: latency stays low).
         max_frames: stop after this many frames (``None``: until the source ends).
         overlay: draw FPS and latency on the annotated frames.
-        just_in_time: live sources only (default: on for live sources that drop frames):
-            take the next frame from the source's newest-frame slot only when it can go
-            straight through preprocessing into inference, timed from the stages' recent
-            durations, so frames never wait in queues and latency stays near the processing
-            time; and when the newest frame is already more than half a frame interval old,
-            wait for the next one instead. Files never wait for this.
+        just_in_time: live sources only (default: on for live sources that drop frames, with
+            a fixed ``detect_every``): take a frame the detector will see from the source's
+            newest-frame slot only when it can go straight through preprocessing into
+            inference, timed from the stages' recent durations, so frames never wait in
+            queues and latency stays near the processing time; and when the newest frame is
+            already more than half a frame interval old, wait for the next one instead.
+            Frames the detector skips are taken as they come. Files never wait for this.
         favour_inference: run every stage thread but inference at a lower CPU priority
             (:func:`detstream.stream.pipeline.threads.yield_to_inference`), so the slowest stage
             never waits for a core while the others have slack.
+        hold_ms: adaptive schedule: a frame the detector is working on waits in the track
+            stage for its result until it is this old (from capture), so that most frames
+            leave with their own detections; after that it leaves at its predicted boxes and
+            the result is applied when it comes. Bounds the latency such a frame adds.
         in_flight: frames of this stream inference may hold at once (``None``: one for live
             sources, the service's worker count for files).
         inference_workers: workers of the pipeline's own inference service, when it is not
@@ -77,12 +99,13 @@ class PipelineOptions:
         zone: detections outside it are dropped before tracking; its outline is drawn.
     """
 
-    detect_every: int = 1
+    detect_every: int = 0
     queue_size: int = 2
     max_frames: int | None = None
     overlay: bool = True
     just_in_time: bool | None = None
     favour_inference: bool = True
+    hold_ms: float = 50.0
     in_flight: int | None = None
     inference_workers: int = 1
     zone: Zone | None = None
@@ -126,7 +149,8 @@ class Pipeline:
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
         jit = self.options.just_in_time
-        self._jit = (source.live and getattr(source, "drop", True)) if jit is None else jit
+        self._dropping = bool(source.live and getattr(source, "drop", True))
+        self._jit = self._dropping if jit is None else jit
         self._credit = threading.Semaphore(1)  # frames allowed between capture and inference
         self._ema: dict[str, float] = {}
         self._infer_started = 0.0
@@ -134,6 +158,12 @@ class Pipeline:
         self._own_service = service is None
         self._waited = 0.0  # seconds the track stage waited for inference on this packet
         self._slots: threading.Semaphore | None = None  # frames inference may hold at once
+        self._late = LateTracking(tracker, predictor.spec.class_names)
+        self._detected = 0  # frames submitted to the detector
+        self._preprocessing = threading.Lock()  # the predictor's buffers are not shared
+        self._arrived = threading.Condition()  # a frame passed the infer stage (adaptive)
+        self._newest: FramePacket | None = None
+        self._camera_rate = False  # set at start: frames first, inference after
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stopped") -> None:
@@ -207,10 +237,14 @@ class Pipeline:
                     return
                 start = time.perf_counter()
                 work(item)
-                if name != "infer":  # inference is timed by the service (see _track)
+                # Inference is timed by the service (see _track); preprocessing only counts
+                # on the frames it works on.
+                if name != "infer" and (name != "preprocess" or item.detect):
                     busy = time.perf_counter() - start
-                    if name == "track":  # not the wait for the inference result
-                        busy, self._waited = busy - self._waited, 0.0
+                    if name == "track" and self._waited:  # the wait for inference apart
+                        busy -= self._waited
+                        self.metrics.add_wait("inference", self._waited * 1000.0)
+                        self._waited = 0.0
                     item.timings[name] = busy * 1000.0
                     self._learn(name, item.timings[name])
                 if outbox is not None and not self._put(outbox, item):
@@ -220,7 +254,25 @@ class Pipeline:
         except BaseException as exc:  # reported to the caller with the stage's name
             self._fail(name, exc)
 
+    def adaptive(self) -> bool:
+        """Whether frames are output at the camera's rate with the detector beside them (a
+        live source that drops frames, ``detect_every`` 0); ``detect_every`` may change while
+        the pipeline runs."""
+        return self._dropping and self.options.detect_every == 0
+
+    def schedule(self) -> str:
+        """The detector's schedule, in words, for the run statistics."""
+        every = self.options.detect_every
+        if every == 0:
+            return ("as often as inference allows (every frame output at the camera's rate)"
+                    if self._dropping else "every frame")
+        return "every frame" if every == 1 else f"every {every} frames"
+
     def _set_priority(self, stage: str) -> None:
+        if self._camera_rate:  # the frames' path first; inference (and its feeder) after
+            if stage == "feeder":
+                yield_to_inference()
+            return
         # With just-in-time capture, capture and preprocessing run right before inference
         # and inference waits for them: they keep its priority, or anything else on the
         # machine (a browser on the same cores, say) would delay every frame's inference.
@@ -255,18 +307,21 @@ class Pipeline:
         try:
             while (not self._stop.is_set() and not self._draining.is_set()
                    and (limit is None or count < limit)):
-                if self._jit and not self._wait_for_inference():
+                adaptive = self.adaptive()
+                # Every K-th frame the pipeline takes (not the source's index, which counts
+                # dropped frames too: regular drops would otherwise starve the detector).
+                every = max(1, self.options.detect_every)
+                scheduled = not adaptive and count % every == 0
+                if self._jit and scheduled and not self._wait_for_inference():
                     break
                 start = time.perf_counter()
                 frame = self.source.read()
                 if frame is None:
                     break
-                # Every K-th frame the pipeline takes (not the source's index, which counts
-                # dropped frames too: regular drops would otherwise starve the detector).
-                every = max(1, self.options.detect_every)
+                # Adaptive: the feeder picks the frames the detector sees (see _feed).
                 packet = FramePacket(self.stream_id, frame.index, frame.pts, frame.captured,
-                                     frame.image, truth=frame.truth,
-                                     detect=count % every == 0, tag=frame.tag)
+                                     frame.image, truth=frame.truth, detect=scheduled,
+                                     tag=frame.tag)
                 packet.timings["capture"] = (time.perf_counter() - start) * 1000.0
                 self._learn("capture", packet.timings["capture"])
                 if not self._put(outbox, packet):
@@ -279,16 +334,20 @@ class Pipeline:
     def _preprocess(self, packet: FramePacket) -> None:
         packet.predictor = self.predictor  # may be swapped between frames (reconfigure)
         if packet.detect:
-            packet.batch, (packet.letterbox,) = packet.predictor.preprocess([packet.image])
+            with self._preprocessing:  # the feeder may preprocess too (a schedule changed)
+                packet.batch, (packet.letterbox,) = packet.predictor.preprocess([packet.image])
 
     def _infer(self, packet: FramePacket) -> None:
         """Submit the frame to the inference service and pass it on; its result is waited
         for in the track stage, so several frames can be in flight, in order."""
-        if packet.detect:
-            while not self._slots.acquire(timeout=_POLL):
-                if self._stop.is_set():
-                    raise StopRequested(self.stopped_by or "stopped")
+        if not packet.detect:
+            self._offer(packet)
+            return
+        while not self._slots.acquire(timeout=_POLL):
+            if self._stop.is_set():
+                raise StopRequested(self.stopped_by or "stopped")
         self._infer_started = time.perf_counter()
+        self._detected += 1
         if self._jit:
             self._credit.release()  # the next frame may be taken (when due)
         if packet.detect:
@@ -296,6 +355,63 @@ class Pipeline:
                                                  self.stream_id)
             packet.pending.add_done_callback(lambda _: self._slots.release())
             packet.batch = None
+
+    def _offer(self, packet: FramePacket) -> None:
+        """A frame the schedule did not give the detector: the newest, for the feeder."""
+        with self._arrived:
+            self._newest = packet
+            self._arrived.notify_all()
+
+    def _feed(self) -> None:
+        """Adaptive schedule: whenever the detector is free, give it the newest frame (or,
+        when that is already over half a frame interval old, the next one), preprocessed
+        here, off the frames' path; its result is applied when it comes
+        (:class:`LateTracking`)."""
+        interval = 1.0 / self.source.fps if self.source.fps else 1.0 / 30.0
+        taken = -1
+        self._set_priority("feeder")
+        try:
+            while not self._stop.is_set():
+                if not self.adaptive():
+                    time.sleep(_POLL)
+                    continue
+                if not self._slots.acquire(timeout=_POLL):
+                    continue
+                packet = self._next_for_detector(taken, interval / 2.0)
+                if packet is None:
+                    self._slots.release()
+                    continue
+                taken = packet.index
+                start = time.perf_counter()
+                predictor = self.predictor
+                with self._preprocessing:
+                    batch, (letterbox,) = predictor.preprocess([packet.image])
+                self.metrics.add_stage("preprocess", (time.perf_counter() - start) * 1000.0)
+                pending = self.service.submit(predictor.backend, batch, self.stream_id)
+                pending.add_done_callback(lambda _: self._slots.release())
+                self._detected += 1
+                self._late.submit(DetectionJob(packet.index, packet.image, pending.done,
+                                               self._resolver(predictor, letterbox, pending,
+                                                              own_timing=False),
+                                               wait=_waiter(pending)))
+        except BaseException as exc:
+            self._fail("infer", exc)
+
+    def _next_for_detector(self, taken: int, fresh: float) -> FramePacket | None:
+        """The newest frame not given to the detector yet if it is at most ``fresh`` seconds
+        old, else the next one to arrive; None when the pipeline stops or is no longer
+        adaptive."""
+        with self._arrived:
+            newest = self._newest
+            if (newest is not None and newest.index > taken
+                    and time.perf_counter() - newest.captured <= fresh):
+                return newest
+            mark = newest.index if newest is not None else -1
+            while not self._stop.is_set() and self.adaptive():
+                self._arrived.wait(_POLL)
+                if self._newest is not None and self._newest.index > mark:
+                    return self._newest
+        return None
 
     def _result(self, pending: Future[InferenceResult]) -> InferenceResult:
         """Wait for a submitted frame's inference; a failed engine call fails the infer
@@ -311,29 +427,63 @@ class Pipeline:
                 raise
 
     def _track(self, packet: FramePacket) -> None:
-        names = packet.predictor.spec.class_names
+        """Track the frame. A frame the schedule gave the detector waits for its result
+        here; the adaptive schedule's results are applied when they come
+        (:class:`LateTracking`)."""
+        if self._late.tracker is not self.tracker:  # swapped by a reconfiguration
+            self._late.use(self.tracker)
+        self._late.class_names = packet.predictor.spec.class_names
+        job = None
+        if not packet.detect and self.adaptive():
+            self._hold(packet)
         if packet.detect:
-            waiting = time.perf_counter()
-            result = self._result(packet.pending)
-            self._waited = time.perf_counter() - waiting
+            pending = packet.pending
             packet.pending = None
-            packet.raw = result.raw
+            waiting = time.perf_counter()
+            result = self._result(pending)
+            self._waited = time.perf_counter() - waiting
             packet.timings["infer"] = result.infer_ms
             self._learn("infer", result.infer_ms)
-            (dets,) = packet.predictor.postprocess(packet.raw, [packet.letterbox])
+            job = DetectionJob(packet.index, packet.image, pending.done,
+                               self._resolver(packet.predictor, packet.letterbox, pending,
+                                              own_timing=True))
+        step = self._late.step(packet.index, packet.image, job, keep_states=self.adaptive())
+        own = [found for index, found in step.found if index == packet.index]
+        packet.found = own[0] if own else None
+        packet.found_late = [(index, found) for index, found in step.found
+                             if index != packet.index]
+        packet.detections = step.detections
+        if self.tracker is not None:
+            packet.events = step.events
+
+    def _hold(self, packet: FramePacket) -> None:
+        """Adaptive schedule: wait for the detector's work on this frame, if it has any,
+        until the frame is ``hold_ms`` old."""
+        job = self._late.job_for(packet.index)
+        if job is None or job.wait is None or job.ready():
+            return
+        start = time.perf_counter()
+        deadline = packet.captured + self.options.hold_ms / 1000.0
+        while not self._stop.is_set() and (left := deadline - time.perf_counter()) > 0:
+            if job.wait(min(left, _POLL)):
+                break
+        self._waited = time.perf_counter() - start
+
+    def _resolver(self, predictor: Predictor, letterbox, pending: Future[InferenceResult],
+                  own_timing: bool) -> Callable[[], Detections]:
+        """What turns a frame's finished inference into its detections (frame pixels,
+        inside the zone). ``own_timing``: the inference time is on the frame's packet; else
+        it is counted on its own."""
+        def resolve() -> Detections:
+            result = self._result(pending)
+            if not own_timing:
+                self.metrics.add_stage("infer", result.infer_ms)
+            (dets,) = predictor.postprocess(result.raw, [letterbox])
             if self.options.zone is not None:
                 dets = self.options.zone.keep(dets)
-            packet.raw = None
-            packet.found = dets
-            if self.tracker is not None:
-                dets = self.tracker.update(dets, packet.image)
-        elif self.tracker is not None:
-            dets = self.tracker.carry(Detections.empty(names), packet.image)
-        else:
-            dets = Detections.empty(names)
-        packet.detections = dets
-        if self.tracker is not None:
-            packet.events = list(self.tracker.events)
+            return dets
+
+        return resolve
 
     def _draw(self, packet: FramePacket) -> None:
         overlay = None
@@ -389,8 +539,11 @@ class Pipeline:
             names.append("draw")
             work.append(self._draw)
         queues = [queue.Queue(maxsize=size) for _ in names]
+        # Adaptive from the start: every frame out at the camera's rate comes first.
+        self._camera_rate = self.adaptive() and self.options.favour_inference
         if self.service is None:
-            self.service = InferenceService(workers=max(1, self.options.inference_workers))
+            self.service = InferenceService(workers=max(1, self.options.inference_workers),
+                                            niceness=STAGE_NICENESS if self._camera_rate else 0)
         in_flight = self.options.in_flight or (1 if self.source.live else self.service.workers)
         self._slots = threading.Semaphore(max(1, in_flight))
         self.metrics.started = time.perf_counter()
@@ -403,6 +556,9 @@ class Pipeline:
                 name=stage, daemon=True))
         self._threads.append(threading.Thread(target=self._finish, args=(queues[-1], results),
                                               name="output", daemon=True))
+        if self.source.live:
+            self._threads.append(threading.Thread(target=self._feed, name="feeder",
+                                                  daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -458,6 +614,8 @@ class Pipeline:
     def report(self) -> dict:
         stats = self.source.stats
         report = self.metrics.report(stats.frames_read, stats.frames_dropped)
+        report["detection"] = {"schedule": self.schedule(), "frames_detected": self._detected,
+                               "late": self._late.stats.report()}
         report["frames_skipped"] = stats.frames_skipped
         report["source"] = {"reconnects": stats.reconnects, "stalls": stats.stalls,
                             "outage_seconds": round(stats.outage_seconds, 3),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from detstream.engines.runtime.base import Backend
+from detstream.stream.pipeline.threads import yield_to_inference
 
 _POLL = 0.05  # seconds between checks of the closed flag while idle
 #: A stream counts as active for batching while it has submitted within this many seconds.
@@ -90,6 +91,8 @@ class InferenceService:
         collect_ms: how long a worker waits for more frames to fill a batch once it has one.
         on_error: called with any exception an engine call raised (the request's future
             raises it too).
+        niceness: lower the workers' CPU priority by this much (live streams output at the
+            camera's rate: their frames' path comes before inference).
 
     Example:
         >>> service = InferenceService(workers=2)
@@ -98,13 +101,15 @@ class InferenceService:
     """
 
     def __init__(self, workers: int = 1, max_batch: int = 1, collect_ms: float = 5.0,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 niceness: int = 0) -> None:
         if workers < 1:
             raise ValueError("an inference service needs at least one worker")
         self.workers = workers
         self.max_batch = max(1, max_batch)
         self.collect_s = max(0.0, collect_ms) / 1000.0
         self.on_error = on_error
+        self.niceness = niceness
         self.stats = ServiceStats()
         # queue.Queue, not SimpleQueue: SimpleQueue.get(timeout=t) in CPython 3.11 waits
         # without end when the deadline passes inside the call (after it took the lock on an
@@ -180,6 +185,8 @@ class InferenceService:
         return group
 
     def _work(self) -> None:
+        if self.niceness > 0:  # the frames' own path comes first (live, camera rate)
+            yield_to_inference(self.niceness)
         carry: deque[_Request] = deque()  # requests collected but left for the next batch
         while True:
             first = self._next(carry, _POLL)

@@ -45,15 +45,22 @@ class TruthScorer(Sink):
     def __init__(self, class_names: tuple[str, ...], window: int = TRUTH_WINDOW) -> None:
         self.class_names = tuple(class_names)
         self.window = max(1, window)
-        self.frames: deque[tuple[int, Detections, Detections | None, Detections]] = \
+        self.frames: deque[list] = \
             deque(maxlen=self.window)
         self.seen = 0
 
     def write(self, packet: FramePacket) -> None:
         if packet.truth is not None and packet.detections is not None:
-            self.frames.append((packet.index, packet.truth, _lean(packet.found),
-                                _lean(packet.detections)))
+            self.frames.append([packet.index, packet.truth, _lean(packet.found),
+                                _lean(packet.detections)])
             self.seen += 1
+        for index, found in packet.found_late:  # detections that came back a few frames late
+            for frame in reversed(self.frames):
+                if frame[0] == index:
+                    frame[2] = _lean(found)
+                    break
+                if frame[0] < index:
+                    break
 
     def scores(self) -> dict | None:
         """``{"detection": {...}, "tracking": {...}}``, or None without truth."""

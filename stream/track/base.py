@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,3 +72,14 @@ class Tracker(ABC):
 
         Within a stream identities are never reused: tracks ended by a scene cut keep theirs.
         """
+
+    def snapshot(self) -> object:
+        """The tracker's whole state now, for :meth:`restore` (a detection that comes back
+        a few frames late is applied to the tracks as they were on its frame)."""
+        return copy.deepcopy(self.__dict__)
+
+    def restore(self, state: object) -> None:
+        """Go back to a :meth:`snapshot`. The snapshot is taken over, not copied: restore
+        each one at most once."""
+        self.__dict__.clear()
+        self.__dict__.update(state)
