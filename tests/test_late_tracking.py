@@ -142,3 +142,76 @@ def test_a_new_tracker_drops_detections_meant_for_the_old(swap_at):
             late.use(make_tracker("bytetrack", 30.0))
         late.step(frame, IMAGE)
     assert late.stats.applied == 0 and late.waiting == 0
+
+
+# ---------------------------------------------------------------- the pipeline, live
+SCENE = "synthetic://?seed=5&size=320x192&fps=30&frames=75"
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """The real model's outputs on every frame of SCENE (for replay at a chosen speed), and
+    its detections per frame from a file run."""
+    from detstream.engines.predict import Predictor
+    from detstream.engines.runtime.replay import RecordingBackend
+    from detstream.engines.runtime.select import open_backend
+    from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+    from detstream.stream.sources import open_source
+
+    recording = RecordingBackend(open_backend("default", "onnxruntime", imgsz=160, threads=1))
+    reference: dict[int, Detections] = {}
+    Pipeline(open_source(SCENE), Predictor(recording), None, None, [],
+             PipelineOptions(detect_every=1),
+             on_packet=lambda p: reference.__setitem__(p.index, p.found)).run()
+    assert len(reference) == 75
+    return recording, reference
+
+
+def run_live(recording, infer_ms: float, hold_ms: float) -> tuple[dict, list]:
+    """SCENE as a paced 30 fps camera, its detector replayed after ``infer_ms``."""
+    from detstream.engines.predict import Predictor
+    from detstream.engines.runtime.replay import ReplayBackend
+    from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+    from detstream.stream.sources import open_source
+
+    packets = []
+    live = Pipeline(open_source(SCENE + "&live=1"),
+                    Predictor(ReplayBackend(recording, infer_ms=infer_ms)),
+                    make_tracker("botsort", 30.0), None, [],
+                    PipelineOptions(hold_ms=hold_ms), on_packet=packets.append)
+    return live.run(), packets
+
+
+def test_a_slowed_detector_on_a_live_camera_lands_each_result_on_its_own_frame(recorded):
+    """A detector slowed on purpose to 120 ms: every frame still comes out, tracked, and each
+    detection that comes back late is the detector's output for the frame it was made on."""
+    recording, reference = recorded
+    report, packets = run_live(recording, infer_ms=120.0, hold_ms=0.0)
+    assert report["detection"]["schedule"].startswith("as often as inference allows")
+    assert report["frames_out"] == len(packets) >= 60  # camera rate: (nearly) every frame
+    late = [(packet.index, index, found) for packet in packets
+            for index, found in packet.found_late]
+    assert len(late) >= 10
+    for arrived, index, found in late:
+        assert arrived - index >= 3  # 120 ms at 30 fps: at least 3 frames later
+        np.testing.assert_allclose(found.boxes, reference[index].boxes, atol=1e-3)
+    assert report["detection"]["late"]["frames_late_mean"] >= 3
+    # Between the detector's looks the frames still carry the tracks (how well they follow
+    # the objects is the unit tests' part, above).
+    first = min(arrived for arrived, _, _ in late)
+    tracked = [len(packet.detections) > 0 for packet in packets if packet.index > first + 10]
+    assert np.mean(tracked) > 0.8
+
+
+def test_a_frame_the_detector_works_on_waits_for_its_result_within_the_hold(recorded):
+    """With a hold longer than inference, frames the detector looked at leave with their own
+    detections; without one, every result arrives after its frame left."""
+    recording, reference = recorded
+    _, held = run_live(recording, infer_ms=40.0, hold_ms=300.0)
+    own = [p for p in held if p.found is not None]
+    late = [index for p in held for index, _ in p.found_late]
+    assert len(own) >= 10 and len(own) > 3 * len(late)
+    for packet in own:
+        np.testing.assert_allclose(packet.found.boxes, reference[packet.index].boxes, atol=1e-3)
+    _, unheld = run_live(recording, infer_ms=40.0, hold_ms=0.0)
+    assert sum(p.found is not None for p in unheld) < sum(len(p.found_late) for p in unheld)

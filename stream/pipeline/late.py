@@ -25,8 +25,8 @@ import numpy as np
 from detstream.engines.spec import Detections
 from detstream.stream.track.base import Tracker, TrackEvent
 
-#: Frames of tracker states kept for late detections (a detection later than this is applied
-#: on the oldest frame kept).
+#: The most frames of tracker states (and images) kept for late detections; a detection later
+#: than this is applied on the oldest frame kept.
 HISTORY_FRAMES = 32
 
 
@@ -201,9 +201,14 @@ class LateTracking:
             self.stats.replayed += len(replay) - 1
 
     def _trim(self) -> None:
-        """Forget the states older than the history (a job on such a frame is applied on the
-        oldest frame kept)."""
-        keep_from = self._last + 1 - self.history
+        """Forget the states no job can need: before the oldest job waiting, or before the
+        last two frames when none waits (the detector takes the newest frame, which may just
+        have been tracked); never more than ``history`` frames (a job on an older frame is
+        applied on the oldest frame kept)."""
+        keep_from = self._last - 1
+        if self._jobs:
+            keep_from = min(keep_from, self._jobs[0].index)
+        keep_from = max(keep_from, self._last + 1 - self.history)
         while self._past and self._past[0].index < keep_from:
             self._past.popleft()
 

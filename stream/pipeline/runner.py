@@ -57,6 +57,16 @@ def _waiter(pending: Future) -> Callable[[float], bool]:
     return wait
 
 
+@dataclass
+class _Claim:
+    """A frame given to the detector (adaptive schedule): the future its result goes to, and
+    the ``predictor`` and ``letterbox`` that preprocessed it (in ``context``, once known)."""
+
+    packet: FramePacket
+    outcome: Future[InferenceResult]
+    context: dict
+
+
 class StageError(RuntimeError):
     """A stage failed; ``stage`` names it and ``__cause__`` holds the original error."""
 
@@ -163,6 +173,8 @@ class Pipeline:
         self._preprocessing = threading.Lock()  # the predictor's buffers are not shared
         self._arrived = threading.Condition()  # a frame passed the infer stage (adaptive)
         self._newest: FramePacket | None = None
+        self._waiting_for_next = False  # the feeder holds the detector for the next frame
+        self._claim: _Claim | None = None
         self._camera_rate = False  # set at start: frames first, inference after
 
     # ------------------------------------------------------------------ control
@@ -357,10 +369,26 @@ class Pipeline:
             packet.batch = None
 
     def _offer(self, packet: FramePacket) -> None:
-        """A frame the schedule did not give the detector: the newest, for the feeder."""
+        """A frame the schedule did not give the detector: the newest, for the feeder; or,
+        when the feeder holds the detector waiting for the next frame, this one, claimed
+        here before it goes on (so the track stage knows to wait for its result)."""
         with self._arrived:
             self._newest = packet
+            if self._claim is None and self._waiting_for_next:
+                self._waiting_for_next = False
+                self._claim = self._claim_job(packet)
             self._arrived.notify_all()
+
+    def _claim_job(self, packet: FramePacket) -> _Claim:
+        """Announce the detector's work on ``packet`` before it starts; the feeder completes
+        the claim's future with the result."""
+        claim = _Claim(packet, Future(), {})
+        claim.outcome.set_running_or_notify_cancel()
+        self._late.submit(DetectionJob(packet.index, packet.image, claim.outcome.done,
+                                       self._resolver(claim.context, claim.outcome,
+                                                      own_timing=False),
+                                       wait=_waiter(claim.outcome)))
+        return claim
 
     def _feed(self) -> None:
         """Adaptive schedule: whenever the detector is free, give it the newest frame (or,
@@ -377,41 +405,49 @@ class Pipeline:
                     continue
                 if not self._slots.acquire(timeout=_POLL):
                     continue
-                packet = self._next_for_detector(taken, interval / 2.0)
-                if packet is None:
+                claim = self._next_for_detector(taken, interval / 2.0)
+                if claim is None:
                     self._slots.release()
                     continue
+                packet, outcome = claim.packet, claim.outcome
                 taken = packet.index
+                self._detected += 1
                 start = time.perf_counter()
                 predictor = self.predictor
                 with self._preprocessing:
                     batch, (letterbox,) = predictor.preprocess([packet.image])
                 self.metrics.add_stage("preprocess", (time.perf_counter() - start) * 1000.0)
+                claim.context.update(predictor=predictor, letterbox=letterbox)
                 pending = self.service.submit(predictor.backend, batch, self.stream_id)
-                pending.add_done_callback(lambda _: self._slots.release())
-                self._detected += 1
-                self._late.submit(DetectionJob(packet.index, packet.image, pending.done,
-                                               self._resolver(predictor, letterbox, pending,
-                                                              own_timing=False),
-                                               wait=_waiter(pending)))
+                pending.add_done_callback(lambda done, out=outcome: self._relay(done, out))
         except BaseException as exc:
             self._fail("infer", exc)
 
-    def _next_for_detector(self, taken: int, fresh: float) -> FramePacket | None:
+    def _relay(self, pending: Future[InferenceResult], outcome: Future[InferenceResult]
+               ) -> None:
+        """The service's answer to a claimed frame's future; the detector is free again."""
+        self._slots.release()
+        error = pending.exception()
+        if error is not None:
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(pending.result())
+
+    def _next_for_detector(self, taken: int, fresh: float) -> _Claim | None:
         """The newest frame not given to the detector yet if it is at most ``fresh`` seconds
-        old, else the next one to arrive; None when the pipeline stops or is no longer
-        adaptive."""
+        old, else the next one to arrive (claimed by :meth:`_offer`); None when the pipeline
+        stops or is no longer adaptive."""
         with self._arrived:
             newest = self._newest
             if (newest is not None and newest.index > taken
                     and time.perf_counter() - newest.captured <= fresh):
-                return newest
-            mark = newest.index if newest is not None else -1
-            while not self._stop.is_set() and self.adaptive():
+                return self._claim_job(newest)
+            self._waiting_for_next = True
+            while self._claim is None and not self._stop.is_set() and self.adaptive():
                 self._arrived.wait(_POLL)
-                if self._newest is not None and self._newest.index > mark:
-                    return self._newest
-        return None
+            self._waiting_for_next = False
+            claimed, self._claim = self._claim, None
+            return claimed
 
     def _result(self, pending: Future[InferenceResult]) -> InferenceResult:
         """Wait for a submitted frame's inference; a failed engine call fails the infer
@@ -444,9 +480,9 @@ class Pipeline:
             self._waited = time.perf_counter() - waiting
             packet.timings["infer"] = result.infer_ms
             self._learn("infer", result.infer_ms)
+            context = {"predictor": packet.predictor, "letterbox": packet.letterbox}
             job = DetectionJob(packet.index, packet.image, pending.done,
-                               self._resolver(packet.predictor, packet.letterbox, pending,
-                                              own_timing=True))
+                               self._resolver(context, pending, own_timing=True))
         step = self._late.step(packet.index, packet.image, job, keep_states=self.adaptive())
         own = [found for index, found in step.found if index == packet.index]
         packet.found = own[0] if own else None
@@ -469,16 +505,17 @@ class Pipeline:
                 break
         self._waited = time.perf_counter() - start
 
-    def _resolver(self, predictor: Predictor, letterbox, pending: Future[InferenceResult],
-                  own_timing: bool) -> Callable[[], Detections]:
+    def _resolver(self, context: dict, pending: Future[InferenceResult], own_timing: bool
+                  ) -> Callable[[], Detections]:
         """What turns a frame's finished inference into its detections (frame pixels,
-        inside the zone). ``own_timing``: the inference time is on the frame's packet; else
-        it is counted on its own."""
+        inside the zone), with the ``predictor`` and ``letterbox`` in ``context`` that
+        preprocessed it. ``own_timing``: the inference time is on the frame's packet; else it
+        is counted on its own."""
         def resolve() -> Detections:
             result = self._result(pending)
             if not own_timing:
                 self.metrics.add_stage("infer", result.infer_ms)
-            (dets,) = predictor.postprocess(result.raw, [letterbox])
+            (dets,) = context["predictor"].postprocess(result.raw, [context["letterbox"]])
             if self.options.zone is not None:
                 dets = self.options.zone.keep(dets)
             return dets
