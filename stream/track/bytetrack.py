@@ -48,7 +48,7 @@ from detstream.stream.track.config import ByteTrackConfig
 from detstream.stream.track.events import EventLog
 from detstream.stream.track.kalman import KalmanFilter
 from detstream.stream.track.matching import assign, buffered_iou_matrix
-from detstream.stream.track.motion import small_view
+from detstream.stream.track.motion import FrameMemo, small_view
 from detstream.stream.track.scores import ScoreScale
 from detstream.stream.track.table import COLUMNS, LOST, TRACKED, TrackTable, rows_where
 
@@ -148,6 +148,7 @@ class ByteTrack(Tracker):
         self.coasting = Coasting(self.config, self.kf)
         self.motion = motion
         self.cuts = cuts
+        self._seen = FrameMemo()
         self.reset()
 
     def reset(self) -> None:
@@ -184,7 +185,7 @@ class ByteTrack(Tracker):
         f = _Frame(detections, *self.appearance.embeddings(detections, self.tracks),
                    self.config, self.strong.threshold(detections.scores))
         if view is not None and self.motion is not None:
-            self._compensate(view, scale, f.boxes)
+            self._compensate(frame, view, scale, f.boxes)
         f.predicted = self._predict()
         self._match_high(f)
         self._reidentify(f)
@@ -204,7 +205,7 @@ class ByteTrack(Tracker):
         view, scale = self._next_frame(frame)
         tracks = self.tracks
         if view is not None and self.motion is not None:
-            self._compensate(view, scale, self.kf.to_boxes(tracks.mean))
+            self._compensate(frame, view, scale, self.kf.to_boxes(tracks.mean))
         if len(tracks):
             tracks.mean, tracks.cov = self.kf.predict(tracks.mean, tracks.cov)
             tracks.last_seen[tracks.status == TRACKED] = self.frame
@@ -384,12 +385,28 @@ class ByteTrack(Tracker):
         """One small view of ``frame`` for scene cuts and camera motion (none if unused)."""
         if frame is None or (self.motion is None and self.cuts is None):
             return None, 1.0
-        return small_view(frame)
+        seen = self._seen.get(frame)
+        if seen is not None:
+            return seen["view"]
+        view = small_view(frame)
+        self._seen.put(frame, {"view": view})
+        return view
 
-    def _compensate(self, view: np.ndarray, scale: float, boxes: np.ndarray) -> None:
+    def _compensate(self, frame: np.ndarray, view: np.ndarray, scale: float,
+                    boxes: np.ndarray) -> None:
         """Warp every track by the camera's motion, estimated on ``view`` (``scale`` times
-        the frame) with ``boxes`` (frame pixels) masked out."""
-        affine = self.motion.estimate(view, boxes * scale)
+        the frame) with ``boxes`` (frame pixels) masked out. A frame tracked again (a late
+        detection replayed, :mod:`~detstream.stream.pipeline.late`) reuses its first
+        estimate and the estimator's state after it."""
+        # (An estimator without state()/restore() estimates every time.)
+        seen = self._seen.get(frame) if hasattr(self.motion, "restore") else None
+        if seen is not None and "affine" in seen:
+            affine = seen["affine"]
+            self.motion.restore(seen["motion"])
+        else:
+            affine = self.motion.estimate(view, boxes * scale)
+            if seen is not None:
+                seen.update(affine=affine, motion=self.motion.state())
         tracks = self.tracks
         if len(tracks) and affine is not None:
             affine = affine.copy()

@@ -8,6 +8,9 @@ compensation), so a panning camera does not look like every object jumping.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
+
 import cv2
 import numpy as np
 
@@ -32,6 +35,32 @@ def small_view(frame: np.ndarray, width: int = VIEW_WIDTH) -> tuple[np.ndarray, 
     return resize(frame, size), scale
 
 
+class FrameMemo:
+    """What a tracker worked out from a frame (its small view, the camera motion), kept for
+    the frame tracked again: a late detection replays the frames since
+    (:mod:`~detstream.stream.pipeline.late`). Keyed by the frame array itself, held weakly
+    (nothing is kept alive); shared, not copied, by a tracker's snapshots."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[int, tuple[weakref.ref, dict]] = OrderedDict()
+
+    def get(self, frame: np.ndarray) -> dict | None:
+        item = self._items.get(id(frame))
+        if item is None or item[0]() is not frame:
+            return None
+        return item[1]
+
+    def put(self, frame: np.ndarray, value: dict) -> None:
+        self._items[id(frame)] = (weakref.ref(frame), value)
+        self._items.move_to_end(id(frame))
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __deepcopy__(self, memo: dict) -> FrameMemo:
+        return self
+
+
 class CameraMotion:
     """Estimate frame-to-frame camera motion.
 
@@ -54,6 +83,14 @@ class CameraMotion:
     def reset(self) -> None:
         self._prev: np.ndarray | None = None
         self._points: np.ndarray | None = None
+
+    def state(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """What the next estimate starts from (the last view and the points chosen on it)."""
+        return self._prev, self._points
+
+    def restore(self, state: tuple[np.ndarray | None, np.ndarray | None]) -> None:
+        """Start the next estimate from a :meth:`state` (the arrays are not changed)."""
+        self._prev, self._points = state
 
     def estimate(self, frame: np.ndarray, boxes: np.ndarray | None = None) -> np.ndarray:
         """The affine from the previous frame to ``frame`` (identity for the first frame).
