@@ -6,7 +6,10 @@ shared :class:`~detstream.stream.pipeline.service.InferenceService`, which batch
 the streams into one engine call (up to ``batch`` frames, waiting at most ``collect_ms`` for
 a batch to fill). Streams are independent otherwise: a source that dies, stalls or
 reconnects affects only its own pipeline, and streams can be added and removed while the
-others run.
+others run. When every stream it starts with is live and adaptive (each frame output at the
+camera's rate, the detector beside it), the service's workers run at lower priority
+(:data:`~detstream.stream.pipeline.threads.STAGE_NICENESS`), as a single live pipeline's own
+service does: the frames' path comes first.
 
 Example:
     >>> group = MultiSession(RunConfig(model="default", output="out_{stream}.mp4"),
@@ -26,6 +29,7 @@ from pathlib import Path
 from detstream.engines.errors import UserInputError
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceService
+from detstream.stream.pipeline.threads import STAGE_NICENESS
 from detstream.stream.session import BackendCache, Log, RunConfig, Session, build, write_stats
 from detstream.stream.sinks.tiled import TiledView
 
@@ -137,10 +141,11 @@ class MultiSession:
         self.backends = BackendCache(size=1)
         backend = self.backends.open(self.config, self.log)
         self.describe = backend.describe()
+        self.model_info = backend.info()
         self.batch = min(batch or count, max(1, backend.max_batch))
-        threads = workers or default_workers(count, backend.device.type == "cpu")
-        self.service = InferenceService(workers=threads, max_batch=self.batch,
-                                        collect_ms=collect_ms)
+        self._workers = workers or default_workers(count, backend.device.type == "cpu")
+        self._collect_ms = collect_ms
+        self.service = self._new_service(niceness=0)
         self.streams: dict[int, Stream] = {}
         self._next_id = 0
         self._lock = threading.Lock()
@@ -155,9 +160,26 @@ class MultiSession:
                 self.config = replace(self.config, show=False)  # one window: the grid
             for i, uri in enumerate(sources):
                 self.add(uri, start=False, stream=None if ids is None else ids[i])
+            if self._camera_rate():  # known once the sources are open; nothing submitted yet
+                self.service.close()
+                self.service = self._new_service(niceness=STAGE_NICENESS)
+                for entry in self.streams.values():
+                    entry.pipeline.service = self.service
         except BaseException:
             self.close()
             raise
+
+    def _new_service(self, niceness: int) -> InferenceService:
+        """The shared inference service, its workers ``niceness`` below normal priority."""
+        return InferenceService(workers=self._workers, max_batch=self.batch,
+                                collect_ms=self._collect_ms, niceness=niceness)
+
+    def _camera_rate(self) -> bool:
+        """Whether every stream is live and adaptive, its stages favoured over inference (as
+        a pipeline with its own service decides: :meth:`Pipeline.adaptive`)."""
+        pipelines = [entry.pipeline for entry in self.streams.values()]
+        return bool(pipelines) and all(p.adaptive() and p.options.favour_inference
+                                       for p in pipelines)
 
     # ------------------------------------------------------------------ streams
     def _config_for(self, uri: str, stream: int) -> RunConfig:
@@ -275,4 +297,4 @@ class MultiSession:
                 "fps": round(frames_out / seconds, 2), "seconds": round(seconds, 3),
                 "inference": self.service.stats.report() | {"batch": self.batch,
                                                              "workers": self.service.workers},
-                "streams": streams}
+                "model": self.model_info, "streams": streams}

@@ -218,3 +218,19 @@ def test_show_without_a_display_is_one_clear_error(tmp_path, sources):
     assert done.returncode == 2, done.stderr
     assert "--show needs a display" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_shared_service_yields_to_live_streams_at_the_camera_s_rate(clips):
+    """Every stream live and adaptive (each frame out at the camera's rate): the shared
+    inference workers run below the frames' path, as one live pipeline's own do; a file among
+    the streams keeps them at normal priority."""
+    from detstream.stream.pipeline.threads import STAGE_NICENESS
+
+    cameras = [f"synthetic://?seed={seed}&size=160x120&fps=30&live=1" for seed in (1, 2)]
+    for sources, niceness in ((cameras, STAGE_NICENESS), ([cameras[0], str(clips[0])], 0)):
+        group = MultiSession(CONFIG, sources, batch=2)
+        try:
+            assert group.service.niceness == niceness
+            assert all(e.pipeline.service is group.service for e in group.streams.values())
+        finally:
+            group.close()
