@@ -29,6 +29,10 @@ ABOUT = ("**detstream** detects and tracks objects live: your webcam, an uploade
          "knows the synthetic world's circles, triangles, squares and stars: try the example "
          "video, or choose another model in the settings.")
 IMGSZ_CHOICES = [("model's own", 0), ("320", 320), ("416", 416), ("512", 512), ("640", 640)]
+#: The detect-every slider: 0 is the adaptive schedule (RunConfig.detect_every).
+EVERY_LABEL = "detect every K frames (0: auto)"
+EVERY_INFO = ("auto: every frame tracked and shown at the camera's rate, the detector on the "
+              "newest frame whenever it is free; K: the detector on every K-th frame")
 
 
 def choices(name: str) -> list[str]:
@@ -65,7 +69,8 @@ def viewer_html(mode: str, allow_streams: bool = True) -> str:
     <span>latency p50 <b class="ds-lat">–</b> ms, p95 <b class="ds-lat95">–</b> ms</span>
     <span>dropped <b class="ds-drop">0</b></span><span>objects <b class="ds-obj">0</b></span>
     <span class="ds-model"></span></div>
-  <details class="ds-details" open><summary>stage timings (ms per frame)</summary>
+  <details class="ds-details" open><summary>stage timings, last 2 s (each stage's own work:
+    ms per frame it worked on, frames per second; waits apart)</summary>
     <table class="ds-timings"><tbody></tbody></table></details>
   <div class="ds-message"></div>
 </div>"""
@@ -245,7 +250,7 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                 trails = gr.Checkbox(value=bool(defaults.trails), label="track trails",
                                      elem_id="ds-trails")
                 every = gr.Slider(**slider("detect_every"), value=defaults.detect_every,
-                                  label="detect every K frames", elem_id="ds-every")
+                                  label=EVERY_LABEL, info=EVERY_INFO, elem_id="ds-every")
                 note = gr.Markdown(elem_id="ds-settings-note")
         controls = [model, backend, imgsz, conf, iou, classes, tracker, trails, every]
         blocks.load(register, [client], [client], js="(c) => window.__detstreamClient")

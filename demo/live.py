@@ -6,9 +6,15 @@ Protocol (``/detstream/ws/live?client=ID``). The page sends a JSON ``start`` mes
 webcam, binary messages: a little-endian uint32 frame id followed by one JPEG. The server
 answers with JSON status messages (``queued`` with the place in line, ``started``,
 ``dropped`` with the frame ids replaced by newer ones, ``error``, ``ended``) and binary
-results: uint32 frame id, uint32 length of a JSON header (stage timings, counts, and the
-reported boxes as ``[x1, y1, x2, y2, track id, class, score]`` in frame pixels), the header,
-then the annotated frame as JPEG.
+results: uint32 frame id, uint32 length of a JSON header, the header, then the annotated
+frame as JPEG. The header holds the reported boxes as ``[x1, y1, x2, y2, track id, class,
+score]`` in frame pixels, counts, ``timings`` (what the stages did on this frame: with the
+detector beside the frames' path it holds no detector time), and the stage table the page
+shows: ``stages``, each stage's own work over the last two seconds (mean ms per frame it
+worked on, frames per second it worked on; the detector's ``preprocess`` and ``infer``
+included, and ``jpeg``, this module's encoding of the result), and ``waits`` apart (the track
+stage holding a frame for its detections; capture waiting for the page's next frame)
+(:class:`~detstream.stream.pipeline.stage_times.RecentStages`).
 
 Why a WebSocket carrying JPEG and not WebRTC: on this project's 2-core machines the measured
 WebSocket path (two frames in flight, newest frame wins) showed 30 fps with capture-to-display
@@ -34,12 +40,20 @@ from detstream.demo.admission import Admission
 from detstream.demo.guard import check_model, check_stream
 from detstream.demo.state import LiveSettings, Registry, SessionInfo
 from detstream.engines.errors import DetstreamError, UserInputError
+from detstream.stream.pipeline.metrics import RunMetrics
 from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.pipeline.stage_times import RecentStages
+from detstream.stream.run_config import RunConfig
 from detstream.stream.serialize import detections_to_json
 from detstream.stream.session import BackendCache, Session, build
 from detstream.stream.sources import PushSource
 
 JPEG_QUALITY = 80
+#: The webcam's source: live, newest frame wins (so the pipeline runs its camera-rate
+#: schedule with the default detect-every 0, as ``detstream run`` on a camera), not paced:
+#: the page stops sending while a few frames are unanswered, so a fixed schedule's
+#: just-in-time capture takes the newest without waiting for a fresher one.
+WEBCAM_SOURCE = "push://?fps=30&paced=0"
 _HEADER = struct.Struct("<I")
 _RESULT = struct.Struct("<II")
 
@@ -59,17 +73,52 @@ def split_frame(message: bytes) -> tuple[int, memoryview | None]:
     return seq, memoryview(message)[_HEADER.size:]
 
 
-def result_message(packet: FramePacket, extra: dict) -> bytes:
-    """The binary result for one finished packet (see the module docstring)."""
-    image = packet.annotated if packet.annotated is not None else packet.image
+def result_header(packet: FramePacket, extra: dict) -> dict:
+    """The JSON header of one finished packet's result (see the module docstring);
+    ``extra`` adds fields (``fps``, ``dropped``, ``stages``, ``waits``)."""
     # The page takes each box as one short row (the file's dicts, at the page's precision).
     boxes = [[*item["box"], item["track_id"], item["class"], item["score"]]
              for item in detections_to_json(packet.detections, box_digits=1, score_digits=3)]
-    header = json.dumps({"timings": {k: round(v, 2) for k, v in packet.timings.items()},
-                         "objects": len(boxes), "boxes": boxes, "index": packet.index,
-                         **extra}, separators=(",", ":")).encode()
+    return {"timings": {k: round(v, 2) for k, v in packet.timings.items()},
+            "objects": len(boxes), "boxes": boxes, "index": packet.index, **extra}
+
+
+def result_message(packet: FramePacket, extra: dict, jpeg: bytes | None = None) -> bytes:
+    """The binary result for one finished packet (see the module docstring); ``jpeg``: the
+    annotated frame already encoded (default: encoded here)."""
+    if jpeg is None:
+        jpeg = encode_jpeg(packet.annotated if packet.annotated is not None else packet.image)
+    header = json.dumps(result_header(packet, extra), separators=(",", ":")).encode()
     seq = packet.tag if isinstance(packet.tag, int) else packet.index
-    return _RESULT.pack(seq & 0xFFFFFFFF, len(header)) + header + encode_jpeg(image)
+    return _RESULT.pack(seq & 0xFFFFFFFF, len(header)) + header + jpeg
+
+
+class ResultMaker:
+    """Makes one session's result messages: encodes each frame (timed, as the ``jpeg``
+    stage in the pipeline's metrics) and adds the stage table over the last two seconds.
+    Called from the pipeline's output thread only.
+
+    Args:
+        live: the source is live (capture's time is shown as a wait for the next frame).
+    """
+
+    def __init__(self, live: bool = True) -> None:
+        self.recent = RecentStages(live=live)
+
+    def __call__(self, packet: FramePacket, metrics: RunMetrics, extra: dict) -> bytes:
+        """The message for ``packet``; ``metrics``: its pipeline's."""
+        start = time.perf_counter()
+        jpeg = encode_jpeg(packet.annotated if packet.annotated is not None else packet.image)
+        metrics.add_stage("jpeg", (time.perf_counter() - start) * 1000.0)
+        return result_message(packet, {**extra, **self.recent(metrics)}, jpeg)
+
+
+def session_config(settings: LiveSettings, mode: str, source: str) -> RunConfig:
+    """The run a live session starts: the page's settings on ``source``, no overlay (the page
+    shows its own figures); a stream is played live. Nothing else is set here: the schedule
+    (``detect_every``, 0 by default: the camera-rate schedule on a live source that drops
+    frames) is the page's setting."""
+    return settings.run_config(source, overlay=False, live=True if mode == "stream" else None)
 
 
 def same_origin(ws: WebSocket) -> bool:
@@ -125,9 +174,7 @@ class LiveHub:
                                      "--allow-streams)")
             source = check_stream(str(start.get("uri", "")), self.allow_dirs)
         elif mode == "webcam":
-            # The page sends a frame when a result comes back (a few in flight), not at its
-            # own pace: the pipeline takes the newest without waiting for a fresher one.
-            source = "push://?fps=30&paced=0"
+            source = WEBCAM_SOURCE
         else:
             raise UserInputError(f"unknown mode {mode!r}; expected webcam or stream")
         settings, version = self.registry.settings(client)
@@ -154,19 +201,22 @@ class LiveHub:
             outbox.put_nowait(item)
 
         session_box: list[Session] = []
+        make_result = ResultMaker(live=True)  # both modes play their source live
 
         def on_packet(packet: FramePacket) -> None:
-            pipeline = session_box[0].pipeline if session_box else None
-            fps = pipeline.metrics.recent_fps() if pipeline else 0.0
-            dropped = pipeline.source.stats.frames_dropped if pipeline else 0
+            if not session_box:
+                return  # not before build() has returned (no frame comes before start())
+            pipeline = session_box[0].pipeline
+            fps = pipeline.metrics.recent_fps()
+            dropped = pipeline.source.stats.frames_dropped
             self.registry.count_frame(info, fps, dropped)
             if mode == "stream" and pending[0] > 2:
                 return  # the page is behind: skip this frame rather than queue it
-            message = result_message(packet, {"fps": round(fps, 1), "dropped": dropped})
+            message = make_result(packet, pipeline.metrics,
+                                  {"fps": round(fps, 1), "dropped": dropped})
             loop.call_soon_threadsafe(send_later, message)
 
-        config = settings.run_config(source, overlay=False,
-                                     live=True if mode == "stream" else None)
+        config = session_config(settings, mode, source)
         info.state = "opening"
         session = await asyncio.to_thread(build, config, None, on_packet, (), self.backends)
         session_box.append(session)

@@ -462,6 +462,7 @@ def bench_pipeline(source: str, model: BenchModel, frames: int = 300,
         "latency_ms_p50": report["latency_ms"]["p50"],
         "latency_ms_p95": report["latency_ms"]["p95"],
         "pipeline_stages": report["stages"],
+        "pipeline_waits": report["waits"],  # the track stage's waits for inference, apart
     }
 
 
@@ -527,6 +528,7 @@ def bench_replay(source: str, model: BenchModel, replay_ms: float, frames: int =
         "latency_ms_p50": report["latency_ms"]["p50"],
         "latency_ms_p95": report["latency_ms"]["p95"],
         "pipeline_stages": report["stages"],
+        "pipeline_waits": report["waits"],  # the track stage's waits for inference, apart
     }
 
 

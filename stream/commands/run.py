@@ -54,11 +54,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, runs_pipeline=True)
 
 
-def _summary(report: dict) -> str:
-    lines = [f"{'stage':<11}{'mean ms':>9}{'p95 ms':>9}{'FPS':>9}"]
-    for name, stage in report["stages"].items():
-        lines.append(f"{name:<11}{stage['mean_ms']:>9.2f}{stage['p95_ms']:>9.2f}"
-                     f"{stage['fps']:>9.1f}")
+def _summary(report: dict, live: bool = False) -> str:
+    """The table printed after a run: each stage's own work, the waits apart (a live
+    source's capture time among them), then frames, FPS and latency."""
+    from detstream.stream.pipeline.stage_times import stage_table
+
+    lines = [stage_table(report, live)]
     latency = report["latency_ms"]
     lines.append(f"frames in {report['frames_in']}, out {report['frames_out']}, dropped "
                  f"{report['frames_dropped']}; {report['fps']:.1f} FPS; latency p50 "
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     interrupted = _drive(pipeline, log, close)
     report = session.report(interrupted)
-    print(_summary(report))
+    print(_summary(report, source.live))
     if report.get("scores") is not None:
         print(_scores(report["scores"]))
     video = next((s.path for s in pipeline.sinks if s.name == "video"), None)  # resumed: new
