@@ -1,6 +1,8 @@
-"""The benchmark package's own arithmetic: ceilings, drift, slopes and variant lists. The jobs
-themselves run end to end in test_pipeline.py, test_tracking.py, test_engines.py and
-test_long_runs.py through ``detstream bench``."""
+"""The benchmark package's own arithmetic: ceilings, drift, slopes and variant lists; and the
+live jobs (``bench live``, ``bench multistream --live``) run for a few seconds, their figures and
+JSON keys checked (not their timings: those are recorded, not asserted). The other jobs run end
+to end in test_pipeline.py, test_tracking.py, test_engines.py and test_long_runs.py through
+``detstream bench``."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import time
 import pytest
 import torch
 
+from detstream.engines.data.synthetic import parse_synthetic_uri
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench.budget import budgets_for, over_budget
+from detstream.stream.bench.cameras import camera_uri, paced_and_file, scene_params, seeded
 from detstream.stream.bench.common import median_ms, timed
 from detstream.stream.bench.engine import VARIANTS, parse_variants
 from detstream.stream.bench.live import Finished, window_drift
@@ -30,7 +34,7 @@ from detstream.stream.bench.pipeline import (
     with_inference,
 )
 from detstream.stream.bench.soak import ProcessSample, memory_slope
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 
 
 @pytest.mark.parametrize("wall, cpu, cores, expected", [
@@ -192,3 +196,64 @@ def test_declaring_every_bench_job_loads_no_torch():
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+#: A small model for the live jobs: the default model at 160 px on onnxruntime.
+SMALL_MODEL = ("--model", "default", "--backend", "onnxruntime", "--imgsz", "160")
+
+
+def test_a_camera_is_the_default_scene_at_its_size_paced_and_its_file_twin_the_same_frames():
+    uri = camera_uri((640, 480), seed="{seed}", kind="static", scene=scene_params("objects=4"))
+    config, live = parse_synthetic_uri(seeded(uri, 3))
+    assert live and config.frames is None and config.seed == 3
+    assert (config.width, config.height, config.fps) == (640, 480, 30.0)
+    assert not config.camera_motion and config.objects == 4 and config.min_size == 24
+    paced, file, frames = paced_and_file(seeded(uri, 3), seconds=2.0)
+    assert frames == 60
+    assert parse_synthetic_uri(paced) == (parse_synthetic_uri(file)[0], True)
+    assert parse_synthetic_uri(file)[0].frames == 60 and "live" not in file
+    # a scene with an end of its own keeps it when shorter
+    assert paced_and_file("synthetic://?frames=20&fps=10", 5.0)[2] == 20
+    with pytest.raises(UserInputError, match="no parameter 'bogus'"):
+        scene_params("bogus=1")
+
+
+@pytest.mark.parametrize("args, error", [
+    (("bench", "multistream", "--live", "--option", "live=0"),
+     "live is set by the benchmark itself"),
+    (("bench", "multistream", "--live", "--option", "bogus=1"), "unknown run option 'bogus'"),
+    (("bench", "multistream", "--live", "--option", "detect_every=-1"),
+     "detect_every: -1 is below 0"),
+    (("bench", "multistream", "--live", "--scene", "bogus=1"), "no parameter 'bogus'"),
+    (("bench", "multistream", "--live", "--streams", "3"), "--streams is not used with --live"),
+    (("bench", "multistream", "--cameras", "2"), "--cameras is only used with --live"),
+    (("bench", "multistream"), "--source is required without --live"),
+    (("bench", "multistream", "--live", "--source", "synthetic://?live=1", "--size",
+      "320x240"), "give them in its URI"),
+])
+def test_the_live_jobs_refuse_bad_input_in_one_line(args, error):
+    result = run_main(*args)
+    assert result.returncode == 2 and error in result.stderr, result.stderr
+
+
+def test_bench_multistream_counts_live_cameras(tmp_path):
+    out = tmp_path / "cameras.json"
+    result = run_main("bench", "multistream", "--live", *SMALL_MODEL, "--cameras", "1,2",
+                      "--seconds", "1.5", "--warmup", "0.5", "--size", "160x120",
+                      "--source-kind", "static", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["mode"] == "live" and figures["static_scene"] and figures["hold_fps"] == 29.5
+    assert "seed={seed}" in figures["source"] and "camera_motion=0" in figures["source"]
+    assert [run["cameras"] for run in figures["runs"]] == [1, 2]
+    for run in figures["runs"]:
+        count = run["cameras"]
+        for key in ("fps", "latency_ms_p50", "latency_ms_p95", "detections_per_s",
+                    "frames_dropped"):
+            assert len(run[key]) == count, key
+        assert run["min_fps"] == min(run["fps"]) and run["hold"] == (run["min_fps"] >= 29.5)
+        assert run["inference"]["frames"] > 0
+    held = [run["cameras"] for run in figures["runs"] if run["hold"]]
+    assert figures["cameras_per_machine"] == max(held, default=0)
+    assert figures["target"] == 2 and figures["target_met"] == (max(held, default=0) >= 2)
+    assert "cameras per machine:" in result.stdout and "target >= 2" in result.stdout

@@ -5,7 +5,8 @@ with a light ``<job>_job.py`` beside it that declares the job's arguments and ha
 - ``pipeline`` — ``bench pipeline``: each stage alone, the ceiling, the sequential loop, the
   pipelined run and its latency; with ``--replay-ms`` the pipeline around a replayed model.
 - ``multistream`` — ``bench multistream``: one batched multi-stream process against N
-  separate single-stream processes.
+  separate single-stream processes; with ``--live``, the paced cameras one machine holds at
+  their frame rate.
 - ``fleet`` — ``bench fleet``: the fleet on Ray against one plain multi-stream process, and
   the recovery from a killed worker.
 - ``live`` — ``bench live``: a paced live source; latency against processing time, drift.
@@ -17,6 +18,7 @@ with a light ``<job>_job.py`` beside it that declares the job's arguments and ha
 - ``soak`` — ``bench soak``: the whole run for minutes or hours; memory slope and peaks.
 - ``journal`` — ``bench journal``: what the progress journal costs per frame.
 - ``budget`` — the CPU budgets per frame of the stages ``bench pipeline`` checks.
+- ``cameras`` — the synthetic cameras of the live jobs and the URI edits they need (light).
 - ``common`` — what the benchmarks share: the model to open, wall and CPU clocks.
 - ``job`` — what the job declarations share: the job's parser, the argument groups several
   jobs take, the printers, the JSON file. No torch: ``detstream --help`` imports every

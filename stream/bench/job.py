@@ -16,11 +16,17 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detstream.stream.commands.args import add_model_arguments, output_file, positive_int
-from detstream.stream.options import add_arguments
-from detstream.stream.run_config import RunConfig
+from detstream.stream.options import (
+    OptionError,
+    Switch,
+    add_arguments,
+    values_from_arguments,
+    with_values,
+)
+from detstream.stream.run_config import RUN_OPTIONS, RunConfig
 
 if TYPE_CHECKING:
     from detstream.stream.bench.common import BenchModel
@@ -78,6 +84,64 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, backend and tracker options shared by the pipeline benchmarks: the run
     options declared for the ``bench`` surface."""
     add_arguments(parser, RunConfig, "bench")
+
+
+#: Run options a benchmark sets itself (what it reads and writes, how long): ``--option``
+#: cannot change them.
+BENCH_OWNED = ("source", "live", "loop", "start_frame", "max_frames", "output", "save_json",
+               "save_mot", "stats_json", "journal", "resume", "show")
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def run_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: any run option by its name (``detect_every=2``, ``trails=0``), the value
+    read and checked as its declaration says (switches take on/off, 1/0, true/false)."""
+    key, sep, word = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    declared = RUN_OPTIONS.get(key)
+    if declared is None:
+        raise argparse.ArgumentTypeError(f"unknown run option {key!r}; options are "
+                                         f"{', '.join(RUN_OPTIONS)}")
+    if key in BENCH_OWNED:
+        raise argparse.ArgumentTypeError(f"{key} is set by the benchmark itself")
+    word = word.strip()
+    kind = declared.kind
+    try:
+        if isinstance(kind, Switch):
+            if word.lower() not in (*_ON, *_OFF, *(("none",) if kind.optional else ())):
+                raise OptionError(f"expected on or off, got {word!r}")
+            value = None if word.lower() == "none" else word.lower() in _ON
+        elif declared.name == "classes":
+            value = kind.check([part for part in word.split(",") if part.strip()])
+        else:
+            value = kind.parse(word)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(f"{key}: {exc}") from None
+    return key, value
+
+
+def add_option_argument(parser: argparse.ArgumentParser) -> None:
+    """``--option KEY=VALUE`` (repeatable): any other run option for the benchmark's runs, as
+    :func:`run_config` applies it (new options of :class:`RunConfig` work at once)."""
+    parser.add_argument("--option", dest="run_options", action="append", type=run_option,
+                        default=[], metavar="KEY=VALUE",
+                        help="any other run option for the measured runs, by its name in "
+                             "the run options (detect_every=2, trails=0, ...); repeat it for "
+                             "more")
+
+
+def run_config(args: argparse.Namespace, **fixed: Any) -> RunConfig:
+    """The :class:`RunConfig` the job's flags give: the run options declared for the ``bench``
+    surface (:func:`add_pipeline_arguments`), the ``--option`` values, then ``fixed`` (what
+    the benchmark sets itself).
+
+    Raises:
+        UserInputError: values that do not go together (one line naming the option).
+    """
+    config = RunConfig(**values_from_arguments(args, RunConfig, "bench"))
+    return with_values(config, **{**dict(getattr(args, "run_options", [])), **fixed})
 
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
