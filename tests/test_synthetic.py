@@ -292,3 +292,28 @@ def test_difficulty_factors_scale_what_they_name_and_nothing_else():
             config.crossings) == (3.0, 0.5, 2.0, 2.0, 3.0)
     with pytest.raises(UserInputError, match="pan_speed must be between 0 and 10"):
         SceneConfig(pan_speed=11)
+
+
+def test_quiet_scenes_empty_between_waves_and_leave_the_rest_unchanged():
+    config, _ = parse_synthetic_uri("synthetic://?seed=0&size=320x240&fps=10&quiet=6&wave=4"
+                                    "&frames=300")
+    assert (config.quiet, config.wave) == (6.0, 4.0)
+    counts = [len(state.bodies) for state in SyntheticScene(config).states()]
+    empty = np.array(counts) == 0
+    # Runs of empty frames (no target, no moving distractor): each quiet spell lasts `quiet`
+    # seconds, then the first objects of the next wave come in (a few frames later).
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], empty.astype(int), [0]])))
+    spells = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b < len(counts)]
+    assert counts[0] > 0 and len(spells) >= 2
+    assert all(60 <= b - a <= 66 for a, b in spells)
+    # Without quiet spells the waves do nothing (they draw no random numbers of their own:
+    # three scenes' pixels and truth hashed the same before and after the fields came).
+    plain = SceneConfig(width=320, height=240, frames=40, seed=0)
+    states = list(SyntheticScene(plain.with_changes(quiet=0.0, wave=3.0)).states())
+    for a, b in zip(SyntheticScene(plain).states(), states, strict=True):
+        assert [x.uid for x in a.bodies] == [x.uid for x in b.bodies]
+        assert [x.cx for x in a.bodies] == [x.cx for x in b.bodies]
+    with pytest.raises(UserInputError, match="quiet must be between 0 and 3600"):
+        SceneConfig(quiet=-1)
+    with pytest.raises(UserInputError, match="wave must be between 1 and 3600"):
+        SceneConfig(wave=0.5)

@@ -44,9 +44,15 @@ class SceneConfig:
         stops: each object's chance of stopping now and then, times the usual (at most 1).
         crossings: the share of new objects that enter as a pair timed to cross, times the
             usual (at most 1).
+        quiet: seconds of empty view between waves of objects (0: the usual steady traffic).
+            With ``quiet`` > 0, objects (and moving distractors) arrive for ``wave`` seconds,
+            then nothing new arrives and those in view leave; once the view is empty it stays
+            so for ``quiet`` seconds (lighting and noise go on), then the next wave comes.
+            The scenes of a static camera that is mostly watching nothing.
+        wave: seconds of arrivals in each wave (only with ``quiet`` > 0).
 
     The five factors above leave the scene's random draws alone, so a factor of 1 renders
-    exactly the scene it did before they existed.
+    exactly the scene it did before they existed; ``quiet=0`` likewise leaves it unchanged.
     """
 
     width: int = 1280
@@ -68,6 +74,8 @@ class SceneConfig:
     occluder_width: float = 1.0
     stops: float = 1.0
     crossings: float = 1.0
+    quiet: float = 0.0
+    wave: float = 10.0
 
     def __post_init__(self) -> None:
         check_frame_size(self.width, self.height)
@@ -83,6 +91,10 @@ class SceneConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= most:
                 raise UserInputError(f"{name} must be between 0 and {most:g}, got {value:g}")
+        if not 0.0 <= self.quiet <= 3600.0:
+            raise UserInputError(f"quiet must be between 0 and 3600 seconds, got {self.quiet:g}")
+        if not 1.0 <= self.wave <= 3600.0:
+            raise UserInputError(f"wave must be between 1 and 3600 seconds, got {self.wave:g}")
         if not 4 <= self.min_size < self.max_size_frac * self.height:
             raise UserInputError(
                 f"min_size {self.min_size:g} px must be at least 4 and below the largest size "
@@ -161,7 +173,7 @@ def parse_synthetic_uri(uri: str) -> tuple[SceneConfig, bool]:
                 values["frames"] = int(value) or None
             elif key in ("seed", "objects", "width", "height"):
                 values[key] = int(value)
-            elif key in ("fps", "min_size", "max_size_frac", *FACTORS):
+            elif key in ("fps", "min_size", "max_size_frac", "quiet", "wave", *FACTORS):
                 values[key] = float(value)
             elif key in known:
                 values[key] = _parse_bool(key, value)

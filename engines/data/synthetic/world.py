@@ -23,6 +23,7 @@ _SPIN_MAX = math.radians(35)  # rad/s
 _SCALE_RATE_MAX = 0.35  # |d log(size) / dt| in 1/s: approaching or receding
 _OFFSCREEN_LIMIT = 2.0  # s out of view before a body is retired
 _CROSSING_PROB = 0.3  # chance that a birth is a pair of bodies set to cross each other
+_LEAVING_CRUISE = 0.15  # x view diagonal, px/s: the least speed of bodies leaving before a quiet
 
 
 class BodyView(NamedTuple):
@@ -131,6 +132,10 @@ class World:
         self._light_level = 1.0
         self._light_target = 1.0
         self.posts = self._make_posts(np.random.default_rng(post_seed)) if cfg.occluders else []
+        # Waves (``quiet`` > 0): "arriving" for `wave` s, "leaving" until the view is empty,
+        # "quiet" for `quiet` s. Without quiet spells the scene is always arriving.
+        self._phase = "arriving"
+        self._phase_end = cfg.wave
         self._populate()
 
     # ----------------------------------------------------------------- public
@@ -354,14 +359,29 @@ class World:
         drift = self._light_amp * math.sin(2 * np.pi * now / self._light_period + self._light_phase)
         return max(0.4, min(1.5, self._light_level * (1.0 + drift)))
 
-    def _advance(self) -> None:
-        now = self._index * self._dt
-        for body in self._bodies + self._distractors:
-            self._steer(body, now)
-        self._bodies = self._retire(self._bodies)
-        self._distractors = self._retire(self._distractors)
+    def _next_phase(self, now: float) -> None:
+        """Waves and quiet spells (only with ``quiet`` > 0; no random draws of their own)."""
+        cfg = self.config
+        if self._phase == "arriving" and now >= self._phase_end:
+            self._phase = "leaving"
+            cruise = _LEAVING_CRUISE * math.hypot(cfg.width, cfg.height)
+            for body in self._bodies + self._distractors:
+                # Head for an exit at once, without stopping, at a walking pace at least.
+                body.life = min(body.life, 0.0)
+                body.stop_prob = 0.0
+                body.moving = True
+                body.cruise = max(body.cruise, cruise)
+        elif self._phase == "leaving" and not self._bodies and not self._distractors:
+            self._phase = "quiet"
+            self._phase_end = now + cfg.quiet
+        elif self._phase == "quiet" and now >= self._phase_end:
+            self._phase = "arriving"
+            self._phase_end = now + cfg.wave
+
+    def _births(self) -> None:
+        """New targets and moving distractors, entering through the edges."""
         # Births keep about `objects` targets in view: a Poisson process that speeds up with the
-        # shortfall, entering through the edges.
+        # shortfall.
         missing = self.config.objects - len(self._bodies)
         if missing > 0 and self._rng.random() < 1.0 - math.exp(-0.6 * missing * self._dt):
             if self._rng.random() < _CROSSING_PROB * self.config.crossings and missing >= 2:
@@ -372,6 +392,17 @@ class World:
             want = max(1, self.config.objects // 4)
             if len(self._distractors) < want and self._rng.random() < 0.5 * self._dt:
                 self._distractors.append(self._new_body(target=False, inside=False))
+
+    def _advance(self) -> None:
+        now = self._index * self._dt
+        for body in self._bodies + self._distractors:
+            self._steer(body, now)
+        self._bodies = self._retire(self._bodies)
+        self._distractors = self._retire(self._distractors)
+        if self.config.quiet > 0:
+            self._next_phase(now)
+        if self._phase == "arriving":
+            self._births()
         self._move_camera()
         self._index += 1
 
