@@ -132,6 +132,11 @@ class RunConfig:
                                "run")
     drop: bool = option(True, Switch(),
                         "live sources: queue frames instead of dropping old ones; the queue "
+    motion_gate: bool = option(False, Switch(),
+                               "live sources on a static camera: run the detector only when "
+                               "it pays (new motion, moving or stale tracks, at least every "
+                               "5 s); the gate opens by itself while the camera moves",
+                               "run", "page", "fleet", "bench")
                         "holds at most 64 frames, then the reader waits for room "
                         "(back-pressure: nothing is dropped, latency grows up to 64 frames "
                         "and a camera or server may discard what it cannot send)", "run")

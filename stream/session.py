@@ -21,6 +21,7 @@ from detstream.engines.predict import Predictor
 from detstream.engines.runtime.base import Backend
 from detstream.engines.runtime.select import open_backend
 from detstream.stream.draw import Annotator
+from detstream.stream.pipeline.motion_gate import GateConfig
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
 from detstream.stream.pipeline.service import InferenceService
@@ -101,7 +102,7 @@ MODEL_FIELDS = ("model", "weights", "names", "backend", "device", "imgsz", "thre
                 "cuda_graph", "max_batch")
 #: The fields a running session can change from its next frame (:meth:`Session.reconfigure`).
 LIVE_FIELDS = (*MODEL_FIELDS, "conf", "iou", "classes", "tracker", "tracker_options",
-               "detect_every", "draw")
+               "detect_every", "motion_gate", "draw")
 
 
 class BackendCache:
@@ -223,7 +224,8 @@ class Session:
         if annotator is not None and (config.draw != old.draw or new_names):
             annotator = Annotator(config.draw)
         options = replace(pipeline.options, detect_every=config.detect_every,
-                          overlay=config.draw.overlay)
+                          overlay=config.draw.overlay,
+                          motion_gate=GateConfig() if config.motion_gate else None)
         if backend is not pipeline.predictor.backend:
             self.describe = backend.describe()
         # Each stage reads these once per packet; the packet keeps the predictor that
@@ -300,7 +302,8 @@ def build(config: RunConfig, log: Log | None = None,
         max_frames = max(0, max_frames - point.next_frame)
     options = PipelineOptions(detect_every=config.detect_every, max_frames=max_frames,
                               overlay=config.draw.overlay, inference_workers=plan.workers,
-                              zone=Zone(config.zone) if config.zone else None)
+                              zone=Zone(config.zone) if config.zone else None,
+                              motion_gate=GateConfig() if config.motion_gate else None)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
     return Session(pipeline, config, truth, backend.describe(), backends, plan, resumed=point)

@@ -26,6 +26,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+import numpy as np
+
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.torch_threads import use_torch_threads
 from detstream.engines.spec import Detections
@@ -33,6 +35,7 @@ from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.late import DetectionJob, LateTracking
 from detstream.stream.pipeline.memory import PeriodicTrim
 from detstream.stream.pipeline.metrics import RunMetrics
+from detstream.stream.pipeline.motion_gate import GateConfig, MotionGate
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceResult, InferenceService
 from detstream.stream.pipeline.threads import (STAGE_NICENESS, single_threaded_opencv,
@@ -107,6 +110,9 @@ class PipelineOptions:
         inference_workers: workers of the pipeline's own inference service, when it is not
             given one.
         zone: detections outside it are dropped before tracking; its outline is drawn.
+        motion_gate: adaptive schedule on a static camera: the detector takes a frame only
+            when :class:`~detstream.stream.pipeline.motion_gate.MotionGate` (these settings)
+            says it pays (new motion, moving or stale tracks, a time limit); ``None``: off.
     """
 
     detect_every: int = 0
@@ -119,6 +125,7 @@ class PipelineOptions:
     in_flight: int | None = None
     inference_workers: int = 1
     zone: Zone | None = None
+    motion_gate: GateConfig | None = None
 
 
 class Pipeline:
@@ -175,6 +182,8 @@ class Pipeline:
         self._newest: FramePacket | None = None
         self._waiting_for_next = False  # the feeder holds the detector for the next frame
         self._claim: _Claim | None = None
+        self._gate: MotionGate | None = None  # made when options.motion_gate is set
+        self._tracked = np.empty((0, 4), np.float32)  # the newest tracks' boxes, for the gate
         self._camera_rate = False  # set at start: frames first, inference after
 
     # ------------------------------------------------------------------ control
@@ -374,10 +383,19 @@ class Pipeline:
         here before it goes on (so the track stage knows to wait for its result)."""
         with self._arrived:
             self._newest = packet
-            if self._claim is None and self._waiting_for_next:
+            if self._claim is None and self._waiting_for_next and self._gate_passes(packet):
                 self._waiting_for_next = False
                 self._claim = self._claim_job(packet)
             self._arrived.notify_all()
+
+    def _gate_passes(self, packet: FramePacket) -> bool:
+        """Whether the motion gate (when on) lets the free detector take this frame."""
+        config = self.options.motion_gate
+        if config is None:
+            return True
+        if self._gate is None or self._gate.config != config:
+            self._gate = MotionGate(config, self.source.fps or 30.0)
+        return self._gate.decide(packet.image, self._tracked, packet.captured).detect
 
     def _claim_job(self, packet: FramePacket) -> _Claim:
         """Announce the detector's work on ``packet`` before it starts; the feeder completes
@@ -440,7 +458,8 @@ class Pipeline:
         with self._arrived:
             newest = self._newest
             if (newest is not None and newest.index > taken
-                    and time.perf_counter() - newest.captured <= fresh):
+                    and time.perf_counter() - newest.captured <= fresh
+                    and self._gate_passes(newest)):
                 return self._claim_job(newest)
             self._waiting_for_next = True
             while self._claim is None and not self._stop.is_set() and self.adaptive():
@@ -489,6 +508,7 @@ class Pipeline:
         packet.found_late = [(index, found) for index, found in step.found
                              if index != packet.index]
         packet.detections = step.detections
+        self._tracked = step.detections.boxes
         if self.tracker is not None:
             packet.events = step.events
 
@@ -653,6 +673,8 @@ class Pipeline:
         report = self.metrics.report(stats.frames_read, stats.frames_dropped)
         report["detection"] = {"schedule": self.schedule(), "frames_detected": self._detected,
                                "late": self._late.stats.report()}
+        if self._gate is not None:
+            report["detection"]["gate"] = self._gate.stats
         report["frames_skipped"] = stats.frames_skipped
         report["source"] = {"reconnects": stats.reconnects, "stalls": stats.stalls,
                             "outage_seconds": round(stats.outage_seconds, 3),
