@@ -14,13 +14,14 @@ import time
 import pytest
 import torch
 
-from detstream.engines.data.synthetic import parse_synthetic_uri
+from detstream.engines.data.synthetic import SceneConfig, parse_synthetic_uri
+from detstream.engines.data.synthetic.sequence import write_sequence
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench.budget import budgets_for, over_budget
 from detstream.stream.bench.cameras import camera_uri, paced_and_file, scene_params, seeded
 from detstream.stream.bench.common import median_ms, timed
 from detstream.stream.bench.engine import VARIANTS, parse_variants
-from detstream.stream.bench.live import Finished, window_drift
+from detstream.stream.bench.live import PRINTED, Finished, window_drift
 from detstream.stream.bench.pipeline import (
     STAGES,
     InferenceSetting,
@@ -225,6 +226,7 @@ def test_a_camera_is_the_default_scene_at_its_size_paced_and_its_file_twin_the_s
     (("bench", "multistream", "--live", "--option", "detect_every=-1"),
      "detect_every: -1 is below 0"),
     (("bench", "multistream", "--live", "--scene", "bogus=1"), "no parameter 'bogus'"),
+    (("bench", "live", "--sizes", "640x"), "640x"),
     (("bench", "multistream", "--live", "--streams", "3"), "--streams is not used with --live"),
     (("bench", "multistream", "--cameras", "2"), "--cameras is only used with --live"),
     (("bench", "multistream"), "--source is required without --live"),
@@ -234,6 +236,56 @@ def test_a_camera_is_the_default_scene_at_its_size_paced_and_its_file_twin_the_s
 def test_the_live_jobs_refuse_bad_input_in_one_line(args, error):
     result = run_main(*args)
     assert result.returncode == 2 and error in result.stderr, result.stderr
+
+
+def test_bench_live_sets_a_paced_camera_against_file_mode(tmp_path):
+    out = tmp_path / "live.json"
+    result = run_main("bench", "live", *SMALL_MODEL, "--sizes", "320x240", "--seconds", "2",
+                      "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    (case,) = figures["cases"]
+    assert case["name"] == "synthetic 320x240" and case["truth"]
+    live = case["live"]
+    assert set(PRINTED) <= set(live) and live["source_fps"] == 30
+    assert live["frames_out"] > 10 and live["latency_ms_p95"] >= live["latency_ms_p50"] > 0
+    assert live["latency_p95_vs_processing"] == pytest.approx(
+        live["latency_ms_p95"] / live["processing_ms_mean"], rel=0.01)
+    assert live["first_window_p95_ms"] > 0 and live["last_window_p95_ms"] > 0
+    assert live["detection"]["frames_detected"] > 0 and "waits" in live
+    assert case["reference"]["frames"] == case["reference"]["frames_out"] <= 60
+    assert case["reference"]["detection"]["frames_detected"] == case["reference"]["frames"]
+    scores = case["scores"]
+    for name in ("HOTA", "IDF1", "MOTA"):
+        assert scores["difference"][name] == pytest.approx(
+            scores["live"][name] - scores["file"][name], abs=2e-4)
+    assert set(case["agreement"]) >= {"HOTA", "IDF1", "MOTA"}
+    names = [target["name"] for target in case["targets"]]
+    assert names == ["output FPS", "latency growth (p95, last vs first window)",
+                     "latency p50 ms", "latency p95 ms", "HOTA against the truth, live - file",
+                     "IDF1 against the truth, live - file"]
+    assert case["met"] == all(target["met"] for target in case["targets"])
+    assert figures["all_met"] == case["met"]
+    assert "== synthetic 320x240: synthetic://?" in result.stdout
+    assert "against the truth" in result.stdout and "issue 36 targets:" in result.stdout
+    assert "kept up" in result.stdout or "slower than" in result.stdout
+    assert "output FPS" in result.stdout and ">= 29.5" in result.stdout
+
+
+def test_bench_live_plays_a_video_file_against_file_mode(tmp_path):
+    write_sequence(tmp_path, SceneConfig(width=320, height=180, fps=24, frames=36, seed=5,
+                                         objects=5, min_size=30))
+    out = tmp_path / "live.json"
+    result = run_main("bench", "live", *SMALL_MODEL, "--video", str(tmp_path / "video.mp4"),
+                      "--video-model", "default", "--seconds", "5", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["name"] == "video.mp4" and not case["truth"] and case["scores"] is None
+    assert case["live"]["source_fps"] == 24 and case["live"]["frames_out"] > 10
+    assert case["reference"]["frames"] <= 36
+    assert case["targets"][-1]["name"] == "IDF1 of live tracks against the file run's"
+    assert case["targets"][-1]["value"] == (case["agreement"] or {}).get("IDF1")
+    assert ">= 23.5" in result.stdout and "live tracks against the file run's" in result.stdout
 
 
 def test_bench_multistream_counts_live_cameras(tmp_path):

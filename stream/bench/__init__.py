@@ -9,7 +9,8 @@ with a light ``<job>_job.py`` beside it that declares the job's arguments and ha
   their frame rate.
 - ``fleet`` — ``bench fleet``: the fleet on Ray against one plain multi-stream process, and
   the recovery from a killed worker.
-- ``live`` — ``bench live``: a paced live source; latency against processing time, drift.
+- ``live`` — ``bench live``: paced live sources against the same frames read as a file:
+  FPS, latency and its drift, tracking scores, the targets of issue 36.
 - ``tracker`` — ``bench tracker``: tracker and camera-motion frames per second.
 - ``mot`` — ``bench mot``: tracking accuracy on held-out synthetic scenes (``public``: on real
   MOTChallenge sequences).
