@@ -220,3 +220,48 @@ def test_replay_on_a_quiet_scene_skips_most_frames_and_misses_nothing():
     # ... and finds every object soon after it comes into view.
     assert replay.targets > 0 and replay.missed == 0
     assert replay.delay_max_s <= 0.5
+
+
+# ------------------------------------------------------------ in the live pipeline
+def test_the_gate_in_a_live_pipeline_rests_through_a_quiet_spell_and_fires_on_arrival():
+    """A paced static camera: a wave of objects, over four seconds with nothing in view
+    (frames 168-300), then the next wave. With --motion-gate the free detector rests through
+    the empty spell (the 5 s time limit aside) and runs again within a few frames of the
+    first arrival (without the gate it runs on every frame it can: the other tests)."""
+    from detstream.engines.predict import Predictor
+    from detstream.engines.runtime.replay import RecordingBackend, ReplayBackend
+    from detstream.engines.runtime.select import open_backend
+    from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+    from detstream.stream.sources import open_source
+    from detstream.stream.track import make_tracker
+
+    scene = "synthetic://?seed=0&size=320x192&fps=30&camera_motion=0&quiet=4&wave=1&frames=320"
+    recording = RecordingBackend(open_backend("default", "onnxruntime", imgsz=160, threads=1))
+    present = {}
+    Pipeline(open_source(scene), Predictor(recording), None, None, [],
+             PipelineOptions(detect_every=1),
+             on_packet=lambda p: present.__setitem__(p.index, len(p.truth) > 0)).run()
+    empty = [i for i in range(len(present)) if not present[i] and i > 0 and present[i - 1]]
+    arrival = next(i for i in range(empty[0], len(present)) if present[i])
+    assert arrival - empty[0] > 90  # a quiet spell of over three seconds
+
+    def detected_frames(gate: GateConfig) -> tuple[list[int], dict]:
+        frames: list[int] = []
+
+        def seen(packet) -> None:
+            frames.extend(index for index, _ in packet.found_late)
+            if packet.found is not None:
+                frames.append(packet.index)
+
+        report = Pipeline(open_source(scene + "&live=1"),
+                          Predictor(ReplayBackend(recording, infer_ms=10.0)),
+                          make_tracker("botsort", 30.0), None, [],
+                          PipelineOptions(motion_gate=gate), on_packet=seen).run()
+        return sorted(frames), report
+
+    gated, report = detected_frames(GateConfig())
+    quiet = range(empty[0] + 15, arrival)  # once the last object has gone
+    assert sum(i in quiet for i in gated) <= 3, [i for i in gated if i in quiet]
+    assert report["detection"]["gate"]["why"]["quiet"] > 0.8 * len(quiet)
+    # The first arrival after the spell is detected within a few frames.
+    assert min(i for i in gated if i >= arrival) - arrival <= 5
