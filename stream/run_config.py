@@ -88,6 +88,12 @@ class RunConfig:
                               "replay the model from CUDA graphs captured when it opens "
                               "(torch and tensorrt on CUDA; 4-5x faster inference at batch 1 "
                               "on an H200)", "run", "bench")
+    int8: bool | None = option(None, Switch(optional=True),
+                               "onnxruntime on the CPU: run the INT8 copy of an ONNX model "
+                               "(NAME.int8.onnx beside NAME.onnx, from detstream export "
+                               "--int8); --no-int8: the FP32 file (default: INT8 where it "
+                               "passed its accuracy check and measures faster on this CPU)",
+                               "run")
     max_batch: int = option(1, Number(minimum=1, maximum=256, whole=True),
                             "the largest batch the model must accept")
     conf: float = option(DEFAULT_CONF, _FRACTION, "detection confidence", "run", "demo",
@@ -126,17 +132,17 @@ class RunConfig:
                                "inference allows while every frame is tracked and shown at "
                                "the camera's rate", "run", "page", metavar="K",
                                control=Control(0, 10, 1))
+    motion_gate: bool = option(False, Switch(),
+                               "live sources on a static camera: run the detector only when "
+                               "it pays (new motion, moving or stale tracks, at least every "
+                               "5 s); the gate opens by itself while the camera moves",
+                               "run", "page", "fleet", "bench")
     live: bool | None = option(None, Switch(optional=True),
                                "treat the source as live (paced, newest frame wins); "
                                "--no-live: process every frame of the source, whatever it is",
                                "run")
     drop: bool = option(True, Switch(),
                         "live sources: queue frames instead of dropping old ones; the queue "
-    motion_gate: bool = option(False, Switch(),
-                               "live sources on a static camera: run the detector only when "
-                               "it pays (new motion, moving or stale tracks, at least every "
-                               "5 s); the gate opens by itself while the camera moves",
-                               "run", "page", "fleet", "bench")
                         "holds at most 64 frames, then the reader waits for room "
                         "(back-pressure: nothing is dropped, latency grows up to 64 frames "
                         "and a camera or server may discard what it cannot send)", "run")

@@ -99,7 +99,7 @@ def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int]
 
 #: The RunConfig fields that choose and load the model.
 MODEL_FIELDS = ("model", "weights", "names", "backend", "device", "imgsz", "threads",
-                "cuda_graph", "max_batch")
+                "cuda_graph", "int8", "max_batch")
 #: The fields a running session can change from its next frame (:meth:`Session.reconfigure`).
 LIVE_FIELDS = (*MODEL_FIELDS, "conf", "iou", "classes", "tracker", "tracker_options",
                "detect_every", "motion_gate", "draw")
@@ -156,7 +156,8 @@ def _open(config: RunConfig, log: Log | None) -> Backend:
     return open_backend(config.model, config.backend, config.device, config.imgsz,
                         max_batch=config.max_batch, names=config.names,
                         threads=config.threads or inference_threads(),
-                        cuda_graph=config.cuda_graph, weights=config.weights, log=log)
+                        cuda_graph=config.cuda_graph, weights=config.weights, log=log,
+                        int8=config.int8)
 
 
 @dataclass
@@ -170,6 +171,9 @@ class Session:
     backends: BackendCache | None = None
     plan: InferencePlan | None = None
     resumed: ResumePoint | None = None
+    #: The model that runs (``Backend.info()``: description, precision and why it was
+    #: chosen), reported as the statistics' ``model``.
+    model_info: dict | None = None
 
     def scores(self) -> dict | None:
         return self.truth.scores() if self.truth is not None else None
@@ -179,6 +183,8 @@ class Session:
         (synthetic sources, unless ``interrupted``), written to ``stats_json`` when the
         config names one."""
         report = self.pipeline.report()
+        if self.model_info is not None:
+            report["model"] = self.model_info
         scores = self.scores() if not interrupted else None
         if scores is not None:
             report["scores"] = scores
@@ -228,6 +234,7 @@ class Session:
                           motion_gate=GateConfig() if config.motion_gate else None)
         if backend is not pipeline.predictor.backend:
             self.describe = backend.describe()
+            self.model_info = backend.info()
         # Each stage reads these once per packet; the packet keeps the predictor that
         # preprocessed it, so a frame in flight finishes on the model it started with.
         pipeline.predictor, pipeline.tracker = predictor, tracker
@@ -306,7 +313,8 @@ def build(config: RunConfig, log: Log | None = None,
                               motion_gate=GateConfig() if config.motion_gate else None)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
-    return Session(pipeline, config, truth, backend.describe(), backends, plan, resumed=point)
+    return Session(pipeline, config, truth, backend.describe(), backends, plan, resumed=point,
+                   model_info=backend.info())
 
 
 def check_here(config: RunConfig) -> None:

@@ -22,6 +22,8 @@ from detstream.engines.errors import UserInputError
 from detstream.engines.spec import ModelSpec
 
 SPEC_KEY = "detstream"
+#: What an INT8 file's name ends with, beside the FP32 file ``NAME.onnx`` it was made from.
+INT8_SUFFIX = ".int8.onnx"
 
 
 def load_onnx(path: str | Path, load_weights: bool = False) -> onnx.ModelProto:
@@ -192,3 +194,24 @@ def onnx_precision(path: str | Path) -> str:
             fp16 = value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
             return "fp16" if fp16 else "fp32"
     return "fp32"
+
+
+def int8_path(fp32_path: str | Path) -> Path:
+    """``NAME.int8.onnx`` beside ``NAME.onnx``: where ``detstream export --int8`` writes the
+    INT8 copy and where the onnxruntime backend looks for it."""
+    fp32_path = Path(fp32_path)
+    return fp32_path.with_name(fp32_path.name.removesuffix(".onnx") + INT8_SUFFIX)
+
+
+def int8_record(model: str | Path | onnx.ModelProto) -> dict | None:
+    """The ``int8`` record of an INT8 file's metadata (its accuracy check, calibration and
+    the SHA-256 of the FP32 file it was made from), or ``None`` for any other model (a path,
+    or a model already loaded)."""
+    if not isinstance(model, onnx.ModelProto):
+        model = load_onnx(model)
+    try:
+        stored = json.loads(read_metadata(model).get(SPEC_KEY, "{}"))
+    except json.JSONDecodeError:
+        return None
+    record = stored.get("int8") if isinstance(stored, dict) else None
+    return record if isinstance(record, dict) else None

@@ -43,9 +43,10 @@ class OnnxRuntimeBackend(Backend):
                  spin: bool = False) -> None:
         import onnxruntime as ort
 
-        from detstream.engines.export.metadata import load_onnx
+        from detstream.engines.export.metadata import int8_record, load_onnx
 
-        load_onnx(path)  # refuses unreadable files and external data outside their folder
+        # load_onnx refuses unreadable files and external data outside their folder.
+        self._int8 = int8_record(load_onnx(path)) is not None
         self.spec = spec
         self.device = torch.device(device)
         options = ort.SessionOptions()
@@ -86,6 +87,11 @@ class OnnxRuntimeBackend(Backend):
         self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else 256
         self.threads = options.intra_op_num_threads
         self.providers = self.session.get_providers()
+
+    @property
+    def precision(self) -> str:
+        """``int8`` for a quantized file from ``detstream export --int8``, else the input's."""
+        return "int8" if self._int8 else super().precision
 
     def infer(self, batch: torch.Tensor) -> torch.Tensor:
         array = batch.detach().cpu().numpy().astype(self._numpy_dtype, copy=False)

@@ -55,6 +55,15 @@ def _check_imgsz(source: ModelSource, imgsz: int | None) -> None:
                              f"--imgsz {h}")
 
 
+def _refuse_int8_file(source: ModelSource, why: str) -> None:
+    """An INT8 file from ``detstream export --int8`` runs in onnxruntime on the CPU only."""
+    from detstream.engines.export.metadata import int8_record
+
+    if int8_record(source.path) is not None:
+        raise UserInputError(f"{source.path} is an INT8 file for onnxruntime on the CPU; {why}: "
+                             "pass the FP32 file it was made from")
+
+
 def auto_choice(source: ModelSource) -> tuple[str, str, str]:
     """``(backend, device, why)`` for ``--backend auto``."""
     from detstream.engines.runtime.availability import backend_statuses
@@ -80,7 +89,8 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
                  device: str | None = None, imgsz: int | None = None, max_batch: int = 1,
                  names: str | Path | None = None, threads: int | None = None,
                  half: bool | None = None, cuda_graph: bool = False, spin: bool = False,
-                 weights: str | Path | None = None, log: Log | None = None) -> Backend:
+                 weights: str | Path | None = None, log: Log | None = None,
+                 int8: bool | None = None) -> Backend:
     """Load ``model`` on ``backend``.
 
     Args:
@@ -100,6 +110,10 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
             and encoding need (on 2 cores it cut the sequential loop from 52 to 31 FPS).
         weights: a file the user already has for a named model (no download).
         log: where the choice, downloads and build progress are reported (default: nowhere).
+        int8: onnxruntime on the CPU only: ``None`` runs the checked INT8 copy of an ONNX file
+            (``NAME.int8.onnx`` from ``detstream export --int8``) where it measures faster
+            on this CPU (:mod:`detstream.engines.runtime.int8`), ``True`` always runs it,
+            ``False`` never does.
     """
     log = log or (lambda message: None)
     if backend not in BACKENDS:
@@ -118,6 +132,10 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
         log(f"backend auto -> {backend} on {device}: {why}")
     if device is not None and device.startswith("cuda") and cuda_unavailable_reason():
         raise UserInputError(f"--device {device}: {cuda_unavailable_reason()}; use --device cpu")
+    if int8 and (backend != "onnxruntime" or (device or "cpu") != "cpu"):
+        where = f"{backend} on {device}" if device else backend
+        raise UserInputError(f"--int8 runs onnxruntime on the CPU, not {where}; pass "
+                             "--backend onnxruntime --device cpu, or drop --int8")
 
     if backend == "tensorrt":
         from detstream.engines.runtime.tensorrt_backend import TensorRTBackend
@@ -126,6 +144,7 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
         import_tensorrt()
         require_cuda(device or "cuda")
         if source.is_onnx:
+            _refuse_int8_file(source, "TensorRT builds FP16 engines from the FP32 file")
             # FP32 ONNX files (imported and named models) get an FP16 copy for an FP16 engine.
             path, spec = source.path, source.spec
             if half is not False:
@@ -170,4 +189,17 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
     else:
         want_half = bool(half) if half is not None else dev.startswith("cuda")
         path, spec = cached_onnx(source, imgsz, want_half, max_batch, log)
-    return OnnxRuntimeBackend(path, spec, dev, threads=threads, spin=spin)
+    if int8 and not source.is_onnx:
+        raise UserInputError(f"--int8 runs the INT8 copy of an ONNX file: write one with "
+                             f"detstream export --model {source.name} --int8 --out NAME.onnx, "
+                             "then pass --model NAME.onnx")
+    choice = None
+    if dev == "cpu" and source.is_onnx:
+        from detstream.engines.runtime.int8 import choose_precision
+        from detstream.engines.runtime.onnxruntime_backend import default_threads
+
+        choice = choose_precision(path, spec, threads or default_threads(), int8, log)
+        path = choice.path
+    runtime = OnnxRuntimeBackend(path, spec, dev, threads=threads, spin=spin)
+    runtime.precision_choice = choice.reason if choice is not None else None
+    return runtime

@@ -10,6 +10,9 @@ frame pixels and are scored against the labels by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -22,6 +25,25 @@ from detstream.engines.predict import Predictor
 from detstream.engines.progress import progress_bar
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import Detections, ModelSpec
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One image in memory with what is in it (for :func:`evaluate_images`).
+
+    Attributes:
+        image: uint8 [H, W, 3] BGR.
+        boxes: float32 [N, 4] ``xyxy`` frame pixels of the objects to find.
+        class_ids: int [N].
+        ignore_boxes, ignore_ids: regions that count neither way (float32 [M, 4], int [M]).
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    class_ids: np.ndarray
+    ignore_boxes: np.ndarray
+    ignore_ids: np.ndarray
+
 
 #: One image as the loader gives it: ``(image, boxes, class_ids, ignored, index)``.
 Frame = tuple[torch.Tensor, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], int]
@@ -81,17 +103,51 @@ def evaluate(backend: Backend, source: DetectionSource, batch: int = 16, workers
                         num_workers=workers, collate_fn=_as_list)
     for frames in progress_bar(loader, disable=not progress, desc="val", unit="batch",
                                leave=False):
-        found = predictor([image.numpy() for image, *_ in frames])
-        for (_, boxes, class_ids, (ignore_boxes, ignore_ids), index), pred in zip(
-                frames, found, strict=True):
-            gt = Detections(boxes=boxes, scores=np.ones(len(boxes)), class_ids=class_ids,
-                            class_names=names)
-            ignore = Detections(boxes=ignore_boxes, scores=np.ones(len(ignore_boxes)),
-                                class_ids=ignore_ids, class_names=names)
-            if pred.class_names != names:  # the dataset's spelling of the model's classes
-                pred = pred.replace(class_names=names)
-            evaluator.add(gt, pred, image_id=index, ignore=ignore)
+        _score_batch(predictor, evaluator, frames)
     return evaluator.compute()
+
+
+def evaluate_images(backend: Backend, images: Sequence[LabelledImage],
+                    class_names: Sequence[str], batch: int = 8, conf: float = 0.001,
+                    iou: float = 0.65, max_det: int = 300) -> EvalResult:
+    """Score ``backend``'s model on images already in memory, as :func:`evaluate` scores a
+    dataset split (the same predictor, thresholds and COCO evaluation).
+
+    Args:
+        backend: the model.
+        images: uint8 BGR images with their boxes, class ids and ignored regions.
+        class_names: the names the labels' class ids index (reported with these).
+        batch, conf, iou, max_det: as :func:`evaluate`.
+
+    Raises:
+        UserInputError: no images, or class ids outside ``class_names``.
+    """
+    if not images:
+        raise UserInputError("no images to evaluate on")
+    predictor = Predictor(backend, conf=conf, iou=iou, max_det=max_det)
+    evaluator = DetectionEvaluator(tuple(class_names))
+    frames = [(torch.from_numpy(np.ascontiguousarray(item.image)), item.boxes, item.class_ids,
+               (item.ignore_boxes, item.ignore_ids), index)
+              for index, item in enumerate(images)]
+    for start in range(0, len(frames), batch):
+        _score_batch(predictor, evaluator, frames[start:start + batch])
+    return evaluator.compute()
+
+
+def _score_batch(predictor: Predictor, evaluator: DetectionEvaluator,
+                 frames: Sequence[Frame]) -> None:
+    """Predict on one batch of frames and add each with its labels to ``evaluator``."""
+    names = evaluator.class_names
+    found = predictor([image.numpy() for image, *_ in frames])
+    for (_, boxes, class_ids, (ignore_boxes, ignore_ids), index), pred in zip(
+            frames, found, strict=True):
+        gt = Detections(boxes=boxes, scores=np.ones(len(boxes)), class_ids=class_ids,
+                        class_names=names)
+        ignore = Detections(boxes=ignore_boxes, scores=np.ones(len(ignore_boxes)),
+                            class_ids=ignore_ids, class_names=names)
+        if pred.class_names != names:  # the dataset's spelling of the model's classes
+            pred = pred.replace(class_names=names)
+        evaluator.add(gt, pred, image_id=index, ignore=ignore)
 
 
 class ModuleBackend(Backend):

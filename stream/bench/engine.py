@@ -2,9 +2,11 @@
 
 Preprocessed real frames in, raw output out: each row is ``time_backend``'s median and p95 ms
 per call and the frames per second at the median. Backends (variants): ``tensorrt`` (FP16),
-``torch-fp16`` (CUDA), ``torch-fp32``, ``onnxruntime`` (CPU, or CUDA with onnxruntime-gpu);
-``torch`` alone is torch at the device's default precision. A variant that cannot run here is
-skipped with the reason.
+``torch-fp16`` (CUDA), ``torch-fp32``, ``onnxruntime`` (CPU, or CUDA with onnxruntime-gpu;
+on the CPU the file a run would pick, FP32 or its INT8 copy); ``torch`` alone is torch at the
+device's default precision; ``onnxruntime-fp32`` and ``onnxruntime-int8`` force the FP32 file
+or its checked INT8 copy (``NAME.int8.onnx`` from ``detstream export --int8``). A variant that
+cannot run here is skipped with the reason. Every row is timed at each ``--threads`` count.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from detstream.engines.zoo.resolve import ModelSource
 from detstream.stream.bench.common import Log, quiet
 
 VARIANTS = ("tensorrt", "torch-fp16", "torch-fp32", "onnxruntime")
-ALIASES = ("torch",)  # torch at the device's default precision (FP16 on CUDA, FP32 on the CPU)
+#: Named only, not in ``all``: torch at the device's default precision (FP16 on CUDA, FP32 on
+#: the CPU), and onnxruntime on the CPU with the precision forced (``--no-int8``, ``--int8``).
+ALIASES = ("torch", "onnxruntime-fp32", "onnxruntime-int8")
 
 
 def parse_variants(text: str) -> list[str]:
@@ -44,6 +48,8 @@ def variant_unavailable(variant: str, source: ModelSource, device: str,
     """Why ``variant`` cannot run ``source`` on ``device`` at all, or None."""
     if variant == "torch-fp16" and device == "cpu":
         return f"{variant}: needs CUDA ({no_cuda or 'CPU requested'})"
+    if variant.startswith("onnxruntime-") and device != "cpu":
+        return f"{variant}: INT8 and FP32 are chosen between on the CPU (--device cpu)"
     if variant.split("-")[0] == "torch" and not source.runs_on_torch:
         return f"{variant}: runs checkpoints and torchvision models, not ONNX files"
     return None
@@ -56,10 +62,11 @@ def open_variant(source: ModelSource, variant: str, device: str, size: int, batc
     """``source`` on ``variant``'s backend at input ``size``, taking batches up to ``batch``."""
     kind = variant.split("-")[0]
     half = {"torch-fp16": True, "torch-fp32": False}.get(variant)
+    int8 = {"onnxruntime-int8": True, "onnxruntime-fp32": False}.get(variant)
     return open_backend(source, kind, device if kind != "tensorrt" else None,
                         imgsz=None if source.is_onnx else size, max_batch=batch, names=names,
                         threads=threads, half=half, cuda_graph=cuda_graph, weights=weights,
-                        log=log)
+                        log=log, int8=int8)
 
 
 def time_batches(backend: Backend, frames: list[np.ndarray], batches: Sequence[int],
@@ -70,7 +77,7 @@ def time_batches(backend: Backend, frames: list[np.ndarray], batches: Sequence[i
 
 def bench_engine(model: str, variants: list[str], sizes: list[int] | None = None,
                  batches: Sequence[int] = (1,), seconds: float = 3.0,
-                 threads: int | None = None, device: str | None = None,
+                 threads: Sequence[int | None] = (None,), device: str | None = None,
                  cuda_graph: bool = False, names: str | None = None,
                  weights: str | Path | None = None, log: Log = quiet,
                  show: Callable[[str], None] = quiet) -> dict:
@@ -82,7 +89,8 @@ def bench_engine(model: str, variants: list[str], sizes: list[int] | None = None
         sizes: input sizes (default: the model's own).
         batches: batch sizes.
         seconds: timing per row.
-        threads: CPU threads for torch and onnxruntime (default: all cores).
+        threads: CPU thread counts for torch and onnxruntime, each timed in turn
+            (``None``: the backend's default).
         device: ``cpu`` or ``cuda`` (default: CUDA where it runs).
         cuda_graph: replay from CUDA graphs (CUDA backends).
         names, weights: as ``--names`` and ``--weights``.
@@ -106,14 +114,15 @@ def bench_engine(model: str, variants: list[str], sizes: list[int] | None = None
         if why is not None:
             skipped.append(why)
             continue
-        # Every (size, batch) of one variant; the first failure to open skips the variant.
-        for size, batch in [(size, batch) for size in sizes for batch in batches]:
+        # Every (threads, size, batch) of one variant; the first failure to open skips it.
+        for count, size, batch in [(count, size, batch) for count in threads
+                                   for size in sizes for batch in batches]:
             if source.is_onnx and source.spec.input_size[0] != size:
                 skipped.append(f"{variant} at {size}: the ONNX file's input is fixed at "
                                f"{source.spec.input_size[0]}")
                 continue
             try:
-                backend = open_variant(source, variant, device, size, batch, threads,
+                backend = open_variant(source, variant, device, size, batch, count,
                                        cuda_graph, names, weights, log)
             except UserInputError as exc:
                 skipped.append(f"{variant}: {exc}")

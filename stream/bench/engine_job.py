@@ -11,6 +11,7 @@ from detstream.stream.commands.args import add_model_arguments, positive_float
 EXAMPLES = """examples:
   detstream bench engine --model default --backend all --imgsz 320,416,640 --batch 1,8
   detstream bench engine --model yolox_nano.onnx --backend onnxruntime --batch 1 --json b.json
+  detstream bench engine --model d.onnx --backend onnxruntime-fp32,onnxruntime-int8 --threads 1,2
 """
 
 
@@ -21,15 +22,19 @@ def register(jobs: argparse._SubParsersAction) -> None:
         description="Times inference alone (preprocessed real frames in, raw output out) for "
                     "each backend that can run here. Backends: tensorrt (FP16), torch-fp16 "
                     "(CUDA), torch-fp32, onnxruntime (CPU, or CUDA with onnxruntime-gpu); "
-                    "'all' runs every one available and says why the others are skipped.",
+                    "'all' runs every one available and says why the others are skipped. "
+                    "onnxruntime-fp32 and onnxruntime-int8 (named only) time an ONNX file and "
+                    "its INT8 copy from detstream export --int8 on the CPU.",
         epilog=EXAMPLES)
     # Its own --backend (a list of variants) and --imgsz (a list of sizes); the rest shared.
     add_model_arguments(parser, imgsz=False, device=None,
-                        device_help="cpu or cuda (default: best here)", threads=True,
-                        cuda_graph=True)
+                        device_help="cpu or cuda (default: best here)", cuda_graph=True)
     parser.add_argument("--backend", default="all",
-                        help="all or a comma list of tensorrt, torch-fp16, torch-fp32, onnxruntime "
-                             "(default all)")
+                        help="all or a comma list of tensorrt, torch-fp16, torch-fp32, "
+                             "onnxruntime, onnxruntime-fp32, onnxruntime-int8 (default all)")
+    parser.add_argument("--threads", type=job.int_list, default=[None], metavar="N[,N...]",
+                        help="CPU threads for torch and onnxruntime, a comma list timed in turn "
+                             "(default: chosen for the machine)")
     parser.add_argument("--imgsz", type=job.int_list, default=None,
                         help="comma list of input sizes (default: the model's own)")
     parser.add_argument("--batch", type=job.int_list, default=[1], help="comma list (default 1)")

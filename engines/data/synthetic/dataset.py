@@ -95,17 +95,25 @@ def scene_samples(config: SceneConfig, count: int) -> Iterator[tuple[np.ndarray,
             yield rendered.image, rendered.truth
 
 
+def labelled_and_hidden(truth: Detections, min_visibility: float
+                        ) -> tuple[Detections, Detections]:
+    """A frame's truth split as the dataset labels it: the objects to find (at least 2 px
+    each way and ``min_visibility`` visible) and the ones in view but more hidden, regions
+    evaluation ignores."""
+    sized = (((truth.boxes[:, 2] - truth.boxes[:, 0]) >= 2)
+             & ((truth.boxes[:, 3] - truth.boxes[:, 1]) >= 2))
+    visibility = truth.data["visibility"]
+    return (truth[sized & (visibility >= min_visibility)],
+            truth[sized & (visibility > 0) & (visibility < min_visibility)])
+
+
 def _write_scene(args: tuple[Path, str, int, DatasetSpec, int]) -> int:
     out, split, scene, spec, count = args
     config = scene_config(split, scene, spec)
     boxes_written = 0
     for k, (image, truth) in enumerate(scene_samples(config, count)):
         name = f"{scene:06d}_{k:02d}"
-        sized = (((truth.boxes[:, 2] - truth.boxes[:, 0]) >= 2)
-                 & ((truth.boxes[:, 3] - truth.boxes[:, 1]) >= 2))
-        visibility = truth.data["visibility"]
-        keep = truth[sized & (visibility >= spec.min_visibility)]
-        hidden = truth[sized & (visibility > 0) & (visibility < spec.min_visibility)]
+        keep, hidden = labelled_and_hidden(truth, spec.min_visibility)
         cv2.imwrite(str(out / "images" / split / f"{name}.jpg"), image,
                     [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
         write_labels(out / "labels" / split / f"{name}.txt", keep.class_ids, keep.boxes,
