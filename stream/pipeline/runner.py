@@ -38,8 +38,11 @@ from detstream.stream.pipeline.metrics import RunMetrics
 from detstream.stream.pipeline.motion_gate import GateConfig, MotionGate
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceResult, InferenceService
-from detstream.stream.pipeline.threads import (STAGE_NICENESS, single_threaded_opencv,
-                                                yield_to_inference)
+from detstream.stream.pipeline.threads import (
+    STAGE_NICENESS,
+    single_threaded_opencv,
+    yield_to_inference,
+)
 from detstream.stream.sinks.base import OutputError, Sink, StopRequested
 from detstream.stream.sources.base import Source
 from detstream.stream.track.base import Tracker
@@ -47,6 +50,7 @@ from detstream.stream.zones import Zone
 
 _END = object()  # end-of-stream marker passed down the queues
 _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
+ADAPTIVE_QUEUE = 6  # packets each queue holds on the adaptive schedule
 
 
 def _waiter(pending: Future) -> Callable[[float], bool]:
@@ -121,7 +125,7 @@ class PipelineOptions:
     overlay: bool = True
     just_in_time: bool | None = None
     favour_inference: bool = True
-    hold_ms: float = 50.0
+    hold_ms: float = 70.0
     in_flight: int | None = None
     inference_workers: int = 1
     zone: Zone | None = None
@@ -345,6 +349,8 @@ class Pipeline:
                                      tag=frame.tag)
                 packet.timings["capture"] = (time.perf_counter() - start) * 1000.0
                 self._learn("capture", packet.timings["capture"])
+                if adaptive:  # the feeder may give it to the detector at once
+                    self._offer(packet)
                 if not self._put(outbox, packet):
                     return
                 count += 1
@@ -362,7 +368,6 @@ class Pipeline:
         """Submit the frame to the inference service and pass it on; its result is waited
         for in the track stage, so several frames can be in flight, in order."""
         if not packet.detect:
-            self._offer(packet)
             return
         while not self._slots.acquire(timeout=_POLL):
             if self._stop.is_set():
@@ -378,9 +383,9 @@ class Pipeline:
             packet.batch = None
 
     def _offer(self, packet: FramePacket) -> None:
-        """A frame the schedule did not give the detector: the newest, for the feeder; or,
-        when the feeder holds the detector waiting for the next frame, this one, claimed
-        here before it goes on (so the track stage knows to wait for its result)."""
+        """A frame just captured (adaptive schedule): the newest, for the feeder; or, when the
+        feeder holds the detector waiting for the next frame, this one, claimed here before
+        it goes on (so the track stage knows to wait for its result)."""
         with self._arrived:
             self._newest = packet
             if self._claim is None and self._waiting_for_next and self._gate_passes(packet):
@@ -590,6 +595,10 @@ class Pipeline:
         """Start every stage thread (``run`` and iteration call this)."""
         single_threaded_opencv()  # the stages are the parallelism (see the function)
         size = max(1, self.options.queue_size)
+        if self.adaptive():
+            # Frames held for their detections back up behind the track stage; capture goes
+            # on meanwhile (the hold bounds the wait, not the queues).
+            size = max(size, ADAPTIVE_QUEUE)
         names = ["capture", "preprocess", "infer", "track"]
         work = [self._preprocess, self._infer, self._track]
         if self.annotator is not None:
