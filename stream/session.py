@@ -279,9 +279,11 @@ def build(config: RunConfig, log: Log | None = None,
                          start_frame=point.next_frame if point else config.start_frame)
     sinks: list[Sink] = []
     try:
-        # Live sources: one frame in flight, every core but one on it; files: several
-        # single-threaded calls at once (see inference_plan). A shared service decides alone.
-        plan = inference_plan(source.live, config.threads)
+        # Live sources: one frame in flight, every core but one on it (every core at the
+        # camera's rate, where inference gives way); files: several single-threaded calls at
+        # once (see inference_plan). A shared service decides alone.
+        camera_rate = source.live and config.drop and config.detect_every == 0
+        plan = inference_plan(source.live, config.threads, camera_rate=camera_rate)
         backend = _open_model(replace(config, threads=plan.threads), backends, log)
         if backend.device.type != "cpu":
             plan = inference_plan(source.live, plan.threads, gpu=True)

@@ -203,7 +203,9 @@ def run_live(case: LiveCase, seconds: float, backends: BackendCache, log: Log = 
     Raises:
         StageError: a stage failed.
     """
-    plan = inference_plan(True, case.config.threads)  # as build() opens it for a live source
+    # As build() opens it for a live source.
+    plan = inference_plan(True, case.config.threads,
+                          camera_rate=case.config.drop and case.config.detect_every == 0)
     backend = backends.open(replace(case.config, threads=plan.threads), log)
     warm_up(backend)  # before the source opens: its frames do not wait for a cold model
     done: list[Finished] = []
