@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from detstream.engines.data.synthetic import Renderer, SceneConfig, SyntheticScene, World
+from detstream.engines.spec import Detections
 from detstream.stream.bench.gate import replay_gate
 from detstream.stream.pipeline.motion_gate import REASONS, GateConfig, MotionGate
 
@@ -265,3 +266,28 @@ def test_the_gate_in_a_live_pipeline_rests_through_a_quiet_spell_and_fires_on_ar
     assert report["detection"]["gate"]["why"]["quiet"] > 0.8 * len(quiet)
     # The first arrival after the spell is detected within a few frames.
     assert min(i for i in gated if i >= arrival) - arrival <= 5
+
+
+def test_truth_scores_count_tracks_kept_into_a_quiet_spell():
+    """The truth scorer on a scene whose last frames have no object (a static camera's quiet
+    spell): tracks reported there are false positives, not an error about the sequence's
+    length (which the truth rows alone end too early)."""
+    from detstream.stream.pipeline.packet import FramePacket
+    from detstream.stream.sinks.truth import TruthScorer
+
+    names = ("thing",)
+    scorer = TruthScorer(names)
+    box = np.array([[10, 10, 50, 50]], np.float32)
+    for index in range(20):
+        k = 1 if index < 10 else 0  # the object leaves after frame 9
+        truth = Detections(boxes=box[:k], scores=np.ones(k, np.float32),
+                           class_ids=np.zeros(k, np.int32), track_ids=np.ones(k, np.int64),
+                           class_names=names, data={"visibility": np.ones(k)})
+        track = Detections(boxes=box, scores=np.ones(1, np.float32),
+                           class_ids=np.zeros(1, np.int32), track_ids=np.array([1]),
+                           class_names=names)
+        packet = FramePacket(0, index, None, 0.0, np.zeros((60, 60, 3), np.uint8), truth=truth)
+        packet.detections = packet.found = track
+        scorer.write(packet)
+    tracking = scorer.scores()["tracking"]
+    assert tracking["FP"] == 10 and tracking["FN"] == 0

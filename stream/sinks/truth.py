@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detstream.engines.data.mot import MotWriter
+from detstream.engines.data.mot import MotWriter, SeqInfo, write_seqinfo
 from detstream.engines.metrics.coco import DetectionEvaluator
 from detstream.engines.metrics.mot import evaluate_mot
 from detstream.engines.spec import Detections
@@ -89,6 +89,10 @@ class TruthScorer(Sink):
                     for index, truth, _, tracks in self.frames:
                         gt.write(index + 1, truth)
                         pred.write(index + 1, tracks[tracks.track_ids >= 0])
+                # The sequence's length, which the truth alone does not tell when its last
+                # frames are empty (a static camera's quiet spell).
+                write_seqinfo(Path(tmp) / "seqinfo.ini",
+                              SeqInfo("truth", 30.0, self.frames[-1][0] + 1, 0, 0))
                 combined, _ = evaluate_mot(gt_path, pred_path)
             result["tracking"] = {k: v for k, v in combined.to_dict().items() if k != "frames"}
         return result
