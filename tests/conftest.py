@@ -125,7 +125,8 @@ SLOW_FIRST = ("test_fleet.py", "test_demo_browser.py", "test_pipeline.py",
               "test_long_runs.py", "test_cli.py", "test_multistream.py", "test_gpu_parts.py",
               "test_bench.py", "test_engines.py", "test_bad_inputs.py", "test_resume.py",
               "test_source_faults.py", "test_train.py", "test_embedding.py",
-              "test_run_resume.py", "test_ddp.py")
+              "test_run_resume.py", "test_ddp.py", "test_int8.py", "test_late_tracking.py",
+              "test_motion_gate.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -206,7 +206,7 @@ CASES = [
     case("run-conf-nan", f"run --source {SYN} --conf nan", "--conf"),
     case("run-iou-negative", f"run --source {SYN} --iou -1", "--iou"),
     case("run-max-frames-zero", f"run --source {SYN} --max-frames 0", "--max-frames"),
-    case("run-detect-every-zero", f"run --source {SYN} --detect-every 0", "--detect-every"),
+    case("run-detect-every-negative", f"run --source {SYN} --detect-every -1", "--detect-every"),
     case("run-loop-negative", f"run --source {SYN} --loop -7 --save-json {{b}}/o/r19.jsonl",
          "--loop", ("{b}/o/r19.jsonl",)),
     case("run-threads-huge", f"run --source {SYN} --threads 100000 "
