@@ -33,7 +33,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class ByteTrackConfig:
-    """Tracker parameters (README's tracking section explains them for users).
+    """Tracker parameters (docs/guide/tracking.md explains them for users).
 
     "Appearance distance" is ``(1 - cosine similarity) / 2`` of two unit embeddings: 0 alike,
     1 opposite. Scores, IoUs, costs and shares are from 0 to 1 unless said otherwise.
