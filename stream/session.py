@@ -23,7 +23,7 @@ from detstream.engines.runtime.select import open_backend
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.motion_gate import GateConfig
 from detstream.stream.pipeline.packet import FramePacket
-from detstream.stream.pipeline.runner import Pipeline, PipelineOptions
+from detstream.stream.pipeline.runner import Pipeline, PipelineOptions, runs_at_camera_rate
 from detstream.stream.pipeline.service import InferenceService
 from detstream.stream.pipeline.threads import InferencePlan, inference_plan, inference_threads
 from detstream.stream.run_config import DEFAULT_SOURCE, RunConfig  # noqa: F401  (re-exported)
@@ -282,7 +282,7 @@ def build(config: RunConfig, log: Log | None = None,
         # Live sources: one frame in flight, every core but one on it (every core at the
         # camera's rate, where inference gives way); files: several single-threaded calls at
         # once (see inference_plan). A shared service decides alone.
-        camera_rate = source.live and config.drop and config.detect_every == 0
+        camera_rate = runs_at_camera_rate(source.live, config.drop, config.detect_every)
         plan = inference_plan(source.live, config.threads, camera_rate=camera_rate)
         backend = _open_model(replace(config, threads=plan.threads), backends, log)
         if backend.device.type != "cpu":

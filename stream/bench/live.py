@@ -46,6 +46,7 @@ from detstream.engines.spec import Detections
 from detstream.stream.bench.cameras import paced_and_file
 from detstream.stream.bench.common import Log, quiet
 from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.pipeline.runner import runs_at_camera_rate
 from detstream.stream.pipeline.stage_times import stage_table
 from detstream.stream.pipeline.threads import inference_plan
 from detstream.stream.run_config import RunConfig
@@ -205,7 +206,8 @@ def run_live(case: LiveCase, seconds: float, backends: BackendCache, log: Log = 
     """
     # As build() opens it for a live source.
     plan = inference_plan(True, case.config.threads,
-                          camera_rate=case.config.drop and case.config.detect_every == 0)
+                          camera_rate=runs_at_camera_rate(True, case.config.drop,
+                                                          case.config.detect_every))
     backend = backends.open(replace(case.config, threads=plan.threads), log)
     warm_up(backend)  # before the source opens: its frames do not wait for a cold model
     done: list[Finished] = []

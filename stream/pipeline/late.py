@@ -51,13 +51,11 @@ class DetectionJob:
 
 @dataclass
 class LateStats:
-    """What late detections did: how many were applied, how late (frames), how many frames
-    were predicted again."""
+    """What late detections did: how many were applied and how late (frames)."""
 
     applied: int = 0
     frames_late: int = 0
     frames_late_max: int = 0
-    replayed: int = 0
 
     def report(self) -> dict:
         return {"applied": self.applied,
@@ -182,7 +180,8 @@ class LateTracking:
             start = next((i for i, past in enumerate(self._past) if past.index >= job.index),
                          None)
             if start is None:  # no state kept (files): nothing to go back to
-                self._update_held(detections)
+                if self.tracker is None:
+                    self._held = detections
                 continue
             replay = list(self._past)[start:]
             if self.tracker is not None:
@@ -198,7 +197,6 @@ class LateTracking:
             self.stats.applied += 1
             self.stats.frames_late += late
             self.stats.frames_late_max = max(self.stats.frames_late_max, late)
-            self.stats.replayed += len(replay) - 1
 
     def _trim(self) -> None:
         """Forget the states no job can need: before the oldest job waiting, or before the
@@ -214,10 +212,6 @@ class LateTracking:
 
     def _snapshot(self) -> Any:
         return self.tracker.snapshot() if self.tracker is not None else None
-
-    def _update_held(self, detections: Detections) -> None:
-        if self.tracker is None:
-            self._held = detections
 
     def _update(self, detections: Detections, image: np.ndarray,
                 events: list[TrackEvent]) -> Detections:

@@ -64,6 +64,12 @@ def _waiter(pending: Future) -> Callable[[float], bool]:
     return wait
 
 
+def runs_at_camera_rate(live: bool, drop: bool, detect_every: int) -> bool:
+    """Whether a pipeline runs the adaptive schedule: a live source that drops frames, with
+    ``detect_every`` 0 (every frame out at the camera's rate, the detector beside it)."""
+    return live and drop and detect_every == 0
+
+
 @dataclass
 class _Claim:
     """A frame given to the detector (adaptive schedule): the future its result goes to, and
@@ -283,7 +289,7 @@ class Pipeline:
         """Whether frames are output at the camera's rate with the detector beside them (a
         live source that drops frames, ``detect_every`` 0); ``detect_every`` may change while
         the pipeline runs."""
-        return self._dropping and self.options.detect_every == 0
+        return runs_at_camera_rate(self._dropping, True, self.options.detect_every)
 
     def schedule(self) -> str:
         """The detector's schedule, in words, for the run statistics."""
