@@ -146,3 +146,45 @@ def test_run_statistics_say_which_precision_ran_and_why(exported, cache, tmp_pat
         model = json.loads(stats.read_text())["model"]
         assert model["precision"] == precision and model["precision_choice"].startswith(why)
         assert f"({precision})" in model["backend"]
+
+
+def test_the_default_model_ships_a_checked_int8_copy_of_its_own_weights(cache, tmp_path):
+    from detstream.engines.zoo.resolve import resolve_model
+
+    source = resolve_model("default")
+    shipped, why_not = choice.checked_checkpoint_int8(source.path, 416, max_batch=4)
+    assert shipped == source.path.with_name("default.int8.onnx"), why_not
+    record = int8_record(shipped)
+    # Retraining the default model without exporting its INT8 copy again fails here.
+    assert record["checkpoint_sha256"] == file_sha256(source.path)
+    assert record["map50_95_fp32"] - record["map50_95_int8"] <= 0.01
+    assert record["check_images"] >= 500
+    # The runtime takes it for the checkpoint when it is faster, at the run's batch.
+    spec = inspect_onnx(shipped)
+    export = tmp_path / "default_416_fp32.onnx"  # stands for the cache's FP32 export (timer
+    export.write_bytes(b"fp32")                   # below is scripted: only its hash is read)
+    picked = choice.choose_precision(export, spec, 2,
+                                     timer=_timer(30.0, 15.0, []), checkpoint=source.path,
+                                     max_batch=4)
+    assert picked.precision == "int8" and picked.path == shipped
+    small, why = choice.checked_checkpoint_int8(source.path, 320)
+    assert small is None and "takes 416x416 input, not 320x320" in why
+    big, why = choice.checked_checkpoint_int8(source.path, 416, max_batch=16)
+    assert big is None and "batches of up to 8, not 16" in why
+
+
+def test_an_int8_copy_beside_another_checkpoint_version_is_ignored(exported, cache, tmp_path):
+    from detstream.engines.zoo.resolve import resolve_model
+
+    default = resolve_model("default").path
+    record = int8_record(int8_path(exported[0]))  # exported from the default checkpoint
+    assert record["checkpoint_file"] == "default.safetensors"
+    assert record["checkpoint_sha256"] == file_sha256(default)
+    retrained = tmp_path / "best.safetensors"
+    retrained.write_bytes(default.read_bytes() + b" ")  # other bytes: another version
+    shutil.copyfile(int8_path(exported[0]), tmp_path / "best.int8.onnx")
+    found, why = choice.checked_checkpoint_int8(retrained, 320)
+    assert found is None and "made from another version of best.safetensors" in why
+    spec = inspect_onnx(exported[0])
+    with pytest.raises(UserInputError, match="--int8: best.safetensors has .*another version"):
+        choice.choose_precision(exported[0], spec, 1, int8=True, checkpoint=retrained)

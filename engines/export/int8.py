@@ -114,7 +114,7 @@ class Int8Report:
 
 def export_int8(fp32_path: str | Path, spec: ModelSpec, data: CalibrationData,
                 tolerance: float = DEFAULT_TOLERANCE, out: str | Path | None = None,
-                log: Log | None = None) -> Int8Report:
+                log: Log | None = None, checkpoint: str | Path | None = None) -> Int8Report:
     """Quantize ``fp32_path``, check it, and write it to ``out`` only if it passes.
 
     Args:
@@ -126,6 +126,8 @@ def export_int8(fp32_path: str | Path, spec: ModelSpec, data: CalibrationData,
         out: where the INT8 file goes (default ``NAME.int8.onnx`` beside ``fp32_path``);
             written only when the check passes; an older file there is removed when it fails.
         log: progress lines.
+        checkpoint: the detstream checkpoint ``fp32_path`` was exported from: its SHA-256 goes
+            into the record, so the copy also serves runs of the checkpoint itself.
 
     Returns:
         The report; ``passed`` says whether ``out`` was written.
@@ -145,7 +147,8 @@ def export_int8(fp32_path: str | Path, spec: ModelSpec, data: CalibrationData,
                             chosen.stem, chosen.sqnr_db, data.check_source, len(data.check),
                             data.source, len(data.frames))
         if report.passed:
-            _write(chosen.path, out, spec, fp32_path, report)
+            _write(chosen.path, out, spec, fp32_path, report,
+                   Path(checkpoint) if checkpoint is not None else None)
         else:
             out.unlink(missing_ok=True)  # an INT8 file of an earlier export: no longer true
     return report
@@ -160,12 +163,15 @@ def _score(path: Path, spec: ModelSpec, data: CalibrationData) -> EvalResult:
 
 
 def _write(candidate: Path, out: Path, spec: ModelSpec, fp32_path: Path,
-           report: Int8Report) -> None:
+           report: Int8Report, checkpoint: Path | None) -> None:
     """The checked model with the FP32 file's metadata, precision ``int8`` and the check's
     record, renamed into place."""
     model = load_onnx(candidate, load_weights=True)
     extra = _fp32_extra(fp32_path)
-    extra.update(precision="int8", int8=report.record(fp32_path))
+    record = report.record(fp32_path)
+    if checkpoint is not None:
+        record.update(checkpoint_file=checkpoint.name, checkpoint_sha256=file_sha256(checkpoint))
+    extra.update(precision="int8", int8=record)
     write_metadata(model, spec, extra)
     with atomic_output(out) as tmp:
         onnx.save(model, str(tmp))

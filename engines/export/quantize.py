@@ -71,8 +71,14 @@ def prepare(src: str | Path, out: str | Path) -> Path:
             if not node.name:
                 node.name = f"{node.op_type}_{index}"
         onnx.save(model, str(staged))
+        # Symbolic shape inference gives up on a dynamic batch dimension that flows into the
+        # decode tail's reshapes (and leaves its temporary files in the working directory
+        # when it does); ONNX's own shape inference is enough there.
+        dynamic = any(dim.dim_param or not dim.dim_value
+                      for value in model.graph.input
+                      for dim in value.type.tensor_type.shape.dim)
         with _quiet():
-            quant_pre_process(str(staged), str(out))
+            quant_pre_process(str(staged), str(out), skip_symbolic_shape=dynamic)
     except Exception as exc:  # onnx and onnxruntime raise many types
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserInputError(f"{src} cannot be prepared for INT8 quantization: "

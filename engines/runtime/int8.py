@@ -27,7 +27,9 @@ import torch
 
 from detstream.engines.cache import cache_root, exclusive, file_sha256, write_atomic
 from detstream.engines.errors import UserInputError
-from detstream.engines.export.metadata import INT8_SUFFIX, int8_path, int8_record
+from detstream.engines.export.metadata import (INT8_SUFFIX, SPEC_KEY, int8_path, int8_record,
+                                               load_onnx, read_metadata,
+                                               spec_from_metadata)
 from detstream.engines.spec import ModelSpec
 
 #: INT8 costs a little accuracy, and two timings on a busy machine differ by a few percent:
@@ -82,6 +84,39 @@ def checked_int8(fp32_path: str | Path) -> tuple[Path | None, str]:
     return path, ""
 
 
+def checked_checkpoint_int8(checkpoint: str | Path, size: int, max_batch: int = 1
+                            ) -> tuple[Path | None, str]:
+    """The INT8 copy of a detstream checkpoint, ``NAME.int8.onnx`` beside ``NAME.safetensors``
+    (the default model ships one), if it passed its accuracy check, was made from this very
+    checkpoint at input size ``size`` and takes batches of ``max_batch``; else
+    ``(None, why not)``.
+
+    The checkpoint's own ONNX export lives in the cache and its bytes depend on the torch
+    version that wrote it, so the copy names the checkpoint's SHA-256 instead of the export's.
+    """
+    checkpoint = Path(checkpoint)
+    path = checkpoint.with_name(checkpoint.stem + INT8_SUFFIX)
+    if not path.is_file():
+        return None, (f"no INT8 copy {path.name} beside {checkpoint.name} (detstream export "
+                      f"--model {checkpoint} --int8 --out {checkpoint.with_suffix('.onnx')} "
+                      "makes one)")
+    model = load_onnx(path)
+    record = int8_record(model)
+    if record is None or not record.get("passed"):
+        return None, f"{path.name} holds no passed accuracy check"
+    if record.get("checkpoint_sha256") != file_sha256(checkpoint):
+        return None, (f"{path.name} was made from another version of {checkpoint.name}; "
+                      "export it again with --int8")
+    spec = spec_from_metadata(read_metadata(model))
+    if spec is None or tuple(spec.input_size) != (size, size):
+        made = "x".join(map(str, spec.input_size[::-1])) if spec is not None else "unknown"
+        return None, f"{path.name} takes {made} input, not {size}x{size}"
+    batch = json.loads(read_metadata(model).get(SPEC_KEY, "{}")).get("max_batch", 1)
+    if int(batch) < max_batch:
+        return None, f"{path.name} takes batches of up to {batch}, not {max_batch}"
+    return path, ""
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), or what the platform says."""
     try:
@@ -95,7 +130,9 @@ def cpu_model() -> str:
 
 def choose_precision(fp32_path: str | Path, spec: ModelSpec, threads: int,
                      int8: bool | None = None, log: Log | None = None,
-                     timer: Timer | None = None) -> PrecisionChoice:
+                     timer: Timer | None = None,
+                     checkpoint: str | Path | None = None, max_batch: int = 1
+                     ) -> PrecisionChoice:
     """The file the onnxruntime backend should open on the CPU for ``fp32_path``.
 
     Args:
@@ -106,6 +143,9 @@ def choose_precision(fp32_path: str | Path, spec: ModelSpec, threads: int,
             ``False`` for FP32.
         log: where the choice is said.
         timer: measures both files (default :func:`time_pair`; tests pass their own).
+        checkpoint: the detstream checkpoint ``fp32_path`` was exported from (in the cache):
+            its INT8 copy is looked for beside it (:func:`checked_checkpoint_int8`).
+        max_batch: the largest batch the run sends (the copy must take it).
 
     Raises:
         UserInputError: ``int8=True`` and no checked INT8 copy is there.
@@ -121,10 +161,14 @@ def choose_precision(fp32_path: str | Path, spec: ModelSpec, threads: int,
         return PrecisionChoice("int8", fp32_path, f"int8: {fp32_path.name} is an INT8 file")
     if int8 is False:
         return PrecisionChoice("fp32", fp32_path, "fp32: --no-int8")
-    candidate, why_not = checked_int8(fp32_path)
+    if checkpoint is not None:
+        candidate, why_not = checked_checkpoint_int8(checkpoint, spec.input_size[0], max_batch)
+    else:
+        candidate, why_not = checked_int8(fp32_path)
     if candidate is None:
         if int8:
-            raise UserInputError(f"--int8: {fp32_path.name} has {why_not}")
+            named = Path(checkpoint).name if checkpoint is not None else fp32_path.name
+            raise UserInputError(f"--int8: {named} has {why_not}")
         return PrecisionChoice("fp32", fp32_path, f"fp32: {why_not}")
     if int8:
         choice = PrecisionChoice("int8", candidate, f"int8: --int8 ({candidate.name})")

@@ -111,9 +111,10 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
         weights: a file the user already has for a named model (no download).
         log: where the choice, downloads and build progress are reported (default: nowhere).
         int8: onnxruntime on the CPU only: ``None`` runs the checked INT8 copy of an ONNX file
-            (``NAME.int8.onnx`` from ``detstream export --int8``) where it measures faster
-            on this CPU (:mod:`detstream.engines.runtime.int8`), ``True`` always runs it,
-            ``False`` never does.
+            (``NAME.int8.onnx`` from ``detstream export --int8``) or of a checkpoint
+            (``NAME.int8.onnx`` beside ``NAME.safetensors``; the default model ships one)
+            where it measures faster on this CPU (:mod:`detstream.engines.runtime.int8`),
+            ``True`` always runs it, ``False`` never does.
     """
     log = log or (lambda message: None)
     if backend not in BACKENDS:
@@ -189,16 +190,16 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
     else:
         want_half = bool(half) if half is not None else dev.startswith("cuda")
         path, spec = cached_onnx(source, imgsz, want_half, max_batch, log)
-    if int8 and not source.is_onnx:
-        raise UserInputError(f"--int8 runs the INT8 copy of an ONNX file: write one with "
-                             f"detstream export --model {source.name} --int8 --out NAME.onnx, "
-                             "then pass --model NAME.onnx")
     choice = None
-    if dev == "cpu" and source.is_onnx:
+    if dev == "cpu" and (source.is_onnx or not half):
         from detstream.engines.runtime.int8 import choose_precision
         from detstream.engines.runtime.onnxruntime_backend import default_threads
 
-        choice = choose_precision(path, spec, threads or default_threads(), int8, log)
+        # A checkpoint runs from its FP32 export in the cache; its INT8 copy (the default
+        # model ships one) lies beside the checkpoint itself.
+        checkpoint = None if source.is_onnx else source.path
+        choice = choose_precision(path, spec, threads or default_threads(), int8, log,
+                                  checkpoint=checkpoint, max_batch=max_batch)
         path = choice.path
     runtime = OnnxRuntimeBackend(path, spec, dev, threads=threads, spin=spin)
     runtime.precision_choice = choice.reason if choice is not None else None

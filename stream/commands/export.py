@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     batch = f"dynamic batch 1-{args.dynamic_batch}" if args.dynamic_batch else "batch 1"
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {precision}, {w}x{h}, {batch}, "
           f"{spec.num_classes} classes, layout {spec.layout})")
-    return _int8(args, path, spec, calibration) if calibration is not None else 0
+    if calibration is None:
+        return 0
+    return _int8(args, path, spec, calibration, checkpoint=source.path)
 
 
 def _onnx_to_fp16(args: argparse.Namespace, source) -> int:
@@ -192,14 +194,17 @@ def _onnx_to_int8(args: argparse.Namespace, source, calibration) -> int:
     return _int8(args, args.out, source.spec, calibration)
 
 
-def _int8(args: argparse.Namespace, fp32_path: Path, spec, calibration) -> int:
-    """Quantize, check and keep (or refuse) the INT8 copy of ``fp32_path``."""
+def _int8(args: argparse.Namespace, fp32_path: Path, spec, calibration,
+          checkpoint: Path | None = None) -> int:
+    """Quantize, check and keep (or refuse) the INT8 copy of ``fp32_path`` (exported from
+    ``checkpoint``, when it was)."""
     from detstream.engines.export.int8 import DEFAULT_TOLERANCE, export_int8
     from detstream.engines.export.metadata import int8_path
 
     tolerance = args.int8_tolerance if args.int8_tolerance is not None else DEFAULT_TOLERANCE
     report = export_int8(fp32_path, spec, calibration, tolerance,
-                         log=lambda message: print(message, file=sys.stderr))
+                         log=lambda message: print(message, file=sys.stderr),
+                         checkpoint=checkpoint)
     print(report.summary())
     out = int8_path(fp32_path)
     if not report.passed:
@@ -207,6 +212,10 @@ def _int8(args: argparse.Namespace, fp32_path: Path, spec, calibration) -> int:
               f"export {fp32_path} is kept)", file=sys.stderr)
         return 2
     h, w = spec.input_size
+    runs = f"--model {fp32_path}"
+    if checkpoint is not None and out.parent.resolve() == checkpoint.parent.resolve() \
+            and out.name == checkpoint.stem + ".int8.onnx":
+        runs += f" or --model {checkpoint}"
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, int8, {w}x{h}; detstream run "
-          f"--model {fp32_path} runs it where it measures faster than FP32)")
+          f"{runs} runs it where it measures faster than FP32)")
     return 0
