@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from detstream.engines.process.thresholds import DEFAULT_CONF, DEFAULT_IOU
 from detstream.engines.process.decode import (
     DecodeConfig,
     decode,
@@ -25,6 +24,7 @@ from detstream.engines.process.decode import (
 )
 from detstream.engines.process.letterbox import Letterbox
 from detstream.engines.process.preprocess import Preprocessor
+from detstream.engines.process.thresholds import DEFAULT_CONF, DEFAULT_IOU
 from detstream.engines.runtime.base import Backend
 from detstream.engines.spec import Detections
 

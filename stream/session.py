@@ -25,7 +25,12 @@ from detstream.stream.pipeline.motion_gate import GateConfig
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.runner import Pipeline, PipelineOptions, runs_at_camera_rate
 from detstream.stream.pipeline.service import InferenceService
-from detstream.stream.pipeline.threads import InferencePlan, inference_plan, inference_threads
+from detstream.stream.pipeline.threads import (
+    InferencePlan,
+    inference_plan,
+    inference_threads,
+    one_thread_fits,
+)
 from detstream.stream.run_config import DEFAULT_SOURCE, RunConfig  # noqa: F401  (re-exported)
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
 from detstream.stream.sinks.journal import (
@@ -160,6 +165,33 @@ def _open(config: RunConfig, log: Log | None) -> Backend:
                         int8=config.int8)
 
 
+def _one_thread_if_it_fits(config: RunConfig, fps: float | None,
+                           backends: BackendCache | None, plan: InferencePlan, log: Log
+                           ) -> tuple[Backend | None, InferencePlan]:
+    """Camera rate on the CPU: the model opened with one thread, and a plan of one thread,
+    when a call (as the INT8 choice timed it) fits the camera's frame interval
+    (:func:`one_thread_fits`); else ``(None, plan)``, and the caller opens it with ``plan``'s
+    threads."""
+    backend = _open_model(replace(config, threads=1), backends, log)
+    if backend.device.type != "cpu":
+        return backend, plan  # threads do not matter there
+    # The INT8 choice timed the file at one thread (once per machine); a model without a
+    # choice is not timed here (the live source runs meanwhile: its first frames would be
+    # dropped) and keeps every core, as the FP32 default model wants.
+    call_ms = backend.call_ms
+    if call_ms is not None and one_thread_fits(call_ms, fps):
+        log(f"inference: one thread, a call takes {call_ms:.1f} ms of the camera's "
+            f"{1000.0 / (fps or 30.0):.0f} ms frame interval (a second thread would take the "
+            "core the frames need)")
+        return backend, InferencePlan(1, plan.workers)
+    if call_ms is not None:
+        log(f"inference: {plan.threads} threads, one takes {call_ms:.1f} ms a call, too slow "
+            f"for the camera's {1000.0 / (fps or 30.0):.0f} ms frame interval")
+    if backends is None:
+        backend.close()
+    return None, plan
+
+
 @dataclass
 class Session:
     """A built run: the pipeline plus what the command reports afterwards."""
@@ -284,7 +316,11 @@ def build(config: RunConfig, log: Log | None = None,
         # once (see inference_plan). A shared service decides alone.
         camera_rate = runs_at_camera_rate(source.live, config.drop, config.detect_every)
         plan = inference_plan(source.live, config.threads, camera_rate=camera_rate)
-        backend = _open_model(replace(config, threads=plan.threads), backends, log)
+        backend = None
+        if camera_rate and config.threads is None and plan.threads > 1:
+            backend, plan = _one_thread_if_it_fits(config, source.fps, backends, plan, log)
+        if backend is None:
+            backend = _open_model(replace(config, threads=plan.threads), backends, log)
         if backend.device.type != "cpu":
             plan = inference_plan(source.live, plan.threads, gpu=True)
         predictor = Predictor(backend, conf=config.conf, iou=config.iou,

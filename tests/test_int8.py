@@ -4,6 +4,7 @@ backend's choice between an FP32 file and its INT8 copy (issue 36)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -188,3 +189,24 @@ def test_an_int8_copy_beside_another_checkpoint_version_is_ignored(exported, cac
     spec = inspect_onnx(exported[0])
     with pytest.raises(UserInputError, match="--int8: best.safetensors has .*another version"):
         choice.choose_precision(exported[0], spec, 1, int8=True, checkpoint=retrained)
+
+
+@pytest.mark.parametrize(("int8_ms", "one_thread"), [(15.0, True), (30.0, False)])
+def test_a_live_camera_gets_one_inference_thread_when_one_call_fits_its_frame_interval(
+        cache, tmp_path, monkeypatch, int8_ms, one_thread):
+    from detstream.stream.pipeline.threads import one_thread_fits
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: inference has one thread whatever a call takes")
+    assert one_thread_fits(24.0, 30.0) and not one_thread_fits(26.0, 30.0)
+    assert one_thread_fits(24.0, None) and one_thread_fits(36.0, 20.0)
+    monkeypatch.setattr(choice, "time_pair", _timer(40.0, int8_ms, []))
+    stats = tmp_path / "stats.json"
+    result = run_main("run", "--source", "synthetic://?frames=6&size=320x240&fps=30&live=1",
+                      "--stats-json", str(stats))
+    assert result.returncode == 0, result.stderr
+    model = json.loads(stats.read_text())["model"]
+    assert model["precision"] == "int8"
+    # 15 ms of a 33 ms frame interval: one thread; 30 ms: every core, as before.
+    assert ("[CPU, 1 thread]" in model["backend"]) == one_thread, model["backend"]
+    assert ("inference: one thread, a call takes" in result.stderr) == one_thread

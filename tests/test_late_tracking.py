@@ -114,7 +114,7 @@ def test_a_detection_older_than_the_kept_states_lands_on_the_oldest_kept():
     late.submit(job(0, clock, late=10))
     for frame in range(12):
         clock[0] = frame
-        step = late.step(frame, IMAGE)
+        late.step(frame, IMAGE)
     assert late.stats.applied == 1
     assert late.stats.frames_late_max == 10
     assert len(late.tracker) == 3  # tracks started from the late detection

@@ -29,6 +29,9 @@ class Backend(ABC):
     #: file and its INT8 copy (``int8: 1.49x faster than fp32 on this CPU with 1 thread``);
     #: ``None`` where nothing was chosen. Run statistics report it.
     precision_choice: str | None = None
+    #: Median milliseconds of one batch-1 call, where the precision choice timed this very
+    #: file at this backend's thread count (``None``: not timed).
+    call_ms: float | None = None
 
     @property
     def precision(self) -> str:

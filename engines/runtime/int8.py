@@ -27,9 +27,15 @@ import torch
 
 from detstream.engines.cache import cache_root, exclusive, file_sha256, write_atomic
 from detstream.engines.errors import UserInputError
-from detstream.engines.export.metadata import (INT8_SUFFIX, SPEC_KEY, int8_path, int8_record,
-                                               load_onnx, read_metadata,
-                                               spec_from_metadata)
+from detstream.engines.export.metadata import (
+    INT8_SUFFIX,
+    SPEC_KEY,
+    int8_path,
+    int8_record,
+    load_onnx,
+    read_metadata,
+    spec_from_metadata,
+)
 from detstream.engines.spec import ModelSpec
 
 #: INT8 costs a little accuracy, and two timings on a busy machine differ by a few percent:

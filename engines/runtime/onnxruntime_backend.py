@@ -100,4 +100,5 @@ class OnnxRuntimeBackend(Backend):
 
     def describe(self) -> str:
         provider = self.providers[0].replace("ExecutionProvider", "")
-        return f"{super().describe()} [{provider}, {self.threads} threads]"
+        plural = "" if self.threads == 1 else "s"
+        return f"{super().describe()} [{provider}, {self.threads} thread{plural}]"

@@ -203,4 +203,6 @@ def open_backend(model: str | Path | ModelSource = "default", backend: str = "au
         path = choice.path
     runtime = OnnxRuntimeBackend(path, spec, dev, threads=threads, spin=spin)
     runtime.precision_choice = choice.reason if choice is not None else None
+    if choice is not None and choice.threads == runtime.threads and choice.fp32_ms is not None:
+        runtime.call_ms = choice.int8_ms if choice.precision == "int8" else choice.fp32_ms
     return runtime

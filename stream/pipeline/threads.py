@@ -109,6 +109,26 @@ def inference_plan(live: bool, threads: int | None = None, cores: int | None = N
     return InferencePlan(max(1, cores // workers), workers)
 
 
+#: Camera rate: one inference thread is enough when a single-threaded call takes at most this
+#: share of the frame interval, measured with the machine otherwise idle (in the pipeline the
+#: frames' own path takes some of the core too).
+ONE_THREAD_SHARE = 0.75
+
+
+def one_thread_fits(call_ms: float, fps: float | None) -> bool:
+    """Camera rate on the CPU: whether one inference thread, taking ``call_ms`` a call, keeps
+    up with a camera of ``fps`` (unknown: 30).
+
+    Every core on inference detects most frames when a call is slow (the default model in
+    FP32, 40 ms with one thread on the 2-core EPYC); when one thread already fits the frame
+    interval, a second only takes the core the frames' own path needs. The INT8 default
+    model (19 ms with one thread) at 1280x720, 120 s: one thread detected 28.96 frames a
+    second with latency p50 / p95 52 / 68 ms, two threads 26.13 with 61 / 80 ms.
+    """
+    interval_ms = 1000.0 / (fps if fps and fps > 0 else 30.0)
+    return call_ms <= ONE_THREAD_SHARE * interval_ms
+
+
 def yield_to_inference(niceness: int = STAGE_NICENESS) -> bool:
     """Lower the calling thread's CPU priority by ``niceness`` (Linux: per thread; threads it
     starts later, such as an encoder's, inherit it). True when it took effect."""
