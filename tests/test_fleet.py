@@ -24,7 +24,7 @@ from detstream.stream.bench.fleet import FleetProcess
 from detstream.stream.fleet.config import DEFAULT_FPS, load_fleet, parse_fleet
 from detstream.stream.fleet.controller import cluster_workers
 from detstream.stream.fleet.placement import Demand, Slot, place
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_main
 
 # ---------------------------------------------------------------------------- placement
 
@@ -229,9 +229,9 @@ def test_four_streams_on_two_cpu_workers_match_single_process_runs(tmp_path):
     assert report["shortage"] == {}
     for name, uri in SCENES.items():
         alone = tmp_path / f"alone_{name}.jsonl"
-        single = run_cli("run", "--source", uri, *MODEL, "--save-json", str(alone),
-                         "--save-mot", str(tmp_path / f"alone_{name}.txt"),
-                         "--stats-json", str(tmp_path / f"alone_{name}.json"))
+        single = run_main("run", "--source", uri, *MODEL, "--save-json", str(alone),
+                          "--save-mot", str(tmp_path / f"alone_{name}.txt"),
+                          "--stats-json", str(tmp_path / f"alone_{name}.json"))
         assert single.returncode == 0, single.stderr[-3000:]
         _same_rows(_rows(tmp_path / "fleet" / f"{name}.jsonl"), _rows(alone))
         mot = (tmp_path / "fleet" / f"{name}.txt").read_text().splitlines()
@@ -358,7 +358,7 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
     moved = fleet.until(moved_event("a"), "stream a to move")
     recovery = time.monotonic() - killed
     moved_live = fleet.until(moved_event("c"), "stream c to move")
-    status = run_cli("fleet", "status", "--url", fleet.url)
+    status = run_main("fleet", "status", "--url", fleet.url)
     summary, stream_rows, worker_rows, events = fleet_view(fleet.url)  # the demo's tab
     code, report = fleet.finish()
     assert code == 0, "\n".join(fleet.lines[-30:])
@@ -391,7 +391,7 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
     rows = _frames_once(tmp_path / "out" / "a.jsonl", frames)
     _frames_once(tmp_path / "out" / "b.jsonl", frames)
     alone = tmp_path / "alone.jsonl"
-    single = run_cli("run", "--source", _scene(11, frames), *MODEL, "--save-json", str(alone))
+    single = run_main("run", "--source", _scene(11, frames), *MODEL, "--save-json", str(alone))
     assert single.returncode == 0, single.stderr[-2000:]
     start = moved["start_frame"]
     far, ours_after, alone_after = [], 0, 0
@@ -441,11 +441,11 @@ def test_streams_and_workers_come_and_go_while_the_others_run(tmp_path):
                                   if s["name"] == "b")["frames_out"] >= count
 
     fleet.until(b_wrote(20), "stream b to write 20 frames")
-    added = run_cli("fleet", "add", "--url", fleet.url, "--name", "vip", "--uri",
-                    _scene(13, 60), "--fps", "10", "--priority", "5")
+    added = run_main("fleet", "add", "--url", fleet.url, "--name", "vip", "--uri",
+                     _scene(13, 60), "--fps", "10", "--priority", "5")
     assert added.returncode == 0 and "stream vip added" in added.stdout, added.stderr
-    refused = run_cli("fleet", "add", "--url", fleet.url, "--name", "vip", "--uri",
-                      _scene(13, 60))
+    refused = run_main("fleet", "add", "--url", fleet.url, "--name", "vip", "--uri",
+                       _scene(13, 60))
     assert refused.returncode == 2
     assert "a stream named 'vip' exists" in refused.stderr
     with pytest.raises(urllib.error.HTTPError) as bad:  # the YAML's checks, one line back
@@ -455,8 +455,8 @@ def test_streams_and_workers_come_and_go_while_the_others_run(tmp_path):
     shed = fleet.until(lambda s: next((x for x in s["streams"] if x["name"] == "a"
                                        and x["state"] == "waiting"), None), "a to be shed")
     assert "shed for vip" in shed["waiting_for"]
-    worker = run_cli("fleet", "add-worker", "--url", fleet.url, "--name", "w1",
-                     "--capacity-fps", "20")
+    worker = run_main("fleet", "add-worker", "--url", fleet.url, "--name", "w1",
+                      "--capacity-fps", "20")
     assert worker.returncode == 0, worker.stderr
     fleet.until(lambda s: next((x for x in s["streams"] if x["name"] == "a"
                                 and x["state"] == "running" and x["worker"] == "w1"), None),
@@ -504,7 +504,7 @@ def test_a_source_that_cannot_be_opened_is_retried_with_back_off(tmp_path):
 
 
 def test_fleet_status_without_a_fleet_says_so():
-    done = run_cli("fleet", "status", "--url", "http://127.0.0.1:9")
+    done = run_main("fleet", "status", "--url", "http://127.0.0.1:9")
     assert done.returncode == 2
     assert "no fleet answers at http://127.0.0.1:9" in done.stderr
 
