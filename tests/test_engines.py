@@ -114,7 +114,7 @@ def test_backend_mistakes_are_one_line(tmp_path, args, message):
         pytest.skip("CUDA runs here")
     if "default" in args and not DEFAULT_WEIGHTS.is_file():
         pytest.skip("the embedded default model is not built yet")
-    result = run_cli("bench", "engine", "--seconds", "0.1", *args)
+    result = run_main("bench", "engine", "--seconds", "0.1", *args)
     assert result.returncode == 2
     lines = [line for line in (result.stdout + result.stderr).splitlines()
              if "error" in line or "skipped" in line]

@@ -30,7 +30,7 @@ from detstream.engines.tensorrt.builder import EngineKey, cuda_variant, require_
 from detstream.engines.tensorrt.profile import engine_io
 from detstream.engines.zoo import DEFAULT_WEIGHTS, load_model
 from detstream.stream.commands.build import batch_range
-from tests.conftest import REPO, run_cli, shared_path
+from tests.conftest import REPO, run_cli, run_main, shared_path
 
 needs_default = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
                                    reason="the embedded default model is not built yet")
@@ -284,8 +284,8 @@ def test_the_gpu_check_without_a_gpu_says_nothing_was_measured(tmp_path):
 def test_cuda_graphs_where_they_cannot_run_are_one_line(tmp_path, args, message):
     if not DEFAULT_WEIGHTS.is_file():
         pytest.skip("the embedded default model is not built yet")
-    result = run_cli("run", "--cuda-graph", "--max-frames", "2", "--output",
-                     str(tmp_path / "out.mp4"), *args)
+    result = run_main("run", "--cuda-graph", "--max-frames", "2", "--output",
+                      str(tmp_path / "out.mp4"), *args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and message in errors[0], result.stderr

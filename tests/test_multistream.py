@@ -174,8 +174,8 @@ def test_detstream_run_with_several_sources(clips, tmp_path):
 
 
 def test_several_sources_and_one_output_name_is_one_clear_error(clips, tmp_path):
-    result = run_cli("run", "--source", str(clips[0]), "--source", str(clips[1]),
-                     "--output", str(tmp_path / "out.mp4"))
+    result = run_main("run", "--source", str(clips[0]), "--source", str(clips[1]),
+                      "--output", str(tmp_path / "out.mp4"))
     assert result.returncode == 2
     assert "put {stream} in the name" in result.stderr
     assert "Traceback" not in result.stderr

@@ -272,7 +272,7 @@ def test_a_failing_stage_stops_the_pipeline_and_names_itself(model, clip, tmp_pa
 ])
 def test_run_mistakes_are_one_line(model, clip, args, message):
     args = [a.replace("{clip}", str(clip)) for a in args]
-    result = run_cli("run", "--model", str(model), "--backend", "torch", *args)
+    result = run_main("run", "--model", str(model), "--backend", "torch", *args)
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
 
