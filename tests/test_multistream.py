@@ -20,7 +20,7 @@ from detstream.engines.errors import UserInputError
 from detstream.stream.multisession import MultiSession, read_sources_file, stream_path
 from detstream.stream.session import RunConfig, build
 from detstream.stream.sinks.tiled import grid_shape
-from tests.conftest import run_cli, run_main
+from tests.conftest import run_main
 from tests.helpers.mjpeg_server import MjpegServer
 from tests.helpers.tiny import decoded_frames
 
