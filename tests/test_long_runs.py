@@ -77,7 +77,10 @@ def test_what_used_to_grow_per_frame_stays_bounded(model, tmp_path):
         tracemalloc.stop()
     assert report["frames_out"] == marks[-1] + 1
     grown, blocks = _our_growth(snapshots[marks[0]], snapshots[marks[1]])
-    assert grown < 200_000 and blocks < 400, (grown, blocks)
+    # A leak of one object a frame adds 1000 blocks between the marks. Below that, the count
+    # moves with what is in flight and in view at each snapshot (boxes of the frames in the
+    # queues, the scorer's window, the trails): a few hundred, 461 (25 KB) on one CI run.
+    assert grown < 200_000 and blocks < marks[1] - marks[0], (grown, blocks)
     assert len(sinks[3].frames) == 100 and sinks[3].seen == marks[-1] + 1
 
 
