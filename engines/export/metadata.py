@@ -203,6 +203,13 @@ def int8_path(fp32_path: str | Path) -> Path:
     return fp32_path.with_name(fp32_path.name.removesuffix(".onnx") + INT8_SUFFIX)
 
 
+def checkpoint_int8_path(checkpoint: str | Path) -> Path:
+    """``NAME.int8.onnx`` beside a checkpoint ``NAME.safetensors``: where the onnxruntime
+    backend looks for the checkpoint's INT8 copy (the default model ships one)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + INT8_SUFFIX)
+
+
 def int8_record(model: str | Path | onnx.ModelProto) -> dict | None:
     """The ``int8`` record of an INT8 file's metadata (its accuracy check, calibration and
     the SHA-256 of the FP32 file it was made from), or ``None`` for any other model (a path,

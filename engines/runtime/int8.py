@@ -30,6 +30,7 @@ from detstream.engines.errors import UserInputError
 from detstream.engines.export.metadata import (
     INT8_SUFFIX,
     SPEC_KEY,
+    checkpoint_int8_path,
     int8_path,
     int8_record,
     load_onnx,
@@ -81,13 +82,20 @@ def checked_int8(fp32_path: str | Path) -> tuple[Path | None, str]:
     path = int8_path(fp32_path)
     if not path.is_file():
         return None, f"no INT8 copy {path.name} beside it (detstream export --int8 makes one)"
-    record = int8_record(path)
+    why_not = _not_made_from(path, int8_record(path), "fp32_sha256", fp32_path)
+    return (None, why_not) if why_not else (path, "")
+
+
+def _not_made_from(path: Path, record: dict | None, key: str, source: Path) -> str:
+    """Why the INT8 file ``path`` (its ``record``) cannot stand in for ``source``, whose
+    SHA-256 the record keeps under ``key``: no passed accuracy check, or made from another
+    version of it; ``""`` when it can."""
     if record is None or not record.get("passed"):
-        return None, f"{path.name} holds no passed accuracy check"
-    if record.get("fp32_sha256") != file_sha256(fp32_path):
-        return None, (f"{path.name} was made from another version of {fp32_path.name}; "
-                      "export it again with --int8")
-    return path, ""
+        return f"{path.name} holds no passed accuracy check"
+    if record.get(key) != file_sha256(source):
+        return (f"{path.name} was made from another version of {source.name}; export it again "
+                "with --int8")
+    return ""
 
 
 def checked_checkpoint_int8(checkpoint: str | Path, size: int, max_batch: int = 1
@@ -101,23 +109,21 @@ def checked_checkpoint_int8(checkpoint: str | Path, size: int, max_batch: int = 
     version that wrote it, so the copy names the checkpoint's SHA-256 instead of the export's.
     """
     checkpoint = Path(checkpoint)
-    path = checkpoint.with_name(checkpoint.stem + INT8_SUFFIX)
+    path = checkpoint_int8_path(checkpoint)
     if not path.is_file():
         return None, (f"no INT8 copy {path.name} beside {checkpoint.name} (detstream export "
                       f"--model {checkpoint} --int8 --out {checkpoint.with_suffix('.onnx')} "
                       "makes one)")
     model = load_onnx(path)
-    record = int8_record(model)
-    if record is None or not record.get("passed"):
-        return None, f"{path.name} holds no passed accuracy check"
-    if record.get("checkpoint_sha256") != file_sha256(checkpoint):
-        return None, (f"{path.name} was made from another version of {checkpoint.name}; "
-                      "export it again with --int8")
-    spec = spec_from_metadata(read_metadata(model))
+    why_not = _not_made_from(path, int8_record(model), "checkpoint_sha256", checkpoint)
+    if why_not:
+        return None, why_not
+    metadata = read_metadata(model)
+    spec = spec_from_metadata(metadata)
     if spec is None or tuple(spec.input_size) != (size, size):
         made = "x".join(map(str, spec.input_size[::-1])) if spec is not None else "unknown"
         return None, f"{path.name} takes {made} input, not {size}x{size}"
-    batch = json.loads(read_metadata(model).get(SPEC_KEY, "{}")).get("max_batch", 1)
+    batch = json.loads(metadata.get(SPEC_KEY, "{}")).get("max_batch", 1)
     if int(batch) < max_batch:
         return None, f"{path.name} takes batches of up to {batch}, not {max_batch}"
     return path, ""

@@ -199,7 +199,7 @@ def _int8(args: argparse.Namespace, fp32_path: Path, spec, calibration,
     """Quantize, check and keep (or refuse) the INT8 copy of ``fp32_path`` (exported from
     ``checkpoint``, when it was)."""
     from detstream.engines.export.int8 import DEFAULT_TOLERANCE, export_int8
-    from detstream.engines.export.metadata import int8_path
+    from detstream.engines.export.metadata import checkpoint_int8_path, int8_path
 
     tolerance = args.int8_tolerance if args.int8_tolerance is not None else DEFAULT_TOLERANCE
     report = export_int8(fp32_path, spec, calibration, tolerance,
@@ -213,8 +213,7 @@ def _int8(args: argparse.Namespace, fp32_path: Path, spec, calibration,
         return 2
     h, w = spec.input_size
     runs = f"--model {fp32_path}"
-    if checkpoint is not None and out.parent.resolve() == checkpoint.parent.resolve() \
-            and out.name == checkpoint.stem + ".int8.onnx":
+    if checkpoint is not None and out.resolve() == checkpoint_int8_path(checkpoint).resolve():
         runs += f" or --model {checkpoint}"
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, int8, {w}x{h}; detstream run "
           f"{runs} runs it where it measures faster than FP32)")
