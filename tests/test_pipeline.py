@@ -222,6 +222,24 @@ def test_live_source_drops_frames_instead_of_building_latency(model):
     assert last < 2.0 * first + 60
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
+def test_stages_yield_to_cpu_inference_only_while_it_leaves_a_core_free(model, clip, monkeypatch):
+    """One single-threaded inference call on two cores: the other stages run below it. Two
+    calls at once (a file's plan) fill both cores: every stage then keeps its priority."""
+    from detstream.stream.pipeline.threads import STAGE_NICENESS
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    for workers, lowered in ((1, STAGE_NICENESS), (2, 0)):
+        seen = []
+        pipeline = make_pipeline(model, open_source(str(clip), live=False), max_frames=4,
+                                 inference_workers=workers)
+        pipeline.on_packet = lambda _, seen=seen: seen.append(
+            os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) - base)
+        pipeline.run()
+        assert seen and set(seen) == {lowered}, (workers, seen)
+
+
 def test_a_stale_live_frame_is_passed_over_for_the_next_one():
     source = open_source("synthetic://?seed=4&size=320x180&fps=20&frames=0&live=1")
     try:

@@ -40,6 +40,7 @@ from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.pipeline.service import InferenceResult, InferenceService
 from detstream.stream.pipeline.threads import (
     STAGE_NICENESS,
+    inference_fills_cores,
     single_threaded_opencv,
     yield_to_inference,
 )
@@ -195,6 +196,7 @@ class Pipeline:
         self._gate: MotionGate | None = None  # made when options.motion_gate is set
         self._tracked = np.empty((0, 4), np.float32)  # the newest tracks' boxes, for the gate
         self._camera_rate = False  # set at start: frames first, inference after
+        self._favour = False  # set at start: whether the other stages yield to inference
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stopped") -> None:
@@ -308,7 +310,7 @@ class Pipeline:
         # and inference waits for them: they keep its priority, or anything else on the
         # machine (a browser on the same cores, say) would delay every frame's inference.
         critical = ("infer", "capture", "preprocess") if self._jit else ("infer",)
-        if self.options.favour_inference and stage not in critical:
+        if self._favour and stage not in critical:
             yield_to_inference()
 
     def _learn(self, stage: str, ms: float) -> None:
@@ -616,6 +618,9 @@ class Pipeline:
         if self.service is None:
             self.service = InferenceService(workers=max(1, self.options.inference_workers),
                                             niceness=STAGE_NICENESS if self._camera_rate else 0)
+        backend = self.predictor.backend
+        self._favour = self.options.favour_inference and not inference_fills_cores(
+            backend.device.type, getattr(backend, "threads", None), self.service.workers)
         in_flight = self.options.in_flight or (1 if self.source.live else self.service.workers)
         self._slots = threading.Semaphore(max(1, in_flight))
         self.metrics.started = time.perf_counter()
