@@ -61,6 +61,8 @@ class ReplayBackend(Backend):
     """
 
     name = "replay"
+    #: CPU threads a call keeps busy: none (it waits, as for a GPU engine).
+    threads = 0
 
     def __init__(self, recorded: RecordingBackend, infer_ms: float, concurrent: int = 1) -> None:
         self.outputs = recorded.outputs

@@ -34,6 +34,8 @@ def register(jobs: argparse._SubParsersAction) -> None:
                         help="record the model's outputs once, then run the pipeline replaying "
                              "them at T ms per frame (a GPU engine's time) against the ceiling "
                              "of the other stages")
+    parser.add_argument("--runs", type=positive_int, default=3,
+                        help="pipelined runs; the median one is reported (default 3)")
     job.add_json_argument(parser)
 
 
@@ -51,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
             raise UserInputError("--replay-ms measures drawing and H.264 output next to a GPU "
                                  "engine; drop --outputs jsonl")
         result = bench_replay(args.source, job.bench_model(args), args.replay_ms, args.frames,
-                              args.tracker, log=job.log)
+                              args.tracker, log=job.log, runs=args.runs)
         print_replay(result)
     else:
         result = bench_pipeline(args.source, job.bench_model(args), args.frames,
-                                args.tracker, log=job.log, outputs=args.outputs)
+                                args.tracker, log=job.log, outputs=args.outputs,
+                                runs=args.runs)
         print_pipeline(result)
     job.write_json(args.json, result)
     return 0

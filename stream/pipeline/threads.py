@@ -112,7 +112,8 @@ def inference_plan(live: bool, threads: int | None = None, cores: int | None = N
 def inference_fills_cores(device: str, threads: int | None, workers: int,
                           cores: int | None = None) -> bool:
     """Whether inference on ``device`` (``cpu``, ``cuda``), ``workers`` calls at once of
-    ``threads`` each (``None``: every core), takes every core: a file's plan on the CPU.
+    ``threads`` each (``None``: every core; 0: none, a replayed model's wait), takes every
+    core: a file's plan on the CPU.
 
     Then inference is not the one slow stage the others wait on: every stage shares the
     cores, and the stages made to yield to inference (:data:`STAGE_NICENESS`) only stall the
@@ -123,7 +124,7 @@ def inference_fills_cores(device: str, threads: int | None, workers: int,
     if device != "cpu":
         return False
     cores = cores or os.cpu_count() or 1
-    return workers * (threads or cores) >= cores
+    return workers * (cores if threads is None else threads) >= cores
 
 
 #: Camera rate: one inference thread is enough when a single-threaded call takes at most this
