@@ -297,6 +297,9 @@ def test_bench_multistream_counts_live_cameras(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["mode"] == "live" and figures["static_scene"] and figures["hold_fps"] == 29.5
     assert "seed={seed}" in figures["source"] and "camera_motion=0" in figures["source"]
+    # The cameras were recorded to H.264 and played live (decoded here, as an IP camera's).
+    assert figures["feed"] == "h264" and "recording 2 cameras to H.264" in result.stderr
+    assert "decoded here" in result.stdout
     assert [run["cameras"] for run in figures["runs"]] == [1, 2]
     for run in figures["runs"]:
         count = run["cameras"]

@@ -5,6 +5,7 @@ image in a folder."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -259,3 +260,49 @@ def test_a_folder_of_unreadable_images_processes_no_frame(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "no frame could be processed" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.count("skipping") == 2
+
+
+def test_a_synthetic_scene_passes_over_a_frame_as_if_it_had_drawn_it():
+    """``skip`` moves the world without drawing: the frames after it are those of the scene
+    read frame by frame."""
+    from detstream.stream.sources.grabbers import SyntheticGrabber
+
+    config = SceneConfig(width=160, height=120, fps=10, frames=6, seed=2)
+    scene = list(SyntheticScene(config))
+    grabber = SyntheticGrabber(config)
+    grabber.open()
+    grabber.grab()
+    assert grabber.skip() and grabber.skip()
+    image, pts, truth = grabber.grab()
+    assert pts == pytest.approx(0.3) and np.array_equal(image, scene[3][0])
+    np.testing.assert_array_equal(truth.track_ids, scene[3][1].track_ids)
+    assert grabber.grab() is not None and grabber.grab() is not None
+    assert not grabber.skip() and grabber.grab() is None  # six frames, then the end
+
+
+def test_a_paced_camera_keeps_its_clock_when_a_frame_is_late():
+    """A paced synthetic camera whose every fifth frame takes 2.5 frame intervals to produce
+    still sends frames on its 20 fps clock: the late frame goes out at once and the frames
+    due meanwhile are passed over, counted as dropped, their indices left as gaps."""
+    source = open_source("synthetic://?seed=1&size=96x64&fps=20&live=1")
+    grab, calls = source.grabber.grab, [0]
+
+    def slow_every_fifth():
+        calls[0] += 1
+        if calls[0] % 5 == 0:
+            time.sleep(2.5 / 20)
+        return grab()
+
+    source.grabber.grab = slow_every_fifth
+    indices = []
+    try:
+        start = time.perf_counter()
+        while time.perf_counter() - start < 3.0:
+            frame = source.read()
+            indices.append(frame.index)
+    finally:
+        source.close()
+    sent = indices[-1] + 1  # every frame the camera's clock made: taken or passed over
+    assert 0.85 * 60 <= sent <= 1.1 * 60, sent  # 3 s at 20 fps
+    gaps = [b - a for a, b in itertools.pairwise(indices) if b - a > 1]
+    assert gaps and source.stats.frames_dropped >= len(gaps)

@@ -25,6 +25,10 @@ CAMERA_SCENE = {"objects": 10, "max_size_frac": 0.35}
 MIN_SIZE_AT_1280 = 48.0
 #: The kind a camera is unless told (the product's default scene pans).
 DEFAULT_KIND = "moving"
+#: How ``bench multistream --live`` feeds its synthetic cameras to the pipeline, the default
+#: first: recorded to H.264 and played live, or rendered as they play
+#: (:mod:`~detstream.stream.bench.multistream`).
+FEEDS = ("h264", "render")
 
 
 def _word(value: object) -> str:

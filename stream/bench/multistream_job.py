@@ -7,7 +7,7 @@ import argparse
 
 from detstream.engines.errors import UserInputError
 from detstream.stream.bench import job
-from detstream.stream.bench.cameras import DEFAULT_KIND, camera_uri, scene_argument
+from detstream.stream.bench.cameras import DEFAULT_KIND, FEEDS, camera_uri, scene_argument
 from detstream.stream.bench.scene_kinds import SCENE_KINDS
 from detstream.stream.commands.args import (
     bounded_int,
@@ -23,7 +23,7 @@ STREAMS, FRAMES = 4, 300
 CAMERAS, SECONDS, WARMUP, SIZE = "1,2,3,4", 30.0, 5.0, "640x480"
 #: The options of each mode (the other mode refuses them).
 _BATCHED = ("streams", "frames")
-_LIVE = ("cameras", "seconds", "warmup", "size", "source_kind", "scene", "run_options")
+_LIVE = ("cameras", "seconds", "warmup", "size", "source_kind", "scene", "feed", "run_options")
 
 
 def _flag(name: str) -> str:
@@ -84,6 +84,11 @@ def register(jobs: argparse._SubParsersAction) -> None:
                            f"motion gating helps), moving, ... (default {DEFAULT_KIND})")
     live.add_argument("--scene", type=scene_argument, default=None, metavar="PARAMS",
                       help="more synthetic:// parameters for the cameras, such as quiet=30")
+    live.add_argument("--feed", choices=FEEDS, default=None,
+                      help="how the synthetic cameras reach the pipeline: h264 (recorded "
+                           "first, played as paced live streams and decoded here, as an IP "
+                           "camera's; default) or render (rendered in this process as they "
+                           "play: the machine also pays the synthetic world)")
     job.add_option_argument(live)
     job.add_json_argument(parser)
 
@@ -116,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         result = bench_cameras(template, args.cameras or job.int_list(CAMERAS),
                                job.run_config(args), args.seconds or SECONDS,
                                WARMUP if args.warmup is None else args.warmup,
-                               video=args.output_video, log=job.log)
+                               video=args.output_video, log=job.log,
+                               feed=args.feed or FEEDS[0])
         print_cameras(result)
         job.write_json(args.json, result)
         return 0

@@ -359,33 +359,50 @@ class ImageGrabber:
 
 
 class SyntheticGrabber:
-    """Frames of a synthetic scene with their ground truth."""
+    """Frames of a synthetic scene with their ground truth.
+
+    :meth:`skip` moves the scene on by a frame without drawing it: a paced scene that fell
+    behind its clock passes over the frames a camera would have sent meanwhile.
+    """
 
     def __init__(self, config) -> None:
         self.config = config
         self.fps = float(config.fps)
         self.size = (config.width, config.height)
         self.frames = config.frames
-        self._frames = None
+        self._world = None
+        self._renderer = None
         self._index = 0
 
     def open(self) -> None:
-        from detstream.engines.data.synthetic import SyntheticScene
+        from detstream.engines.data.synthetic.render import Renderer
+        from detstream.engines.data.synthetic.world import World
 
-        self._frames = iter(SyntheticScene(self.config))
+        self._world = World(self.config)
+        self._renderer = Renderer(self._world)
         self._index = 0
 
+    def _ended(self) -> bool:
+        return self.frames is not None and self._index >= self.frames
+
     def grab(self) -> Grab:
-        item = next(self._frames, None)
-        if item is None:
+        if self._ended():
             return None
-        image, truth = item
+        rendered = self._renderer.render(self._world.step())
         pts = self._index / self.fps
         self._index += 1
-        return image, pts, truth
+        return rendered.image, pts, rendered.truth
+
+    def skip(self) -> bool:
+        """Pass over the next frame (the world moves, nothing is drawn); False at the end."""
+        if self._ended():
+            return False
+        self._world.step()
+        self._index += 1
+        return True
 
     def close(self) -> None:
-        self._frames = None
+        self._world = self._renderer = None
 
 
 __all__ = ["CameraGrabber", "ImageGrabber", "NetworkGrabber", "SyntheticGrabber",

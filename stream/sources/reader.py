@@ -228,6 +228,11 @@ class SlotSource(Source):
             return frame
 
 
+#: A paced source this many seconds behind its clock (the process was stopped, a debugger
+#: held it) starts its clock again instead of catching up.
+RESTART_AFTER_S = 1.0
+
+
 class LiveSource(_GrabberNote, SlotSource):
     """A reader thread keeps grabbing; :meth:`read` takes the newest frame.
 
@@ -236,8 +241,11 @@ class LiveSource(_GrabberNote, SlotSource):
         grabber: the input.
         drop: keep only the newest frame (counting the ones replaced); with ``False`` frames
             queue up (``--no-drop``: nothing is lost, latency may grow).
-        pace: deliver at most this many frames per second (paced synthetic scenes and files
-            read as if live); ``None`` grabs as fast as the input gives them.
+        pace: deliver this many frames per second (paced synthetic scenes and files read as
+            if live) on a fixed clock, as a camera does: a frame produced late is sent at
+            once, and the frames due meanwhile are passed over (counted as dropped) where the
+            grabber can, else sent at once too; ``None`` grabs as fast as the input gives
+            them.
         reconnect: after a loss, retry with exponential back-off (0.5 s doubling to 8 s) for
             as long as the source is open. A loss is a closed connection, or a stall: the
             grabber raising :class:`StreamStalled` because a connected stream went silent
@@ -296,22 +304,42 @@ class LiveSource(_GrabberNote, SlotSource):
                     index += _newly_skipped(self.grabber, self.stats)
                 if item is None:
                     break
+                missed = 0
                 if self.pace:
                     next_due += 1.0 / self.pace
-                    delay = next_due - time.perf_counter()
-                    if delay > 0:
-                        self._stop.wait(delay)
+                    late = time.perf_counter() - next_due
+                    if late < 0:
+                        self._stop.wait(-late)
+                    elif late > RESTART_AFTER_S:  # a pause, not a slow frame
+                        next_due = time.perf_counter()
                     else:
-                        next_due = time.perf_counter()  # behind: do not burst to catch up
+                        missed = int(late * self.pace)  # frames a camera sent meanwhile
                 image, pts, truth = item
                 self.size = (image.shape[1], image.shape[0])  # a stream may change size
                 last_frame = time.perf_counter()
                 self._put(Frame(index, pts, last_frame, image, truth))
                 index += 1
+                passed = self._pass_over(missed)
+                index += passed
+                next_due += passed / self.pace if passed else 0.0
         except Exception as exc:  # keep the reason; the pipeline reports it
             self.stats.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._finish()
+
+    def _pass_over(self, frames: int) -> int:
+        """A paced source behind its clock: pass over ``frames`` frames, as a camera's newest
+        frame replaces those nobody took, where the grabber can do so without producing them
+        (a synthetic scene: the world moves on undrawn); they count as dropped. Returns how
+        many it passed over. Other grabbers deliver their late frames at once instead, and
+        the newest-frame slot drops what the pipeline does not take."""
+        skip = getattr(self.grabber, "skip", None)
+        passed = 0
+        while skip is not None and passed < frames and skip():
+            passed += 1
+        with self._cond:
+            self.stats.frames_dropped += passed
+        return passed
 
     def _reconnect(self, reason: str, lost: float) -> bool:
         """Retry until connected again or stopped; True when connected. The outage counted
