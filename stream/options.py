@@ -274,6 +274,59 @@ class Polygon(Kind):
         return (((0.0, 0.0), (10.0, 0.0)), ((0.0, 0.0), (10.0, 0.0), (20.0, 0.0)))
 
 
+@dataclass(frozen=True)
+class _RuleList(Kind):
+    """Named rules read by :mod:`detstream.stream.analytics.specs`: ``read_one`` a word,
+    ``read_all`` a word, a mapping or a list of them (none is ``None``)."""
+
+    many = True
+    read_one = ""
+    read_all = ""
+
+    def _read(self, reader: str, value: Any) -> Any:
+        from detstream.stream.analytics import specs
+
+        try:
+            return getattr(specs, reader)(value)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+
+    def _check(self, value: Any) -> tuple | None:
+        return self._read(self.read_all, value) or None
+
+    def parse(self, text: str) -> Any:
+        return self._read(self.read_one, text)
+
+
+@dataclass(frozen=True)
+class Lines(_RuleList):
+    """Named counting lines: one word each on the command line (``door:100,300,500,300``,
+    the flag given once with several words or several times), a list of words or mappings
+    in YAML and Python."""
+
+    read_one, read_all = "line_spec", "line_specs"
+
+    def metavar(self) -> str:
+        return "NAME:X1,Y1,X2,Y2"
+
+    def bad_values(self) -> tuple[Any, ...]:
+        return ("door:1,2,3", "door:5,5,5,5")
+
+
+@dataclass(frozen=True)
+class Areas(_RuleList):
+    """Named watched areas: one quoted word each on the command line (``'counter:100,100
+    300,100 300,300'``), a list of words or mappings in YAML and Python."""
+
+    read_one, read_all = "area_spec", "area_specs"
+
+    def metavar(self) -> str:
+        return "'NAME:X,Y X,Y X,Y ...'"
+
+    def bad_values(self) -> tuple[Any, ...]:
+        return ("counter:0,0 10,0", "counter:0,0 10,0 20,0")
+
+
 # ------------------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class Control:
@@ -427,6 +480,11 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls
                 action = "store_false" if declared.default is True else "store_true"
                 parser.add_argument(declared.cli_flag, dest=name, action=action,
                                     default=declared.default, help=text)
+            continue
+        if getattr(kind, "many", False):  # --line a:... b:... or --line a:... --line b:...
+            parser.add_argument(declared.cli_flag, dest=name, type=declared.argument_type(),
+                                default=declared.default, nargs="+", action="extend",
+                                metavar=declared.metavar or kind.metavar(), help=text)
             continue
         parser.add_argument(declared.cli_flag, dest=name, type=declared.argument_type(),
                             default=declared.default,

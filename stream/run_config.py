@@ -17,9 +17,11 @@ from detstream.engines.errors import UserInputError
 from detstream.engines.process.thresholds import DEFAULT_CONF, DEFAULT_IOU
 from detstream.stream.draw import DrawConfig
 from detstream.stream.options import (
+    Areas,
     Choice,
     Control,
     File,
+    Lines,
     Names,
     Number,
     Polygon,
@@ -106,6 +108,18 @@ class RunConfig:
     zone: tuple[tuple[float, float], ...] | None = option(
         None, Polygon(optional=True), "keep only objects standing in this polygon (box bottom "
         "centre, pixels); its outline is drawn", "run", "fleet")
+    lines: tuple | None = option(
+        None, Lines(optional=True), "counting lines: crossings of each named line per direction "
+        "(in: from its left to its right, walking from its first point to its second) and "
+        "class, once per track; drawn with their counts", "run", "fleet", flag="--line")
+    areas: tuple | None = option(
+        None, Areas(optional=True), "watched areas: occupancy, entries, exits and dwell time "
+        "of the tracks standing in each named polygon (unlike --zone, nothing is dropped)",
+        "run", "fleet", flag="--area")
+    dwell: float | None = option(None, Number(minimum=0, above=True, optional=True),
+                                 "seconds a track may stay in a watched area before it raises "
+                                 "dwell_exceeded (loitering; an area's own dwell comes first)",
+                                 "run", "fleet", metavar="SECONDS")
     tracker: str | None = option("botsort", Choice(TRACKER_CHOICES, noun="tracker",
                                                    none="none", optional=True),
                                  "the tracker (none: detections only)", "run", "demo", "page",

@@ -20,6 +20,7 @@ from detstream.engines.paths import writable_dir
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.base import Backend
 from detstream.engines.runtime.select import open_backend
+from detstream.stream.analytics.rules import Rules, rules_for
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.motion_gate import GateConfig
 from detstream.stream.pipeline.packet import FramePacket
@@ -100,6 +101,20 @@ def _class_ids(classes: Sequence[str] | None, names: Sequence[str]) -> list[int]
         raise UserInputError(f"--classes {bad[0]} is out of range; the model has {len(names)} "
                              "classes")
     return ids
+
+
+def _rules(config: RunConfig, class_names: Sequence[str], point: ResumePoint | None
+           ) -> Rules | None:
+    """The counting lines and watched areas ``config`` asks for, checked against the model's
+    classes; a resumed run's carry on from the counts its journal recorded."""
+    try:
+        rules = rules_for(config.lines, config.areas, config.dwell, class_names)
+    except ValueError as exc:
+        raise UserInputError(f"{exc}; name classes the model detects, or leave them out") \
+            from None
+    if rules is not None and point is not None and point.analytics:
+        rules.restore(point.analytics)
+    return rules
 
 
 #: The RunConfig fields that choose and load the model.
@@ -348,6 +363,7 @@ def build(config: RunConfig, log: Log | None = None,
     options = PipelineOptions(detect_every=config.detect_every, max_frames=max_frames,
                               overlay=config.draw.overlay, inference_workers=plan.workers,
                               zone=Zone(config.zone) if config.zone else None,
+                              rules=_rules(config, backend.spec.class_names, point),
                               motion_gate=GateConfig() if config.motion_gate else None)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)

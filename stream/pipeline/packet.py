@@ -44,6 +44,9 @@ class FramePacket:
             when there is no tracker (frame pixels).
         events: the tracks that started, were lost, recovered or ended on this frame
             (empty without a tracker).
+        analytics: the counting lines' and watched areas' counts after this frame
+            (:meth:`~detstream.stream.analytics.Rules.state`), for the progress journal;
+            ``None`` without rules.
         annotated: the drawn frame, uint8 [H, W, 3] BGR, for the outputs.
         timings: stage name → milliseconds spent on this packet.
         done: ``time.perf_counter()`` when the last output finished with it.
@@ -72,6 +75,7 @@ class FramePacket:
     found_late: list[tuple[int, Detections]] = field(default_factory=list)
     detections: Detections | None = None
     events: list[TrackEvent] = field(default_factory=list)
+    analytics: dict | None = None
     annotated: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     done: float | None = None

@@ -31,6 +31,8 @@ import numpy as np
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.torch_threads import use_torch_threads
 from detstream.engines.spec import Detections
+from detstream.stream.analytics import Rules
+from detstream.stream.analytics.draw import draw_rules
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.late import DetectionJob, LateTracking
 from detstream.stream.pipeline.memory import PeriodicTrim
@@ -121,6 +123,9 @@ class PipelineOptions:
         inference_workers: workers of the pipeline's own inference service, when it is not
             given one.
         zone: detections outside it are dropped before tracking; its outline is drawn.
+        rules: counting lines and watched areas fed the tracks of every frame; their events
+            join the frame's track events, their counts are drawn and reported
+            (:class:`~detstream.stream.analytics.Rules`).
         motion_gate: adaptive schedule on a static camera: the detector takes a frame only
             when :class:`~detstream.stream.pipeline.motion_gate.MotionGate` (these settings)
             says it pays (new motion, moving or stale tracks, a time limit); ``None``: off.
@@ -136,6 +141,7 @@ class PipelineOptions:
     in_flight: int | None = None
     inference_workers: int = 1
     zone: Zone | None = None
+    rules: Rules | None = None
     motion_gate: GateConfig | None = None
 
 
@@ -524,6 +530,20 @@ class Pipeline:
         self._tracked = step.detections.boxes
         if self.tracker is not None:
             packet.events = step.events
+        rules = self.options.rules
+        if rules:
+            ended = [event.track_id for event in step.events if event.kind == "ended"]
+            packet.events = [*packet.events,
+                             *rules.update(step.detections, packet.index,
+                                           self._stream_time(packet), ended)]
+            packet.analytics = rules.state()  # the journal records the counts at this frame
+
+    def _stream_time(self, packet: FramePacket) -> float:
+        """Seconds on the stream's clock: the frame's timestamp, or its index over the
+        frame rate where the source gives none."""
+        if packet.pts is not None:
+            return float(packet.pts)
+        return packet.index / (self.source.fps or 30.0)
 
     def _hold(self, packet: FramePacket) -> None:
         """Adaptive schedule: wait for the detector's work on this frame, if it has any,
@@ -563,6 +583,8 @@ class Pipeline:
         packet.annotated = self.annotator.draw(packet.image, packet.detections, overlay)
         if self.options.zone is not None:
             self.options.zone.draw(packet.annotated)
+        if self.options.rules:
+            draw_rules(packet.annotated, self.options.rules)
 
     def _output(self, packet: FramePacket) -> None:
         for sink in self.sinks:
@@ -695,6 +717,8 @@ class Pipeline:
                                "late": self._late.stats.report()}
         if self._gate is not None:
             report["detection"]["gate"] = self._gate.stats
+        if self.options.rules:
+            report["analytics"] = self.options.rules.report()
         report["frames_skipped"] = stats.frames_skipped
         report["source"] = {"reconnects": stats.reconnects, "stalls": stats.stalls,
                             "outage_seconds": round(stats.outage_seconds, 3),

@@ -55,7 +55,10 @@ class JsonlSink(FileSink):
     ``coasted``: true on a box the tracker reports where it predicts an unseen object; see
     :func:`~detstream.stream.serialize.detections_to_json`) and ``events`` (tracks that
     ``started``, were ``lost``, ``recovered`` or ``ended`` on this frame: ``event``,
-    ``track_id``, ``class_id``, ``class``)."""
+    ``track_id``, ``class_id``, ``class``; then the counting lines' and watched areas'
+    ``line_crossed``, ``zone_entered``, ``zone_left`` and ``dwell_exceeded``, with ``rule``,
+    ``frame``, ``time`` and ``direction`` or ``dwell_s``: see
+    :class:`~detstream.stream.analytics.RuleEvent`)."""
 
     name = "jsonl"
     label = "JSON Lines output"

@@ -8,7 +8,8 @@ one small ``pwrite`` at offset 0, one JSON line::
     {"frame": 41, "sizes": {"/abs/out.jsonl": 52817, "/abs/tracks.txt": 9120}, "max_track_id": 7}
 
 ``frame`` is the last frame every output holds in full, ``sizes`` the byte length of each
-file at that moment and ``max_track_id`` the largest track id written so far. A killed process
+file at that moment and ``max_track_id`` the largest track id written so far; a run with
+counting lines or watched areas adds ``analytics``, their counts after that frame. A killed process
 cannot tear a single small ``pwrite``; a record shorter than the one before leaves the old
 tail after its newline, so readers parse the first line only. Nothing is synced to disk: the
 journal survives a killed process (the page cache holds it), not a power cut.
@@ -43,11 +44,14 @@ class ResumePoint:
         sizes: absolute path of each file output → its length in bytes after that frame.
         max_track_id: the largest track id written so far (0: none); new tracks are numbered
             from the next one.
+        analytics: the counting lines' and watched areas' counts after that frame
+            (``None``: the run had none); the resumed run's rules carry on from them.
     """
 
     next_frame: int
     sizes: dict[str, int]
     max_track_id: int
+    analytics: dict | None = None
 
 
 class ProgressJournal(Sink):
@@ -93,6 +97,8 @@ class ProgressJournal(Sink):
             except OSError as exc:  # a full disk, a removed folder: name that output
                 raise OutputError(sink, exc) from exc
         record = {"frame": packet.index, "sizes": sizes, "max_track_id": self.max_track_id}
+        if packet.analytics is not None:
+            record["analytics"] = packet.analytics
         line = json.dumps(record, separators=(",", ":")) + "\n"
         if self._fd is None:
             raise ValueError("the progress journal is closed")
@@ -125,7 +131,11 @@ def read_journal(path: str | Path) -> ResumePoint | None:
     try:
         record = json.loads(first)
         sizes = {str(name): int(size) for name, size in record["sizes"].items()}
-        point = ResumePoint(int(record["frame"]) + 1, sizes, int(record["max_track_id"]))
+        analytics = record.get("analytics")
+        if analytics is not None and not isinstance(analytics, dict):
+            raise TypeError("analytics")
+        point = ResumePoint(int(record["frame"]) + 1, sizes, int(record["max_track_id"]),
+                            analytics)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise UserInputError(f"{path} is not a detstream progress journal; delete it and run "
                              "without --resume to start over") from None

@@ -1,0 +1,249 @@
+"""Counting lines and watched areas on scripted tracks (issue 37): crossings once per track
+and direction through jitter, hovering, gaps and re-identification; entries, exits, dwell time
+and loitering through flicker on an area's edge."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detstream.engines.spec import Detections
+from detstream.stream.analytics import AreaSpec, LineSpec, Rules
+
+NAMES = ("person", "car")
+FPS = 10.0
+
+
+def tracks(*objects: tuple[int, int, float, float]) -> Detections:
+    """Tracked boxes 40 px wide and 100 tall standing at (x, y) (their bottom centre):
+    ``(track_id, class_id, x, y)`` each."""
+    boxes = np.array([[x - 20, y - 100, x + 20, y] for _, _, x, y in objects],
+                     np.float32).reshape(-1, 4)
+    return Detections(boxes=boxes, scores=np.full(len(objects), 0.9, np.float32),
+                      class_ids=np.array([c for _, c, _, _ in objects], np.int64),
+                      class_names=NAMES,
+                      track_ids=np.array([t for t, _, _, _ in objects], np.int64))
+
+
+def play(rules: Rules, path: list, ended_at: dict[int, int] | None = None) -> list:
+    """Feed ``path`` (per frame: a list of ``(track_id, class_id, x, y)``) to ``rules``: every
+    event raised."""
+    events = []
+    for frame, objects in enumerate(path):
+        ended = [t for t, f in (ended_at or {}).items() if f == frame]
+        events += rules.update(tracks(*objects), frame, frame / FPS, ended)
+    return events
+
+
+DOOR = LineSpec("door", (100.0, 300.0), (500.0, 300.0))  # drawn left to right: down is "in"
+
+
+def test_a_track_walking_down_across_the_line_counts_in_once():
+    rules = Rules([DOOR])
+    events = play(rules, [[(1, 0, 300, y)] for y in range(200, 420, 10)])
+    assert [(e.kind, e.rule, e.track_id, e.direction, e.class_name) for e in events] == [
+        ("line_crossed", "door", 1, "in", "person")]
+    crossing = events[0]
+    assert 300 < 200 + 10 * crossing.frame <= 320  # on the first frame clearly past the line
+    assert crossing.time == pytest.approx(crossing.frame / FPS)
+    counts = rules.report()["lines"]["door"]
+    assert counts["in"] == {"person": 1} and counts["in_total"] == 1 and counts["out_total"] == 0
+
+
+def test_walking_back_up_counts_out_and_a_second_pass_counts_nothing_more():
+    rules = Rules([DOOR])
+    down, up = list(range(200, 420, 10)), list(range(420, 190, -10))
+    events = play(rules, [[(1, 1, 300, y)] for y in down + up + down])
+    assert [e.direction for e in events] == ["in", "out"]
+    counts = rules.report()["lines"]["door"]
+    assert counts["in"] == {"car": 1} and counts["out"] == {"car": 1}
+
+
+def test_jitter_and_hovering_on_the_line_count_nothing():
+    """A box jittering 8 px around the line (its band is a tenth of its 100 px height), and
+    one standing on it for a minute."""
+    rng = np.random.default_rng(0)
+    jitter = [[(1, 0, 300, 300 + float(rng.uniform(-8, 8))), (2, 0, 200, 300.0)]
+              for _ in range(600)]
+    rules = Rules([DOOR])
+    assert play(rules, jitter) == []
+    assert rules.report()["lines"]["door"]["in_total"] == 0
+
+
+def test_a_track_lost_on_one_side_and_found_on_the_other_counts_once():
+    """Seen above the line, then not at all for two seconds (occluded, coasting unreported),
+    then below it with the same id: one crossing, on the frame it is seen again."""
+    path = [[(7, 0, 300, 250)]] * 5 + [[]] * 20 + [[(7, 0, 300, 360)]] * 5
+    rules = Rules([DOOR])
+    events = play(rules, path)
+    assert [(e.track_id, e.direction, e.frame) for e in events] == [(7, "in", 25)]
+
+
+def test_a_path_passing_beside_the_line_does_not_cross_it():
+    """Down the image to the right of the line's end: on the other side of its extension."""
+    rules = Rules([DOOR])
+    assert play(rules, [[(1, 0, 560, y)] for y in range(200, 420, 10)]) == []
+
+
+def test_a_line_counts_only_its_classes():
+    cars = LineSpec("road", (100.0, 300.0), (500.0, 300.0), classes=("car",))
+    rules = Rules([cars])
+    events = play(rules, [[(1, 0, 250, y), (2, 1, 350, y)] for y in range(200, 420, 10)])
+    assert [(e.track_id, e.class_name) for e in events] == [(2, "car")]
+
+
+def test_untracked_detections_never_cross():
+    rules = Rules([DOOR])
+    assert play(rules, [[(-1, 0, 300, y)] for y in range(200, 420, 10)]) == []
+
+
+COUNTER = AreaSpec("counter", ((100.0, 100.0), (300.0, 100.0), (300.0, 300.0),
+                               (100.0, 300.0)), dwell=2.0)
+
+
+def test_an_area_sees_a_track_enter_stay_and_leave_with_its_dwell_time():
+    """In at frame 10, out at frame 50 (10 fps): entered at 1.0 s, loitering past 2.0 s at
+    3.0 s, left at 5.0 s after 4.0 s inside."""
+    path = [[(3, 0, 400, 200)]] * 10 + [[(3, 0, 200, 200)]] * 40 + [[(3, 0, 400, 200)]] * 10
+    rules = Rules([], [COUNTER])
+    events = play(rules, path)
+    assert [(e.kind, e.frame, e.time) for e in events] == [
+        ("zone_entered", 12, 1.0), ("dwell_exceeded", 30, 3.0), ("zone_left", 52, 5.0)]
+    assert events[1].dwell == pytest.approx(2.0) and events[2].dwell == pytest.approx(4.0)
+    area = rules.report()["areas"]["counter"]
+    assert area["entries"] == {"person": 1} and area["exits"] == {"person": 1}
+    assert area["occupancy"] == {} and area["dwell_p50_s"] == pytest.approx(4.0)
+
+
+def test_a_box_flickering_on_an_area_s_edge_neither_enters_nor_leaves():
+    """Inside and outside on alternate frames (never SETTLE_FRAMES in a row)."""
+    path = [[(4, 0, 295 if k % 2 else 305, 200)] for k in range(100)]
+    rules = Rules([], [COUNTER])
+    assert play(rules, path) == []
+    assert rules.report()["areas"]["counter"]["entries_total"] == 0
+
+
+def test_occupancy_counts_the_tracks_inside_by_class():
+    rules = Rules([], [COUNTER])
+    play(rules, [[(1, 0, 150, 200), (2, 1, 250, 200), (3, 1, 280, 150), (4, 0, 500, 200)]] * 5)
+    assert rules.report()["areas"]["counter"]["occupancy"] == {"car": 2, "person": 1}
+
+
+def test_a_track_ending_inside_leaves_when_it_was_last_seen():
+    path = [[(5, 0, 200, 200)]] * 20 + [[]] * 5
+    rules = Rules([], [COUNTER])
+    events = play(rules, path, ended_at={5: 24})
+    left = [e for e in events if e.kind == "zone_left"]
+    assert len(left) == 1 and left[0].time == pytest.approx(1.9)
+    assert left[0].dwell == pytest.approx(1.9) and left[0].frame == 24
+
+
+def test_counts_carry_on_after_a_restore():
+    """A resumed run restores the counts the journal kept; new crossings add to them."""
+    walk = [[(1, 0, 300, y)] for y in range(200, 420, 10)]
+    first = Rules([DOOR], [COUNTER])
+    play(first, walk + [[(2, 0, 200, 200)]] * 10)
+    resumed = Rules([DOOR], [COUNTER])
+    resumed.restore(first.state())
+    play(resumed, [[(9, 0, 300, y)] for y in range(200, 420, 10)])
+    report = resumed.report()
+    assert report["lines"]["door"]["in"] == {"person": 2}
+    assert report["areas"]["counter"]["entries"] == {"person": 1}
+    assert report["events"]["line_crossed"] == 2
+
+
+def test_two_rules_with_one_name_are_refused():
+    with pytest.raises(ValueError, match="two rules are named 'door'"):
+        Rules([DOOR], [AreaSpec("door", ((0, 0), (10, 0), (10, 10)))])
+
+
+SCENE = ("synthetic://?seed=1&size=640x480&fps=30&frames=150&camera_motion=0&objects=10"
+         "&max_size_frac=0.35&min_size=24")
+LINES = ["mid:0,240,640,240", "vert:320,0,320,480"]
+AREA = "left:0,0 320,0 320,480 0,480"
+
+
+def test_a_run_counts_crossings_on_a_rendered_scene_near_its_truth(tmp_path):
+    """The default model and tracker on a rendered static scene, two lines and an area: the
+    counts are near those of the scene's true boxes fed to the same rules, every crossing is
+    an event in the JSON Lines, and the statistics and the drawn video carry them."""
+    from detstream.engines.data.synthetic import SyntheticScene, parse_synthetic_uri
+    from detstream.stream.analytics.specs import area_specs, line_specs
+    from tests.conftest import run_main
+
+    jsonl, stats = tmp_path / "run.jsonl", tmp_path / "stats.json"
+    result = run_main("run", "--source", SCENE, "--line", *LINES, "--area", AREA,
+                      "--dwell", "2", "--save-json", str(jsonl), "--stats-json", str(stats))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(stats.read_text())
+    analytics = report.get("analytics") or report["streams"][0]["analytics"]
+
+    config, _ = parse_synthetic_uri(SCENE)
+    truth = Rules(line_specs(LINES), area_specs(AREA))
+    for k, (_, boxes) in enumerate(SyntheticScene(config)):
+        truth.update(boxes, k, k / config.fps)
+    expected = truth.report()
+    for name in ("mid", "vert"):
+        ours, true = analytics["lines"][name], expected["lines"][name]
+        for direction in ("in_total", "out_total"):
+            assert abs(ours[direction] - true[direction]) <= max(2, 0.3 * true[direction]), (
+                name, direction, ours, true)
+    area, true_area = analytics["areas"]["left"], expected["areas"]["left"]
+    assert abs(area["entries_total"] - true_area["entries_total"]) <= max(
+        2, 0.3 * true_area["entries_total"])
+
+    events = [e for line in jsonl.read_text().splitlines() for e in json.loads(line)["events"]]
+    crossed = [e for e in events if e["event"] == "line_crossed"]
+    assert len(crossed) == sum(v["in_total"] + v["out_total"]
+                               for v in analytics["lines"].values()) > 0
+    assert {e["rule"] for e in crossed} == {"mid", "vert"}
+    assert all(e["direction"] in ("in", "out") and e["track_id"] > 0 for e in crossed)
+    entered = sum(e["event"] == "zone_entered" for e in events)
+    assert entered == area["entries_total"] == analytics["events"]["zone_entered"]
+    assert all(e["dwell_s"] >= 2.0 for e in events if e["event"] == "dwell_exceeded")
+
+
+def test_a_rule_naming_a_class_the_model_lacks_is_refused():
+    from detstream.stream.analytics.rules import rules_for
+    from detstream.stream.analytics.specs import area_specs, line_specs
+
+    road = {"name": "road", "points": [[0, 240], [640, 240]], "classes": ["truck"]}
+    with pytest.raises(ValueError, match="road: 'truck' is not a class of this model"):
+        rules_for(line_specs([road]), None, None, ("circle", "square"))
+    # an area without its own dwell takes the run's; one with its own keeps it
+    own = {"name": "bay", "points": [[0, 0], [9, 0], [9, 9]], "dwell": 5}
+    rules = rules_for(None, area_specs([own, "lot:0,0 9,0 0,9"]), 2.0, None)
+    assert [a.spec.dwell for a in rules.areas] == [5.0, 2.0]
+
+
+def test_counts_survive_a_resume_through_the_journal(tmp_path):
+    """A run stopped half-way records its counts in the progress journal after every frame;
+    the resumed run starts from them and adds only what it sees itself."""
+    from dataclasses import replace
+
+    from detstream.stream.run_config import RunConfig
+    from detstream.stream.session import build
+    from detstream.stream.sinks.journal import read_journal
+
+    out, journal = tmp_path / "out.jsonl", tmp_path / "out.jsonl.progress"
+    first = RunConfig(source=SCENE, lines=LINES, areas=[AREA], save_json=out, journal=journal,
+                      max_frames=75)
+    before = build(first).pipeline.run()["analytics"]
+    recorded = read_journal(journal).analytics
+    assert recorded["lines"]["mid"] == {d: before["lines"]["mid"][d] for d in ("in", "out")}
+    assert recorded["areas"]["left"]["entries"] == before["areas"]["left"]["entries"]
+    size = out.stat().st_size
+    after = build(replace(first, max_frames=None, resume=True)).pipeline.run()["analytics"]
+    with out.open() as f:
+        f.seek(size)
+        new = [e for line in f for e in json.loads(line)["events"]]
+    for name in ("mid", "vert"):
+        for direction in ("in", "out"):
+            added = sum(e["event"] == "line_crossed" and e["rule"] == name
+                        and e["direction"] == direction for e in new)
+            assert after["lines"][name][f"{direction}_total"] == (
+                before["lines"][name][f"{direction}_total"] + added)
+    assert after["events"]["line_crossed"] == before["events"]["line_crossed"] + sum(
+        e["event"] == "line_crossed" for e in new)
