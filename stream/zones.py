@@ -44,14 +44,16 @@ class Zone:
             raise UserInputError("the polygon has no area; give corners around a region, "
                                  "in order")
         self.points = corners
+        # each edge (x0, y0) -> (x1, y1), computed once: contains() runs every frame
+        self._x0, self._y0 = corners[:, 0], corners[:, 1]
+        self._x1, self._y1 = np.roll(self._x0, -1), np.roll(self._y0, -1)
 
     def contains(self, xy: np.ndarray) -> np.ndarray:
         """Which of the points ``xy`` ([N, 2]) lie inside (even-odd rule; a point exactly on
         an edge may fall either side)."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         x, y = xy[:, :1], xy[:, 1:]
-        x0, y0 = self.points[:, 0], self.points[:, 1]
-        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        x0, y0, x1, y1 = self._x0, self._y0, self._x1, self._y1
         # a ray to the right of each point crosses the edge (x0,y0)-(x1,y1) when the edge
         # spans the point's height and meets it to the right of the point
         spans = (y0 > y) != (y1 > y)

@@ -79,21 +79,28 @@ class WatchedArea:
         """The tracks on ``frame`` (ids, classes and their names, anchor points [N, 2]): the
         entries, exits and loitering they made, as events."""
         events: list[RuleEvent] = []
-        inside = self.zone.contains(anchors) if len(anchors) else np.zeros(0, bool)
+        inside = (self.zone.contains(anchors) if len(anchors) else np.zeros(0, bool)).tolist()
         self._untracked = Counter()
-        for k, track_id in enumerate(track_ids.tolist()):
+        classes, tracks, dwell = self.spec.classes, self._tracks, self.spec.dwell
+        for k, (track_id, now_inside) in enumerate(zip(track_ids.tolist(), inside,
+                                                       strict=True)):
             name = names[k]
-            if self.spec.classes is not None and name not in self.spec.classes:
+            if classes is not None and name not in classes:
                 continue
             if track_id < 0:
-                if inside[k]:
+                if now_inside:
                     self._untracked[name] += 1
                 continue
-            self._step(int(track_id), bool(inside[k]), int(class_ids[k]), name, frame, time,
-                       events)
-        for track_id, track in list(self._tracks.items()):
-            if frame - track.seen > UNSEEN_FRAMES:
-                self._leave(track_id, track, frame, track.seen_time, events)
+            track = tracks.get(track_id)
+            if (track is not None and now_inside == track.inside and not track.streak
+                    and (not now_inside or dwell is None or track.exceeded)):
+                track.seen, track.seen_time = frame, time  # settled, nothing to decide
+                continue
+            self._step(track_id, now_inside, int(class_ids[k]), name, frame, time, events)
+        if frame % 8 == 0:  # the leave time is the last sighting's, whenever it is noticed
+            for track_id, track in list(tracks.items()):
+                if frame - track.seen > UNSEEN_FRAMES:
+                    self._leave(track_id, track, frame, track.seen_time, events)
         return events
 
     def _step(self, track_id: int, inside: bool, class_id: int, name: str, frame: int,

@@ -92,37 +92,46 @@ class CountingLine:
         if len(track_ids):
             distances = signed_distance(self.start, self.end, anchors)
             bands = np.maximum(MIN_BAND_PX, BAND_FRACTION * np.asarray(heights, np.float64))
-            for k, track_id in enumerate(track_ids.tolist()):
-                if track_id < 0 or (self.spec.classes is not None
-                                    and names[k] not in self.spec.classes):
+            # every side at once; the loop below only looks each track up
+            sides = ((distances > bands).astype(np.int8)
+                     - (distances < -bands).astype(np.int8)).tolist()
+            classes = self.spec.classes
+            tracks = self._tracks
+            for k, (track_id, side) in enumerate(zip(track_ids.tolist(), sides, strict=True)):
+                if track_id < 0 or (classes is not None and names[k] not in classes):
                     continue
-                side = 1 if distances[k] > bands[k] else -1 if distances[k] < -bands[k] else 0
-                event = self._step(int(track_id), side, anchors[k], int(class_ids[k]),
-                                   names[k], frame, time)
+                track = tracks.get(track_id)
+                if track is not None:
+                    track.seen = frame
+                    if side == 0 or side == track.side:
+                        if side:
+                            track.point = anchors[k]
+                        continue
+                elif side == 0:  # first seen on the line: nothing decided yet
+                    continue
+                else:
+                    tracks[track_id] = _Track(side, anchors[k], frame)
+                    continue
+                event = self._crossed(track, track_id, side, anchors[k], int(class_ids[k]),
+                                      names[k], frame, time)
                 if event is not None:
                     events.append(event)
         self._forget_unseen(frame)
         return events
 
-    def _step(self, track_id: int, side: int, point: np.ndarray, class_id: int, name: str,
-              frame: int, time: float) -> RuleEvent | None:
-        track = self._tracks.get(track_id)
-        if track is not None:
-            track.seen = frame
-        if side == 0:  # on the line: nothing decided
-            return None
-        if track is None:
-            self._tracks[track_id] = _Track(side, point.copy(), frame)
-            return None
+    def _crossed(self, track: _Track, track_id: int, side: int, point: np.ndarray,
+                 class_id: int, name: str, frame: int, time: float) -> RuleEvent | None:
+        """The track is clearly on the other side now: a crossing when its path met the
+        drawn segment and it has not crossed that way before."""
         event = None
-        if side != track.side and crosses_segment(self.start, self.end, track.point, point):
+        if crosses_segment(self.start, self.end, track.point, point):
             direction = "in" if side > 0 else "out"
             if direction not in track.counted:
                 track.counted.add(direction)
                 self._counts[direction][name] += 1
                 event = RuleEvent("line_crossed", self.spec.name, track_id, class_id, name,
                                   frame, time, direction=direction)
-        track.side, track.point = side, point.copy()
+        track.side, track.point = side, point
         return event
 
     def forget(self, track_id: int) -> None:
