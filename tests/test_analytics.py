@@ -142,12 +142,12 @@ def test_a_track_ending_inside_leaves_when_it_was_last_seen():
 
 def test_counts_carry_on_after_a_restore():
     """A resumed run restores the counts the journal kept; new crossings add to them."""
-    walk = [[(1, 0, 300, y)] for y in range(200, 420, 10)]
+    walk = [[(1, 0, 350, y)] for y in range(200, 420, 10)]  # beside the area
     first = Rules([DOOR], [COUNTER])
     play(first, walk + [[(2, 0, 200, 200)]] * 10)
     resumed = Rules([DOOR], [COUNTER])
     resumed.restore(first.state())
-    play(resumed, [[(9, 0, 300, y)] for y in range(200, 420, 10)])
+    play(resumed, [[(9, 0, 350, y)] for y in range(200, 420, 10)])
     report = resumed.report()
     assert report["lines"]["door"]["in"] == {"person": 2}
     assert report["areas"]["counter"]["entries"] == {"person": 1}
@@ -247,3 +247,20 @@ def test_counts_survive_a_resume_through_the_journal(tmp_path):
                 before["lines"][name][f"{direction}_total"] + added)
     assert after["events"]["line_crossed"] == before["events"]["line_crossed"] + sum(
         e["event"] == "line_crossed" for e in new)
+
+
+def test_many_areas_each_see_their_own_tracks_and_classes():
+    """Twelve areas side by side (more than one byte of area bits per pixel), the last one
+    watching cars only: each track is in the area under it, and a person under the car-only
+    area is not."""
+    areas = [AreaSpec(f"a{i}", ((50.0 * i, 0.0), (50.0 * i + 40, 0.0), (50.0 * i + 40, 400.0),
+                                (50.0 * i, 400.0))) for i in range(11)]
+    areas.append(AreaSpec("cars", ((550.0, 0.0), (590.0, 0.0), (590.0, 400.0), (550.0, 400.0)),
+                          classes=("car",)))
+    rules = Rules([], areas)
+    objects = [(i + 1, 0, 50.0 * i + 20, 200.0) for i in range(11)]
+    play(rules, [[*objects, (50, 1, 560, 200), (51, 0, 580, 200)]] * 5)
+    report = rules.report()["areas"]
+    assert all(report[f"a{i}"]["occupancy"] == {"person": 1} for i in range(11))
+    assert report["cars"]["occupancy"] == {"car": 1}
+    assert report["cars"]["entries"] == {"car": 1}

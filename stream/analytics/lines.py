@@ -15,16 +15,13 @@ point to its second on the image (a line drawn left to right counts downward mot
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from detstream.stream.analytics.columns import TrackColumns
 from detstream.stream.analytics.events import RuleEvent
-from detstream.stream.analytics.geometry import (
-    DEFAULT_ANCHOR,
-    crosses_segment,
-    signed_distance,
-)
+from detstream.stream.analytics.geometry import DEFAULT_ANCHOR, crosses_segment
 
 #: The band around a line in which a point is on neither side: this share of the box's height,
 #: and at least MIN_BAND_PX pixels.
@@ -59,90 +56,18 @@ class LineSpec:
             raise ValueError(f"line {self.name!r} has the same start and end point")
 
 
-@dataclass
-class _Track:
-    side: int  # -1 left, +1 right: the last side it was clearly seen on
-    point: np.ndarray  # its anchor then
-    seen: int  # the last frame it was seen on
-    counted: set[str] = field(default_factory=set)
-
-
 class CountingLine:
-    """One line's crossings, fed the tracks of each frame.
-
-    Example:
-        >>> line = CountingLine(LineSpec("door", (0, 240), (640, 240)))
-        >>> events = line.update(track_ids, class_ids, names, anchors, heights, frame, t)
-        >>> line.counts()["in"]          # {"person": 3, ...}
-    """
+    """One line: its geometry and its counts (:class:`LineSet` decides the crossings of every
+    line of a stream at once)."""
 
     def __init__(self, spec: LineSpec) -> None:
         self.spec = spec
         self.start = np.asarray(spec.start, dtype=np.float64)
         self.end = np.asarray(spec.end, dtype=np.float64)
-        self._tracks: dict[int, _Track] = {}
         self._counts: dict[str, Counter[str]] = {d: Counter() for d in DIRECTIONS}
 
-    def update(self, track_ids: np.ndarray, class_ids: np.ndarray, names: list[str],
-               anchors: np.ndarray, heights: np.ndarray, frame: int, time: float
-               ) -> list[RuleEvent]:
-        """The tracks on ``frame`` (ids, classes and their names, anchor points [N, 2], box
-        heights): the crossings they made, as events."""
-        events: list[RuleEvent] = []
-        if len(track_ids):
-            distances = signed_distance(self.start, self.end, anchors)
-            bands = np.maximum(MIN_BAND_PX, BAND_FRACTION * np.asarray(heights, np.float64))
-            # every side at once; the loop below only looks each track up
-            sides = ((distances > bands).astype(np.int8)
-                     - (distances < -bands).astype(np.int8)).tolist()
-            classes = self.spec.classes
-            tracks = self._tracks
-            for k, (track_id, side) in enumerate(zip(track_ids.tolist(), sides, strict=True)):
-                if track_id < 0 or (classes is not None and names[k] not in classes):
-                    continue
-                track = tracks.get(track_id)
-                if track is not None:
-                    track.seen = frame
-                    if side == 0 or side == track.side:
-                        if side:
-                            track.point = anchors[k]
-                        continue
-                elif side == 0:  # first seen on the line: nothing decided yet
-                    continue
-                else:
-                    tracks[track_id] = _Track(side, anchors[k], frame)
-                    continue
-                event = self._crossed(track, track_id, side, anchors[k], int(class_ids[k]),
-                                      names[k], frame, time)
-                if event is not None:
-                    events.append(event)
-        self._forget_unseen(frame)
-        return events
-
-    def _crossed(self, track: _Track, track_id: int, side: int, point: np.ndarray,
-                 class_id: int, name: str, frame: int, time: float) -> RuleEvent | None:
-        """The track is clearly on the other side now: a crossing when its path met the
-        drawn segment and it has not crossed that way before."""
-        event = None
-        if crosses_segment(self.start, self.end, track.point, point):
-            direction = "in" if side > 0 else "out"
-            if direction not in track.counted:
-                track.counted.add(direction)
-                self._counts[direction][name] += 1
-                event = RuleEvent("line_crossed", self.spec.name, track_id, class_id, name,
-                                  frame, time, direction=direction)
-        track.side, track.point = side, point
-        return event
-
-    def forget(self, track_id: int) -> None:
-        """The track has ended (its id never comes back)."""
-        self._tracks.pop(track_id, None)
-
-    def _forget_unseen(self, frame: int) -> None:
-        if len(self._tracks) > 64 or frame % 64 == 0:
-            stale = [t for t, s in self._tracks.items() if frame - s.seen > FORGET_AFTER_FRAMES]
-            for track_id in stale:
-                del self._tracks[track_id]
+    def count(self, direction: str, name: str) -> None:
+        self._counts[direction][name] += 1
 
     def counts(self) -> dict:
         """``{"in": {class: n}, "out": {class: n}, "in_total": n, "out_total": n}``."""
@@ -159,3 +84,103 @@ class CountingLine:
         """Carry on from :meth:`state`'s counts."""
         for d in DIRECTIONS:
             self._counts[d] = Counter({str(k): int(v) for k, v in state.get(d, {}).items()})
+
+
+#: Bits of ``LineSet``'s ``counted``: the directions a track has crossed a line in.
+_COUNTED = {"in": 1, "out": 2}
+
+
+class LineSet:
+    """The crossings of every line of one stream, decided for all lines and tracks at once.
+
+    Per line and track it keeps the side the track was last clearly seen on (0: not yet),
+    its anchor then, and the directions already counted; see the module doc for the rules.
+
+    Example:
+        >>> lines = LineSet([CountingLine(LineSpec("door", (0, 240), (640, 240)))])
+        >>> events = lines.update(ids, class_ids, names, anchors, heights, frame, time)
+    """
+
+    def __init__(self, lines: list[CountingLine]) -> None:
+        self.lines = lines
+        self.starts = np.stack([line.start for line in lines]) if lines else np.zeros((0, 2))
+        self.directions = (np.stack([line.end - line.start for line in lines]) if lines
+                           else np.zeros((0, 2)))
+        self.lengths = np.hypot(self.directions[:, 0], self.directions[:, 1])
+        self.state = TrackColumns(len(lines), {"side": (np.int8, 0, True),
+                                               "x": (np.float64, 0.0, True),
+                                               "y": (np.float64, 0.0, True),
+                                               "counted": (np.uint8, 0, True),
+                                               "seen": (np.int64, 0, False)})
+
+    def update(self, track_ids: np.ndarray, class_ids: np.ndarray, names: list[str],
+               anchors: list[np.ndarray], heights: np.ndarray, frame: int, time: float
+               ) -> list[RuleEvent]:
+        """The tracks on ``frame``: ids, classes and their names, each line's anchor points
+        ([N, 2] per line), box heights. Returns the crossings they made, as events."""
+        events: list[RuleEvent] = []
+        tracked = np.asarray(track_ids) >= 0
+        if self.lines and tracked.all():
+            events = self._decide(np.asarray(track_ids), np.asarray(class_ids), names,
+                                  np.stack(anchors), np.asarray(heights, np.float64), frame,
+                                  time)
+        elif self.lines and tracked.any():  # untracked boxes never cross
+            events = self._decide(np.asarray(track_ids)[tracked],
+                                  np.asarray(class_ids)[tracked],
+                                  [n for n, t in zip(names, tracked, strict=True) if t],
+                                  np.stack([a[tracked] for a in anchors]),
+                                  np.asarray(heights, np.float64)[tracked], frame, time)
+        if frame % 64 == 0:
+            self.state.drop(np.flatnonzero(frame - self.state["seen"] > FORGET_AFTER_FRAMES))
+        return events
+
+    def _decide(self, ids: np.ndarray, class_ids: np.ndarray, names: list[str],
+                anchors: np.ndarray, heights: np.ndarray, frame: int, time: float
+                ) -> list[RuleEvent]:
+        # signed distance of each anchor from each line: [lines, tracks]
+        rel = anchors - self.starts[:, None, :]
+        dx, dy = self.directions[:, 0:1], self.directions[:, 1:2]
+        distance = (dx * rel[:, :, 1] - dy * rel[:, :, 0]) / self.lengths[:, None]
+        band = np.maximum(MIN_BAND_PX, BAND_FRACTION * heights)[None, :]
+        side = (distance > band).astype(np.int8) - (distance < -band).astype(np.int8)
+        for row, line in enumerate(self.lines):  # lines that count some classes only
+            if line.spec.classes is not None:
+                side[row, [n not in line.spec.classes for n in names]] = 0
+        state = self.state
+        pos = state.positions(ids)
+        state["seen"][pos] = frame
+        stored = state["side"][:, pos]
+        clear = side != 0
+        events: list[RuleEvent] = []
+        for row, k in zip(*np.nonzero(clear & (stored != 0) & (side != stored)), strict=True):
+            event = self._crossed(row, int(pos[k]), int(ids[k]), int(side[row, k]),
+                                  anchors[row, k], int(class_ids[k]), names[k], frame, time)
+            if event is not None:
+                events.append(event)
+        rows = np.arange(len(self.lines))[:, None]
+        state["side"][rows, pos] = np.where(clear, side, stored)
+        state["x"][rows, pos] = np.where(clear, anchors[:, :, 0], state["x"][rows, pos])
+        state["y"][rows, pos] = np.where(clear, anchors[:, :, 1], state["y"][rows, pos])
+        return events
+
+    def _crossed(self, row: int, column: int, track_id: int, side: int, point: np.ndarray,
+                 class_id: int, name: str, frame: int, time: float) -> RuleEvent | None:
+        """Track ``track_id`` is clearly on the other side of line ``row`` now: a crossing
+        when its path met the drawn segment and it has not crossed that way before."""
+        line, state = self.lines[row], self.state
+        before = np.array([state["x"][row, column], state["y"][row, column]])
+        if not crosses_segment(line.start, line.end, before, point):
+            return None
+        direction = "in" if side > 0 else "out"
+        bit = _COUNTED[direction]
+        if state["counted"][row, column] & bit:
+            return None
+        state["counted"][row, column] |= bit
+        line.count(direction, name)
+        return RuleEvent("line_crossed", line.spec.name, track_id, class_id, name, frame, time,
+                         direction=direction)
+
+    def forget(self, track_ids: list[int]) -> None:
+        """These tracks have ended (their ids never come back)."""
+        columns = [c for c in (self.state.column(t) for t in track_ids) if c is not None]
+        self.state.drop(np.asarray(columns, np.int64))

@@ -10,10 +10,10 @@ from dataclasses import replace
 import numpy as np
 
 from detstream.engines.spec import Detections
-from detstream.stream.analytics.areas import AreaSpec, WatchedArea
+from detstream.stream.analytics.areas import AreaSet, AreaSpec, WatchedArea
 from detstream.stream.analytics.events import RuleEvent
 from detstream.stream.analytics.geometry import anchor_points
-from detstream.stream.analytics.lines import CountingLine, LineSpec
+from detstream.stream.analytics.lines import CountingLine, LineSet, LineSpec
 
 
 class Rules:
@@ -37,6 +37,8 @@ class Rules:
                              "its own name")
         self.lines = [CountingLine(spec) for spec in lines]
         self.areas = [WatchedArea(spec) for spec in areas]
+        self._line_set = LineSet(self.lines)
+        self._area_set = AreaSet(self.areas)
         self.events: Counter[str] = Counter()
         self._time = 0.0
         # update() runs in the tracking thread; report() may be read from another (live stats)
@@ -70,16 +72,18 @@ class Rules:
 
         events: list[RuleEvent] = []
         heights = boxes[:, 3] - boxes[:, 1]
-        for line in self.lines:
-            events += line.update(ids, classes, names, at(line.spec.anchor), heights, frame,
-                                  time)
-        for area in self.areas:
-            events += area.update(ids, classes, names, at(area.spec.anchor), frame, time)
-        for track_id in ended:
-            for line in self.lines:
-                line.forget(track_id)
-            for area in self.areas:
-                events += area.forget(track_id, frame)
+        if self.lines:
+            events += self._line_set.update(ids, classes, names,
+                                            [at(line.spec.anchor) for line in self.lines],
+                                            heights, frame, time)
+        if self.areas:
+            events += self._area_set.update(ids, classes, detections.class_names,
+                                            [at(area.spec.anchor) for area in self.areas],
+                                            frame, time)
+        ended = list(ended)
+        if ended:
+            self._line_set.forget(ended)
+            events += self._area_set.forget(ended, frame)
         self.events.update(event.kind for event in events)
         return events
 
