@@ -264,3 +264,40 @@ def test_many_areas_each_see_their_own_tracks_and_classes():
     assert all(report[f"a{i}"]["occupancy"] == {"person": 1} for i in range(11))
     assert report["cars"]["occupancy"] == {"car": 1}
     assert report["cars"]["entries"] == {"car": 1}
+
+
+def test_bench_analytics_scores_a_scene_against_its_truth(tmp_path):
+    """A short sparse scene: the figures the issue's targets are read from are there, within
+    their ranges, and the printed table names them."""
+    from tests.conftest import run_main
+
+    out = tmp_path / "analytics.json"
+    result = run_main("bench", "analytics", "--kinds", "sparse", "--frames", "90",
+                      "--size", "320x240", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    scene = figures["scenes"]["sparse"]
+    assert scene["frames"] == 90 and set(scene["lines"]) == {"across", "down"}
+    assert scene["true_events"] == sum(scene["true_events_by_kind"].values())
+    for key in ("precision", "recall", "count_error"):
+        assert scene[key] is None or 0.0 <= scene[key] <= (1.0 if key != "count_error" else 9)
+    assert figures["cost"]["ms_p50"] > 0 and figures["cost"]["events"]["line_crossed"] > 0
+    assert set(figures["targets"]) == {"count error, all lines", "event precision",
+                                       "event recall", "dwell p50 error s (worst scene)",
+                                       "rules ms a frame (p50)"}
+    assert "count error, all lines" in result.stdout and "sparse" in result.stdout
+
+
+def test_events_match_on_the_same_object_within_a_second():
+    from detstream.stream.analytics import RuleEvent
+    from detstream.stream.bench.analytics import match_events
+
+    def crossing(track, t, direction="in"):
+        return RuleEvent("line_crossed", "door", track, 0, "person", int(t * 30), t,
+                         direction=direction)
+
+    ours = [crossing(7, 1.0), crossing(8, 5.0), crossing(9, 9.0, "out")]
+    true = [crossing(1, 1.4), crossing(2, 6.5), crossing(3, 9.1, "in")]
+    matched, pairs = match_events(ours, true, {7: 1, 8: 2, 9: 3})
+    # 7 -> 1 within a second; 8 -> 2 too late; 9 -> 3 the wrong way
+    assert matched == 1 and pairs[0][0].track_id == 7 and pairs[0][1].track_id == 1
