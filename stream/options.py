@@ -275,6 +275,23 @@ class Polygon(Kind):
 
 
 @dataclass(frozen=True)
+class Url(Kind):
+    """An ``http://`` or ``https://`` address with a host."""
+
+    def _check(self, value: Any) -> str:
+        from urllib.parse import urlparse
+
+        text = value.strip() if isinstance(value, str) else ""
+        parts = urlparse(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise OptionError(f"expected an http:// or https:// address, got {value!r}")
+        return text
+
+    def bad_values(self) -> tuple[Any, ...]:
+        return ("ftp://example.com/hook", "localhost:8080")
+
+
+@dataclass(frozen=True)
 class _RuleList(Kind):
     """Named rules read by :mod:`detstream.stream.analytics.specs`: ``read_one`` a word,
     ``read_all`` a word, a mapping or a list of them (none is ``None``)."""

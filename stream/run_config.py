@@ -27,6 +27,7 @@ from detstream.stream.options import (
     Polygon,
     Switch,
     Text,
+    Url,
     check_fields,
     option,
     options_of,
@@ -120,6 +121,15 @@ class RunConfig:
                                  "seconds a track may stay in a watched area before it raises "
                                  "dwell_exceeded (loitering; an area's own dwell comes first)",
                                  "run", "fleet", metavar="SECONDS")
+    webhook: str | None = option(None, Url(optional=True),
+                                 "POST every line crossing, area entry and exit and loitering "
+                                 "as JSON to this address, in order, retried until it is "
+                                 "delivered (the run never waits for it)", "run", "fleet",
+                                 metavar="URL")
+    alert_cooldown: float = option(5.0, Number(minimum=0), "seconds before the same rule, "
+                                   "track and kind of event (and direction of a crossing) "
+                                   "alerts again", "run", "fleet",
+                                   metavar="SECONDS")
     tracker: str | None = option("botsort", Choice(TRACKER_CHOICES, noun="tracker",
                                                    none="none", optional=True),
                                  "the tracker (none: detections only)", "run", "demo", "page",

@@ -42,6 +42,7 @@ from detstream.stream.sinks.journal import (
     truncate_outputs,
 )
 from detstream.stream.sinks.truth import TruthScorer
+from detstream.stream.sinks.webhook import WebhookSink
 from detstream.stream.sources import Source, open_source
 from detstream.stream.track import make_tracker
 from detstream.stream.zones import Zone
@@ -232,6 +233,9 @@ class Session:
         report = self.pipeline.report()
         if self.model_info is not None:
             report["model"] = self.model_info
+        hooks = [sink for sink in self.pipeline.sinks if isinstance(sink, WebhookSink)]
+        if hooks:
+            report["webhook"] = hooks[0].report()
         scores = self.scores() if not interrupted else None
         if scores is not None:
             report["scores"] = scores
@@ -433,6 +437,8 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
             sinks.append(MotSink(config.save_mot, append=append))
         if config.show:
             sinks.append(DisplaySink(f"detstream: {config.source}"))
+        if config.webhook is not None:
+            sinks.append(WebhookSink(config.webhook, config.alert_cooldown))
         sinks.extend(extra_sinks)
         if journal is not None:  # last: a frame is recorded once every output holds it
             files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]
