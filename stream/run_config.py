@@ -121,6 +121,15 @@ class RunConfig:
                                  "seconds a track may stay in a watched area before it raises "
                                  "dwell_exceeded (loitering; an area's own dwell comes first)",
                                  "run", "fleet", metavar="SECONDS")
+    heatmap: Path | None = option(None, File(suffixes=(".png",), suffix_hint="a PNG image",
+                                             optional=True),
+                                  "where the tracked objects stood over the run (their box "
+                                  "bottom centres): drawn over the video, saved over the last "
+                                  "frame as this PNG", "run", "fleet")
+    heatmap_half_life: float | None = option(None, Number(minimum=0, above=True, optional=True),
+                                             "the heatmap fades: its counts halve every "
+                                             "SECONDS (default: it keeps the whole run)", "run",
+                                             "fleet", metavar="SECONDS")
     webhook: str | None = option(None, Url(optional=True),
                                  "POST every line crossing, area entry and exit and loitering "
                                  "as JSON to this address, in order, retried until it is "

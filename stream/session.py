@@ -20,6 +20,7 @@ from detstream.engines.paths import writable_dir
 from detstream.engines.predict import Predictor
 from detstream.engines.runtime.base import Backend
 from detstream.engines.runtime.select import open_backend
+from detstream.stream.analytics.heatmap import Heatmap
 from detstream.stream.analytics.rules import Rules, rules_for
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.motion_gate import GateConfig
@@ -34,6 +35,7 @@ from detstream.stream.pipeline.threads import (
 )
 from detstream.stream.run_config import DEFAULT_SOURCE, RunConfig  # noqa: F401  (re-exported)
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
+from detstream.stream.sinks.heatmap import HeatmapSink
 from detstream.stream.sinks.journal import (
     ProgressJournal,
     ResumePoint,
@@ -368,6 +370,8 @@ def build(config: RunConfig, log: Log | None = None,
                               overlay=config.draw.overlay, inference_workers=plan.workers,
                               zone=Zone(config.zone) if config.zone else None,
                               rules=_rules(config, backend.spec.class_names, point),
+                              heatmap=next((sink.heatmap for sink in sinks
+                                            if isinstance(sink, HeatmapSink)), None),
                               motion_gate=GateConfig() if config.motion_gate else None)
     pipeline = Pipeline(source, predictor, tracker, annotator, sinks, options, on_packet,
                         stream_id=stream_id, service=service)
@@ -405,7 +409,7 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
     in a new file beside ``output``.
     """
     for path in (config.output, config.save_json, config.save_mot, config.stats_json,
-                 journal):
+                 config.heatmap, journal):
         if path is not None:
             writable_dir(Path(path).parent)
     output = config.output
@@ -439,6 +443,9 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
             sinks.append(DisplaySink(f"detstream: {config.source}"))
         if config.webhook is not None:
             sinks.append(WebhookSink(config.webhook, config.alert_cooldown))
+        if config.heatmap is not None:
+            sinks.append(HeatmapSink(config.heatmap, Heatmap(config.heatmap_half_life),
+                                     source.fps))
         sinks.extend(extra_sinks)
         if journal is not None:  # last: a frame is recorded once every output holds it
             files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]

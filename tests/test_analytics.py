@@ -11,6 +11,7 @@ import pytest
 
 from detstream.engines.spec import Detections
 from detstream.stream.analytics import AreaSpec, LineSpec, Rules
+from detstream.stream.pipeline.packet import FramePacket
 
 NAMES = ("person", "car")
 FPS = 10.0
@@ -301,3 +302,31 @@ def test_events_match_on_the_same_object_within_a_second():
     matched, pairs = match_events(ours, true, {7: 1, 8: 2, 9: 3})
     # 7 -> 1 within a second; 8 -> 2 too late; 9 -> 3 the wrong way
     assert matched == 1 and pairs[0][0].track_id == 7 and pairs[0][1].track_id == 1
+
+
+def test_a_heatmap_counts_where_tracks_stood_and_fades_with_its_half_life(tmp_path):
+    from detstream.stream.analytics.heatmap import CELL_PX, Heatmap
+    from detstream.stream.sinks.heatmap import HeatmapSink
+
+    kept, fading = Heatmap(), Heatmap(half_life_s=1.0)
+    for frame in range(30):  # one track standing at (100, 200) for a second
+        for heatmap in (kept, fading):
+            heatmap.add(tracks((1, 0, 100, 200)), (640, 480), frame / 30.0)
+    cell = (200 // CELL_PX, 100 // CELL_PX)
+    assert kept.counts[cell] == 30 and kept.counts.sum() == 30
+    assert 0.5 * 30 < fading.counts[cell] < 30  # the first frames have faded by half or less
+    kept.add(tracks((-1, 0, 300, 300)), (640, 480), 1.0)  # an untracked box adds nothing
+    assert kept.counts.sum() == 30
+
+    image = np.full((480, 640, 3), 60, np.uint8)
+    sink = HeatmapSink(tmp_path / "heat.png", Heatmap())
+    for frame in range(10):
+        sink.write(FramePacket(0, frame, frame / 30.0, 0.0, image,
+                               detections=tracks((1, 0, 100, 200))))
+    sink.close()
+    import cv2
+
+    saved = cv2.imread(str(tmp_path / "heat.png"))
+    assert saved.shape == image.shape
+    assert not np.array_equal(saved[195, 100], image[195, 100])  # coloured where it stood
+    assert np.array_equal(saved[20, 600], image[20, 600])  # untouched far from it

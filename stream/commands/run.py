@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if report.get("scores") is not None:
         print(_scores(report["scores"]))
     video = next((s.path for s in pipeline.sinks if s.name == "video"), None)  # resumed: new
-    written = [p for p in (video, config.save_json, config.save_mot, config.stats_json)
-               if p is not None]
+    written = [p for p in (video, config.save_json, config.save_mot, config.heatmap,
+                           config.stats_json) if p is not None]
     if written:
         print("wrote " + ", ".join(str(p) for p in written))
     if source.note:

@@ -33,6 +33,7 @@ from detstream.engines.runtime.torch_threads import use_torch_threads
 from detstream.engines.spec import Detections
 from detstream.stream.analytics import Rules
 from detstream.stream.analytics.draw import draw_rules
+from detstream.stream.analytics.heatmap import Heatmap
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.late import DetectionJob, LateTracking
 from detstream.stream.pipeline.memory import PeriodicTrim
@@ -126,6 +127,7 @@ class PipelineOptions:
         rules: counting lines and watched areas fed the tracks of every frame; their events
             join the frame's track events, their counts are drawn and reported
             (:class:`~detstream.stream.analytics.Rules`).
+        heatmap: drawn under the boxes of every annotated frame (its sink adds the tracks).
         motion_gate: adaptive schedule on a static camera: the detector takes a frame only
             when :class:`~detstream.stream.pipeline.motion_gate.MotionGate` (these settings)
             says it pays (new motion, moving or stale tracks, a time limit); ``None``: off.
@@ -142,6 +144,7 @@ class PipelineOptions:
     inference_workers: int = 1
     zone: Zone | None = None
     rules: Rules | None = None
+    heatmap: Heatmap | None = None
     motion_gate: GateConfig | None = None
 
 
@@ -580,7 +583,10 @@ class Pipeline:
         if self.options.overlay and self.metrics.latency_ms.count:
             fps = self.metrics.recent_fps()
             overlay = f"{fps:.1f} FPS  latency {self.metrics.latency_ms.last:.0f} ms"
-        packet.annotated = self.annotator.draw(packet.image, packet.detections, overlay)
+        image = packet.image
+        if self.options.heatmap is not None:  # under the boxes, on a copy of the frame
+            image = self.options.heatmap.draw(image.copy())
+        packet.annotated = self.annotator.draw(image, packet.detections, overlay)
         if self.options.zone is not None:
             self.options.zone.draw(packet.annotated)
         if self.options.rules:
