@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 RUN_STAMP := $(VENV)/.detstream-run
 DEV_STAMP := $(VENV)/.detstream-dev
 
-.PHONY: run test demo browser rtsp lint bench-synth default-model clean docs
+.PHONY: run test demo browser rtsp mqtt lint bench-synth default-model clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,11 @@ run: $(RUN_STAMP)
 	$(VENV)/bin/detstream run
 
 ## test: the whole test suite (the demo's browser tests use Debian's Chromium, the RTSP camera
-## tests Debian's GStreamer RTSP server, both installed here), spread over the cores by
+## tests Debian's GStreamer RTSP server, the MQTT alert tests Debian's mosquitto, all installed
+## here), spread over the cores by
 ## pytest-xdist: one worker per core (at most 4), each module's tests together in one worker,
 ## the slowest modules first (tests/conftest.py); the 20 slowest tests are listed at the end
-test: $(DEV_STAMP) browser rtsp
+test: $(DEV_STAMP) browser rtsp mqtt
 	$(PY) -m pytest -n auto --dist loadscope --no-loadscope-reorder --durations=20
 
 ## demo: the Gradio page on http://127.0.0.1:7860 (webcam, video upload; Ctrl-C stops it)
@@ -61,6 +62,17 @@ rtsp:
 	      apt-get install -y -qq $(RTSP_PACKAGES) >/dev/null; \
 	  else \
 	    echo "note: install $(RTSP_PACKAGES) (apt-get): the RTSP camera tests need them"; \
+	  fi; }
+
+## mqtt: Debian's mosquitto broker for the MQTT alert tests (they start their own; needs root)
+mqtt:
+	@test -x /usr/sbin/mosquitto || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's mosquitto for the MQTT alert tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq mosquitto >/dev/null; \
+	  else \
+	    echo "note: install mosquitto (apt-get): the MQTT alert tests need it"; \
 	  fi; }
 
 ## docs: the documentation site (MkDocs, mkdocs.yml) into runs/site/, --strict as in the tests;

@@ -292,6 +292,23 @@ class Url(Kind):
 
 
 @dataclass(frozen=True)
+class MqttTopic(Kind):
+    """An MQTT broker and topic: ``HOST[:PORT]/TOPIC``."""
+
+    def _check(self, value: Any) -> str:
+        from detstream.stream.sinks.alerts import parse_mqtt
+
+        try:
+            parse_mqtt(value if isinstance(value, str) else "")
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+        return value.strip()
+
+    def bad_values(self) -> tuple[Any, ...]:
+        return ("127.0.0.1:1883", "broker:99999/events")
+
+
+@dataclass(frozen=True)
 class _RuleList(Kind):
     """Named rules read by :mod:`detstream.stream.analytics.specs`: ``read_one`` a word,
     ``read_all`` a word, a mapping or a list of them (none is ``None``)."""

@@ -22,6 +22,7 @@ from detstream.stream.options import (
     Control,
     File,
     Lines,
+    MqttTopic,
     Names,
     Number,
     Polygon,
@@ -135,6 +136,11 @@ class RunConfig:
                                  "as JSON to this address, in order, retried until it is "
                                  "delivered (the run never waits for it)", "run", "fleet",
                                  metavar="URL")
+    mqtt: str | None = option(None, MqttTopic(optional=True),
+                              "publish every line crossing, area entry and exit and loitering "
+                              "as JSON on this MQTT broker's topic (QoS 1), in order, retried "
+                              "until the broker takes it", "run", "fleet",
+                              metavar="HOST[:PORT]/TOPIC")
     alert_cooldown: float = option(5.0, Number(minimum=0), "seconds before the same rule, "
                                    "track and kind of event (and direction of a crossing) "
                                    "alerts again", "run", "fleet",

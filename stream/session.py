@@ -35,6 +35,7 @@ from detstream.stream.pipeline.threads import (
 )
 from detstream.stream.run_config import DEFAULT_SOURCE, RunConfig  # noqa: F401  (re-exported)
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
+from detstream.stream.sinks.alerts import AlertSink, MqttSink, WebhookSink
 from detstream.stream.sinks.heatmap import HeatmapSink
 from detstream.stream.sinks.journal import (
     ProgressJournal,
@@ -44,7 +45,6 @@ from detstream.stream.sinks.journal import (
     truncate_outputs,
 )
 from detstream.stream.sinks.truth import TruthScorer
-from detstream.stream.sinks.webhook import WebhookSink
 from detstream.stream.sources import Source, open_source
 from detstream.stream.track import make_tracker
 from detstream.stream.zones import Zone
@@ -235,9 +235,9 @@ class Session:
         report = self.pipeline.report()
         if self.model_info is not None:
             report["model"] = self.model_info
-        hooks = [sink for sink in self.pipeline.sinks if isinstance(sink, WebhookSink)]
-        if hooks:
-            report["webhook"] = hooks[0].report()
+        for sink in self.pipeline.sinks:
+            if isinstance(sink, AlertSink):
+                report[sink.name] = sink.report()
         scores = self.scores() if not interrupted else None
         if scores is not None:
             report["scores"] = scores
@@ -443,6 +443,8 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
             sinks.append(DisplaySink(f"detstream: {config.source}"))
         if config.webhook is not None:
             sinks.append(WebhookSink(config.webhook, config.alert_cooldown))
+        if config.mqtt is not None:
+            sinks.append(_mqtt_sink(config))
         if config.heatmap is not None:
             sinks.append(HeatmapSink(config.heatmap, Heatmap(config.heatmap_half_life),
                                      source.fps))
@@ -455,6 +457,14 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
             sink.close()
         raise
     return sinks
+
+
+def _mqtt_sink(config: RunConfig) -> MqttSink:
+    try:
+        return MqttSink(config.mqtt, config.alert_cooldown)
+    except ImportError:
+        raise UserInputError("--mqtt needs paho-mqtt: pip install 'detstream[alerts]'") \
+            from None
 
 
 def _resume_outputs(config: RunConfig, point: ResumePoint, journal: Path) -> None:

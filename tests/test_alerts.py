@@ -15,7 +15,7 @@ import pytest
 
 from detstream.stream.analytics import RuleEvent
 from detstream.stream.pipeline.packet import FramePacket
-from detstream.stream.sinks.webhook import WebhookSink
+from detstream.stream.sinks.alerts import WebhookSink
 
 
 class Receiver:
@@ -143,3 +143,129 @@ def test_a_run_posts_its_line_crossings(tmp_path):
     posted = [r for r in receiver.received if r["event"] == "line_crossed"]
     assert len(posted) == crossings and report["webhook"]["delivered"] == len(receiver.received)
     assert all(r["rule"] == "across" and r["stream"] == 0 for r in posted)
+
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+class Broker:
+    """Debian's mosquitto on 127.0.0.1 (a port of its own), keeping its sessions on disk so a
+    restart loses nothing queued for a subscriber."""
+
+    def __init__(self, folder, port: int) -> None:
+        self.port = port
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                               f"persistence true\npersistence_location {folder}/\n")
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        import subprocess
+
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()  # SIGTERM: it saves its sessions
+        self.process.wait(timeout=10)
+
+
+class Subscriber:
+    """A persistent MQTT session on ``topic`` keeping every message, in order."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.received: list[dict] = []
+        self.ready = threading.Event()
+        client = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                           client_id="detstream-test", clean_session=False)
+        client.reconnect_delay_set(min_delay=1, max_delay=1)
+
+        def connected(client, userdata, flags, reason, properties) -> None:
+            client.subscribe(topic, qos=1)
+
+        client.on_connect = connected
+        client.on_subscribe = lambda *args: self.ready.set()
+        client.on_message = lambda c, u, message: self.received.append(
+            json.loads(message.payload))
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        assert self.ready.wait(10), "the subscriber did not subscribe"
+
+    def wait_for(self, count: int, seconds: float = 20.0) -> None:
+        deadline = time.time() + seconds
+        while len(self.received) < count and time.time() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    import os
+
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("Debian's mosquitto is not installed (make test installs it)")
+    pytest.importorskip("paho.mqtt.client")
+    running = Broker(tmp_path, free_port())
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def test_events_are_published_on_the_topic_in_order(broker):
+    from detstream.stream.sinks.alerts import MqttSink
+
+    subscriber = Subscriber(broker.port, "site/events")
+    try:
+        sink = MqttSink(f"127.0.0.1:{broker.port}/site/events")
+        for k in range(10):
+            sink.write(packet(k, crossing(k + 1, k)))
+        sink.close()
+        subscriber.wait_for(10)
+    finally:
+        subscriber.close()
+    assert [r["track_id"] for r in subscriber.received] == list(range(1, 11))
+    assert sink.report()["delivered"] == 10
+
+
+def test_a_broker_restart_loses_no_event_and_keeps_their_order(broker):
+    from detstream.stream.sinks.alerts import MqttSink
+
+    subscriber = Subscriber(broker.port, "site/events")
+    try:
+        sink = MqttSink(f"127.0.0.1:{broker.port}/site/events", drain_s=30.0)
+        for k in range(5):
+            sink.write(packet(k, crossing(k + 1, k)))
+        subscriber.wait_for(5)
+        broker.stop()
+        for k in range(5, 15):  # the broker is down: these only queue
+            sink.write(packet(k, crossing(k + 1, k)))
+        time.sleep(1.5)
+        broker.start()
+        sink.close()
+        subscriber.wait_for(15)
+    finally:
+        subscriber.close()
+    ids = [r["track_id"] for r in subscriber.received]
+    assert sorted(set(ids)) == list(range(1, 16))  # nothing lost
+    assert ids == sorted(ids)  # in order (a message sent twice around the restart may repeat)
+    assert sink.report()["delivered"] == 15 and sink.report()["retries"] >= 1
+
+
+def test_an_mqtt_address_without_a_topic_is_one_line():
+    from tests.conftest import run_main
+
+    result = run_main("run", "--mqtt", "127.0.0.1:1883")
+    assert result.returncode == 2 and "HOST[:PORT]/TOPIC" in result.stderr
