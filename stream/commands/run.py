@@ -21,6 +21,8 @@ EXAMPLES = """examples:
   detstream run --source a.mp4 --source rtsp://cam2/stream --output out_{stream}.mp4
   detstream run --sources cameras.txt --save-json dets_{stream}.jsonl --stats-json stats.json
   detstream run --source clip.mp4 --save-json out.jsonl --resume   # after a crash: go on
+  detstream run --source lobby.mp4 --line door:100,300,500,300 --area 'desk:700,200 900,200 900,400'
+                --dwell 60 --heatmap heat.png --webhook http://127.0.0.1:8080/events
 """
 
 

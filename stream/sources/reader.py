@@ -244,8 +244,9 @@ class LiveSource(_GrabberNote, SlotSource):
         pace: deliver this many frames per second (paced synthetic scenes and files read as
             if live) on a fixed clock, as a camera does: a frame produced late is sent at
             once, and the frames due meanwhile are passed over (counted as dropped) where the
-            grabber can, else sent at once too; ``None`` grabs as fast as the input gives
-            them.
+            grabber can, else sent at once too (with ``drop=False`` none is passed over: the
+            clock starts again from the late frame); ``None`` grabs as fast as the input
+            gives them.
         reconnect: after a loss, retry with exponential back-off (0.5 s doubling to 8 s) for
             as long as the source is open. A loss is a closed connection, or a stall: the
             grabber raising :class:`StreamStalled` because a connected stream went silent
@@ -310,7 +311,9 @@ class LiveSource(_GrabberNote, SlotSource):
                     late = time.perf_counter() - next_due
                     if late < 0:
                         self._stop.wait(-late)
-                    elif late > RESTART_AFTER_S:  # a pause, not a slow frame
+                    elif late > RESTART_AFTER_S or not self.drop:
+                        # a pause, not a slow frame; or nothing may be lost (--no-drop): the
+                        # reader waits for the consumer, and the clock starts again after it
                         next_due = time.perf_counter()
                     else:
                         missed = int(late * self.pace)  # frames a camera sent meanwhile
