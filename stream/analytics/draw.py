@@ -40,12 +40,16 @@ def draw_rules(image: np.ndarray, rules: Rules) -> np.ndarray:
         middle = (line.start + line.end) / 2.0
         direction = line.end - line.start
         right = np.array([-direction[1], direction[0]]) / float(np.hypot(*direction))
-        tip = middle + right * 12 * thick
+        tip = middle + right * 20 * thick
         cv2.arrowedLine(image, tuple(int(v) for v in middle), tuple(int(v) for v in tip),
-                        IN_COLOUR, thick, cv2.LINE_AA, tipLength=0.4)
+                        IN_COLOUR, thick + 1, cv2.LINE_AA, tipLength=0.35)
         crossed_in, crossed_out = shown[line.spec.name]
-        _label(image, f"{line.spec.name}  in {crossed_in}  out {crossed_out}",
-               (int(middle[0]) + 6, int(middle[1]) - int(30 * font) - 6), font, (40, 40, 40))
+        text = f"{line.spec.name}  in {crossed_in}  out {crossed_out}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        # on the "out" side, clear of the arrow: its centre half its size away from the line
+        centre = middle - right * (0.5 * abs(right[0]) * tw + 0.5 * abs(right[1]) * th + 8)
+        _label(image, text, (int(centre[0] - tw / 2), int(centre[1] - th / 2)), font,
+               (40, 40, 40))
     for area in rules.areas:
         corners = np.round(area.zone.points).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(image, [corners], True, AREA_COLOUR, thick, cv2.LINE_AA)
