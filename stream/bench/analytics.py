@@ -16,6 +16,9 @@ and an area (the middle of the frame, loitering after :data:`DWELL_S`) are place
 - dwell: the area's p50 dwell time against the truth's, and the median error of the matched
   exits' dwell times.
 
+**Against the peer** (``--peer``): supervision's ``LineZone``, installed for the comparison
+only, fed the same tracks with the same anchor (:func:`peer_comparison`).
+
 **Cost.** :func:`rules_cost`: 10 lines and 10 areas fed 30 moving tracks for 3000 frames
 (counts, events and the state the journal records), ms a frame (target: at most 0.3).
 """
@@ -127,7 +130,49 @@ def count_error(counted: dict, true: dict) -> tuple[int, int]:
     return error, total
 
 
-def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet) -> dict:
+def total_error(counted: tuple[int, int], true: tuple[int, int]) -> int:
+    """``|in - true in| + |out - true out|`` over every class together."""
+    return abs(counted[0] - true[0]) + abs(counted[1] - true[1])
+
+
+def peer_line_counts(frames: list[Detections], lines: list[str]) -> dict[str, tuple[int, int]]:
+    """supervision's ``LineZone`` (installed for this comparison only) fed the same tracks,
+    triggered by the same anchor (the box's bottom centre): ``(in, out)`` per line."""
+    import supervision as sv
+
+    zones = {}
+    for spec in line_specs(lines):
+        zones[spec.name] = sv.LineZone(start=sv.Point(*spec.start), end=sv.Point(*spec.end),
+                                       triggering_anchors=(sv.Position.BOTTOM_CENTER,))
+    for dets in frames:
+        tracked = dets.track_ids >= 0
+        frame = sv.Detections(xyxy=dets.boxes[tracked].astype(np.float32),
+                              confidence=dets.scores[tracked].astype(np.float32),
+                              class_id=dets.class_ids[tracked].astype(int),
+                              tracker_id=dets.track_ids[tracked].astype(int))
+        for zone in zones.values():
+            zone.trigger(frame)
+    return {name: (zone.in_count, zone.out_count) for name, zone in zones.items()}
+
+
+def peer_comparison(frames: list[Detections], lines: list[str], ours: dict, true: dict
+                    ) -> dict:
+    """Each line's error, ours against supervision's on the same tracks, counting both
+    directions over every class together. supervision names the directions its own way: its
+    counts are compared both ways round and the smaller error kept (in its favour)."""
+    peer = peer_line_counts(frames, lines)
+    result = {}
+    for name, (a, b) in peer.items():
+        real = (true[name]["in_total"], true[name]["out_total"])
+        mine = (ours[name]["in_total"], ours[name]["out_total"])
+        theirs = min(total_error((a, b), real), total_error((b, a), real))
+        result[name] = {"ours": total_error(mine, real), "supervision": theirs,
+                        "supervision_counts": [a, b], "true": list(real)}
+    return result
+
+
+def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet,
+                peer: bool = False) -> dict:
     """One scene through the pipeline with the benchmark's rules, against its truth."""
     from detstream.stream.session import build
 
@@ -181,6 +226,8 @@ def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet) -> dic
                  "exit_dwell_error_p50_s": round(float(np.median(exits)), 3) if exits else None},
         "tracking": {k: report.get("truth", {}).get(k) for k in ("HOTA", "IDF1")},
     }
+    if peer:
+        result["peer"] = peer_comparison(ours, lines, counted["lines"], expected["lines"])
     log(f"{config.seed}: count error {result['count_error']}, precision {result['precision']}, "
         f"recall {result['recall']}, dwell p50 error {dwell_p50}")
     return result
@@ -219,7 +266,7 @@ def rules_cost(frames: int = 3000, tracks: int = 30, rules: int = 10, seed: int 
 
 def bench_analytics(run_options: dict, kinds: tuple[str, ...], frames: int = 900,
                     size: tuple[int, int] = (640, 480), first_seed: int = 3700,
-                    log: Log = quiet) -> dict:
+                    log: Log = quiet, peer: bool = False) -> dict:
     """Every scene kind of ``kinds`` (:data:`ANALYTICS_KINDS`) through :func:`bench_scene`,
     the totals against the targets, and :func:`rules_cost`."""
     w, h = size
@@ -229,7 +276,7 @@ def bench_analytics(run_options: dict, kinds: tuple[str, ...], frames: int = 900
     for i, kind in enumerate(kinds):
         config = SceneConfig(**{**base, **ANALYTICS_KINDS[kind]}, seed=first_seed + i)
         log(f"{kind}: {frames} frames of {w}x{h}, seed {config.seed}")
-        scenes[kind] = bench_scene(config, run_options, log)
+        scenes[kind] = bench_scene(config, run_options, log, peer)
     log("rules alone: 10 lines and 10 areas, 30 tracks")
     cost = rules_cost()
     errors = [s["count_error"] for s in scenes.values() if s["count_error"] is not None]
@@ -282,6 +329,12 @@ def print_analytics(result: dict) -> None:
         print(f"{kind:<12}{s['true_crossings']:>10}{err:>10}{s['events']:>8}{s['true_events']:>6}"
               f"{s['precision'] or 0:>10.3f}{s['recall'] or 0:>8.3f}"
               f"{'-' if dwell is None else f'{dwell:.2f}':>16}")
+    if any("peer" in s for s in result["scenes"].values()):
+        print("line count errors (both directions, every class), ours against supervision's "
+              "LineZone on the same tracks:")
+        for kind, s in result["scenes"].items():
+            print(f"  {kind:<12}" + "  ".join(
+                f"{name} {v['ours']} vs {v['supervision']}" for name, v in s["peer"].items()))
     c = result["cost"]
     print(f"rules alone: {c['lines']} lines, {c['areas']} areas, {c['tracks']} tracks: "
           f"{c['ms_p50']:.3f} ms a frame (p50), {c['ms_p95']:.3f} (p95)")

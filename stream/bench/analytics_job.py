@@ -40,16 +40,26 @@ def register(jobs: argparse._SubParsersAction) -> None:
                         help="frames per scene (default 900: 30 s at 30 fps)")
     parser.add_argument("--size", type=frame_size, default=(640, 480),
                         help="frame size (default 640x480)")
+    parser.add_argument("--peer", action="store_true",
+                        help="also feed the same tracks to supervision's LineZone (pip install "
+                             "supervision; not a dependency) and compare each line's error")
     job.add_pipeline_arguments(parser)
     job.add_json_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the rules on every scene kind, time them, print and write the figures."""
+    from detstream.engines.errors import UserInputError
     from detstream.stream.bench.analytics import bench_analytics, print_analytics
 
+    if args.peer:
+        try:
+            import supervision  # noqa: F401
+        except ImportError:
+            raise UserInputError("--peer compares with supervision, which is not installed: "
+                                 "pip install supervision") from None
     result = bench_analytics(job.bench_model(args).run_options() | {"tracker": args.tracker},
-                             args.kinds, args.frames, args.size, log=job.log)
+                             args.kinds, args.frames, args.size, log=job.log, peer=args.peer)
     print_analytics(result)
     job.write_json(args.json, result)
     return 0
