@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from abc import abstractmethod
 from dataclasses import dataclass
 
 from detstream.stream.analytics.events import RuleEvent
@@ -97,9 +98,9 @@ class AlertSink(Sink):
             with self._lock:
                 self.stats.queued += 1
 
+    @abstractmethod
     def _send(self, record: dict) -> None:
         """Deliver one event, or raise ``OSError`` (or ``ValueError``) to have it retried."""
-        raise NotImplementedError
 
     def _opened(self) -> None:
         """Called in the sending thread before the first event (a client may connect)."""
