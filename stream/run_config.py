@@ -145,6 +145,19 @@ class RunConfig:
                                    "track and kind of event (and direction of a crossing) "
                                    "alerts again", "run", "fleet",
                                    metavar="SECONDS")
+    clips: Path | None = option(None, File(optional=True),
+                                "a folder for event clips: an H.264 MP4 of the drawn video "
+                                "around each line crossing, area entry and exit and loitering, "
+                                "from --pre seconds before it to --post after, named by time, "
+                                "rule and track", "run", "fleet", metavar="DIR")
+    clip_pre: float = option(5.0, Number(minimum=0, maximum=60),
+                             "seconds of video before each event in its clip (from the "
+                             "keyframe at or before then: one a second)", "run", "fleet",
+                             flag="--pre", metavar="SECONDS")
+    clip_post: float = option(5.0, Number(minimum=0, maximum=600),
+                              "seconds of video after each event in its clip (a later event "
+                              "of the same track extends it)", "run", "fleet", flag="--post",
+                              metavar="SECONDS")
     tracker: str | None = option("botsort", Choice(TRACKER_CHOICES, noun="tracker",
                                                    none="none", optional=True),
                                  "the tracker (none: detections only)", "run", "demo", "page",

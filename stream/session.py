@@ -35,7 +35,8 @@ from detstream.stream.pipeline.threads import (
 )
 from detstream.stream.run_config import DEFAULT_SOURCE, RunConfig  # noqa: F401  (re-exported)
 from detstream.stream.sinks import DisplaySink, JsonlSink, MotSink, Sink, VideoSink
-from detstream.stream.sinks.alerts import AlertSink, MqttSink, WebhookSink
+from detstream.stream.sinks.alerts import MqttSink, WebhookSink
+from detstream.stream.sinks.clips import ClipSink
 from detstream.stream.sinks.heatmap import HeatmapSink
 from detstream.stream.sinks.journal import (
     ProgressJournal,
@@ -236,8 +237,9 @@ class Session:
         if self.model_info is not None:
             report["model"] = self.model_info
         for sink in self.pipeline.sinks:
-            if isinstance(sink, AlertSink):
-                report[sink.name] = sink.report()
+            said = sink.report()
+            if said is not None:
+                report[sink.name] = said
         scores = self.scores() if not interrupted else None
         if scores is not None:
             report["scores"] = scores
@@ -412,6 +414,8 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
                  config.heatmap, journal):
         if path is not None:
             writable_dir(Path(path).parent)
+    if config.clips is not None:
+        writable_dir(config.clips)
     output = config.output
     if point is not None:
         _resume_outputs(config, point, journal)
@@ -448,6 +452,10 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
         if config.heatmap is not None:
             sinks.append(HeatmapSink(config.heatmap, Heatmap(config.heatmap_half_life),
                                      source.fps))
+        if config.clips is not None:
+            sinks.append(ClipSink(config.clips, tracking_fps(source.fps), config.clip_pre,
+                                  config.clip_post, live=source.live,
+                                  preset=config.video_preset))
         sinks.extend(extra_sinks)
         if journal is not None:  # last: a frame is recorded once every output holds it
             files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]

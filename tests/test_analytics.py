@@ -174,9 +174,10 @@ def test_a_run_counts_crossings_on_a_rendered_scene_near_its_truth(tmp_path):
     from detstream.stream.analytics.specs import area_specs, line_specs
     from tests.conftest import run_main
 
-    jsonl, stats = tmp_path / "run.jsonl", tmp_path / "stats.json"
+    jsonl, stats, clips = tmp_path / "run.jsonl", tmp_path / "stats.json", tmp_path / "clips"
     result = run_main("run", "--source", SCENE, "--line", *LINES, "--area", AREA,
-                      "--dwell", "2", "--save-json", str(jsonl), "--stats-json", str(stats))
+                      "--dwell", "2", "--save-json", str(jsonl), "--stats-json", str(stats),
+                      "--clips", str(clips), "--pre", "1", "--post", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(stats.read_text())
     analytics = report.get("analytics") or report["streams"][0]["analytics"]
@@ -204,6 +205,20 @@ def test_a_run_counts_crossings_on_a_rendered_scene_near_its_truth(tmp_path):
     entered = sum(e["event"] == "zone_entered" for e in events)
     assert entered == area["entries_total"] == analytics["events"]["zone_entered"]
     assert all(e["dwell_s"] >= 2.0 for e in events if e["event"] == "dwell_exceeded")
+
+    # Every event is in a clip, each clip a playable H.264 MP4 of the drawn frames.
+    import av
+
+    made = report["clips"]
+    assert made["written"] == len(made["clips"]) == len(list(clips.glob("*.mp4"))) > 0
+    key = ("event", "rule", "track_id", "frame")
+    assert sorted(tuple(e[k] for k in key) for c in made["clips"] for e in c["events"]) == \
+        sorted(tuple(e[k] for k in key) for e in events if "rule" in e)
+    for clip in made["clips"][:3]:
+        with av.open(clip["path"]) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            assert sum(1 for _ in container.decode(video=0)) == clip["frames"] > 10
 
 
 def test_a_rule_naming_a_class_the_model_lacks_is_refused():

@@ -104,8 +104,11 @@ def test_a_worker_serves_one_model():
 
 # ---------------------------------------------------------------------------- the YAML
 
-GOOD = {"defaults": {"imgsz": 320, "outputs": {"json": "out/{name}.jsonl"}},
-        "streams": [{"name": "a", "uri": "synthetic://?seed=1&fps=12"},
+GOOD = {"defaults": {"imgsz": 320, "outputs": {"json": "out/{name}.jsonl"},
+                     "clips": "clips/{name}", "clip_post": 8},
+        "streams": [{"name": "a", "uri": "synthetic://?seed=1&fps=12",
+                     "lines": ["door:0,240,640,240"], "areas": ["desk:0,0 9,0 9,9"],
+                     "dwell": 30, "heatmap": "/tmp/heat-{name}.png"},
                     {"name": "b", "uri": "clip.mp4", "fps": 25, "tracker": "none",
                      "zone": [[0, 0], [10, 0], [10, 10]], "labels": {"site": "n"},
                      "outputs": {"mot": "b.txt"}},
@@ -121,6 +124,11 @@ def test_a_good_yaml(tmp_path):
     assert b.outputs.mot == tmp_path / "b.txt" and b.outputs.json == tmp_path / "out/b.jsonl"
     assert b.zone == ((0, 0), (10, 0), (10, 10)) and b.labels == {"site": "n"}
     assert c.fps == DEFAULT_FPS and c.uri == "rtsp://cam/1"
+    # Rules per stream; written paths per stream by {name}, relative to the YAML's folder.
+    assert [line.name for line in a.lines] == ["door"] and a.areas[0].name == "desk"
+    assert a.dwell == 30 and b.lines is None
+    assert a.clips == tmp_path / "clips" / "a" and c.clips == tmp_path / "clips" / "c"
+    assert a.clip_post == 8 and a.heatmap == Path("/tmp/heat-a.png")
     assert a.model_key == c.model_key
     assert config.workers[0].capacity_fps == 40
 

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from detstream.engines.errors import UserInputError
-from detstream.stream.options import OptionError, options_of, value_of, with_values
+from detstream.stream.options import File, OptionError, options_of, value_of, with_values
 from detstream.stream.run_config import RUN_OPTIONS, RunConfig
 
 #: Frame rate assumed for a stream that declares none and whose URI tells none.
@@ -227,6 +227,9 @@ def _stream(reader: _Reader, raw: Any, where: str, defaults: dict) -> StreamSpec
     uri = reader.uri(merged["uri"], f"{at}.uri")
     run = {key: reader.option(key, merged[key], f"{at}.{key}")
            for key in FLEET_OPTIONS if key in merged}
+    for key, value in run.items():  # a written path (heatmap, clips) per stream, as outputs
+        if isinstance(RUN_OPTIONS[key].kind, File) and isinstance(value, Path):
+            run[key] = reader.file(str(merged[key]), f"{at}.{key}", name)
     fps = merged.get("fps")
     fps = reader.positive(fps, f"{at}.fps") if fps is not None else (_uri_fps(uri)
                                                                     or DEFAULT_FPS)

@@ -68,6 +68,11 @@ class Sink(ABC):
         """Flush and finalise; safe to call twice and after errors."""
         return None
 
+    def report(self) -> dict | None:
+        """What the output did, for the run's statistics under its ``name`` (``None``:
+        nothing to say)."""
+        return None
+
 
 class FileSink(Sink):
     """A sink writing one file, which notices when the file disappears under it.

@@ -1,0 +1,185 @@
+"""Event clips (``--clips DIR --pre S --post S``): an H.264 MP4 of the drawn video around each
+counting-line crossing, area entry or exit and loitering, from ``pre`` seconds before the
+event to ``post`` seconds after it.
+
+Every drawn frame is encoded once, as it passes (:class:`PacketEncoder`, a keyframe each
+second), and the last ``pre`` seconds of packets are kept in a ring: about 1 MB at 640x480,
+where the raw frames would take 130 MB. An event opens a clip from the newest keyframe at
+least ``pre`` seconds before it (so it plays from its first frame), the ring's packets go in
+unchanged, then each new frame's, until ``post`` seconds after the event. Later events of
+the same track while its clip is open extend that clip instead of opening another. A clip
+still open when the run ends is finalised where the video ends, and stays playable.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detstream.engines.data.packets import ClipFile, EncodedFrame, PacketEncoder
+from detstream.engines.data.video import DEFAULT_PRESET
+from detstream.stream.analytics.events import RuleEvent
+from detstream.stream.pipeline.packet import FramePacket
+from detstream.stream.sinks.base import Sink
+
+#: Clips being written at once; events beyond that get no clip (counted as skipped).
+MAX_OPEN = 16
+#: A clip extended by one event after another ends this long after it began; the track's
+#: next event then starts a new one.
+MAX_CLIP_S = 120.0
+#: Clips listed in the report (the most recent ones; the counts cover all).
+REPORT_CLIPS = 1000
+
+
+@dataclass
+class _Clip:
+    file: ClipFile
+    track_id: int
+    until: float  # seconds on the encoder's clock: the clip ends after this frame
+    started: float
+    events: list[dict] = field(default_factory=list)
+
+
+def clip_name(event: RuleEvent, stream_id: int, live: bool, wall: float) -> str:
+    """``20261208-103015.250_door_line_crossed_track12.mp4``: a live source's clip is named
+    by the wall-clock time of the event, a file's by its time in the video
+    (``t000123.40s_...``); then the rule, the kind of event and the track (``s2_`` first for
+    stream 2 of several)."""
+    if live:
+        milliseconds = int(wall * 1000) % 1000
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall)) + f".{milliseconds:03d}"
+    else:
+        stamp = f"t{event.time:09.2f}s"
+    rule = re.sub(r"[^A-Za-z0-9_.-]+", "-", event.rule)
+    prefix = f"s{stream_id}_" if stream_id else ""
+    return f"{prefix}{stamp}_{rule}_{event.kind}_track{event.track_id}.mp4"
+
+
+class ClipSink(Sink):
+    """Writes a clip around each rule event into ``folder`` (see the module doc).
+
+    Args:
+        folder: where the clips go (created if missing).
+        fps: the source's frame rate (rate control, keyframe spacing, time of frames
+            without a timestamp).
+        pre_s, post_s: seconds kept before and after each event.
+        live: name clips by wall-clock time (cameras) rather than video time (files).
+        preset: x264 speed.
+    """
+
+    name = "clips"
+    label = "event clips"
+    shows_frames = True
+
+    def __init__(self, folder: str | Path, fps: float, pre_s: float = 5.0, post_s: float = 5.0,
+                 live: bool = False, preset: str = DEFAULT_PRESET) -> None:
+        self.path = Path(folder)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.fps = fps if fps and fps > 0 else 30.0
+        self.pre_s, self.post_s = float(pre_s), float(post_s)
+        self.live = live
+        self.preset = preset
+        self._encoder: PacketEncoder | None = None
+        self._ring: deque[EncodedFrame] = deque()
+        self._keyframes: deque[int] = deque()  # pts of the ring's keyframes, oldest first
+        self._open: list[_Clip] = []
+        self._written: deque[dict] = deque(maxlen=REPORT_CLIPS)
+        self.clips = self.skipped = 0
+        self._clock_offset = 0.0
+        self._last_time: float | None = None
+
+    def write(self, packet: FramePacket) -> None:
+        image = packet.annotated if packet.annotated is not None else packet.image
+        if self._encoder is not None and image.shape[:2] != (self._encoder.height,
+                                                             self._encoder.width):
+            self._restart()  # the source changed size (a camera reconfigured)
+        if self._encoder is None:
+            height, width = image.shape[:2]
+            self._encoder = PacketEncoder(width, height, self.fps, preset=self.preset)
+        now = self._clock(packet)
+        self._finish(lambda clip: clip.until < now)  # before this frame: past their end
+        for frame in self._encoder.encode(image, now):
+            self._keep(frame)
+        for event in packet.events:
+            if isinstance(event, RuleEvent):
+                self._on_event(event, packet.stream_id, now)
+
+    def _clock(self, packet: FramePacket) -> float:
+        """The frame's time in seconds, never going back (a looping file starts over)."""
+        raw = packet.pts if packet.pts is not None else packet.index / self.fps
+        if self._last_time is not None and raw + self._clock_offset <= self._last_time:
+            self._clock_offset = self._last_time + 1.0 / self.fps - raw
+        self._last_time = raw + self._clock_offset
+        return self._last_time
+
+    def _keep(self, frame: EncodedFrame) -> None:
+        """Add a packet to the ring and the open clips; drop what no clip can need: packets
+        before the newest keyframe that is at least ``pre`` seconds old."""
+        self._ring.append(frame)
+        if frame.keyframe:
+            self._keyframes.append(frame.pts)
+        for clip in self._open:
+            clip.file.write(frame)
+        oldest_needed = frame.pts - self.pre_s * 1000
+        while len(self._keyframes) >= 2 and self._keyframes[1] <= oldest_needed:
+            self._keyframes.popleft()
+            while self._ring[0].pts < self._keyframes[0]:
+                self._ring.popleft()
+
+    def _on_event(self, event: RuleEvent, stream_id: int, now: float) -> None:
+        record = {**event.to_dict(), "stream": stream_id}
+        for clip in self._open:
+            if clip.track_id == event.track_id and now - clip.started < MAX_CLIP_S:
+                clip.until = max(clip.until, now + self.post_s)
+                clip.events.append(record)
+                return
+        if len(self._open) >= MAX_OPEN:
+            self.skipped += 1
+            return
+        start = self._ring[0].pts
+        for pts in self._keyframes:  # the newest keyframe at least `pre` before the event
+            if pts <= (now - self.pre_s) * 1000:
+                start = pts
+        path = self.path / clip_name(event, stream_id, self.live, time.time())
+        clip = _Clip(ClipFile(path, self._encoder), event.track_id, now + self.post_s, now,
+                     [record])
+        for frame in self._ring:
+            if frame.pts >= start:
+                clip.file.write(frame)
+        self._open.append(clip)
+
+    def _finish(self, done) -> None:
+        """Close the open clips for which ``done(clip)`` holds and record them."""
+        still = []
+        for clip in self._open:
+            if not done(clip):
+                still.append(clip)
+                continue
+            clip.file.close()
+            self.clips += 1
+            self._written.append({"path": str(clip.file.path), "frames": clip.file.frames,
+                                  "seconds": round(clip.file.seconds, 3),
+                                  "events": clip.events})
+        self._open = still
+
+    def _restart(self) -> None:
+        self._finish(lambda clip: True)
+        if self._encoder is not None:
+            self._encoder.close()
+        self._encoder = None
+        self._ring.clear()
+        self._keyframes.clear()
+
+    def close(self) -> None:
+        """Finalise the clips still open (they end where the video ended)."""
+        self._restart()
+
+    def report(self) -> dict:
+        """``written``: clips finished; ``skipped``: events with no clip because
+        :data:`MAX_OPEN` were being written; ``clips``: the most recent clips (path, frames,
+        seconds and the events they show)."""
+        return {"folder": str(self.path), "written": self.clips, "skipped": self.skipped,
+                "pre_s": self.pre_s, "post_s": self.post_s, "clips": list(self._written)}
