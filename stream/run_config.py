@@ -113,15 +113,21 @@ class RunConfig:
     lines: tuple | None = option(
         None, Lines(optional=True), "counting lines: crossings of each named line per direction "
         "(in: from its left to its right, walking from its first point to its second) and "
-        "class, once per track; drawn with their counts", "run", "fleet", flag="--line")
+        "class, once per track; drawn with their counts", "run", "fleet", "page", flag="--line")
     areas: tuple | None = option(
         None, Areas(optional=True), "watched areas: occupancy, entries, exits and dwell time "
         "of the tracks standing in each named polygon (unlike --zone, nothing is dropped)",
-        "run", "fleet", flag="--area")
+        "run", "fleet", "page", flag="--area")
+    rules: Path | None = option(None, File(exists=True, suffixes=(".yaml", ".yml", ".json"),
+                                           suffix_hint="a YAML rules file", optional=True),
+                                "a YAML file of counting lines and watched areas ('lines:', "
+                                "'areas:' and 'dwell:', as the options write them or as "
+                                "mappings with classes, anchor and an area's own dwell); "
+                                "--line and --area add to them", "run", "fleet")
     dwell: float | None = option(None, Number(minimum=0, above=True, optional=True),
                                  "seconds a track may stay in a watched area before it raises "
                                  "dwell_exceeded (loitering; an area's own dwell comes first)",
-                                 "run", "fleet", metavar="SECONDS")
+                                 "run", "fleet", "page", metavar="SECONDS")
     heatmap: Path | None = option(None, File(suffixes=(".png",), suffix_hint="a PNG image",
                                              optional=True),
                                   "where the tracked objects stood over the run (their box "

@@ -22,6 +22,7 @@ from detstream.engines.runtime.base import Backend
 from detstream.engines.runtime.select import open_backend
 from detstream.stream.analytics.heatmap import Heatmap
 from detstream.stream.analytics.rules import Rules, rules_for
+from detstream.stream.analytics.specs import merged_rules
 from detstream.stream.draw import Annotator
 from detstream.stream.pipeline.motion_gate import GateConfig
 from detstream.stream.pipeline.packet import FramePacket
@@ -111,8 +112,9 @@ def _rules(config: RunConfig, class_names: Sequence[str], point: ResumePoint | N
            ) -> Rules | None:
     """The counting lines and watched areas ``config`` asks for, checked against the model's
     classes; a resumed run's carry on from the counts its journal recorded."""
+    lines, areas, dwell = merged_rules(config.rules, config.lines, config.areas, config.dwell)
     try:
-        rules = rules_for(config.lines, config.areas, config.dwell, class_names)
+        rules = rules_for(lines, areas, dwell, class_names)
     except ValueError as exc:
         raise UserInputError(f"{exc}; name classes the model detects, or leave them out") \
             from None

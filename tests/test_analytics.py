@@ -5,6 +5,7 @@ and loitering through flicker on an area's edge."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -244,8 +245,10 @@ def test_counts_survive_a_resume_through_the_journal(tmp_path):
     from detstream.stream.sinks.journal import read_journal
 
     out, journal = tmp_path / "out.jsonl", tmp_path / "out.jsonl.progress"
-    first = RunConfig(source=SCENE, lines=LINES, areas=[AREA], save_json=out, journal=journal,
-                      max_frames=75)
+    rules = tmp_path / "rules.yaml"  # one line and the area from a rules file, a line given
+    rules.write_text(f"lines:\n  - {LINES[0]}\nareas:\n  - {AREA}\n")
+    first = RunConfig(source=SCENE, rules=rules, lines=LINES[1:], save_json=out,
+                      journal=journal, max_frames=75)
     before = build(first).pipeline.run()["analytics"]
     recorded = read_journal(journal).analytics
     assert recorded["lines"]["mid"] == {d: before["lines"]["mid"][d] for d in ("in", "out")}
@@ -345,3 +348,35 @@ def test_a_heatmap_counts_where_tracks_stood_and_fades_with_its_half_life(tmp_pa
     assert saved.shape == image.shape
     assert not np.array_equal(saved[195, 100], image[195, 100])  # coloured where it stood
     assert np.array_equal(saved[20, 600], image[20, 600])  # untouched far from it
+
+
+def test_a_rules_file_holds_lines_areas_and_dwell_and_says_what_is_wrong(tmp_path):
+    from detstream.engines.errors import UserInputError
+    from detstream.stream.analytics.specs import merged_rules, read_rules_file
+
+    good = tmp_path / "rules.yaml"
+    good.write_text("lines:\n  - door:0,5,10,5\n"
+                    "  - {name: exit, points: [[0, 0], [0, 9]], classes: [person]}\n"
+                    "areas: [{name: desk, points: [[0, 0], [9, 0], [9, 9]], dwell: 12}]\n"
+                    "dwell: 60\n")
+    found = read_rules_file(good)
+    assert [line.name for line in found.lines] == ["door", "exit"]
+    assert found.lines[1].classes == ("person",) and found.areas[0].dwell == 12.0
+    assert found.dwell == 60.0
+    lines, areas, dwell = merged_rules(good, (LineSpec("gate", (0, 0), (5, 5)),), None, 30.0)
+    assert [line.name for line in lines] == ["door", "exit", "gate"] and dwell == 30.0
+    assert merged_rules(good, None, None, None)[2] == 60.0
+    for text, message in [
+        ("lines:\n  - door:1,2\n", "rules.yaml: line 'door' needs two points"),
+        ("lines: [door:1,2,3,4]\n", "split at the commas; write one per line after '- '"),
+        ("zones: []\n", "unknown key 'zones'; it takes lines, areas, dwell"),
+        ("lines: ['door:1,2,3,4'\n", "is not valid YAML (line 2)"),
+        ("", "holds no rules"),
+        ("dwell: -1\n", "dwell must be a number of seconds above 0"),
+    ]:
+        good.write_text(text)
+        with pytest.raises(UserInputError, match=re.escape(message)):
+            read_rules_file(good)
+    good.write_text("lines: ['door:0,5,10,5']\n")
+    with pytest.raises(UserInputError, match="two lines are named 'door'"):
+        merged_rules(good, (LineSpec("door", (0, 0), (5, 5)),), None, None)

@@ -108,7 +108,8 @@ GOOD = {"defaults": {"imgsz": 320, "outputs": {"json": "out/{name}.jsonl"},
                      "clips": "clips/{name}", "clip_post": 8},
         "streams": [{"name": "a", "uri": "synthetic://?seed=1&fps=12",
                      "lines": ["door:0,240,640,240"], "areas": ["desk:0,0 9,0 9,9"],
-                     "dwell": 30, "heatmap": "/tmp/heat-{name}.png"},
+                     "dwell": 30, "heatmap": "/tmp/heat-{name}.png",
+                     "rules": "rules-{name}.yaml"},
                     {"name": "b", "uri": "clip.mp4", "fps": 25, "tracker": "none",
                      "zone": [[0, 0], [10, 0], [10, 10]], "labels": {"site": "n"},
                      "outputs": {"mot": "b.txt"}},
@@ -117,6 +118,7 @@ GOOD = {"defaults": {"imgsz": 320, "outputs": {"json": "out/{name}.jsonl"},
 
 
 def test_a_good_yaml(tmp_path):
+    (tmp_path / "rules-a.yaml").write_text("lines:\n  - exit:0,0,9,9\n")
     config = parse_fleet(GOOD, tmp_path / "cams.yaml")
     a, b, c = config.streams
     assert a.fps == 12 and a.imgsz == 320 and a.outputs.json == tmp_path / "out" / "a.jsonl"
@@ -129,6 +131,7 @@ def test_a_good_yaml(tmp_path):
     assert a.dwell == 30 and b.lines is None
     assert a.clips == tmp_path / "clips" / "a" and c.clips == tmp_path / "clips" / "c"
     assert a.clip_post == 8 and a.heatmap == Path("/tmp/heat-a.png")
+    assert a.rules == tmp_path / "rules-a.yaml"
     assert a.model_key == c.model_key
     assert config.workers[0].capacity_fps == 40
 
@@ -164,8 +167,11 @@ _DROP = object()
     ("workers.0.cpus", 0, "workers[0].cpus: expected a number above 0"),
     ("workers", {"w": 1}, "workers: expected a list"),
     ("streams.0.conf", 2, "above 1"),
+    ("streams.0.rules", "missing-{name}.yaml", "missing-a.yaml does not exist"),
 ])
 def test_yaml_mistakes_are_one_line_naming_the_field(tmp_path, path, value, message):
+    for name in ("a", "b"):
+        (tmp_path / f"rules-{name}.yaml").write_text("lines:\n  - exit:0,0,9,9\n")
     with pytest.raises(UserInputError) as error:
         parse_fleet(_with(path, value), tmp_path / "cams.yaml")
     text = str(error.value)

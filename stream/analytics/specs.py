@@ -9,6 +9,8 @@ the run options turn that into the option's own error line.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from detstream.stream.analytics.areas import AreaSpec
@@ -143,3 +145,90 @@ def line_specs(value: Any) -> tuple[LineSpec, ...]:
 def area_specs(value: Any) -> tuple[AreaSpec, ...]:
     """Areas from one word or mapping, or a list of them (names must differ)."""
     return _many(value, area_spec, "areas")
+
+
+#: What a rules file (``--rules FILE.yaml``) holds, each optional.
+RULES_FILE_KEYS = ("lines", "areas", "dwell")
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    """A rules file's lines, areas and loitering threshold (``None`` where it has none)."""
+
+    lines: tuple[LineSpec, ...] | None = None
+    areas: tuple[AreaSpec, ...] | None = None
+    dwell: float | None = None
+
+
+def read_rules_file(path: str | Path) -> RulesFile:
+    """The lines, areas and ``dwell`` of a YAML (or JSON) rules file, e.g.::
+
+        lines:
+          - door:100,300,500,300
+          - {name: exit, points: [[620, 432], [620, 240]], classes: [person]}
+        areas:
+          - 'counter:100,100 300,100 300,300'
+          - {name: desk, points: [[0, 0], [50, 0], [50, 50]], dwell: 120}
+        dwell: 60
+
+    Raises:
+        UserInputError: the file cannot be read or holds a mistake: one line naming the
+            file, what is wrong and how to write it.
+    """
+    import yaml
+
+    from detstream.engines.errors import UserInputError
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserInputError(f"cannot read the rules file {path}: {exc.strerror or exc}") \
+            from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise UserInputError(f"the rules file {path} is not valid YAML{at}; write 'lines:' "
+                             "and 'areas:' lists") from None
+    if not isinstance(data, Mapping) or not data:
+        raise UserInputError(f"the rules file {path} holds no rules; write a 'lines:' or "
+                             "'areas:' list")
+    unknown = sorted(str(k) for k in data if k not in RULES_FILE_KEYS)
+    if unknown:
+        raise UserInputError(f"the rules file {path} has an unknown key {unknown[0]!r}; it "
+                             f"takes {', '.join(RULES_FILE_KEYS)}")
+    for key in ("lines", "areas"):
+        items = data.get(key)
+        if isinstance(items, list) and any(isinstance(v, int | float) for v in items):
+            # `lines: [door:1,2,3,4]` reads as four items: YAML's [...] splits at commas
+            raise UserInputError(f"the rules file {path}: its {key} list was split at the "
+                                 "commas; write one per line after '- ', or quote each "
+                                 "('door:1,2,3,4')")
+    try:
+        lines = line_specs(data["lines"]) if data.get("lines") else None
+        areas = area_specs(data["areas"]) if data.get("areas") else None
+    except ValueError as exc:
+        raise UserInputError(f"the rules file {path}: {exc}") from None
+    dwell = data.get("dwell")
+    if dwell is not None and (isinstance(dwell, bool) or not isinstance(dwell, int | float)
+                              or not dwell > 0):
+        raise UserInputError(f"the rules file {path}: dwell must be a number of seconds "
+                             f"above 0, got {dwell!r}")
+    return RulesFile(lines, areas, None if dwell is None else float(dwell))
+
+
+def merged_rules(path: str | Path | None, lines: tuple | None, areas: tuple | None,
+                 dwell: float | None) -> tuple[tuple | None, tuple | None, float | None]:
+    """A rules file's lines and areas followed by those given as options (one name twice
+    is refused), and the options' ``dwell`` before the file's."""
+    if path is None:
+        return lines, areas, dwell
+    from detstream.engines.errors import UserInputError
+
+    found = read_rules_file(path)
+    try:
+        lines = line_specs((*(found.lines or ()), *(lines or ()))) or None
+        areas = area_specs((*(found.areas or ()), *(areas or ()))) or None
+    except ValueError as exc:
+        raise UserInputError(f"{exc} (the rules file {path} and the options)") from None
+    return lines, areas, dwell if dwell is not None else found.dwell

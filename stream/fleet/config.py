@@ -225,11 +225,15 @@ def _stream(reader: _Reader, raw: Any, where: str, defaults: dict) -> StreamSpec
     merged = {**defaults, **raw}
     at = f"{where} ({name})"
     uri = reader.uri(merged["uri"], f"{at}.uri")
-    run = {key: reader.option(key, merged[key], f"{at}.{key}")
-           for key in FLEET_OPTIONS if key in merged}
-    for key, value in run.items():  # a written path (heatmap, clips) per stream, as outputs
-        if isinstance(RUN_OPTIONS[key].kind, File) and isinstance(value, Path):
-            run[key] = reader.file(str(merged[key]), f"{at}.{key}", name)
+    run = {}
+    for key in FLEET_OPTIONS:
+        if key not in merged:
+            continue
+        value = merged[key]
+        if isinstance(RUN_OPTIONS[key].kind, File) and value is not None:
+            # paths (rules, heatmap, clips) as the outputs': {name}, from the YAML's folder
+            value = str(reader.file(value, f"{at}.{key}", name))
+        run[key] = reader.option(key, value, f"{at}.{key}")
     fps = merged.get("fps")
     fps = reader.positive(fps, f"{at}.fps") if fps is not None else (_uri_fps(uri)
                                                                     or DEFAULT_FPS)
