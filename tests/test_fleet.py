@@ -353,7 +353,8 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
     pytest.importorskip("ray")
     frames = 240
     live = _scene(13, 150) + "&live=1"  # paced at 10 frames/s
-    cameras = _cameras(tmp_path, [{"name": "a", "uri": _scene(11, frames)},
+    rules = {"lines": ["mid:0,96,320,96"], "areas": ["left:0,0 160,0 160,192 0,192"]}
+    cameras = _cameras(tmp_path, [{"name": "a", "uri": _scene(11, frames), **rules},
                                   {"name": "b", "uri": _scene(12, frames)},
                                   {"name": "c", "uri": live}],
                        [{"name": "w0", "cpus": 1, "capacity_fps": 30},
@@ -403,6 +404,17 @@ def test_a_killed_worker_s_streams_move_and_write_every_frame_once(tmp_path):
 
     # every frame exactly once, each with the objects a single-process run finds there
     rows = _frames_once(tmp_path / "out" / "a.jsonl", frames)
+    # the counts moved with the stream: its journal's are those of every event written,
+    # the ones before the move included
+    from detstream.stream.sinks.journal import read_journal
+
+    counted = read_journal(tmp_path / "out" / "a.jsonl.progress").analytics
+    events = [e for row in rows for e in row["events"] if "rule" in e]
+    entered = [e["frame"] for e in events if e["event"] == "zone_entered"]
+    assert min(entered) < moved["start_frame"]
+    assert sum(counted["areas"]["left"]["entries"].values()) == len(entered)
+    assert sum(sum(counted["lines"]["mid"][d].values()) for d in ("in", "out")) == sum(
+        e["event"] == "line_crossed" for e in events)
     _frames_once(tmp_path / "out" / "b.jsonl", frames)
     alone = tmp_path / "alone.jsonl"
     single = run_main("run", "--source", _scene(11, frames), *MODEL, "--save-json", str(alone))
