@@ -317,7 +317,7 @@ def test_events_match_on_the_same_object_within_a_second():
 
     ours = [crossing(7, 1.0), crossing(8, 5.0), crossing(9, 9.0, "out")]
     true = [crossing(1, 1.4), crossing(2, 6.5), crossing(3, 9.1, "in")]
-    matched, pairs = match_events(ours, true, {7: 1, 8: 2, 9: 3})
+    matched, pairs = match_events(ours, true, lambda e: {7: 1, 8: 2, 9: 3}.get(e.track_id))
     # 7 -> 1 within a second; 8 -> 2 too late; 9 -> 3 the wrong way
     assert matched == 1 and pairs[0][0].track_id == 7 and pairs[0][1].track_id == 1
 
@@ -380,3 +380,34 @@ def test_a_rules_file_holds_lines_areas_and_dwell_and_says_what_is_wrong(tmp_pat
     good.write_text("lines: ['door:0,5,10,5']\n")
     with pytest.raises(UserInputError, match="two lines are named 'door'"):
         merged_rules(good, (LineSpec("door", (0, 0), (5, 5)),), None, None)
+
+
+def test_an_event_belongs_to_the_object_its_track_followed_then_and_misses_have_causes():
+    """A track that switched objects is judged on the one it covered at the event; a true
+    crossing missed is put down to not tracked, one side only, an identity change, or the
+    same track not counting it."""
+    from detstream.stream.analytics import RuleEvent
+    from detstream.stream.bench.analytics import TrackObjects, missed_crossings
+
+    def frame(*pairs):  # (track or object id, x) boxes 20 px wide
+        return Detections(boxes=np.array([[x, 0, x + 20, 50] for _, x in pairs],
+                                         np.float32).reshape(-1, 4),
+                          scores=np.ones(len(pairs), np.float32),
+                          class_ids=np.zeros(len(pairs), np.int64), class_names=NAMES,
+                          track_ids=np.array([i for i, _ in pairs], np.int64))
+
+    truth = [frame((1, 0), (2, 100), (3, 200)) for _ in range(10)]
+    # track 5 follows object 1 then object 2; track 6 follows object 3 until frame 4, track 7
+    # from then on
+    ours = [frame((5, 0 if f < 5 else 100), (6 if f < 5 else 7, 200)) for f in range(10)]
+    objects = TrackObjects(ours, truth)
+
+    def crossing(track, f):
+        return RuleEvent("line_crossed", "door", track, 0, "person", f, f / 10, direction="in")
+
+    assert objects.object_of(crossing(5, 2), 3) == 1 and objects.object_of(crossing(5, 7), 3) == 2
+    assert objects.object_of(crossing(9, 7), 3) is None
+    causes = missed_crossings([crossing(3, 5), crossing(1, 5), crossing(2, 5), crossing(4, 5)],
+                              objects, 3)
+    assert causes == {"not tracked": 1, "tracked on one side only": 2,
+                      "identity changed at the line": 1, "same track, not counted": 0}

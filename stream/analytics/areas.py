@@ -63,6 +63,7 @@ class WatchedArea:
         self.inside: dict[int, tuple[str, float]] = {}  # track id -> (class, time entered)
         self._visits: list[float] = []  # dwell seconds of completed visits
         self.untracked: Counter[str] = Counter()  # detections without ids inside, this frame
+        self.present: Counter[str] = Counter()  # tracks inside and seen on this frame
 
     def enter(self, track_id: int, name: str, time: float) -> None:
         self.inside[track_id] = (name, time)
@@ -78,8 +79,11 @@ class WatchedArea:
         return name, dwell
 
     def occupancy(self) -> dict[str, int]:
-        """Tracks inside now per class (and detections inside this frame without a track)."""
-        counts = Counter(name for name, _ in self.inside.values()) + self.untracked
+        """What is inside on this frame, per class: the tracks inside that are reported on it
+        and the detections without a track. A track unseen for a while is still on its visit
+        (it may come back from behind something) but is not counted here: a count that
+        waits for lost tracks to end reads high for seconds in a crowd."""
+        counts = self.present + self.untracked
         return dict(sorted(counts.items()))
 
     def dwell_now(self, time: float) -> dict[int, float]:
@@ -196,13 +200,16 @@ class AreaSet:
         member &= eligible
         tracked = track_ids >= 0
         for area in self.areas:
-            area.untracked = Counter()
+            area.untracked, area.present = Counter(), Counter()
         if not tracked.all():
             for row, k in zip(*np.nonzero(member & ~tracked[None, :]), strict=True):
                 self.areas[row].untracked[self._name(int(class_ids[k]))] += 1
         if tracked.any():
-            self._decide(track_ids[tracked], class_ids[tracked], member[:, tracked],
-                         eligible[:, tracked], frame, time, events)
+            pos = self._decide(track_ids[tracked], class_ids[tracked], member[:, tracked],
+                               eligible[:, tracked], frame, time, events)
+            seen_classes = class_ids[tracked]
+            for row, k in zip(*np.nonzero(member[:, tracked]), strict=True):
+                self.areas[row].present[self._name(int(seen_classes[k]))] += 1
         if frame % 8 == 0:  # the leave time is the last sighting's, whenever it is noticed
             state = self.state
             self._leave_all(np.flatnonzero(frame - state["seen"] > UNSEEN_FRAMES), frame,
@@ -211,7 +218,9 @@ class AreaSet:
 
     def _decide(self, ids: np.ndarray, class_ids: np.ndarray, now: np.ndarray,
                 eligible: np.ndarray, frame: int, time: float,
-                events: list[RuleEvent]) -> None:
+                events: list[RuleEvent]) -> np.ndarray:
+        """Entries, exits and loitering of the tracks seen on ``frame``; returns their
+        columns in the state."""
         state = self.state
         pos = state.positions(ids)
         state["seen"][pos], state["seen_time"][pos] = frame, time
@@ -241,6 +250,7 @@ class AreaSet:
             events.append(RuleEvent("dwell_exceeded", area.spec.name, int(ids[k]), class_id,
                                     self._name(class_id), frame, time,
                                     dwell=time - float(entered[row, k])))
+        return pos
 
     def _enter(self, row: int, column: int, track_id: int, time: float, frame: int,
                events: list[RuleEvent]) -> None:

@@ -11,8 +11,10 @@ and an area (the middle of the frame, loitering after :data:`DWELL_S`) are place
 - count error of each line: ``|counted - true|`` per direction and class, summed, over the
   true count; and over all lines together (the issue's target: at most 3 %);
 - event precision and recall: an event matches a true one of the same rule, kind and
-  direction on the same object within :data:`MATCH_S` seconds; the object of a track is the
-  true object its boxes overlapped most (IoU at least 0.5) over its life;
+  direction on the same object within :data:`MATCH_S` seconds; an event's object is the true
+  object its track's box covered on that frame (:class:`TrackObjects`: a track that switched
+  from one object to another is judged on the one it followed then); each true crossing
+  missed is put down to its cause (:func:`missed_crossings`);
 - dwell: the area's p50 dwell time against the truth's, and the median error of the matched
   exits' dwell times.
 
@@ -26,7 +28,8 @@ only, fed the same tracks with the same anchor (:func:`peer_comparison`).
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -35,6 +38,7 @@ from detstream.engines.boxes import iou_matrix
 from detstream.engines.data.synthetic import SceneConfig
 from detstream.engines.spec import Detections
 from detstream.stream.analytics import RuleEvent, Rules
+from detstream.stream.analytics.geometry import anchor_points
 from detstream.stream.analytics.specs import area_specs, line_specs
 from detstream.stream.bench.common import Log, quiet
 from detstream.stream.bench.scene_kinds import SCENE_KINDS
@@ -78,33 +82,53 @@ def scene_uri(config: SceneConfig) -> str:
     return f"synthetic://?size={config.width}x{config.height}&camera_motion=0&{params}"
 
 
-def _object_of_tracks(ours: list[Detections], truth: list[Detections]) -> dict[int, int]:
-    """Each of our track ids → the true object its boxes overlapped most (IoU >= MATCH_IOU)
-    over its life."""
-    votes: dict[int, Counter[int]] = defaultdict(Counter)
-    for mine, true in zip(ours, truth, strict=True):
-        if not len(mine) or not len(true):
-            continue
-        overlap = iou_matrix(mine.boxes, true.boxes)
-        best = overlap.argmax(axis=1)
-        for k, track_id in enumerate(mine.track_ids.tolist()):
-            if track_id >= 0 and overlap[k, best[k]] >= MATCH_IOU:
-                votes[track_id][int(true.track_ids[best[k]])] += 1
-    return {track_id: counter.most_common(1)[0][0] for track_id, counter in votes.items()}
+class TrackObjects:
+    """Which true object each of our tracks covered, frame by frame: a track's box belongs to
+    the true box it overlaps most, at IoU :data:`MATCH_IOU` or more."""
+
+    def __init__(self, ours: list[Detections], truth: list[Detections]) -> None:
+        self.object_at: dict[tuple[int, int], int] = {}  # (track, frame) -> object
+        self.track_at: dict[tuple[int, int], int] = {}  # (object, frame) -> track
+        for frame, (mine, true) in enumerate(zip(ours, truth, strict=True)):
+            if not len(mine) or not len(true):
+                continue
+            overlap = iou_matrix(mine.boxes, true.boxes)
+            best = overlap.argmax(axis=1)
+            for k, track_id in enumerate(mine.track_ids.tolist()):
+                if track_id >= 0 and overlap[k, best[k]] >= MATCH_IOU:
+                    obj = int(true.track_ids[best[k]])
+                    self.object_at[(track_id, frame)] = obj
+                    self.track_at[(obj, frame)] = track_id
+
+    def object_of(self, event: RuleEvent, window: int) -> int | None:
+        """The object ``event``'s track covered on the event's frame, else on the nearest
+        frame at most ``window`` frames away (a coasting track covers nothing)."""
+        for gap in range(window + 1):
+            for frame in (event.frame - gap, event.frame + gap):
+                obj = self.object_at.get((event.track_id, frame))
+                if obj is not None:
+                    return obj
+        return None
+
+    def tracks_of(self, obj: int, frames: range) -> set[int]:
+        """Our tracks that covered ``obj`` on any of ``frames``."""
+        return {t for f in frames if (t := self.track_at.get((obj, f))) is not None}
 
 
 def _key(event: RuleEvent) -> tuple:
     return (event.rule, event.kind, event.direction)
 
 
-def match_events(ours: list[RuleEvent], true: list[RuleEvent], objects: dict[int, int]
+def match_events(ours: list[RuleEvent], true: list[RuleEvent],
+                 object_of: Callable[[RuleEvent], int | None]
                  ) -> tuple[int, list[tuple[RuleEvent, RuleEvent]]]:
-    """Pairs of (ours, true) events of the same rule, kind and direction on the same object
-    at most :data:`MATCH_S` apart, each used once, closest in time first: how many matched,
-    and the pairs."""
+    """Pairs of (ours, true) events of the same rule, kind and direction at most
+    :data:`MATCH_S` apart whose object is the same (``object_of`` one of our events: the
+    true object its track covered then), each used once, closest in time first: how many
+    matched, and the pairs."""
     candidates = []
     for i, mine in enumerate(ours):
-        obj = objects.get(mine.track_id)
+        obj = object_of(mine)
         for j, real in enumerate(true):
             if obj == real.track_id and _key(mine) == _key(real):
                 gap = abs(mine.time - real.time)
@@ -117,6 +141,33 @@ def match_events(ours: list[RuleEvent], true: list[RuleEvent], objects: dict[int
             used_true.add(j)
             pairs.append((ours[i], true[j]))
     return len(pairs), pairs
+
+
+#: Why a true crossing had no event of ours (see :func:`missed_crossings`).
+MISS_CAUSES = ("not tracked", "tracked on one side only", "identity changed at the line",
+               "same track, not counted")
+
+
+def missed_crossings(missed: list[RuleEvent], objects: TrackObjects, window: int
+                     ) -> dict[str, int]:
+    """Why each true crossing in ``missed`` got no event: its object was covered by none of
+    our tracks within ``window`` frames of it; only before or only after it; by different
+    tracks before and after (the identity changed); or by the same track, which did not
+    count it (it had crossed that way before, once per track and direction, or its path
+    passed beside the segment)."""
+    causes = dict.fromkeys(MISS_CAUSES, 0)
+    for event in missed:
+        before = objects.tracks_of(event.track_id, range(event.frame - window, event.frame))
+        after = objects.tracks_of(event.track_id, range(event.frame, event.frame + window))
+        if not before and not after:
+            causes["not tracked"] += 1
+        elif not before or not after:
+            causes["tracked on one side only"] += 1
+        elif not before & after:
+            causes["identity changed at the line"] += 1
+        else:
+            causes["same track, not counted"] += 1
+    return causes
 
 
 def count_error(counted: dict, true: dict) -> tuple[int, int]:
@@ -155,6 +206,65 @@ def peer_line_counts(frames: list[Detections], lines: list[str]) -> dict[str, tu
     return {name: (zone.in_count, zone.out_count) for name, zone in zones.items()}
 
 
+def occupancy_error(counts: list[int], true: list[int]) -> dict:
+    """Per-frame occupancy against the truth: mean absolute error and the share of frames
+    exactly right."""
+    diff = np.abs(np.asarray(counts) - np.asarray(true))
+    return {"mean_abs_error": round(float(diff.mean()), 4) if len(diff) else None,
+            "exact": round(float((diff == 0).mean()), 4) if len(diff) else None}
+
+
+def our_occupancy(frames: list[Detections], ended: list[list[int]], areas: list[str],
+                  fps: float) -> dict[str, list[int]]:
+    """Each area's occupancy per frame as the run's rules saw it: the same tracks, ended
+    tracks and areas fed again to fresh rules (the pipeline's own are a frame or more ahead
+    by the time a frame is handed out)."""
+    rules = Rules([], list(area_specs(areas)))
+    counts: dict[str, list[int]] = {area.spec.name: [] for area in rules.areas}
+    for k, (dets, gone) in enumerate(zip(frames, ended, strict=True)):
+        rules.update(dets, k, k / fps, gone)
+        for name, shown in rules.tallies().items():
+            counts[name].append(shown[0])
+    return counts
+
+
+def true_occupancy(truth: list[Detections], areas: list[str]) -> dict[str, list[int]]:
+    """Each area's true objects per frame: those whose anchor is inside, counting the ones
+    at least :data:`~detstream.stream.sinks.truth.MIN_VISIBILITY` visible (as the detection
+    scores do: a crowd hides a third of its people almost wholly)."""
+    from detstream.stream.sinks.truth import MIN_VISIBILITY
+    from detstream.stream.zones import Zone
+
+    result = {}
+    for spec in area_specs(areas):
+        zone = Zone(spec.points)
+        result[spec.name] = [
+            int(zone.contains(anchor_points(seen.boxes, spec.anchor)).sum()) if len(seen) else 0
+            for seen in (boxes[boxes.data["visibility"] >= MIN_VISIBILITY] for boxes in truth)]
+    return result
+
+
+def peer_occupancy(frames: list[Detections], areas: list[str]) -> dict[str, list[int]]:
+    """supervision's ``PolygonZone`` (installed for this comparison only) fed the same tracks
+    with the same anchor: each area's count per frame."""
+    import supervision as sv
+
+    zones = {spec.name: sv.PolygonZone(polygon=np.asarray(spec.points, np.int32),
+                                       triggering_anchors=(sv.Position.BOTTOM_CENTER,))
+             for spec in area_specs(areas)}
+    counts: dict[str, list[int]] = {name: [] for name in zones}
+    for dets in frames:
+        tracked = dets.track_ids >= 0
+        frame = sv.Detections(xyxy=dets.boxes[tracked].astype(np.float32),
+                              confidence=dets.scores[tracked].astype(np.float32),
+                              class_id=dets.class_ids[tracked].astype(int),
+                              tracker_id=dets.track_ids[tracked].astype(int))
+        for name, zone in zones.items():
+            zone.trigger(frame)
+            counts[name].append(int(zone.current_count))
+    return counts
+
+
 def peer_comparison(frames: list[Detections], lines: list[str], ours: dict, true: dict
                     ) -> dict:
     """Each line's error, ours against supervision's on the same tracks, counting both
@@ -181,10 +291,13 @@ def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet,
     truth: list[Detections] = []
     events: list[RuleEvent] = []
 
+    ended: list[list[int]] = []
+
     def keep(packet) -> None:
         ours.append(packet.detections)
         truth.append(packet.truth)
         events.extend(e for e in packet.events if isinstance(e, RuleEvent))
+        ended.append([e.track_id for e in packet.events if getattr(e, "kind", "") == "ended"])
 
     run = RunConfig(**{**run_options, "source": scene_uri(config), "live": False,
                        "lines": lines, "areas": areas, "dwell": DWELL_S})
@@ -206,8 +319,13 @@ def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet,
                                    expected["lines"][name]["out_total"]],
                           "error": round(e / t, 4) if t else float(e)}
         error, total = error + e, total + t
-    objects = _object_of_tracks(ours, truth)
-    matched, pairs = match_events(events, true_events, objects)
+    objects = TrackObjects(ours, truth)
+    window = round(MATCH_S * config.fps)
+    matched, pairs = match_events(events, true_events,
+                                  lambda e: objects.object_of(e, window))
+    found = {id(t) for _, t in pairs}
+    missed = missed_crossings([t for t in true_events if t.kind == "line_crossed"
+                               and id(t) not in found], objects, window)
     exits = [abs(m.dwell - t.dwell) for m, t in pairs if m.kind == "zone_left"]
     area, true_area = counted["areas"]["middle"], expected["areas"]["middle"]
     dwell_p50 = (None if area["dwell_p50_s"] is None or true_area["dwell_p50_s"] is None
@@ -218,6 +336,7 @@ def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet,
         "events": len(events), "true_events": len(true_events), "matched": matched,
         "precision": round(matched / len(events), 4) if events else None,
         "recall": round(matched / len(true_events), 4) if true_events else None,
+        "missed_crossings": missed,
         "events_by_kind": dict(Counter(e.kind for e in events)),
         "true_events_by_kind": dict(Counter(e.kind for e in true_events)),
         "area": {"entries": area["entries_total"], "true_entries": true_area["entries_total"],
@@ -226,8 +345,16 @@ def bench_scene(config: SceneConfig, run_options: dict, log: Log = quiet,
                  "exit_dwell_error_p50_s": round(float(np.median(exits)), 3) if exits else None},
         "tracking": {k: report.get("truth", {}).get(k) for k in ("HOTA", "IDF1")},
     }
+    occupancy = our_occupancy(ours, ended, areas, config.fps)
+    real_occupancy = true_occupancy(truth, areas)
+    result["area"]["occupancy"] = occupancy_error(occupancy["middle"], real_occupancy["middle"])
     if peer:
         result["peer"] = peer_comparison(ours, lines, counted["lines"], expected["lines"])
+        theirs = peer_occupancy(ours, areas)
+        result["peer_occupancy"] = {
+            name: {"ours": occupancy_error(occupancy[name], real_occupancy[name]),
+                   "supervision": occupancy_error(theirs[name], real_occupancy[name])}
+            for name in theirs}
     log(f"{config.seed}: count error {result['count_error']}, precision {result['precision']}, "
         f"recall {result['recall']}, dwell p50 error {dwell_p50}")
     return result
@@ -329,12 +456,24 @@ def print_analytics(result: dict) -> None:
         print(f"{kind:<12}{s['true_crossings']:>10}{err:>10}{s['events']:>8}{s['true_events']:>6}"
               f"{s['precision'] or 0:>10.3f}{s['recall'] or 0:>8.3f}"
               f"{'-' if dwell is None else f'{dwell:.2f}':>16}")
+    print("true crossings missed, by cause: " + "; ".join(
+        f"{cause} {sum(s['missed_crossings'][cause] for s in result['scenes'].values())}"
+        for cause in MISS_CAUSES))
+    print("area 'middle' occupancy per frame, mean abs error (share exact): " + "  ".join(
+        f"{kind} {s['area']['occupancy']['mean_abs_error']} ({s['area']['occupancy']['exact']})"
+        for kind, s in result["scenes"].items()))
     if any("peer" in s for s in result["scenes"].values()):
         print("line count errors (both directions, every class), ours against supervision's "
               "LineZone on the same tracks:")
         for kind, s in result["scenes"].items():
             print(f"  {kind:<12}" + "  ".join(
                 f"{name} {v['ours']} vs {v['supervision']}" for name, v in s["peer"].items()))
+        print("area occupancy per frame, mean abs error, ours against supervision's "
+              "PolygonZone on the same tracks:")
+        for kind, s in result["scenes"].items():
+            print(f"  {kind:<12}" + "  ".join(
+                f"{name} {v['ours']['mean_abs_error']} vs {v['supervision']['mean_abs_error']}"
+                for name, v in s["peer_occupancy"].items()))
     c = result["cost"]
     print(f"rules alone: {c['lines']} lines, {c['areas']} areas, {c['tracks']} tracks: "
           f"{c['ms_p50']:.3f} ms a frame (p50), {c['ms_p95']:.3f} (p95)")
