@@ -205,8 +205,8 @@ class AreaSet:
             for row, k in zip(*np.nonzero(member & ~tracked[None, :]), strict=True):
                 self.areas[row].untracked[self._name(int(class_ids[k]))] += 1
         if tracked.any():
-            pos = self._decide(track_ids[tracked], class_ids[tracked], member[:, tracked],
-                               eligible[:, tracked], frame, time, events)
+            self._decide(track_ids[tracked], class_ids[tracked], member[:, tracked],
+                         eligible[:, tracked], frame, time, events)
             seen_classes = class_ids[tracked]
             for row, k in zip(*np.nonzero(member[:, tracked]), strict=True):
                 self.areas[row].present[self._name(int(seen_classes[k]))] += 1
@@ -218,9 +218,7 @@ class AreaSet:
 
     def _decide(self, ids: np.ndarray, class_ids: np.ndarray, now: np.ndarray,
                 eligible: np.ndarray, frame: int, time: float,
-                events: list[RuleEvent]) -> np.ndarray:
-        """Entries, exits and loitering of the tracks seen on ``frame``; returns their
-        columns in the state."""
+                events: list[RuleEvent]) -> None:
         state = self.state
         pos = state.positions(ids)
         state["seen"][pos], state["seen_time"][pos] = frame, time
@@ -250,7 +248,6 @@ class AreaSet:
             events.append(RuleEvent("dwell_exceeded", area.spec.name, int(ids[k]), class_id,
                                     self._name(class_id), frame, time,
                                     dwell=time - float(entered[row, k])))
-        return pos
 
     def _enter(self, row: int, column: int, track_id: int, time: float, frame: int,
                events: list[RuleEvent]) -> None:
