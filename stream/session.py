@@ -456,8 +456,7 @@ def open_outputs(config: RunConfig, source: Source, journal: Path | None,
                                      source.fps))
         if config.clips is not None:
             sinks.append(ClipSink(config.clips, tracking_fps(source.fps), config.clip_pre,
-                                  config.clip_post, live=source.live,
-                                  preset=config.video_preset))
+                                  config.clip_post, live=source.live))
         sinks.extend(extra_sinks)
         if journal is not None:  # last: a frame is recorded once every output holds it
             files = [sink for sink in sinks if isinstance(sink, JsonlSink | MotSink)]
