@@ -12,6 +12,7 @@ import pytest
 
 from detstream.engines.spec import Detections
 from detstream.stream.analytics import AreaSpec, LineSpec, Rules
+from detstream.stream.analytics.draw import draw_rules
 from detstream.stream.pipeline.packet import FramePacket
 
 NAMES = ("person", "car")
@@ -411,3 +412,31 @@ def test_an_event_belongs_to_the_object_its_track_followed_then_and_misses_have_
                               objects, 3)
     assert causes == {"not tracked": 1, "tracked on one side only": 2,
                       "identity changed at the line": 1, "same track, not counted": 0}
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1920, 1080)])
+def test_labels_of_rules_meeting_at_one_point_keep_clear_of_each_other(size):
+    """Two lines crossing at the centre of an area: each label is drawn whole, none over
+    another (the labels move along their lines and into the area's corner)."""
+    import cv2
+
+    from detstream.stream.analytics.draw import AREA_COLOUR
+    from detstream.stream.analytics.specs import area_specs, line_specs
+
+    w, h = size
+    image = np.full((h, w, 3), 90, np.uint8)
+    rules = Rules(line_specs([f"door:{0.05 * w},{h / 2},{0.95 * w},{h / 2}",
+                              f"side:{w / 2},{0.05 * h},{w / 2},{0.95 * h}"]),
+                  area_specs([f"mid:{0.3 * w},{0.3 * h} {0.7 * w},{0.3 * h} "
+                              f"{0.7 * w},{0.7 * h} {0.3 * w},{0.7 * h}"]))
+    draw_rules(image, rules)
+    boxes = []
+    for colour in ((40, 40, 40), AREA_COLOUR):
+        mask = np.all(image == colour, axis=2).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        boxes += [tuple(s[:4]) for s in stats[1:]  # filled label boxes, not outlines
+                  if s[4] > 200 and s[4] >= 0.6 * s[2] * s[3]]
+    assert len(boxes) == 3, boxes  # two line labels and the area's, none merged
+    for i, (x, y, bw, bh) in enumerate(boxes):
+        for x2, y2, bw2, bh2 in boxes[i + 1:]:
+            assert x + bw <= x2 or x2 + bw2 <= x or y + bh <= y2 or y2 + bh2 <= y
