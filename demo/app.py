@@ -11,13 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from fastapi import WebSocket
 
 from detstream.demo.admission import Admission
 from detstream.demo.examples import ExampleVideo
 from detstream.demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
-from detstream.demo.live import LiveHub
+from detstream.demo.live import LiveHub, same_origin
 from detstream.demo.options import DemoOptions
+from detstream.demo.rules import (
+    change_rules,
+    close_distance,
+    draw_page_rules,
+    first_frame,
+    rules_markdown,
+    rules_view,
+)
 from detstream.demo.state import PAGE_OPTIONS, LiveSettings, Registry
 from detstream.demo.upload import Update, process_video, status_html
 from detstream.engines.errors import DetstreamError
@@ -33,6 +43,12 @@ IMGSZ_CHOICES = [("model's own", 0), ("320", 320), ("416", 416), ("512", 512), (
 EVERY_LABEL = "detect every K frames (0: auto)"
 EVERY_INFO = ("auto: every frame tracked and shown at the camera's rate, the detector on the "
               "newest frame whenever it is free; K: the detector on every K-th frame")
+DWELL_LABEL = "loitering after, seconds in an area (0: off)"
+RULES_HINT = ("Click on the first frame: two clicks make a **line** (crossings counted per "
+              "direction); an **area**'s corners, closed by clicking the first corner again or "
+              "*Finish area* (who enters, leaves, stays). The rules are this page's: the live "
+              "tabs use them too.")
+NO_VIDEO = "Choose a video to draw counting lines and areas on its first frame."
 
 
 def choices(name: str) -> list[str]:
@@ -65,10 +81,21 @@ def viewer_html(mode: str, allow_streams: bool = True) -> str:
     <div class="ds-placeholder">{hint}</div></div>
   <div class="ds-controls">{uri}<button class="ds-start">{label}</button>
     <button class="ds-stop" disabled>Stop</button><span class="ds-state">idle</span></div>
+  <div class="ds-rules-bar"><span class="ds-rules-title">Count</span>
+    <button class="ds-tool" data-tool="line" title="two clicks on the video">+ line</button>
+    <button class="ds-tool" data-tool="area" title="click the corners on the video">+ area
+    </button><button class="ds-finish" disabled>Finish area</button>
+    <button class="ds-clear-rules">Clear rules</button><span class="ds-rules-hint"></span></div>
   <div class="ds-stats"><span><b class="ds-fps">–</b> FPS</span>
     <span>latency p50 <b class="ds-lat">–</b> ms, p95 <b class="ds-lat95">–</b> ms</span>
     <span>dropped <b class="ds-drop">0</b></span><span>objects <b class="ds-obj">0</b></span>
     <span class="ds-model"></span></div>
+  <div class="ds-analytics"><table class="ds-counters ds-line-counts" hidden><thead><tr>
+    <th>line</th><th>in</th><th>out</th></tr></thead><tbody></tbody></table>
+    <table class="ds-counters ds-area-counts" hidden><thead><tr><th>area</th><th>inside</th>
+    <th>entered</th><th>left</th><th title="the longest stay so far">longest</th></tr></thead>
+    <tbody></tbody></table>
+    <div class="ds-events-title">events, newest first</div><ol class="ds-events"></ol></div>
   <details class="ds-details" open><summary>stage timings, last 2 s (each stage's own work:
     ms per frame it worked on, frames per second; waits apart)</summary>
     <table class="ds-timings"><tbody></tbody></table></details>
@@ -148,7 +175,7 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
         with lock:
             return clients.get(request.session_hash, request.session_hash)
 
-    def apply(client, model, backend, imgsz, conf, iou, classes, tracker, trails, every,
+    def apply(client, model, backend, imgsz, conf, iou, classes, tracker, trails, every, dwell,
               request: gr.Request):
         note = ""
         client = client_of(client, request)
@@ -160,16 +187,19 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
             note = f"⚠ {exc}"
         names = class_names(model)
         kept = tuple(c for c in (classes or []) if c in names)
+        controls = dict(model=model, names=names_beside(model), backend=backend, imgsz=imgsz,
+                        conf=conf, iou=iou, classes=kept, tracker=tracker, trails=trails,
+                        detect_every=every, dwell=float(dwell) if dwell else None)
         try:
-            settings = LiveSettings.from_controls(
-                current.config, model=model, names=names_beside(model), backend=backend,
-                imgsz=imgsz, conf=conf, iou=iou, classes=kept, tracker=tracker, trails=trails,
-                detect_every=every)
+            # In one step with the current settings: the page's rules, drawn meanwhile, stay.
+            registry.amend(client, lambda now: LiveSettings.from_controls(now.config,
+                                                                          **controls))
         except DetstreamError as exc:
             return f"⚠ {exc}", gr.update(choices=names, value=list(kept))
-        registry.update(client, settings)
         if not note:
             note = f"applied: {Path(model).name}, {backend}, conf {conf:.2f}, {tracker}"
+            if dwell:
+                note += f", loitering after {float(dwell):g} s"
         return note, gr.update(choices=names, value=list(kept))
 
     def upload(path, client, request: gr.Request):
@@ -187,6 +217,67 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
         return tuple(gr.skip() if value is None else value for value in
                      (item.status, item.preview, item.video, item.files, item.summary))
 
+    def rules_frame(path, client: str, draft: list, tool: str | None = None, note: str = "",
+                    frame: np.ndarray | None = None) -> tuple:
+        """The first frame with the page's rules and the draft, and the note under it
+        (``frame``: the first frame when the caller has read it already)."""
+        frame = first_frame(path) if frame is None else frame
+        if frame is None:
+            return gr.update(visible=False), None, NO_VIDEO if not path else (
+                "⚠ the first frame of this file could not be read: is it a video?")
+        settings, _ = registry.settings(client)
+        image = draw_page_rules(frame, settings, tool, draft)
+        text = rules_markdown(settings) + (f" {note}" if note else "")
+        return gr.update(visible=True), cv2.cvtColor(image, cv2.COLOR_BGR2RGB), text
+
+    def show_rules(path, client, request: gr.Request):
+        box, image, text = rules_frame(path, client_of(client, request), [])
+        return box, image, text, []
+
+    def rule_click(path, client, tool, draft, evt: gr.SelectData, request: gr.Request):
+        client = client_of(client, request)
+        frame = first_frame(path)
+        if frame is None or not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
+            return (*rules_frame(path, client, [])[1:], [])
+        point = [float(evt.index[0]), float(evt.index[1])]
+        draft = [*(draft or []), point]
+        note = ""
+        closes = (tool == "area" and len(draft) > 3
+                  and np.hypot(point[0] - draft[0][0], point[1] - draft[0][1])
+                  <= close_distance(frame.shape[1], frame.shape[0]))
+        if (tool == "line" and len(draft) == 2) or closes:
+            draft, note = commit(client, tool, draft[:-1] if closes else draft)
+        elif tool == "area":
+            note = f"{len(draft)} corner(s): click the first corner again or Finish area."
+        else:
+            note = "Click the line's other end."
+        return (*rules_frame(path, client, draft, tool, note, frame)[1:], draft)
+
+    def commit(client: str, kind: str, points: list) -> tuple[list, str]:
+        """Store a drawn rule; the draft left (empty when stored) and what to say."""
+        try:
+            _, said = change_rules(registry, client, {"action": "add", "kind": kind,
+                                                      "points": points})
+        except DetstreamError as exc:
+            return [], f"⚠ {exc}"
+        return [], f"{said}."
+
+    def finish_area(path, client, tool, draft, request: gr.Request):
+        client = client_of(client, request)
+        if tool != "area" or len(draft or []) < 3:
+            note = "⚠ an area needs three corners or more: click them on the frame first."
+            return (*rules_frame(path, client, draft or [], tool, note)[1:], draft or [])
+        draft, note = commit(client, "area", draft)
+        return (*rules_frame(path, client, draft, tool, note)[1:], draft)
+
+    def clear_rules(path, client, request: gr.Request):
+        client = client_of(client, request)
+        _, said = change_rules(registry, client, {"action": "clear"})
+        return (*rules_frame(path, client, [], None, f"{said}.")[1:], [])
+
+    def new_tool(path, client, request: gr.Request):
+        return (*rules_frame(path, client_of(client, request), [])[1:], [])
+
     defaults = registry.defaults
     with gr.Blocks(title="detstream", delete_cache=(600, 3600)) as blocks:
         client = gr.Textbox(visible=False, elem_id="ds-client")
@@ -198,7 +289,8 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                     with gr.Tab("Webcam", id="webcam", elem_id="ds-tab-webcam"):
                         gr.HTML(viewer_html("webcam"), js_on_load=_mount_js("webcam"),
                                 elem_id="ds-webcam")
-                    with gr.Tab("Video file", id="upload", elem_id="ds-tab-upload"):
+                    with gr.Tab("Video file", id="upload", elem_id="ds-tab-upload"
+                                ) as upload_tab:
                         with gr.Row():
                             video_in = gr.File(label="video to process", type="filepath",
                                                file_types=["video"], elem_id="ds-upload")
@@ -207,6 +299,24 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                                     elem_id="ds-process")
                                 example_button = gr.Button("Try the example video",
                                                            elem_id="ds-example")
+                        with gr.Accordion("Counting lines and watched areas", open=True,
+                                          elem_id="ds-rules-upload"):
+                            with gr.Column(visible=False) as rules_box:
+                                gr.Markdown(RULES_HINT, elem_classes=["ds-hint"])
+                                rules_image = gr.Image(
+                                    label="first frame: click to draw", type="numpy",
+                                    format="jpeg", interactive=False,
+                                    elem_id="ds-rules-image")
+                                with gr.Row(equal_height=False):
+                                    tool = gr.Radio(["line", "area"], value="line",
+                                                    label="draw", elem_id="ds-rule-tool",
+                                                    scale=2, min_width=160)
+                                    finish = gr.Button("Finish area", size="sm", scale=1,
+                                                       elem_id="ds-finish-area")
+                                    clear = gr.Button("Clear rules", size="sm", scale=1,
+                                                      elem_id="ds-clear-rules")
+                            rules_note = gr.Markdown(NO_VIDEO, elem_id="ds-rules-note")
+                            draft = gr.State([])
                         status = gr.HTML("", elem_id="ds-upload-status")
                         preview = gr.Image(label="output as it is made", type="numpy",
                                            format="jpeg", interactive=False,
@@ -251,13 +361,32 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                      elem_id="ds-trails")
                 every = gr.Slider(**slider("detect_every"), value=defaults.detect_every,
                                   label=EVERY_LABEL, info=EVERY_INFO, elem_id="ds-every")
+                dwell = gr.Number(value=defaults.dwell or 0, minimum=0, label=DWELL_LABEL,
+                                  elem_id="ds-dwell",
+                                  info="a track that stays longer in a watched area is an "
+                                       "event (Enter or leave the box to apply)")
                 note = gr.Markdown(elem_id="ds-settings-note")
-        controls = [model, backend, imgsz, conf, iou, classes, tracker, trails, every]
+        controls = [model, backend, imgsz, conf, iou, classes, tracker, trails, every, dwell]
         blocks.load(register, [client], [client], js="(c) => window.__detstreamClient")
         for control in controls:
-            event = control.release if isinstance(control, gr.Slider) else control.change
-            event(apply, [client, *controls], [note, classes], queue=False,
-                  trigger_mode="always_last")
+            # A number applies when typed in full (each keystroke would restart live runs).
+            events = ([control.release] if isinstance(control, gr.Slider) else
+                      [control.submit, control.blur] if isinstance(control, gr.Number) else
+                      [control.change])
+            for event in events:
+                event(apply, [client, *controls], [note, classes], queue=False,
+                      trigger_mode="always_last")
+        shown = [rules_image, rules_note]
+        video_in.change(show_rules, [video_in, client], [rules_box, *shown, draft],
+                        queue=False)
+        upload_tab.select(show_rules, [video_in, client], [rules_box, *shown, draft],
+                          queue=False)
+        rules_image.select(rule_click, [video_in, client, tool, draft], [*shown, draft],
+                           queue=False)
+        finish.click(finish_area, [video_in, client, tool, draft], [*shown, draft],
+                     queue=False)
+        clear.click(clear_rules, [video_in, client], [*shown, draft], queue=False)
+        tool.change(new_tool, [video_in, client], [*shown, draft], queue=False)
         outputs = [status, preview, video_out, files_out, summary]
         # The page draws its own progress bar: Gradio's overlay would hide the preview.
         process.click(upload, [video_in, client], outputs, show_progress="hidden",
@@ -294,7 +423,7 @@ def _fleet_tab(url: str) -> tuple:
 
 def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None:
     """The live WebSocket, the status endpoint and the viewer's files, ahead of Gradio's."""
-    from fastapi import APIRouter
+    from fastapi import APIRouter, Request
     from fastapi.responses import JSONResponse
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
@@ -304,6 +433,24 @@ def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None
     @router.websocket("/detstream/ws/live")
     async def live(websocket: WebSocket) -> None:
         await hub.handle(websocket)
+
+    @router.post("/detstream/api/rules")
+    async def rules(request: Request) -> JSONResponse:
+        """A rule drawn on a live viewer, or the rules cleared (``demo.rules.rule_request``)."""
+        if not same_origin(request):  # another site's page may not change a visitor's rules
+            return JSONResponse({"ok": False, "message": "refused"}, status_code=403)
+        client = request.query_params.get("client") or "anonymous"
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        try:
+            settings, said = change_rules(registry, client, body)
+        except DetstreamError as exc:
+            settings, _ = registry.settings(client)
+            return JSONResponse({"ok": False, "message": str(exc),
+                                 "rules": rules_view(settings)}, status_code=400)
+        return JSONResponse({"ok": True, "message": said, "rules": rules_view(settings)})
 
     @router.get("/detstream/api/status")
     async def status() -> JSONResponse:

@@ -16,6 +16,14 @@ included, and ``jpeg``, this module's encoding of the result), and ``waits`` apa
 stage holding a frame for its detections; capture waiting for the page's next frame)
 (:class:`~detstream.stream.pipeline.stage_times.RecentStages`).
 
+Counting lines and watched areas (:mod:`detstream.demo.rules`): the header adds
+``rule_events`` (the rule events since the last result, as the JSON Lines write them) and
+``analytics`` (counts per line and area) when they changed, at most four times a second or
+at once with an event. The rules are the page's settings; ``started`` names them. A running
+session cannot take new rules, so a change ends its run and starts another with them
+(``restarted``, counts from zero): frames the page sent to the old run are not answered, and
+the page forgets them.
+
 Why a WebSocket carrying JPEG and not WebRTC: on this project's 2-core machines the measured
 WebSocket path (two frames in flight, newest frame wins) showed 30 fps with capture-to-display
 p50 about 50 ms, and cost the server about 9 % of a core; aiortc's WebRTC cost about 24 % of a
@@ -30,14 +38,17 @@ import contextlib
 import json
 import struct
 import time
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import cv2
 import numpy as np
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from detstream.demo.admission import Admission
 from detstream.demo.guard import check_model, check_stream
+from detstream.demo.rules import AnalyticsFeed, rules_differ, rules_view, with_rules_of
 from detstream.demo.state import LiveSettings, Registry, SessionInfo
 from detstream.engines.errors import DetstreamError, UserInputError
 from detstream.stream.pipeline.metrics import RunMetrics
@@ -75,7 +86,8 @@ def split_frame(message: bytes) -> tuple[int, memoryview | None]:
 
 def result_header(packet: FramePacket, extra: dict) -> dict:
     """The JSON header of one finished packet's result (see the module docstring);
-    ``extra`` adds fields (``fps``, ``dropped``, ``stages``, ``waits``)."""
+    ``extra`` adds fields (``fps``, ``dropped``, ``stages``, ``waits``, ``analytics``,
+    ``rule_events``)."""
     # The page takes each box as one short row (the file's dicts, at the page's precision).
     boxes = [[*item["box"], item["track_id"], item["class"], item["score"]]
              for item in detections_to_json(packet.detections, box_digits=1, score_digits=3)]
@@ -121,8 +133,9 @@ def session_config(settings: LiveSettings, mode: str, source: str) -> RunConfig:
     return settings.run_config(source, overlay=False, live=True if mode == "stream" else None)
 
 
-def same_origin(ws: WebSocket) -> bool:
-    """True unless a browser says the connection comes from a page of another site."""
+def same_origin(ws: HTTPConnection) -> bool:
+    """True unless a browser says the connection (a WebSocket or a request) comes from a page
+    of another site."""
     origin = ws.headers.get("origin")
     if not origin:
         return True  # not a browser (scripts, tests)
@@ -192,6 +205,8 @@ class LiveHub:
 
     async def _serve(self, ws: WebSocket, client: str, mode: str, source: str,
                      settings: LiveSettings, version: int, info: SessionInfo) -> None:
+        """Run the session, and run it again when the page's rules change, until the page
+        says stop or goes, the stream ends or a stage fails."""
         loop = asyncio.get_running_loop()
         outbox: asyncio.Queue[bytes | dict] = asyncio.Queue()
         pending = [0]  # results queued for sending (stream mode keeps only the newest)
@@ -200,55 +215,88 @@ class LiveHub:
             pending[0] += 1
             outbox.put_nowait(item)
 
-        session_box: list[Session] = []
-        make_result = ResultMaker(live=True)  # both modes play their source live
+        def open_session(config: RunConfig) -> Session:
+            """A session whose results go to this page (built in a worker thread)."""
+            session_box: list[Session] = []
+            make_result = ResultMaker(live=True)  # both modes play their source live
+            feed = AnalyticsFeed()
 
-        def on_packet(packet: FramePacket) -> None:
-            if not session_box:
-                return  # not before build() has returned (no frame comes before start())
-            pipeline = session_box[0].pipeline
-            fps = pipeline.metrics.recent_fps()
-            dropped = pipeline.source.stats.frames_dropped
-            self.registry.count_frame(info, fps, dropped)
-            if mode == "stream" and pending[0] > 2:
-                return  # the page is behind: skip this frame rather than queue it
-            message = make_result(packet, pipeline.metrics,
-                                  {"fps": round(fps, 1), "dropped": dropped})
-            loop.call_soon_threadsafe(send_later, message)
+            def on_packet(packet: FramePacket) -> None:
+                if not session_box:
+                    return  # not before build() has returned (no frame comes before start())
+                pipeline = session_box[0].pipeline
+                feed.take(packet)  # even from a frame skipped below: events are not lost
+                fps = pipeline.metrics.recent_fps()
+                dropped = pipeline.source.stats.frames_dropped
+                self.registry.count_frame(info, fps, dropped)
+                if mode == "stream" and pending[0] > 2:
+                    return  # the page is behind: skip this frame rather than queue it
+                extra = {"fps": round(fps, 1), "dropped": dropped,
+                         **feed.header(pipeline.options.rules)}
+                message = make_result(packet, pipeline.metrics, extra)
+                loop.call_soon_threadsafe(send_later, message)
+
+            session = build(config, None, on_packet, (), self.backends)
+            session_box.append(session)
+            return session
 
         config = session_config(settings, mode, source)
-        info.state = "opening"
-        session = await asyncio.to_thread(build, config, None, on_packet, (), self.backends)
-        session_box.append(session)
-        pipeline = session.pipeline
-        info.describe = session.describe
-        info.state = "running"
-        pipeline.start()
-        await _send_json(ws, {"type": "started", "model": session.describe,
-                              "classes": list(pipeline.predictor.spec.class_names)})
+        current = _Feeding()
         sender = asyncio.create_task(self._send_loop(ws, outbox, pending))
-        watcher = asyncio.create_task(self._watch(ws, client, session, version, info))
+        reader = asyncio.create_task(self._read(ws, current, info))
+        session: Session | None = None
+        closed = False  # the session's pipeline is closed already
         try:
-            if mode == "webcam":
-                await self._receive_frames(ws, pipeline.source, info)
-            else:
-                await self._wait_end(ws, pipeline, info)
+            kind = "started"
+            while True:
+                info.state = "opening"
+                session, closed = await asyncio.to_thread(open_session, config), False
+                pipeline = session.pipeline
+                info.describe = session.describe
+                info.state = "running"
+                pipeline.start()
+                if mode == "webcam":
+                    current.source = pipeline.source
+                await _send_json(ws, {"type": kind, "model": session.describe,
+                                      "classes": list(pipeline.predictor.spec.class_names),
+                                      "rules": rules_view(session.config)})
+                restart = await self._follow(ws, client, session, version, info, reader)
+                if restart is None:
+                    break
+                config, version = restart
+                # The old run ends here; frames arriving meanwhile are answered as dropped.
+                current.source = None
+                info.state = "restarting"
+                pipeline.stop("rules changed")
+                await asyncio.to_thread(pipeline.close)
+                closed = True
+                if pipeline.error is not None:
+                    break  # its error goes to the page below
+                session, kind = None, "restarted"
         finally:
             info.state = "closing"
-            pipeline.stop("page closed")
-            await asyncio.to_thread(pipeline.close)
-            watcher.cancel()
+            current.source = None
+            reader.cancel()
+            if reader.done() and not reader.cancelled():
+                reader.exception()  # seen: a disconnection was raised above or ends anyway
+            if session is not None and not closed:
+                session.pipeline.stop("page closed")
+                await asyncio.to_thread(session.pipeline.close)
             await asyncio.sleep(0)  # let the sender flush what is queued
             sender.cancel()
-            error = pipeline.error
             with contextlib.suppress(Exception):
-                if error is not None:
-                    await _send_json(ws, {"type": "error", "message": str(error.__cause__
-                                                                          or error)})
-                await _send_json(ws, {"type": "ended", "report": pipeline.report()})
+                if session is not None:
+                    error = session.pipeline.error
+                    if error is not None:
+                        await _send_json(ws, {"type": "error", "message": str(error.__cause__
+                                                                              or error)})
+                    await _send_json(ws, {"type": "ended",
+                                          "report": session.pipeline.report()})
 
-    async def _receive_frames(self, ws: WebSocket, source: PushSource, info: SessionInfo
-                              ) -> None:
+    async def _read(self, ws: WebSocket, current: _Feeding, info: SessionInfo) -> None:
+        """The page's messages, until it says stop (returns) or goes away (raises
+        ``WebSocketDisconnect``): webcam frames go to the running session's source; a frame
+        with no session to take it (a restart, or a stream) is answered as dropped."""
         while not info.stop.is_set():
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -262,28 +310,52 @@ class LiveHub:
                 continue
             captured = time.perf_counter()
             seq, jpeg = split_frame(data)
-            # Decoded by the pipeline only if it takes this frame: one replaced by a newer
-            # frame first costs nothing.
-            dropped = source.push(jpeg, tag=seq, captured=captured) if jpeg is not None else [seq]
-            dropped += source.take_unreadable()
+            source = current.source
+            if source is None or jpeg is None:
+                dropped = [seq]
+            else:
+                # Decoded by the pipeline only if it takes this frame: one replaced by a
+                # newer frame first costs nothing.
+                dropped = source.push(jpeg, tag=seq, captured=captured)
+                dropped += source.take_unreadable()
             if dropped:
                 await _send_json(ws, {"type": "dropped", "ids": dropped})
 
-    async def _wait_end(self, ws: WebSocket, pipeline, info: SessionInfo) -> None:
-        """Stream mode: until the stream ends, the page says stop or goes away."""
-        receiver = asyncio.create_task(ws.receive())
-        try:
-            while not info.stop.is_set() and not pipeline.wait(0):
-                done, _ = await asyncio.wait({receiver}, timeout=0.1)
-                if done:
-                    message = receiver.result()
-                    if message["type"] == "websocket.disconnect":
-                        raise WebSocketDisconnect(message.get("code", 1000))
-                    if message.get("text") and json.loads(message["text"]).get("type") == "stop":
-                        return
-                    receiver = asyncio.create_task(ws.receive())
-        finally:
-            receiver.cancel()
+    async def _follow(self, ws: WebSocket, client: str, session: Session, version: int,
+                      info: SessionInfo, reader: asyncio.Task
+                      ) -> tuple[RunConfig, int] | None:
+        """Watch a running session: apply the page's settings as they change (from the next
+        frame on). Returns the config to restart with when the rules changed (a running
+        session cannot take them), or ``None`` when the session is over: the page said stop
+        (its disconnection is raised), the stream ended or a stage failed."""
+        pipeline = session.pipeline
+        while not info.stop.is_set():
+            done, _ = await asyncio.wait({reader}, timeout=0.1)
+            if done:
+                reader.result()  # raises WebSocketDisconnect when the page went away
+                return None
+            if pipeline.wait(0) or pipeline.error is not None:
+                return None  # the stream ended, or a failed stage ends the session
+            settings, now = self.registry.settings(client)
+            if now == version:
+                continue
+            version = now
+            try:
+                check_model(settings.model, self.allow_dirs)
+                config = settings.applied_to(session.config)
+                if rules_differ(config, session.config):
+                    return config, version
+                # Else the rules are the same (a loitering threshold alone, with no area to
+                # apply it to, stays the run's: a running session cannot take it).
+                config = with_rules_of(config, session.config)
+                await asyncio.to_thread(session.reconfigure, config)
+            except DetstreamError as exc:
+                await _send_json(ws, {"type": "error", "message": str(exc), "fatal": False})
+                continue
+            info.describe = session.describe
+            await _send_json(ws, {"type": "settings", "model": session.describe,
+                                  "classes": list(pipeline.predictor.spec.class_names)})
+        return None
 
     async def _send_loop(self, ws: WebSocket, outbox: asyncio.Queue, pending: list[int]) -> None:
         while True:
@@ -294,30 +366,13 @@ class LiveHub:
             else:
                 await ws.send_bytes(item)
 
-    async def _watch(self, ws: WebSocket, client: str, session: Session, version: int,
-                     info: SessionInfo) -> None:
-        """Apply the page's settings as they change (from the next frame on)."""
-        while not info.stop.is_set():
-            await asyncio.sleep(0.1)
-            if session.pipeline.error is not None:  # a failed stage ends the session
-                info.stop.set()
-                with contextlib.suppress(Exception):
-                    await ws.close()
-                return
-            settings, now = self.registry.settings(client)
-            if now == version:
-                continue
-            version = now
-            try:
-                check_model(settings.model, self.allow_dirs)
-                config = settings.applied_to(session.config)
-                await asyncio.to_thread(session.reconfigure, config)
-            except DetstreamError as exc:
-                await _send_json(ws, {"type": "error", "message": str(exc), "fatal": False})
-                continue
-            info.describe = session.describe
-            await _send_json(ws, {"type": "settings", "model": session.describe,
-                                  "classes": list(session.pipeline.predictor.spec.class_names)})
+
+@dataclass
+class _Feeding:
+    """Where a webcam connection's frames go now: the running session's source, or
+    ``None`` while there is none (opening, restarting, stream mode)."""
+
+    source: PushSource | None = None
 
 
 async def _send_json(ws: WebSocket, message: dict) -> None:

@@ -7,6 +7,7 @@ import itertools
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,19 @@ class Registry:
                 entry.settings = settings
                 entry.version += 1
             return entry.version
+
+    def amend(self, client: str, change: Callable[[LiveSettings], LiveSettings]
+              ) -> tuple[LiveSettings, int]:
+        """Replace the page's settings by ``change(current)`` in one step, so that two
+        changes at once (a rule drawn while a slider moves) both stay; returns the new
+        settings and their version. ``change`` may raise: nothing is stored then."""
+        with self._lock:
+            entry = self._client(client)
+            settings = change(entry.settings)
+            if settings != entry.settings:
+                entry.settings = settings
+                entry.version += 1
+            return entry.settings, entry.version
 
     def workdir(self, client: str) -> Path:
         """The client's own folder for uploads and outputs (created on first use)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,10 @@ import numpy as np
 
 from detstream.demo.admission import Admission
 from detstream.demo.guard import check_model
+from detstream.demo.rules import EVENTS_SHOWN, rules_differ, upload_rules_markdown, with_rules_of
 from detstream.demo.state import Registry, SessionInfo
 from detstream.engines.errors import DetstreamError, UserInputError
+from detstream.stream.analytics import RuleEvent
 from detstream.stream.pipeline.packet import FramePacket
 from detstream.stream.session import BackendCache, build
 from detstream.stream.sinks import SummarySink
@@ -123,9 +126,15 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     newest: list[FramePacket] = []
     summary = SummarySink()
     session = None
+    # The last rule events for the summary (all of them are in the JSON Lines file).
+    events: deque[dict] = deque(maxlen=EVENTS_SHOWN)
+    event_count = [0]
 
     def on_packet(packet: FramePacket) -> None:
         newest[:] = [packet]
+        ruled = [e.to_dict() for e in packet.events if isinstance(e, RuleEvent)]
+        events.extend(ruled)
+        event_count[0] += len(ruled)
         pipeline = session.pipeline if session is not None else None
         registry.count_frame(info, pipeline.metrics.recent_fps() if pipeline else 0.0, 0)
 
@@ -140,6 +149,7 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     info.describe, info.state = session.describe, "running"
     started = time.perf_counter()
     last_preview = started
+    rules_note = ""
     pipeline.start()
     try:
         while not pipeline.wait(STATUS_EVERY):
@@ -150,7 +160,8 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
             done = pipeline.metrics.frames_out
             fps = done / max(now - started, 1e-9)
             update = Update(status=status_html("progress", _progress_text(
-                done, total, fps, now - started), done, total))
+                done, total, fps, now - started) + (f" · {rules_note}" if rules_note else ""),
+                done, total))
             if newest and now - last_preview >= PREVIEW_EVERY:
                 last_preview = now
                 image = newest[0].annotated
@@ -161,7 +172,11 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
                 version = latest
                 try:
                     check_model(current.model, allow_dirs)
-                    session.reconfigure(current.applied_to(session.config))
+                    # A run keeps the rules it started with (the counts would not add up).
+                    wanted = current.applied_to(session.config)
+                    session.reconfigure(with_rules_of(wanted, session.config))
+                    if rules_differ(wanted, session.config):
+                        rules_note = "the new lines and areas apply to the next video"
                 except DetstreamError as exc:
                     update.status = status_html("error", f"settings not applied: {exc}")
             yield update
@@ -179,6 +194,8 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     counts = summary.report()
     (out / f"{stem}-summary.json").write_text(json.dumps(counts, indent=2) + "\n",
                                               encoding="utf-8")
+    # Event clips (RunConfig.clips, the report's "clips") are to be offered here, beside
+    # these files.
     files = [str(p) for p in (config.save_json, config.save_mot, config.stats_json,
                               out / f"{stem}-summary.json") if p is not None]
     text = (f"done: {report['frames_out']} frames in {report['seconds']:.1f} s "
@@ -192,7 +209,8 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
                  preview=cv2.cvtColor(preview, cv2.COLOR_BGR2RGB) if preview is not None
                  else None,
                  video=str(config.output), files=files,
-                 summary=summary_markdown(report, counts))
+                 summary=summary_markdown(report, counts) + upload_rules_markdown(
+                     report.get("analytics"), list(events), event_count[0]))
 
 
 def _upload_message(file: Path, exc: UserInputError) -> str:

@@ -204,6 +204,71 @@ def test_a_second_page_waits_for_its_turn(browser, server):
     wait_for_no_sessions(server)
 
 
+def click_frame(page, viewer: str, x: float, y: float) -> None:
+    """Click the frame pixel ``(x, y)`` of a viewer's output canvas (letterboxed in its box)."""
+    canvas = page.locator(f"{viewer} .ds-out")
+    width, height = canvas.evaluate("(c) => [c.width, c.height]")
+    box = canvas.bounding_box()
+    scale = min(box["width"] / width, box["height"] / height)
+    page.mouse.click(box["x"] + (box["width"] - width * scale) / 2 + x * scale,
+                     box["y"] + (box["height"] - height * scale) / 2 + y * scale)
+
+
+def counter(page, rule: str, column: str) -> int:
+    """A number of the live viewer's counters table (``-1``: not shown)."""
+    cell = page.locator(f"#ds-webcam .ds-counters tr[data-rule={rule}] .ds-n-{column}")
+    return int(cell.inner_text()) if cell.count() else -1
+
+
+def test_lines_and_areas_drawn_on_the_live_video_count_and_list_events(page, server):
+    start_webcam(page)
+    page.click("#ds-webcam .ds-tool[data-tool=line]")
+    for _ in range(2):  # a line of no length: refused in the option's words, nothing changes
+        click_frame(page, "#ds-webcam", 100, 100)
+    page.wait_for_selector("#ds-webcam .ds-rules-hint[data-kind=error]", timeout=10_000)
+    assert page.inner_text("#ds-webcam .ds-rules-hint") == (
+        "Not added: lines: line 'line1' starts and ends at the same point")
+    page.click("#ds-webcam .ds-tool[data-tool=line]")
+    click_frame(page, "#ds-webcam", 4, 120)  # across the middle of the 320x240 camera
+    click_frame(page, "#ds-webcam", 316, 120)
+    page.wait_for_function("() => window.detstreamStats.webcam.restarts === 1",
+                           timeout=20_000)
+    page.click("#ds-webcam .ds-tool[data-tool=area]")
+    for x, y in ((60, 50), (260, 50), (260, 190), (60, 190), (62, 52)):  # closed on the first
+        click_frame(page, "#ds-webcam", x, y)
+    page.wait_for_function("() => window.detstreamStats.webcam.restarts === 2",
+                           timeout=20_000)
+    assert "counts start over" in page.inner_text("#ds-webcam .ds-rules-hint")
+    shown = stats(page)["shown"]
+    page.wait_for_selector("#ds-webcam .ds-counters tr[data-rule=area1] .ds-n-entries",
+                           timeout=20_000)
+    assert counter(page, "line1", "in") >= 0 and counter(page, "area1", "entries") >= 0
+    # The scene's objects move: crossings, entries and exits are counted and listed.
+    page.wait_for_function("""() => {
+        const a = window.detstreamStats.webcam.analytics;
+        return a && a.lines[0].in + a.lines[0].out > 0 && a.areas[0].entries > 0
+            && document.querySelectorAll('#ds-webcam .ds-events li').length > 1;
+    }""", timeout=30_000)
+    page.wait_for_timeout(400)  # the panel is drawn four times a second
+    line = counter(page, "line1", "in") + counter(page, "line1", "out")
+    assert line > 0 and counter(page, "area1", "entries") > 0
+    events = page.locator("#ds-webcam .ds-events li")
+    kinds = set(events.evaluate_all("(items) => items.map((li) => li.dataset.kind)"))
+    assert kinds & {"line_crossed", "zone_entered"}, kinds
+    assert "#" in events.first.inner_text()  # the track
+    assert stats(page)["shown"] > shown + 10  # frames kept coming after both restarts
+    session = server.status()["sessions"][0]
+    assert session["kind"] == "webcam" and session["state"] == "running"
+    page.screenshot(path=str(ARTIFACTS / "demo-rules.png"))
+    page.set_viewport_size({"width": 640, "height": 480})
+    page.locator("#ds-webcam .ds-rules-bar").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "demo-rules-640x480.png"))
+    page.click("#ds-webcam .ds-clear-rules")
+    page.wait_for_function("() => window.detstreamStats.webcam.restarts === 3",
+                           timeout=20_000)
+    page.wait_for_selector("#ds-webcam .ds-analytics", state="hidden", timeout=5_000)
+
+
 def upload(page, path: Path, timeout: float = 120_000) -> str:
     page.get_by_role("tab", name="Video file").click()
     clear = page.locator("#ds-upload button[aria-label='Clear']")
@@ -240,6 +305,30 @@ def test_upload_processes_every_frame_and_offers_the_results(page, files):
             if (cells := [c.strip() for c in row.inner_text().split("\t")])}
     assert sum(rows.values()) == boxes > 0
     page.screenshot(path=str(ARTIFACTS / "demo-upload.png"), full_page=True)
+
+
+def test_a_line_drawn_on_an_uploaded_video_s_first_frame_is_counted(page, files):
+    page.get_by_role("tab", name="Video file").click()
+    page.set_input_files("#ds-upload input[type=file]", str(files["video"]))
+    image = page.locator("#ds-rules-image img")
+    image.wait_for(timeout=30_000)
+    width, height = image.evaluate("(i) => [i.naturalWidth, i.naturalHeight]")
+    assert (width, height) == (320, 180)  # the video's own first frame
+    for x in (2, 318):  # across the middle, in the frame's pixels
+        box = image.bounding_box()
+        scale = min(box["width"] / width, box["height"] / height, 1)
+        page.mouse.click(box["x"] + (box["width"] - width * scale) / 2 + x * scale,
+                         box["y"] + (box["height"] - height * scale) / 2 + 90 * scale)
+        page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelector('#ds-rules-note').innerText"
+                           ".includes('line1 added')", timeout=10_000)
+    assert "line line1 (2,90 → 318,90)" in page.inner_text("#ds-rules-note")
+    page.click("#ds-process")
+    page.wait_for_selector("#ds-upload-status [data-kind=ok]", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#ds-summary').innerText"
+                           ".includes('line1')", timeout=10_000)
+    summary = page.inner_text("#ds-summary")
+    assert "Lines and areas" in summary and "Events" in summary, summary
 
 
 @pytest.mark.parametrize("name, message", [

@@ -1,5 +1,7 @@
 """The demo's server-side parts without a browser: the push source, live reconfiguration of a
-running session, the run summary, the allowed-folder checks and the admission line."""
+running session, the run summary, the allowed-folder checks, the admission line, and the
+counting lines and watched areas a page draws (their checks, the counts and events sent to a
+live page, an upload's summary)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -14,6 +17,17 @@ import pytest
 
 from detstream.demo.admission import Admission
 from detstream.demo.guard import NAMED_MODELS, check_model, check_stream, names_beside
+from detstream.demo.rules import (
+    ANALYTICS_EVERY_S,
+    EVENTS_SHOWN,
+    MAX_RULES,
+    AnalyticsFeed,
+    change_rules,
+    next_name,
+    rule_names,
+    rules_differ,
+    rules_view,
+)
 from detstream.demo.state import LiveSettings, Registry
 from detstream.engines.data.synthetic import SceneConfig, SyntheticScene
 from detstream.engines.errors import UserInputError
@@ -406,3 +420,161 @@ def test_the_page_takes_the_same_model_names_as_the_command_line():
     assert "yolox-l" in NAMED_MODELS and NAMED_MODELS[0] == "default"
     with pytest.raises(UserInputError, match="default, yolox-nano"):
         check_model("yolox-huge", [])
+
+
+# ------------------------------------------------------------------- lines and areas
+def test_rules_drawn_on_the_page_are_named_and_become_the_run_options(tmp_path):
+    registry = Registry(tmp_path, LiveSettings())
+    add = {"action": "add"}
+    settings, said = change_rules(registry, "p", {**add, "kind": "line",
+                                                  "points": [[10, 120], [310, 120]]})
+    assert said == "line1 added"
+    settings, said = change_rules(registry, "p", {**add, "kind": "area", "points": [
+        [60, 40], [260, 40], [260, 200], [60, 200]]})
+    settings, said = change_rules(registry, "p", {**add, "kind": "line",
+                                                  "points": [[5.25, 6], [90, 7]]})
+    assert said == "line2 added" and registry.settings("p")[1] == 3
+    assert rules_view(settings) == {
+        "lines": [{"name": "line1", "points": [[10.0, 120.0], [310.0, 120.0]]},
+                  {"name": "line2", "points": [[5.2, 6.0], [90.0, 7.0]]}],
+        "areas": [{"name": "area1", "points": [[60.0, 40.0], [260.0, 40.0], [260.0, 200.0],
+                                               [60.0, 200.0]]}],
+        "dwell": None}
+    # The page's settings are the run's options: the command line's own specs.
+    config = settings.run_config("push://")
+    assert [spec.name for spec in config.lines] == ["line1", "line2"]
+    assert config.areas[0].points[2] == (260.0, 200.0)
+    assert config == RunConfig(source="push://", draw=config.draw,
+                               lines=("line1:10,120,310,120", "line2:5.2,6,90,7"),
+                               areas=("area1:60,40 260,40 260,200 60,200",))
+    assert next_name("line", ["line1", "area7", "line9"]) == "line10"
+    # What makes a live run start again: other rules, or another threshold for its areas.
+    assert rules_differ(config, replace(config, lines=config.lines[:1]))
+    assert rules_differ(config, replace(config, dwell=5.0))
+    assert not rules_differ(replace(config, areas=None),
+                            replace(config, areas=None, dwell=5.0))
+    # A settings change beside the rules keeps them; clearing keeps the loitering threshold.
+    registry.amend("p", lambda now: LiveSettings.from_controls(now.config, conf=0.5,
+                                                               dwell=3.0))
+    assert rule_names(registry.settings("p")[0]) == ["line1", "line2", "area1"]
+    settings, said = change_rules(registry, "p", {"action": "clear"})
+    assert said == "rules cleared" and settings.lines is None and settings.areas is None
+    assert settings.dwell == 3.0 and settings.conf == 0.5
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"action": "add", "kind": "line", "points": [[1, 1], [1, 1]]},
+     "lines: line 'line2' starts and ends at the same point"),
+    ({"action": "add", "kind": "line", "points": [[1, 1]]},
+     "lines: line 'line2' needs exactly two points, got 1"),
+    ({"action": "add", "kind": "area", "points": [[0, 0], [10, 0]]},
+     "areas: area 'area1' needs three or more corners, got 2"),
+    ({"action": "add", "kind": "area", "points": [[0, 0], [10, 0], [20, 0]]},
+     "areas: area 'area1': the polygon has no area"),
+    ({"action": "add", "kind": "line", "points": [[0, 0], [1e9, 5]]},
+     "is outside the frame"),
+    ({"action": "add", "kind": "line", "points": "0,0 5,5"}, "points must be [[x, y], ...]"),
+    ({"action": "add", "kind": "line", "points": [[0, True], [5, 5]]},
+     "points must be [[x, y], ...]"),
+    ({"action": "add", "kind": "circle", "points": [[0, 0]]}, "a rule is a line or an area"),
+    ({"action": "add", "kind": "area", "points": [[i, i % 2] for i in range(30)]},
+     "at most 24 corners"),
+    ({"action": "remove"}, "unknown rule action 'remove'; use add or clear"),
+    (["add"], "expected a JSON object"),
+    (None, "expected a JSON object"),
+])
+def test_a_bad_rule_is_one_clear_message_and_changes_nothing(tmp_path, body, message):
+    registry = Registry(tmp_path, LiveSettings())
+    change_rules(registry, "p", {"action": "add", "kind": "line", "points": [[0, 5], [9, 5]]})
+    before = registry.settings("p")
+    with pytest.raises(UserInputError) as refused:
+        change_rules(registry, "p", body)
+    assert message in str(refused.value)
+    assert registry.settings("p") == before
+
+
+def test_a_page_takes_at_most_a_dozen_rules(tmp_path):
+    registry = Registry(tmp_path, LiveSettings())
+    for k in range(MAX_RULES):
+        change_rules(registry, "p", {"action": "add", "kind": "line",
+                                     "points": [[0, k], [50, k]]})
+    with pytest.raises(UserInputError, match=f"at most {MAX_RULES} lines and areas"):
+        change_rules(registry, "p", {"action": "add", "kind": "line",
+                                     "points": [[0, 0], [50, 9]]})
+
+
+def test_the_live_page_gets_every_rule_event_and_the_counts_when_they_change(tmp_path):
+    """A real run with a line and an area: the results' headers carry every rule event of
+    the JSON Lines once, and the counts only when they changed, at most four times a second
+    of the (simulated) clock unless an event comes with them."""
+    path = tmp_path / "out.jsonl"
+    now = [0.0]
+    feed = AnalyticsFeed(clock=lambda: now[0])
+    headers: list[tuple[float, dict]] = []
+    config = RunConfig(source="synthetic://?seed=3&size=320x240&frames=90&objects=8"
+                              "&min_size=24", tracker="bytetrack", lines=("mid:0,120,320,120",),
+                       areas=("box:60,50 260,50 260,190 60,190",))
+    box: list = []
+
+    def on_packet(packet):
+        now[0] += 1 / 30  # the page's clock: one frame interval a result
+        feed.take(packet)
+        headers.append((now[0], feed.header(box[0].pipeline.options.rules)))
+
+    session = build(config, on_packet=on_packet, extra_sinks=[JsonlSink(path)])
+    box.append(session)
+    session.pipeline.run()
+    written = [event for line in path.read_text().splitlines()
+               for event in json.loads(line).get("events", []) if "rule" in event]
+    sent = [event for _, header in headers for event in header.get("rule_events", [])]
+    assert sent == written and {e["event"] for e in sent} >= {"line_crossed", "zone_entered"}
+    counts = [(t, h["analytics"], "rule_events" in h) for t, h in headers if "analytics" in h]
+    assert counts[0][0] == headers[0][0]  # the first result tells the page the counters
+    assert all(a[1] != b[1] for a, b in zip(counts, counts[1:], strict=False))
+    assert all(b[0] - a[0] >= ANALYTICS_EVERY_S - 1e-9 or b[2]
+               for a, b in zip(counts, counts[1:], strict=False))
+    assert len(counts) < len(headers) / 2  # not with every frame
+    last = counts[-1][1]
+    crossed = [e["direction"] for e in written if e["event"] == "line_crossed"]
+    assert last["lines"] == [{"name": "mid", "in": crossed.count("in"),
+                              "out": crossed.count("out"),
+                              "classes": last["lines"][0]["classes"]}]
+    assert sum(i + o for i, o in last["lines"][0]["classes"].values()) == len(crossed)
+    area = last["areas"][0]
+    assert area["entries"] == sum(e["event"] == "zone_entered" for e in written)
+    assert area["exits"] == sum(e["event"] == "zone_left" for e in written)
+
+
+def test_the_upload_summary_shows_the_counts_and_the_last_events(tmp_path):
+    from detstream.demo.upload import process_video
+    from detstream.engines.data.synthetic.sequence import write_sequence
+
+    write_sequence(tmp_path / "clip", SceneConfig(width=320, height=180, fps=24, frames=96,
+                                                  seed=3, objects=8, min_size=24))
+    registry = Registry(tmp_path / "work", LiveSettings())
+    for line in ([[0, 90], [320, 90]], [[160, 0], [160, 180]]):
+        change_rules(registry, "p", {"action": "add", "kind": "line", "points": line})
+    change_rules(registry, "p", {"action": "add", "kind": "area",
+                                 "points": [[40, 30], [280, 30], [280, 150], [40, 150]]})
+    updates = list(process_video(str(tmp_path / "clip" / "video.mp4"), "p", registry,
+                                 Admission(1), BackendCache(), [], 10**9))
+    final = updates[-1]
+    assert "done: 96 frames" in final.status
+    jsonl = next(f for f in final.files if f.endswith(".jsonl"))
+    events = [e for line in open(jsonl, encoding="utf-8")
+              for e in json.loads(line).get("events", []) if "rule" in e]
+    assert len(events) > EVENTS_SHOWN  # enough to show only the last ones
+    summary = final.summary
+    for name in ("line1", "line2"):
+        crossed = [e["direction"] for e in events
+                   if e["event"] == "line_crossed" and e["rule"] == name]
+        assert f"| {name} | {crossed.count('in')} | {crossed.count('out')} |" in summary
+    entries = sum(e["event"] == "zone_entered" for e in events)
+    exits = sum(e["event"] == "zone_left" for e in events)
+    assert f"| area1 | {entries} | {exits} | " in summary
+    assert f"the last {EVENTS_SHOWN} of {len(events)}" in summary
+    rows = [row for row in summary.splitlines() if row.startswith("| 0:")]
+    assert len(rows) == EVENTS_SHOWN
+    newest = events[-1]
+    assert rows[0].split(" | ")[1:4] == [newest["event"], newest["rule"],
+                                         f"#{newest['track_id']} {newest['class']}"]

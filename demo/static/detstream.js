@@ -19,6 +19,15 @@
 const MAX_IN_FLIGHT = 5;
 const JPEG_QUALITY = 0.8;
 const WINDOW_MS = 2000; // FPS and latency over the last two seconds
+// Counting lines and watched areas: drawn here by clicking on the shown frame (mapped from the
+// canvas's CSS pixels to the frame's), stored by the server as the page's settings (POST
+// detstream/api/rules, which names them and checks them); a running session starts again
+// with them. The counts and events come in the results' headers (demo/rules.py).
+const EVENTS_SHOWN = 20;
+const CLOSE_CSS_PX = 12; // a click this near an area's first corner closes it
+const DRAFT_COLOUR = "#ffd700";
+const EVENT_WORDS = { line_crossed: "crossed", zone_entered: "entered", zone_left: "left",
+                      dwell_exceeded: "loitering" };
 // The waits the server reports apart from the stages' own work (demo/live.py's header).
 const WAIT_LABELS = {
   inference: "track waited for frames' detections",
@@ -63,6 +72,22 @@ class Viewer {
     (window.detstreamStats = window.detstreamStats || {})[mode] = this.stats;
     this.q(".ds-start").addEventListener("click", () => this.start());
     this.q(".ds-stop").addEventListener("click", () => this.stop("stopped"));
+    this.tool = null; // "line" or "area" while one is being drawn
+    this.draft = []; // its points so far, frame pixels
+    this.rules = { lines: [], areas: [], dwell: null }; // the page's, as the server last said
+    this.lastFrame = null; // the frame shown, kept to draw the draft over it
+    this.shownPanel = "";
+    for (const button of root.querySelectorAll(".ds-tool")) {
+      button.addEventListener("click", () => this.setTool(
+        this.tool === button.dataset.tool ? null : button.dataset.tool));
+    }
+    this.q(".ds-finish").addEventListener("click", () => this.finishArea());
+    this.q(".ds-clear-rules").addEventListener("click", () => this.changeRules(
+      { action: "clear" }));
+    this.out.addEventListener("click", (event) => this.click(event));
+    window.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.tool) this.setTool(null);
+    });
     window.addEventListener("pagehide", () => this.stop("page closed"));
     setInterval(() => this.render(), 250);
   }
@@ -71,7 +96,8 @@ class Viewer {
     return { state: "idle", sent: 0, shown: 0, dropped: 0, serverDropped: 0, started: 0,
              firstShown: 0, lastShown: 0, shownAt: [], latency: [], log: [], timings: {},
              stages: {}, waits: {},
-             model: "", objects: 0, message: "", inFlight: 0 };
+             model: "", objects: 0, message: "", inFlight: 0, analytics: null,
+             ruleEvents: [], restarts: 0 };
   }
 
   say(text, kind = "info") {
@@ -149,12 +175,23 @@ class Viewer {
       } else if (msg.type === "started" || msg.type === "settings") {
         this.stats.model = msg.model;
         this.q(".ds-model").textContent = msg.model;
+        if (msg.rules) this.rules = msg.rules;
         if (msg.type === "started") {
           this.setState("running");
           this.say("");
           this.stats.started = performance.now();
           if (this.mode === "webcam") this.startFrames();
         }
+      } else if (msg.type === "restarted") {
+        // A new run with the new rules: the old run's unanswered frames will not be answered.
+        this.pending.clear();
+        this.stats.inFlight = 0;
+        this.stats.restarts += 1;
+        this.stats.analytics = null;
+        this.stats.ruleEvents = [];
+        this.rules = msg.rules;
+        this.hint("The rules changed: the run started again with them, so the counts start "
+                  + "over.");
       } else if (msg.type === "dropped") {
         for (const id of msg.ids) {
           if (this.pending.delete(id)) this.stats.inFlight -= 1;
@@ -179,13 +216,21 @@ class Viewer {
       this.pending.delete(seq);
       this.stats.inFlight -= 1;
     }
+    if (header.analytics) this.stats.analytics = header.analytics;
+    if (header.rule_events) {
+      const at = new Date().toLocaleTimeString();
+      const fresh = header.rule_events.map((e) => ({ ...e, at })).reverse();
+      this.stats.ruleEvents = fresh.concat(this.stats.ruleEvents).slice(0, EVENTS_SHOWN);
+    }
     createImageBitmap(jpeg).then((bitmap) => {
       if (this.out.width !== bitmap.width || this.out.height !== bitmap.height) {
         this.out.width = bitmap.width;
         this.out.height = bitmap.height;
       }
+      if (this.lastFrame) this.lastFrame.close();
+      this.lastFrame = bitmap;
       this.ctx.drawImage(bitmap, 0, 0);
-      bitmap.close();
+      if (this.draft.length) this.drawOverlay(false);
       const now = performance.now();
       const s = this.stats;
       s.shown += 1;
@@ -286,7 +331,196 @@ class Viewer {
     this.q(".ds-drop").textContent = String(s.dropped + s.serverDropped);
     this.q(".ds-obj").textContent = String(s.objects || 0);
     this.q(".ds-timings tbody").innerHTML = stageRows(s.stages, s.waits);
+    this.renderRules();
   }
+
+  // ------------------------------------------------------------- lines and areas
+  setTool(wanted) {
+    // Rules are drawn on a frame: until one is shown there is nothing to click on.
+    const tool = wanted && this.lastFrame ? wanted : null;
+    this.tool = tool;
+    this.draft = [];
+    this.root.dataset.tool = tool || "";
+    for (const button of this.root.querySelectorAll(".ds-tool")) {
+      button.classList.toggle("ds-active", button.dataset.tool === tool);
+    }
+    this.q(".ds-finish").disabled = true;
+    if (wanted && !tool) {
+      this.hint(this.mode === "webcam" ? "Start the camera first: rules are drawn on the video."
+        : "Play a stream first: rules are drawn on the video.");
+    } else {
+      this.hint(tool === "line" ? "Click the line's two ends on the video."
+        : tool === "area" ? "Click the area's corners; click the first one again or Finish area."
+          : "");
+    }
+    this.redraw();
+  }
+
+  hint(text, kind = "info") {
+    const box = this.q(".ds-rules-hint");
+    box.textContent = text;
+    box.dataset.kind = kind;
+  }
+
+  // The frame pixel under a click (the canvas is letterboxed in its box: object-fit contain),
+  // or null outside the frame; and how many frame pixels a CSS pixel is.
+  framePoint(event) {
+    const rect = this.out.getBoundingClientRect();
+    const w = this.out.width;
+    const h = this.out.height;
+    const scale = Math.min(rect.width / w, rect.height / h);
+    const x = (event.clientX - rect.left - (rect.width - w * scale) / 2) / scale;
+    const y = (event.clientY - rect.top - (rect.height - h * scale) / 2) / scale;
+    if (!(scale > 0) || x < 0 || y < 0 || x > w || y > h) return null;
+    return { point: [Math.round(x * 10) / 10, Math.round(y * 10) / 10], perCss: 1 / scale };
+  }
+
+  click(event) {
+    if (!this.tool) return;
+    const at = this.framePoint(event);
+    if (!at) return;
+    const [x, y] = at.point;
+    if (this.tool === "area" && this.draft.length >= 3) {
+      const [x0, y0] = this.draft[0];
+      if (Math.hypot(x - x0, y - y0) <= CLOSE_CSS_PX * at.perCss) {
+        this.finishArea();
+        return;
+      }
+    }
+    this.draft.push(at.point);
+    if (this.tool === "line" && this.draft.length === 2) {
+      this.changeRules({ action: "add", kind: "line", points: this.draft });
+      return;
+    }
+    this.q(".ds-finish").disabled = !(this.tool === "area" && this.draft.length >= 3);
+    if (this.tool === "line") this.hint("Click the line's other end.");
+    else this.hint(`${this.draft.length} corner(s): click the first one again or Finish area.`);
+    this.redraw();
+  }
+
+  finishArea() {
+    if (this.tool !== "area" || this.draft.length < 3) return;
+    this.changeRules({ action: "add", kind: "area", points: this.draft });
+  }
+
+  async changeRules(body) {
+    const url = new URL("detstream/api/rules", document.baseURI);
+    url.searchParams.set("client", clientId());
+    let answer;
+    try {
+      const reply = await fetch(url.href, { method: "POST", body: JSON.stringify(body),
+                                            headers: { "Content-Type": "application/json" } });
+      answer = await reply.json();
+    } catch (err) {
+      answer = { ok: false, message: `the server did not answer (${err.message || err})` };
+    }
+    if (answer.rules) this.rules = answer.rules;
+    this.setTool(null);
+    if (!answer.ok) {
+      this.hint(`Not added: ${answer.message}`, "error");
+      return;
+    }
+    if (!this.running) { // the last run's counts were of the old rules
+      this.stats.analytics = null;
+      this.stats.ruleEvents = [];
+    }
+    this.hint(`${answer.message}${this.running ? "; the run starts again with the rules"
+      : "; they apply from the next start"}.`);
+  }
+
+  // The last frame again, with the rules (only while no run draws them itself) and the
+  // draft over it.
+  redraw() {
+    if (!this.lastFrame) return;
+    this.ctx.drawImage(this.lastFrame, 0, 0);
+    this.drawOverlay(!this.running);
+  }
+
+  drawOverlay(withRules) {
+    const ctx = this.ctx;
+    const rect = this.out.getBoundingClientRect();
+    const px = rect.width > 0 ? this.out.width / rect.width : 1; // frame pixels per CSS pixel
+    ctx.save();
+    ctx.lineWidth = 2 * px;
+    ctx.font = `${Math.round(13 * px)}px sans-serif`;
+    if (withRules) {
+      ctx.strokeStyle = "#ffffff";
+      ctx.fillStyle = "#ffffff";
+      for (const rule of [...this.rules.lines, ...this.rules.areas]) {
+        ctx.beginPath();
+        rule.points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+        if (rule.points.length > 2) ctx.closePath();
+        ctx.stroke();
+        ctx.fillText(rule.name, rule.points[0][0] + 4 * px, rule.points[0][1] - 4 * px);
+      }
+    }
+    if (this.draft.length) {
+      ctx.strokeStyle = DRAFT_COLOUR;
+      ctx.fillStyle = DRAFT_COLOUR;
+      ctx.beginPath();
+      this.draft.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      ctx.stroke();
+      for (const [x, y] of this.draft) {
+        ctx.beginPath();
+        ctx.arc(x, y, 4 * px, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+    }
+    ctx.restore();
+  }
+
+  // The counters (from the last analytics, or the rules' names before any) and the events.
+  renderRules() {
+    const s = this.stats;
+    const names = [...this.rules.lines, ...this.rules.areas].map((r) => r.name);
+    const analytics = s.analytics || { lines: [], areas: [] };
+    const any = names.length || analytics.lines.length || analytics.areas.length;
+    this.root.dataset.rules = any ? "1" : "";
+    const key = JSON.stringify([names, analytics, s.ruleEvents.length && s.ruleEvents[0],
+                                s.ruleEvents.length, this.rules.dwell]);
+    if (key === this.shownPanel) return;
+    this.shownPanel = key;
+    // Lines and areas apart: a line counts in and out, an area who is inside, came and left.
+    const shown = new Set([...analytics.lines, ...analytics.areas].map((r) => r.name));
+    const waiting = (kind, cells) => this.rules[kind].filter((r) => !shown.has(r.name))
+      .map((r) => `<tr data-rule="${esc(r.name)}"><td>${esc(r.name)}</td>`
+        + `${"<td>–</td>".repeat(cells)}</tr>`).join("");
+    const lineRows = analytics.lines.map((line) => {
+      const byClass = Object.entries(line.classes).map(([c, [i, o]]) => `${c} ${i}/${o}`)
+        .join(", ");
+      return `<tr data-rule="${esc(line.name)}" title="in / out by class: ${esc(byClass)}">`
+        + `<td>${esc(line.name)}</td><td class="ds-n-in">${line.in}</td>`
+        + `<td class="ds-n-out">${line.out}</td></tr>`;
+    }).join("") + waiting("lines", 2);
+    const areaRows = analytics.areas.map((area) => {
+      const longest = area.longest === null ? "–" : `${area.longest.toFixed(1)} s`;
+      return `<tr data-rule="${esc(area.name)}"><td>${esc(area.name)}</td>`
+        + `<td class="ds-n-inside">${area.inside}</td>`
+        + `<td class="ds-n-entries">${area.entries}</td>`
+        + `<td class="ds-n-exits">${area.exits}</td><td>${longest}</td></tr>`;
+    }).join("") + waiting("areas", 4);
+    const tables = [[".ds-line-counts", lineRows], [".ds-area-counts", areaRows]];
+    for (const [selector, rows] of tables) {
+      const table = this.q(selector);
+      table.hidden = !rows;
+      table.querySelector("tbody").innerHTML = rows;
+    }
+    const dwell = this.rules.dwell ? ` · loitering after ${this.rules.dwell} s` : "";
+    this.q(".ds-events-title").textContent = (s.ruleEvents.length ? "events, newest first"
+      : "no events yet") + dwell;
+    this.q(".ds-events").innerHTML = s.ruleEvents.map((e) => {
+      const detail = e.direction || (e.dwell_s !== undefined ? `${e.dwell_s.toFixed(1)} s` : "");
+      return `<li data-kind="${esc(e.event)}" data-rule="${esc(e.rule)}">`
+        + `<span class="ds-ev-time">${esc(e.at)}</span> <b>${esc(e.rule)}</b> `
+        + `${EVENT_WORDS[e.event] || esc(e.event)} ${esc(detail)} · #${e.track_id} `
+        + `${esc(e["class"])}</li>`;
+    }).join("");
+  }
+}
+
+function esc(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
+                                                     '"': "&quot;", "'": "&#39;" }[c]));
 }
 
 // The stage table: each stage's own work (mean ms per frame it worked on, frames per second
