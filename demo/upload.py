@@ -40,6 +40,22 @@ class Update:
     summary: str | None = None
 
 
+#: An uploaded video with lines or areas gets a clip of each event: seconds before and after.
+CLIP_PRE_S, CLIP_POST_S = 2.0, 2.0
+#: Clips offered for download (the first ones; every clip is listed in the stats file).
+CLIPS_OFFERED = 20
+
+
+def clips_markdown(count: int) -> str:
+    """A line under the summary about the event clips offered with the results."""
+    if not count:
+        return ""
+    shown = min(count, CLIPS_OFFERED)
+    which = f"the first {shown} of {count}" if count > shown else f"{count}"
+    return (f"\n\n**Event clips:** {which} with the results below, each an MP4 from "
+            f"{CLIP_PRE_S:g} s before its event to {CLIP_POST_S:g} s after.")
+
+
 def status_html(kind: str, text: str, done: int = 0, total: int | None = None) -> str:
     """The status line (``kind``: info, progress, ok, error) with a progress bar."""
     bar = ""
@@ -118,11 +134,13 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     work = registry.workdir(client)
     out = work / f"run-{info.id}"
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in file.stem)[:60] or "video"
+    ruled = bool(settings.lines or settings.areas)
     config = settings.run_config(
         str(file), live=False, output=out / f"{stem}-detstream.mp4",
         save_json=out / f"{stem}.jsonl",
         save_mot=out / f"{stem}-tracks.txt" if settings.tracker else None,
-        stats_json=out / f"{stem}-stats.json")
+        stats_json=out / f"{stem}-stats.json",
+        clips=out / "clips" if ruled else None, clip_pre=CLIP_PRE_S, clip_post=CLIP_POST_S)
     newest: list[FramePacket] = []
     summary = SummarySink()
     session = None
@@ -194,10 +212,10 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
     counts = summary.report()
     (out / f"{stem}-summary.json").write_text(json.dumps(counts, indent=2) + "\n",
                                               encoding="utf-8")
-    # Event clips (RunConfig.clips, the report's "clips") are to be offered here, beside
-    # these files.
     files = [str(p) for p in (config.save_json, config.save_mot, config.stats_json,
                               out / f"{stem}-summary.json") if p is not None]
+    clips = report.get("clips", {}).get("clips", [])
+    files += [clip["path"] for clip in clips[:CLIPS_OFFERED]]  # each event's moment
     text = (f"done: {report['frames_out']} frames in {report['seconds']:.1f} s "
             f"({report['fps']:.1f} FPS) with {session.describe}")
     kind = "ok"
@@ -210,7 +228,8 @@ def _run(file: Path, client: str, registry: Registry, backends: BackendCache, al
                  else None,
                  video=str(config.output), files=files,
                  summary=summary_markdown(report, counts) + upload_rules_markdown(
-                     report.get("analytics"), list(events), event_count[0]))
+                     report.get("analytics"), list(events), event_count[0])
+                 + clips_markdown(len(clips)))
 
 
 def _upload_message(file: Path, exc: UserInputError) -> str:

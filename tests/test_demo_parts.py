@@ -546,7 +546,7 @@ def test_the_live_page_gets_every_rule_event_and_the_counts_when_they_change(tmp
 
 
 def test_the_upload_summary_shows_the_counts_and_the_last_events(tmp_path):
-    from detstream.demo.upload import process_video
+    from detstream.demo.upload import CLIPS_OFFERED, process_video
     from detstream.engines.data.synthetic.sequence import write_sequence
 
     write_sequence(tmp_path / "clip", SceneConfig(width=320, height=180, fps=24, frames=96,
@@ -578,3 +578,11 @@ def test_the_upload_summary_shows_the_counts_and_the_last_events(tmp_path):
     newest = events[-1]
     assert rows[0].split(" | ")[1:4] == [newest["event"], newest["rule"],
                                          f"#{newest['track_id']} {newest['class']}"]
+    # each event's clip is offered with the results (the first CLIPS_OFFERED of them)
+    clips = [f for f in final.files if f.endswith(".mp4")]
+    stats = json.loads(open(next(f for f in final.files if f.endswith("-stats.json")),
+                            encoding="utf-8").read())
+    assert clips == [c["path"] for c in stats["clips"]["clips"]][:CLIPS_OFFERED]
+    assert len(clips) == min(CLIPS_OFFERED, stats["clips"]["written"]) > 0
+    assert sum(len(c["events"]) for c in stats["clips"]["clips"]) == len(events)
+    assert "**Event clips:**" in summary
