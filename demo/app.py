@@ -323,7 +323,8 @@ def build_blocks(options: DemoOptions, registry: Registry, admission: Admission,
                                            elem_id="ds-preview")
                         video_out = gr.Video(label="annotated video", interactive=False,
                                              elem_id="ds-video")
-                        files_out = gr.File(label="results: JSON Lines, MOT tracks, stats, event clips",
+                        files_out = gr.File(label="results: JSON Lines, MOT tracks, stats, "
+                                                  "event clips",
                                             file_count="multiple", interactive=False,
                                             elem_id="ds-files")
                         summary = gr.Markdown(elem_id="ds-summary")
