@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from detstream.stream.bench import (
+    alerts_job,
     analytics_job,
     engine_job,
     fleet_job,
@@ -23,7 +24,7 @@ from detstream.stream.commands.plugins import add_plugins
 
 #: The jobs in the order ``detstream bench --help`` lists them.
 JOBS = (engine_job, pipeline_job, multistream_job, fleet_job, live_job, tracker_job, mot_job,
-        tune_job, soak_job, journal_job, analytics_job)
+        tune_job, soak_job, journal_job, analytics_job, alerts_job)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

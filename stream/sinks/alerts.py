@@ -32,6 +32,9 @@ from detstream.stream.sinks.base import Sink
 QUEUE_EVENTS = 10_000
 #: Retry delays: the first, and the longest (doubling in between).
 RETRY_FIRST_S, RETRY_MOST_S = 0.5, 8.0
+#: Cooldown entries kept before those past their cooldown are let go (a run of days meets
+#: new track ids all the time; an entry older than the cooldown can hold nothing back).
+COOLDOWN_KEYS = 4096
 
 
 @dataclass
@@ -71,6 +74,7 @@ class AlertSink(Sink):
         self.stats = AlertStats()
         self._queue: queue.Queue[dict] = queue.Queue(maxsize=capacity)
         self._last: dict[tuple, float] = {}  # (rule, track, kind, direction) -> time last sent
+        self._prune_at = COOLDOWN_KEYS
         self._closing = threading.Event()
         self._drain_until = float("inf")  # set by close()
         self._unsent = 0
@@ -88,7 +92,10 @@ class AlertSink(Sink):
                 with self._lock:
                     self.stats.suppressed += 1
                 continue
-            self._last[key] = event.time
+            if self.cooldown_s > 0:
+                self._last[key] = event.time
+                if len(self._last) >= self._prune_at:
+                    self._forget(event.time)
             try:
                 self._queue.put_nowait({**event.to_dict(), "stream": packet.stream_id})
             except queue.Full:
@@ -97,6 +104,12 @@ class AlertSink(Sink):
                 continue
             with self._lock:
                 self.stats.queued += 1
+
+    def _forget(self, now: float) -> None:
+        """Let go of the cooldown entries that can no longer hold an event back at ``now``;
+        the next pruning waits until the kept ones have doubled."""
+        self._last = {key: at for key, at in self._last.items() if now - at < self.cooldown_s}
+        self._prune_at = max(COOLDOWN_KEYS, 2 * len(self._last))
 
     @abstractmethod
     def _send(self, record: dict) -> None:
