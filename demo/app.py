@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import WebSocket
 
 from detstream.demo.admission import Admission
+from detstream.demo.clips import CLIP_POST_S, CLIP_PRE_S, clip_path
 from detstream.demo.examples import ExampleVideo
 from detstream.demo.guard import NAMED_MODELS, check_model, names_beside, onnx_models
 from detstream.demo.live import LiveHub, same_origin
@@ -96,6 +97,9 @@ def viewer_html(mode: str, allow_streams: bool = True) -> str:
     <th>entered</th><th>left</th><th title="the longest stay so far">longest</th></tr></thead>
     <tbody></tbody></table>
     <div class="ds-events-title">events, newest first</div><ol class="ds-events"></ol></div>
+  <div class="ds-clips" hidden><div class="ds-clips-title">event clips, newest first
+    <span>({CLIP_PRE_S:g} s before to {CLIP_POST_S:g} s after)</span></div>
+    <ol class="ds-clip-list"></ol></div>
   <details class="ds-details" open><summary>stage timings, last 2 s (each stage's own work:
     ms per frame it worked on, frames per second; waits apart)</summary>
     <table class="ds-timings"><tbody></tbody></table></details>
@@ -423,9 +427,10 @@ def _fleet_tab(url: str) -> tuple:
 
 
 def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None:
-    """The live WebSocket, the status endpoint and the viewer's files, ahead of Gradio's."""
+    """The live WebSocket, the rules and status endpoints, the live sessions' event clips and
+    the viewer's files, ahead of Gradio's."""
     from fastapi import APIRouter, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
 
@@ -452,6 +457,18 @@ def _routes(app, hub: LiveHub, registry: Registry, admission: Admission) -> None
             return JSONResponse({"ok": False, "message": str(exc),
                                  "rules": rules_view(settings)}, status_code=400)
         return JSONResponse({"ok": True, "message": said, "rules": rules_view(settings)})
+
+    @router.get("/detstream/clips/{client}/{session}/{name}")
+    async def clip(client: str, session: str, name: str) -> Response:
+        """A live session's event clip, only from that visitor's own clip folder
+        (``demo.clips.clip_path``); anything else is 404, whether it exists or not. A plain
+        GET, so a link on the page can play or save it; the client id in the address is
+        the page's own random id, which other pages do not know."""
+        path = clip_path(registry, client, session, name)
+        if path is None:
+            return JSONResponse({"ok": False, "message": "no such clip"}, status_code=404)
+        return FileResponse(path, media_type="video/mp4", filename=path.name,
+                            content_disposition_type="inline")
 
     @router.get("/detstream/api/status")
     async def status() -> JSONResponse:

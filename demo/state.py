@@ -170,6 +170,13 @@ class Registry:
             entry.workdir.mkdir(parents=True, exist_ok=True)
             return entry.workdir
 
+    def existing_workdir(self, client: str) -> Path | None:
+        """The folder of a page that has made one, else ``None``. Unlike :meth:`workdir`
+        it creates nothing: a download address with a made-up id leaves no trace."""
+        with self._lock:
+            entry = self._clients.get(client)
+            return entry.workdir if entry is not None else None
+
     # ------------------------------------------------------------------ sessions
     def open(self, client: str, kind: str) -> SessionInfo:
         with self._lock:

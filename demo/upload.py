@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from detstream.demo.admission import Admission
+from detstream.demo.clips import CLIP_POST_S, CLIP_PRE_S
 from detstream.demo.guard import check_model
 from detstream.demo.rules import EVENTS_SHOWN, rules_differ, upload_rules_markdown, with_rules_of
 from detstream.demo.state import Registry, SessionInfo
@@ -40,8 +41,6 @@ class Update:
     summary: str | None = None
 
 
-#: An uploaded video with lines or areas gets a clip of each event: seconds before and after.
-CLIP_PRE_S, CLIP_POST_S = 2.0, 2.0
 #: Clips offered for download (the first ones; every clip is listed in the stats file).
 CLIPS_OFFERED = 20
 

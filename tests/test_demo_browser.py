@@ -220,7 +220,8 @@ def counter(page, rule: str, column: str) -> int:
     return int(cell.inner_text()) if cell.count() else -1
 
 
-def test_lines_and_areas_drawn_on_the_live_video_count_and_list_events(page, server):
+def test_lines_and_areas_drawn_on_the_live_video_count_and_list_events(page, server,
+                                                                      tmp_path):
     start_webcam(page)
     page.click("#ds-webcam .ds-tool[data-tool=line]")
     for _ in range(2):  # a line of no length: refused in the option's words, nothing changes
@@ -259,14 +260,36 @@ def test_lines_and_areas_drawn_on_the_live_video_count_and_list_events(page, ser
     assert stats(page)["shown"] > shown + 10  # frames kept coming after both restarts
     session = server.status()["sessions"][0]
     assert session["kind"] == "webcam" and session["state"] == "running"
+    # Each event's clip is listed once finished (2 s after its last event); its link serves
+    # the MP4 from this page's own clip folder.
+    page.wait_for_selector("#ds-webcam .ds-clip-list li", timeout=20_000)
+    clip = page.locator("#ds-webcam .ds-clip-list li").first
+    rules = clip.locator(".ds-clip-play b").inner_text().split(", ")  # one clip a track
+    assert set(rules) <= {"line1", "area1"}, rules
+    assert "#" in clip.inner_text()  # the track it follows
+    save = clip.locator(".ds-clip-save")
+    assert save.get_attribute("download") == clip.get_attribute("data-name")
+    reply = page.request.get(save.get_attribute("href"))
+    body = reply.body()
+    assert reply.status == 200 and reply.headers["content-type"] == "video/mp4"
+    assert len(body) > 1000 and body[4:8] == b"ftyp"  # an MP4's first box
+    saved = tmp_path / "clip.mp4"
+    saved.write_bytes(body)
+    video = cv2.VideoCapture(str(saved))
+    ok, first = video.read()
+    video.release()
+    assert ok and first.shape[:2] == (240, 320)  # the camera's annotated frames, playable
     page.screenshot(path=str(ARTIFACTS / "demo-rules.png"))
     page.set_viewport_size({"width": 640, "height": 480})
     page.locator("#ds-webcam .ds-rules-bar").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "demo-rules-640x480.png"))
+    page.locator("#ds-webcam .ds-clips").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "demo-clips-640x480.png"))
     page.click("#ds-webcam .ds-clear-rules")
     page.wait_for_function("() => window.detstreamStats.webcam.restarts === 3",
                            timeout=20_000)
     page.wait_for_selector("#ds-webcam .ds-analytics", state="hidden", timeout=5_000)
+    assert page.locator("#ds-webcam .ds-clips").is_visible()  # the files are still there
 
 
 def upload(page, path: Path, timeout: float = 120_000) -> str:

@@ -1,7 +1,8 @@
 """The demo's server-side parts without a browser: the push source, live reconfiguration of a
 running session, the run summary, the allowed-folder checks, the admission line, and the
 counting lines and watched areas a page draws (their checks, the counts and events sent to a
-live page, an upload's summary)."""
+live page, an upload's summary), and a live session's event clips (listed to the page, served
+only from the visitor's own folder)."""
 
 from __future__ import annotations
 
@@ -586,3 +587,117 @@ def test_the_upload_summary_shows_the_counts_and_the_last_events(tmp_path):
     assert len(clips) == min(CLIPS_OFFERED, stats["clips"]["written"]) > 0
     assert sum(len(c["events"]) for c in stats["clips"]["clips"]) == len(events)
     assert "**Event clips:**" in summary
+
+
+# --------------------------------------------------------------------------- event clips
+def _mp4_box(data: bytes) -> bytes:
+    """The type of an MP4's first box (``ftyp`` for a real one)."""
+    return data[4:8]
+
+
+def test_a_live_session_s_clips_reach_the_page_and_only_its_own_are_served(tmp_path,
+                                                                          monkeypatch):
+    """A real run with a line writes its clips into the session's folder; ClipFeed sends each
+    finished clip once (reading the clip sink's report only when a clip has finished), keeps
+    the newest on disk, and the download route serves them to their own page only."""
+    from urllib.parse import quote
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from detstream.demo.app import _routes
+    from detstream.demo.clips import (
+        CLIP_POST_S,
+        CLIP_PRE_S,
+        ClipFeed,
+        clip_path,
+        live_clip_folder,
+    )
+    from detstream.demo.live import session_config
+    from detstream.stream.sinks.clips import ClipSink
+
+    registry = Registry(tmp_path / "work", LiveSettings(tracker="bytetrack"))
+    change_rules(registry, "page-a", {"action": "add", "kind": "line",
+                                      "points": [[0, 120], [320, 120]]})
+    settings, _ = registry.settings("page-a")
+    folder = live_clip_folder(registry.workdir("page-a"), 7)
+    source = "synthetic://?seed=3&size=320x240&frames=150&objects=8&min_size=24"
+    config = session_config(settings, "webcam", source, folder)
+    assert (config.clips, config.clip_pre, config.clip_post) == (folder, CLIP_PRE_S,
+                                                                 CLIP_POST_S)
+    no_rules = session_config(LiveSettings(), "webcam", source, folder)
+    assert no_rules.clips is None  # no rules, no events: no encoder on every frame
+
+    reports = [0]
+    real_report = ClipSink.report
+
+    def counted(self):
+        reports[0] += 1
+        return real_report(self)
+
+    monkeypatch.setattr(ClipSink, "report", counted)
+    feed = ClipFeed("page-a", 7, kept=3)
+    sent: list[dict] = []
+    box: list = []
+
+    def on_packet(packet):
+        feed.take(box[0].pipeline.sinks)
+        sent.extend(feed.header().get("clips", []))
+
+    session = build(config, on_packet=on_packet)
+    box.append(session)
+    session.pipeline.run()
+    during = len(sent)
+    feed.take(session.pipeline.sinks)  # what the close finished
+    sent.extend(feed.header().get("clips", []))
+    report = real_report(next(s for s in session.pipeline.sinks if isinstance(s, ClipSink)))
+    assert report["written"] >= 4 and during >= 1, (report["written"], during)
+    assert reports[0] <= report["written"]  # read when a clip finished, not every frame
+    assert [c["name"] for c in sent] == [os.path.basename(c["path"]) for c in report["clips"]]
+    assert feed.header() == {}  # each clip is sent once
+    first = sent[0]
+    assert first["url"] == f"detstream/clips/page-a/7/{first['name']}"
+    assert first["kinds"] == ["line_crossed"] and first["rules"] == ["line1"]
+    assert first["events"] == len(report["clips"][0]["events"])
+    assert first["track"] == report["clips"][0]["events"][0]["track_id"]
+    assert first["seconds"] > CLIP_POST_S
+    # Only the newest `kept` files stay on disk.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(c["name"] for c in sent[-3:])
+
+    # Files that a careless join would reach: beside the folder, elsewhere on the disk, in
+    # another visitor's clip folder, and a link inside the folder leading out.
+    newest = sent[-1]["name"]
+    secret = b"\0\0\0\x18ftypisom secret"
+    (registry.workdir("page-a") / "beside.mp4").write_bytes(secret)
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(secret)
+    other = live_clip_folder(registry.workdir("page-b"), 7)
+    other.mkdir()
+    (other / "theirs.mp4").write_bytes(secret)
+    os.symlink(outside, folder / "escape.mp4")
+    assert clip_path(registry, "page-a", "7", newest) == (folder / newest).resolve()
+    for client, session_id, name in [
+            ("page-a", "7", "../beside.mp4"), ("page-a", "7", str(outside)),
+            ("page-a", "7", "../../page-b/live-clips-7/theirs.mp4"),
+            ("page-a", "7", "theirs.mp4"), ("page-b", "7", newest),
+            ("page-a", "7", "escape.mp4"), ("page-a", "7", sent[0]["name"]),  # deleted
+            ("page-a", "8", newest), ("page-a", "-7", newest), ("page-a", "7", ""),
+            ("stranger", "7", newest)]:
+        assert clip_path(registry, client, session_id, name) is None, (client, name)
+    assert clip_path(registry, "page-b", "7", "theirs.mp4") is not None  # theirs, to them
+    assert registry.existing_workdir("stranger") is None  # asking made no folder
+
+    app = FastAPI()
+    _routes(app, None, registry, Admission(1))
+    http = TestClient(app)
+    reply = http.get(f"/detstream/clips/page-a/7/{newest}")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "video/mp4"
+    assert len(reply.content) > 1000 and _mp4_box(reply.content) == b"ftyp"
+    assert reply.content == (folder / newest).read_bytes()
+    for url in ("/detstream/clips/page-a/7/..%2Fbeside.mp4",
+                "/detstream/clips/page-a/7/" + quote(str(outside), safe=""),
+                "/detstream/clips/page-a/7/..%2F..%2Fpage-b%2Flive-clips-7%2Ftheirs.mp4",
+                "/detstream/clips/page-a/7/escape.mp4",
+                f"/detstream/clips/page-b/7/{newest}", f"/detstream/clips/page-a/8/{newest}",
+                f"/detstream/clips/stranger/7/{newest}"):
+        assert http.get(url).status_code == 404, url

@@ -24,6 +24,10 @@ const WINDOW_MS = 2000; // FPS and latency over the last two seconds
 // detstream/api/rules, which names them and checks them); a running session starts again
 // with them. The counts and events come in the results' headers (demo/rules.py).
 const EVENTS_SHOWN = 20;
+// Event clips (demo/clips.py): the server names each finished MP4 in a result's header (or in
+// a "clips" message when a run ends); the list links to GET detstream/clips/..., which serves
+// only this page's own clips. Kept across Stop and Start: the files stay until the tab closes.
+const CLIPS_SHOWN = 20;
 const CLOSE_CSS_PX = 12; // a click this near an area's first corner closes it
 const DRAFT_COLOUR = "#ffd700";
 const EVENT_WORDS = { line_crossed: "crossed", zone_entered: "entered", zone_left: "left",
@@ -77,6 +81,7 @@ class Viewer {
     this.rules = { lines: [], areas: [], dwell: null }; // the page's, as the server last said
     this.lastFrame = null; // the frame shown, kept to draw the draft over it
     this.shownPanel = "";
+    this.shownClips = "";
     for (const button of root.querySelectorAll(".ds-tool")) {
       button.addEventListener("click", () => this.setTool(
         this.tool === button.dataset.tool ? null : button.dataset.tool));
@@ -97,7 +102,7 @@ class Viewer {
              firstShown: 0, lastShown: 0, shownAt: [], latency: [], log: [], timings: {},
              stages: {}, waits: {},
              model: "", objects: 0, message: "", inFlight: 0, analytics: null,
-             ruleEvents: [], restarts: 0 };
+             ruleEvents: [], restarts: 0, clips: [] };
   }
 
   say(text, kind = "info") {
@@ -117,7 +122,9 @@ class Viewer {
 
   async start() {
     if (this.running) return;
+    const clips = this.stats.clips; // still on the server: still listed
     this.stats = this.freshStats();
+    this.stats.clips = clips;
     window.detstreamStats[this.mode] = this.stats;
     this.pending = new Map(); // frame id -> capture time
     this.seq = 0;
@@ -192,6 +199,8 @@ class Viewer {
         this.rules = msg.rules;
         this.hint("The rules changed: the run started again with them, so the counts start "
                   + "over.");
+      } else if (msg.type === "clips") {
+        this.addClips(msg.clips);
       } else if (msg.type === "dropped") {
         for (const id of msg.ids) {
           if (this.pending.delete(id)) this.stats.inFlight -= 1;
@@ -217,6 +226,7 @@ class Viewer {
       this.stats.inFlight -= 1;
     }
     if (header.analytics) this.stats.analytics = header.analytics;
+    if (header.clips) this.addClips(header.clips);
     if (header.rule_events) {
       const at = new Date().toLocaleTimeString();
       const fresh = header.rule_events.map((e) => ({ ...e, at })).reverse();
@@ -332,6 +342,7 @@ class Viewer {
     this.q(".ds-obj").textContent = String(s.objects || 0);
     this.q(".ds-timings tbody").innerHTML = stageRows(s.stages, s.waits);
     this.renderRules();
+    this.renderClips();
   }
 
   // ------------------------------------------------------------- lines and areas
@@ -467,6 +478,32 @@ class Viewer {
       }
     }
     ctx.restore();
+  }
+
+  // Finished clips (oldest first, as the server sends them) go to the top of the list.
+  addClips(clips) {
+    const at = new Date().toLocaleTimeString();
+    const fresh = clips.map((c) => ({ ...c, at, href: new URL(c.url, document.baseURI).href }));
+    this.stats.clips = fresh.reverse().concat(this.stats.clips).slice(0, CLIPS_SHOWN);
+  }
+
+  renderClips() {
+    const clips = this.stats.clips;
+    const key = JSON.stringify([clips.length, clips.length && clips[0].name]);
+    if (key === this.shownClips) return;
+    this.shownClips = key;
+    this.q(".ds-clips").hidden = !clips.length;
+    this.q(".ds-clip-list").innerHTML = clips.map((c) => {
+      const kinds = c.kinds.map((k) => EVENT_WORDS[k] || k).join(", ");
+      const more = c.events > 1 ? ` (${c.events} events)` : "";
+      return `<li data-name="${esc(c.name)}"><span class="ds-ev-time" title="finished at">`
+        + `${esc(c.at)}</span> <a class="ds-clip-play" href="${esc(c.href)}" target="_blank" `
+        + `rel="noopener" title="play ${esc(c.name)}"><b>${esc(c.rules.join(", "))}</b> `
+        + `${esc(kinds)} · #${esc(c.track)} ${esc(c["class"])}${esc(more)}</a> `
+        + `<span class="ds-clip-len">${Number(c.seconds).toFixed(1)} s</span> `
+        + `<a class="ds-clip-save" href="${esc(c.href)}" download="${esc(c.name)}" `
+        + `title="save ${esc(c.name)}">save</a></li>`;
+    }).join("");
   }
 
   // The counters (from the last analytics, or the rules' names before any) and the events.
