@@ -49,8 +49,9 @@ def test_a_track_walking_down_across_the_line_counts_in_once():
     assert [(e.kind, e.rule, e.track_id, e.direction, e.class_name) for e in events] == [
         ("line_crossed", "door", 1, "in", "person")]
     crossing = events[0]
-    assert 300 < 200 + 10 * crossing.frame <= 320  # on the first frame clearly past the line
-    assert crossing.time == pytest.approx(crossing.frame / FPS)
+    # decided on the first frame clearly past the band (y 320, frame 12), dated when the path
+    # met the line: halfway from the last clear sighting above (y 280, frame 8)
+    assert crossing.frame == 10 and crossing.time == pytest.approx(1.0)
     counts = rules.report()["lines"]["door"]
     assert counts["in"] == {"person": 1} and counts["in_total"] == 1 and counts["out_total"] == 0
 
@@ -77,11 +78,16 @@ def test_jitter_and_hovering_on_the_line_count_nothing():
 
 def test_a_track_lost_on_one_side_and_found_on_the_other_counts_once():
     """Seen above the line, then not at all for two seconds (occluded, coasting unreported),
-    then below it with the same id: one crossing, on the frame it is seen again."""
+    then below it with the same id: one crossing, counted on the frame it is seen again and
+    dated when its path met the line (50 px of the 110 it moved, 21 frames)."""
     path = [[(7, 0, 300, 250)]] * 5 + [[]] * 20 + [[(7, 0, 300, 360)]] * 5
     rules = Rules([DOOR])
-    events = play(rules, path)
-    assert [(e.track_id, e.direction, e.frame) for e in events] == [(7, "in", 25)]
+    counted_on = [f for f, objects in enumerate(path)
+                  if rules.update(tracks(*objects), f, f / FPS)]
+    assert counted_on == [25] and rules.report()["lines"]["door"]["in_total"] == 1
+    events = play(Rules([DOOR]), path)
+    assert [(e.track_id, e.direction, e.frame) for e in events] == [(7, "in", 14)]
+    assert events[0].time == pytest.approx(0.4 + 50 / 110 * 2.1)
 
 
 def test_a_path_passing_beside_the_line_does_not_cross_it():

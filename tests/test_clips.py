@@ -117,3 +117,16 @@ def test_clips_are_named_by_time_rule_kind_and_track():
         "t000123.40s_front-door_line_crossed_track12.mp4"
     live = clip_name(crossing, 2, live=True, wall=1_700_000_000.25)
     assert re.fullmatch(r"s2_\d{8}-\d{6}\.250_front-door_line_crossed_track12\.mp4", live)
+
+
+def test_an_event_dated_before_its_frame_gets_its_seconds_before_from_then(tmp_path):
+    """A line crossed while the track was hidden is reported on its return, dated back: the
+    clip's seconds before count from the moment it crossed."""
+    sink = ClipSink(tmp_path, FPS, pre_s=1.0, post_s=0.5)
+    late = RuleEvent(kind="line_crossed", rule="door", track_id=3, class_id=0,
+                     class_name="person", frame=42, time=4.2, direction="in")
+    feed(sink, 70, {60: [late]})  # reported at frame 60, 1.8 s after it happened
+    sink.close()
+    (clip,) = sink.report()["clips"]
+    played = frames_of(clip["path"])
+    assert 22 <= played[0] <= 32 and played[-1] == 65

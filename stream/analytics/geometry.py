@@ -35,13 +35,16 @@ def signed_distance(start: np.ndarray, end: np.ndarray, points: np.ndarray) -> n
     return cross / float(np.hypot(*direction))
 
 
-def crosses_segment(start: np.ndarray, end: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether the path from ``a`` to ``b`` (on opposite sides of the line) meets the line
-    between ``start`` and ``end``, not on its extension beyond them."""
+def crossing_share(start: np.ndarray, end: np.ndarray, a: np.ndarray, b: np.ndarray
+                   ) -> float | None:
+    """Where the path from ``a`` to ``b`` (on opposite sides of the line) meets the line, as
+    a share of the way from ``a`` (0 to 1); ``None`` when it meets it beyond ``start`` or
+    ``end`` (on the line's extension, not the drawn segment)."""
     da, db = signed_distance(start, end, np.stack([a, b]))
     if da == db:
-        return False
-    meet = a + (da / (da - db)) * (b - a)
+        return None
+    share = float(da / (da - db))
+    meet = a + share * (b - a)
     direction = end - start
     t = float(np.dot(meet - start, direction) / np.dot(direction, direction))
-    return 0.0 <= t <= 1.0
+    return share if 0.0 <= t <= 1.0 else None

@@ -5,7 +5,9 @@ side of the line and later clearly on the other, with its path between the two s
 meeting the drawn segment. "Clearly" means beyond a band around the line, a tenth of the
 box's height wide (at least :data:`MIN_BAND_PX`): a box jittering or a track hovering on the
 line never counts, and a track that coasts or is lost and found again on the other side
-counts once, when it is seen there. Each track counts at most once per direction.
+counts once, when it is seen there. Each track counts at most once per direction. A crossing's
+frame and time are when the anchor's path met the line, between the two sightings (the band
+and any hidden stretch would otherwise make it late).
 
 Directions: ``in`` is crossing from the line's left to its right, seen walking from its first
 point to its second on the image (a line drawn left to right counts downward motion as
@@ -21,7 +23,7 @@ import numpy as np
 
 from detstream.stream.analytics.columns import TrackColumns
 from detstream.stream.analytics.events import RuleEvent
-from detstream.stream.analytics.geometry import DEFAULT_ANCHOR, crosses_segment
+from detstream.stream.analytics.geometry import DEFAULT_ANCHOR, crossing_share
 
 #: The band around a line in which a point is on neither side: this share of the box's height,
 #: and at least MIN_BAND_PX pixels.
@@ -110,6 +112,8 @@ class LineSet:
         self.state = TrackColumns(len(lines), {"side": (np.int8, 0, True),
                                                "x": (np.float64, 0.0, True),
                                                "y": (np.float64, 0.0, True),
+                                               "t": (np.float64, 0.0, True),
+                                               "f": (np.int64, 0, True),
                                                "counted": (np.uint8, 0, True),
                                                "seen": (np.int64, 0, False)})
 
@@ -161,15 +165,21 @@ class LineSet:
         state["side"][rows, pos] = np.where(clear, side, stored)
         state["x"][rows, pos] = np.where(clear, anchors[:, :, 0], state["x"][rows, pos])
         state["y"][rows, pos] = np.where(clear, anchors[:, :, 1], state["y"][rows, pos])
+        state["t"][rows, pos] = np.where(clear, time, state["t"][rows, pos])
+        state["f"][rows, pos] = np.where(clear, frame, state["f"][rows, pos])
         return events
 
     def _crossed(self, row: int, column: int, track_id: int, side: int, point: np.ndarray,
                  class_id: int, name: str, frame: int, time: float) -> RuleEvent | None:
         """Track ``track_id`` is clearly on the other side of line ``row`` now: a crossing
-        when its path met the drawn segment and it has not crossed that way before."""
+        when its path met the drawn segment and it has not crossed that way before. The
+        event's frame and time are when the path met the line, between the last clear
+        sighting on the other side and this one (a track hidden for a while as it crossed
+        is counted on its return, at the moment it crossed)."""
         line, state = self.lines[row], self.state
         before = np.array([state["x"][row, column], state["y"][row, column]])
-        if not crosses_segment(line.start, line.end, before, point):
+        share = crossing_share(line.start, line.end, before, point)
+        if share is None:
             return None
         direction = "in" if side > 0 else "out"
         bit = _COUNTED[direction]
@@ -177,7 +187,9 @@ class LineSet:
             return None
         state["counted"][row, column] |= bit
         line.count(direction, name)
-        return RuleEvent("line_crossed", line.spec.name, track_id, class_id, name, frame, time,
+        then, at = float(state["t"][row, column]), int(state["f"][row, column])
+        return RuleEvent("line_crossed", line.spec.name, track_id, class_id, name,
+                         at + round(share * (frame - at)), then + share * (time - then),
                          direction=direction)
 
     def forget(self, track_ids: list[int]) -> None:

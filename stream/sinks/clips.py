@@ -3,9 +3,10 @@ counting-line crossing, area entry or exit and loitering, from ``pre`` seconds b
 event to ``post`` seconds after it.
 
 Every drawn frame is encoded once, as it passes (:class:`PacketEncoder`, a keyframe each
-second), and the last ``pre`` seconds of packets are kept in a ring: about 1 MB at 640x480,
-where the raw frames would take 130 MB. An event opens a clip from the newest keyframe at
-least ``pre`` seconds before it (so it plays from its first frame), the ring's packets go in
+second), and the last ``pre`` seconds of packets (:data:`DATED_BACK_S` more, for events
+dated before the frame that reports them) are kept in a ring: about 1 MB at 640x480, where
+the raw frames would take 130 MB. An event opens a clip from the newest keyframe at least
+``pre`` seconds before it (so it plays from its first frame), the ring's packets go in
 unchanged, then each new frame's, until ``post`` seconds after the event. Later events of
 the same track while its clip is open extend that clip instead of opening another. A clip
 still open when the run ends is finalised where the video ends, and stays playable.
@@ -29,6 +30,9 @@ MAX_OPEN = 16
 #: A clip extended by one event after another ends this long after it began; the track's
 #: next event then starts a new one.
 MAX_CLIP_S = 120.0
+#: An event may be dated this long before the frame that reports it (a line crossed while
+#: the track was hidden is counted on its return): the ring keeps that much more.
+DATED_BACK_S = 5.0
 #: x264 speed of the clips. Every frame is encoded whether an event comes or not, so the
 #: fastest: 1.4 ms of CPU a 640x480 frame and 11 ms at 1080p, against 4.3 and 30 ms for
 #: veryfast, for about the same bytes at 1080p (bikes.mp4 scaled, crf 23).
@@ -106,9 +110,13 @@ class ClipSink(Sink):
         self._finish(lambda clip: clip.until < now)  # before this frame: past their end
         for frame in self._encoder.encode(image, now):
             self._keep(frame)
+        raw = packet.pts if packet.pts is not None else packet.index / self.fps
         for event in packet.events:
             if isinstance(event, RuleEvent):
-                self._on_event(event, packet.stream_id, now)
+                # an event may be dated before this frame (a line crossed while hidden):
+                # its clip's seconds before count from then
+                moment = now - max(0.0, raw - event.time)
+                self._on_event(event, packet.stream_id, now, moment)
 
     def _clock(self, packet: FramePacket) -> float:
         """The frame's time in seconds, never going back (a looping file starts over)."""
@@ -126,13 +134,13 @@ class ClipSink(Sink):
             self._keyframes.append(frame.pts)
         for clip in self._open:
             clip.file.write(frame)
-        oldest_needed = frame.pts - self.pre_s * 1000
+        oldest_needed = frame.pts - (self.pre_s + DATED_BACK_S) * 1000
         while len(self._keyframes) >= 2 and self._keyframes[1] <= oldest_needed:
             self._keyframes.popleft()
             while self._ring[0].pts < self._keyframes[0]:
                 self._ring.popleft()
 
-    def _on_event(self, event: RuleEvent, stream_id: int, now: float) -> None:
+    def _on_event(self, event: RuleEvent, stream_id: int, now: float, moment: float) -> None:
         record = {**event.to_dict(), "stream": stream_id}
         for clip in self._open:
             if clip.track_id == event.track_id and now - clip.started < MAX_CLIP_S:
@@ -144,7 +152,7 @@ class ClipSink(Sink):
             return
         start = self._ring[0].pts
         for pts in self._keyframes:  # the newest keyframe at least `pre` before the event
-            if pts <= (now - self.pre_s) * 1000:
+            if pts <= (moment - self.pre_s) * 1000:
                 start = pts
         path = self.path / clip_name(event, stream_id, self.live, time.time())
         clip = _Clip(ClipFile(path, self._encoder), event.track_id, now + self.post_s, now,
