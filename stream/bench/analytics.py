@@ -186,6 +186,18 @@ def total_error(counted: tuple[int, int], true: tuple[int, int]) -> int:
     return abs(counted[0] - true[0]) + abs(counted[1] - true[1])
 
 
+def _as_supervision(dets: Detections):
+    """The tracked boxes of ``dets`` as supervision's ``Detections`` (imported by the
+    caller: supervision is installed for the comparison only)."""
+    import supervision as sv
+
+    tracked = dets.track_ids >= 0
+    return sv.Detections(xyxy=dets.boxes[tracked].astype(np.float32),
+                         confidence=dets.scores[tracked].astype(np.float32),
+                         class_id=dets.class_ids[tracked].astype(int),
+                         tracker_id=dets.track_ids[tracked].astype(int))
+
+
 def peer_line_counts(frames: list[Detections], lines: list[str]) -> dict[str, tuple[int, int]]:
     """supervision's ``LineZone`` (installed for this comparison only) fed the same tracks,
     triggered by the same anchor (the box's bottom centre): ``(in, out)`` per line."""
@@ -196,11 +208,7 @@ def peer_line_counts(frames: list[Detections], lines: list[str]) -> dict[str, tu
         zones[spec.name] = sv.LineZone(start=sv.Point(*spec.start), end=sv.Point(*spec.end),
                                        triggering_anchors=(sv.Position.BOTTOM_CENTER,))
     for dets in frames:
-        tracked = dets.track_ids >= 0
-        frame = sv.Detections(xyxy=dets.boxes[tracked].astype(np.float32),
-                              confidence=dets.scores[tracked].astype(np.float32),
-                              class_id=dets.class_ids[tracked].astype(int),
-                              tracker_id=dets.track_ids[tracked].astype(int))
+        frame = _as_supervision(dets)
         for zone in zones.values():
             zone.trigger(frame)
     return {name: (zone.in_count, zone.out_count) for name, zone in zones.items()}
@@ -254,11 +262,7 @@ def peer_occupancy(frames: list[Detections], areas: list[str]) -> dict[str, list
              for spec in area_specs(areas)}
     counts: dict[str, list[int]] = {name: [] for name in zones}
     for dets in frames:
-        tracked = dets.track_ids >= 0
-        frame = sv.Detections(xyxy=dets.boxes[tracked].astype(np.float32),
-                              confidence=dets.scores[tracked].astype(np.float32),
-                              class_id=dets.class_ids[tracked].astype(int),
-                              tracker_id=dets.track_ids[tracked].astype(int))
+        frame = _as_supervision(dets)
         for name, zone in zones.items():
             zone.trigger(frame)
             counts[name].append(int(zone.current_count))

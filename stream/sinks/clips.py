@@ -106,11 +106,11 @@ class ClipSink(Sink):
         if self._encoder is None:
             height, width = image.shape[:2]
             self._encoder = PacketEncoder(width, height, self.fps, preset=self.preset)
-        now = self._clock(packet)
+        raw = packet.pts if packet.pts is not None else packet.index / self.fps
+        now = self._clock(raw)
         self._finish(lambda clip: clip.until < now)  # before this frame: past their end
         for frame in self._encoder.encode(image, now):
             self._keep(frame)
-        raw = packet.pts if packet.pts is not None else packet.index / self.fps
         for event in packet.events:
             if isinstance(event, RuleEvent):
                 # an event may be dated before this frame (a line crossed while hidden):
@@ -118,9 +118,9 @@ class ClipSink(Sink):
                 moment = now - max(0.0, raw - event.time)
                 self._on_event(event, packet.stream_id, now, moment)
 
-    def _clock(self, packet: FramePacket) -> float:
-        """The frame's time in seconds, never going back (a looping file starts over)."""
-        raw = packet.pts if packet.pts is not None else packet.index / self.fps
+    def _clock(self, raw: float) -> float:
+        """The frame's time ``raw`` (seconds) on a clock that never goes back (a looping
+        file starts over)."""
         if self._last_time is not None and raw + self._clock_offset <= self._last_time:
             self._clock_offset = self._last_time + 1.0 / self.fps - raw
         self._last_time = raw + self._clock_offset
